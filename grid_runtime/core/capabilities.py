@@ -1,0 +1,33 @@
+"""Capabilities are named data; a role is a named set of them (see docs/domain.md)."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class Capability(StrEnum):
+    triage_requests = "triage_requests"
+    manage_budgets = "manage_budgets"
+    manage_users = "manage_users"
+    manage_groups = "manage_groups"
+    edit_roles = "edit_roles"
+    upload_data = "upload_data"
+    manage_permissions = "manage_permissions"
+    edit_settings = "edit_settings"
+    manage_infrastructure = "manage_infrastructure"
+    view_statistics = "view_statistics"
+
+
+ALL = frozenset(Capability)
+
+OWNER_ROLE = "Owner"
+DEFAULT_ROLE = "Data Scientist"
+
+PRESET_ROLES: dict[str, frozenset[Capability]] = {
+    DEFAULT_ROLE: frozenset(),
+    "Compliance Officer": frozenset(
+        {Capability.triage_requests, Capability.manage_budgets, Capability.view_statistics}
+    ),
+    "Administrator": ALL - {Capability.edit_roles, Capability.manage_infrastructure},
+    OWNER_ROLE: ALL,
+}

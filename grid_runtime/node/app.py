@@ -1,0 +1,93 @@
+"""The Node's FastAPI application factory."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from grid_runtime.core.database import create_database_engine, make_sessionmaker, transaction, upgrade
+from grid_runtime.core.errors import GridError
+from grid_runtime.core.settings import NodeSettings
+from grid_runtime.node import bootstrap
+from grid_runtime.node.api import api_router
+
+log = logging.getLogger("grid_runtime.node")
+API_PREFIX = "/api/v1"
+_HTTP_CODES = {401: "unauthorized", 403: "forbidden", 404: "not_found", 405: "method_not_allowed",
+               413: "payload_too_large"}
+
+
+def create_app(settings: NodeSettings | None = None) -> FastAPI:
+    settings = settings or NodeSettings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        settings.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        engine = create_database_engine(settings.resolved_database_url)
+        upgrade(engine)
+        app.state.engine = engine
+        app.state.sessions = make_sessionmaker(engine)
+        with transaction(app.state.sessions) as session:
+            bootstrap.prepare(session, settings)
+        try:
+            yield
+        finally:
+            engine.dispose()
+
+    app = FastAPI(
+        title="gridctl Node API",
+        version="1",
+        lifespan=lifespan,
+        openapi_url=f"{API_PREFIX}/openapi.json",
+        docs_url=f"{API_PREFIX}/docs",
+        redoc_url=None,
+    )
+    app.state.settings = settings
+    app.include_router(api_router, prefix=API_PREFIX)
+    _install_error_handlers(app)
+    if settings.cors_origins:
+        from fastapi.middleware.cors import CORSMiddleware
+
+        app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["*"],
+                           allow_headers=["Authorization", "Content-Type"])
+    return app
+
+
+def _error(status: int, code: str, message: str, details: object = None) -> JSONResponse:
+    return JSONResponse(status_code=status, content={"code": code, "message": message, "details": details})
+
+
+def _install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(GridError)
+    async def grid_error(_: Request, exc: GridError) -> JSONResponse:
+        response = _error(exc.status, exc.code, exc.message, exc.details)
+        if exc.status == 429 and isinstance(exc.details, dict) and "retry_after" in exc.details:
+            response.headers["Retry-After"] = str(exc.details["retry_after"])
+        return response
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(_: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = [
+            {"field": ".".join(str(p) for p in e["loc"][1:]) or e["loc"][0], "problem": e["msg"],
+             "type": e["type"]}
+            for e in exc.errors()
+        ]
+        if any(e["type"] == "json_invalid" for e in errors):
+            return _error(400, "malformed_json", "the request body is not valid JSON", errors)
+        summary = "; ".join(f"{e['field']}: {e['problem']}" for e in errors)
+        return _error(422, "invalid_input", f"invalid request: {summary}", errors)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        return _error(exc.status_code, _HTTP_CODES.get(exc.status_code, "error"), str(exc.detail))
+
+    @app.exception_handler(Exception)
+    async def unexpected(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("unhandled error on %s %s", request.method, request.url.path)
+        return _error(500, "internal", "internal server error; the Node's log has the details")

@@ -1,0 +1,9 @@
+"""Every table of the Node, imported in one place so Alembic and create_app see them all."""
+
+from grid_runtime.node.audit.models import AuditEvent
+from grid_runtime.node.auth.models import LoginFailure, SetupToken, Token
+from grid_runtime.node.groups.models import Group, GroupMember
+from grid_runtime.node.roles.models import Role
+from grid_runtime.node.users.models import User
+
+__all__ = ["AuditEvent", "Group", "GroupMember", "LoginFailure", "Role", "SetupToken", "Token", "User"]

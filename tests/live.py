@@ -1,0 +1,83 @@
+"""A real Node in a uvicorn subprocess, for CLI and SDK tests."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+OWNER_EMAIL = "owner@example.com"
+OWNER_PASSWORD = "owner password 1"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class LiveNode:
+    url: str
+    state_dir: Path
+    process: subprocess.Popen[bytes]
+    owner_token: str = ""
+    env: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def api(self) -> str:
+        return f"{self.url}/api/v1"
+
+    def login(self, email: str, password: str) -> str:
+        response = httpx.post(f"{self.api}/auth/login", json={"email": email, "password": password})
+        response.raise_for_status()
+        return str(response.json()["token"])
+
+    def stop(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+
+def wait_healthy(url: str, process: subprocess.Popen[bytes], log: Path, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"Node exited with {process.returncode}:\n{log.read_text()[-3000:]}")
+        try:
+            if httpx.get(f"{url}/api/v1/health", timeout=1).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.1)
+    raise RuntimeError(f"Node not healthy after {timeout}s:\n{log.read_text()[-3000:]}")
+
+
+def start_live_node(state_dir: Path, extra_env: dict[str, str] | None = None) -> LiveNode:
+    port = free_port()
+    env = {**os.environ, "GRID_NODE_STATE_DIR": str(state_dir), "GRID_NODE_PORT": str(port),
+           **(extra_env or {})}
+    log = state_dir / "node.log"
+    with log.open("wb") as out:
+        process = subprocess.Popen([sys.executable, "-m", "grid_runtime.node"], env=env, stdout=out,
+                                   stderr=subprocess.STDOUT)
+    node = LiveNode(url=f"http://127.0.0.1:{port}", state_dir=state_dir, process=process, env=env)
+    try:
+        wait_healthy(node.url, process, log)
+        setup_token = (state_dir / "setup-token").read_text().strip()
+        httpx.post(f"{node.api}/setup", json={"setup_token": setup_token, "email": OWNER_EMAIL,
+                                              "password": OWNER_PASSWORD}).raise_for_status()
+        node.owner_token = node.login(OWNER_EMAIL, OWNER_PASSWORD)
+    except BaseException:
+        node.stop()
+        raise
+    return node
