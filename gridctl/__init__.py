@@ -1,0 +1,23 @@
+"""gridctl: the command-line tool and Python SDK for gridctl Nodes.
+
+Public names are imported lazily so that ``import gridctl`` (and ``gridctl --help``) stays fast.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from gridctl.sdk.connect import connect
+
+__all__ = ["connect"]
+
+_LAZY = {"connect": "gridctl.sdk.connect"}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'gridctl' has no attribute {name!r}")

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Generic, TypeVar
-
 import re
+from typing import Annotated, Generic, TypeVar
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 

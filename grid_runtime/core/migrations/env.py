@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from alembic import context
+
 from grid_runtime.core.database import Base, create_database_engine
 from grid_runtime.node import models  # noqa: F401  (registers every table on Base.metadata)
 

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Depends, Request, status
+
 from grid_runtime.core.database import transaction
 from grid_runtime.core.errors import Unauthorized
 from grid_runtime.core.settings import NodeSettings

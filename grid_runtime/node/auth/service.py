@@ -11,7 +11,13 @@ from sqlalchemy.orm import Session, sessionmaker
 from grid_runtime.core.capabilities import OWNER_ROLE
 from grid_runtime.core.database import transaction, utcnow
 from grid_runtime.core.errors import AlreadyExists, Forbidden, NotFound, RateLimited, Unauthorized
-from grid_runtime.core.security import hash_password, hash_token, new_token, verify_password, write_private_file
+from grid_runtime.core.security import (
+    hash_password,
+    hash_token,
+    new_token,
+    verify_password,
+    write_private_file,
+)
 from grid_runtime.core.settings import NodeSettings
 from grid_runtime.node.audit import service as audit
 from grid_runtime.node.auth.models import API, SESSION, LoginFailure, SetupToken, Token

@@ -1,0 +1,70 @@
+"""The root ``gridctl`` app: one Typer app per noun, global options, and the one error wrapper."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import click
+import typer
+from typer.core import TyperGroup
+
+from gridctl.cli import console, exit_codes
+from gridctl.sdk.errors import GridctlError
+
+
+class GridctlGroup(TyperGroup):
+    """Turns every error into one readable line and a documented exit code; never a traceback."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except GridctlError as exc:
+            console.error(exc.message)
+            raise click.exceptions.Exit(exit_codes.for_error(exc.code, exc.status)) from None
+        except (click.exceptions.ClickException, click.exceptions.Exit, click.exceptions.Abort):
+            raise
+        except Exception as exc:  # last resort: one line, the details only on request
+            if os.environ.get("GRIDCTL_DEBUG"):
+                raise
+            console.error(f"unexpected {type(exc).__name__}: {exc} (set GRIDCTL_DEBUG=1 for the traceback)")
+            raise click.exceptions.Exit(exit_codes.ERROR) from None
+
+
+app = typer.Typer(
+    name="gridctl",
+    cls=GridctlGroup,
+    help="Deploy and administer gridctl Nodes: private data, DP training, release approvals.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+@app.callback()
+def root(
+    context: str | None = typer.Option(
+        None, "--context", envvar="GRIDCTL_CONTEXT", help="Saved context to use instead of the current one."
+    ),
+) -> None:
+    """Exit codes: 0 ok, 1 other error, 2 usage, 3 auth, 4 forbidden, 5 not found, 6 conflict,
+    7 invalid input, 8 server error, 9 connection error."""
+    os.environ["GRIDCTL_CONTEXT"] = context or ""
+
+
+def _register() -> None:
+    # Each noun module defines ``app`` (a Typer) or ``register(root)`` for top-level commands.
+    from gridctl.cli import commands
+
+    for name, module in commands.modules():
+        if hasattr(module, "register"):
+            module.register(app)
+        else:
+            app.add_typer(module.app, name=name)
+
+
+_register()
+
+
+def main() -> None:
+    app()
