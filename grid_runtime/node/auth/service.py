@@ -25,7 +25,7 @@ from grid_runtime.node.deps import Actor
 from grid_runtime.node.roles.models import Role
 from grid_runtime.node.users.models import User
 
-SETUP_TOKEN_FILE = "setup-token"
+SETUP_TOKEN_FILE = "setup-token"  # noqa: S105  (a file name, not a secret)
 
 
 def owner_exists(session: Session) -> bool:
