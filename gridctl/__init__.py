@@ -9,10 +9,12 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from gridctl.sdk.connect import connect
+    from gridctl.sdk.errors import GridctlError
+    from gridctl.sdk.node import Node
 
-__all__ = ["connect"]
+__all__ = ["GridctlError", "Node", "connect"]
 
-_LAZY = {"connect": "gridctl.sdk.connect"}
+_LAZY = {"connect": "gridctl.sdk.connect", "Node": "gridctl.sdk.node", "GridctlError": "gridctl.sdk.errors"}
 
 
 def __getattr__(name: str) -> Any:

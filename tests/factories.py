@@ -3,15 +3,22 @@
 from __future__ import annotations
 
 import itertools
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from fastapi.testclient import TestClient
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from grid_runtime.core.capabilities import Capability
+from grid_runtime.core.database import Base
 from grid_runtime.core.security import hash_password, new_token
+from grid_runtime.node import models as _every_table  # noqa: F401  (snapshot() covers every table)
+from grid_runtime.node.audit.models import AuditEvent
 from grid_runtime.node.auth.models import API, Token
+from grid_runtime.node.datasets.models import Dataset, DatasetMember
+from grid_runtime.node.groups.models import Group, GroupMember
 from grid_runtime.node.roles.models import Role
+from grid_runtime.node.tensors.models import Tensor
 from grid_runtime.node.users.models import User
 
 PASSWORD = "correct horse battery"
@@ -72,3 +79,67 @@ class Factory:
 
     def owner(self) -> MadeUser:
         return self.user("Owner")
+
+    def login(self, email: str, password: str = PASSWORD) -> dict[str, str]:
+        """Log in through the API; the headers of the new session."""
+        response = self.client.post("/api/v1/auth/login", json={"email": email, "password": password})
+        assert response.status_code == 200, response.text
+        return {"Authorization": f"Bearer {response.json()['token']}"}
+
+    def audit_actions(self) -> list[str]:
+        """Every audit event's action, oldest first: to check that a refused request recorded nothing."""
+        with self.sessions() as session:
+            return list(session.scalars(select(AuditEvent.action).order_by(AuditEvent.id)))
+
+    def count(self, model: type[Base]) -> int:
+        """How many rows a table holds."""
+        with self.sessions() as session:
+            return session.scalar(select(func.count()).select_from(model)) or 0
+
+    def snapshot(self) -> dict[str, list[tuple[object, ...]]]:
+        """Every row of every table, to prove that a refused request changed nothing.
+
+        Leaves out ``tokens.last_used_at``, which any authenticated request may touch.
+        """
+        with self.sessions() as session:
+            state: dict[str, list[tuple[object, ...]]] = {}
+            for table in Base.metadata.sorted_tables:
+                columns = [c for c in table.columns if (table.name, c.name) != ("tokens", "last_used_at")]
+                query = select(*columns).order_by(*table.primary_key.columns)
+                state[table.name] = [tuple(row) for row in session.execute(query)]
+            return state
+
+    def tensor(self, name: str | None = None, *, visibility: str = "private", uploader: int | None = None) -> int:
+        """A tensor row with a dummy object key and sha256 (no blob: for permission and request tests)."""
+        n = next(_seq)
+        with self.sessions.begin() as session:
+            row = Tensor(name=name or f"tensor-{n}", description="", shape=[2, 3], ndim=2, shape_key=",2,3,",
+                         dtype="float32",
+                         size_bytes=24, sha256=f"{n:064x}", visibility=visibility,
+                         object_key=f"factory/{n}", uploader_id=uploader)
+            session.add(row)
+            session.flush()
+            return row.id
+
+    def dataset(
+        self, name: str | None = None, *, tensors: dict[str, int] | Sequence[int] = (), visibility: str = "private",
+    ) -> int:
+        """A dataset row holding ``tensors`` (role -> tensor id, or a list named ``t0``, ``t1``...)."""
+        n = next(_seq)
+        members = tensors if isinstance(tensors, dict) else {f"t{i}": t for i, t in enumerate(tensors)}
+        with self.sessions.begin() as session:
+            row = Dataset(name=name or f"dataset-{n}", visibility=visibility)
+            session.add(row)
+            session.flush()
+            session.add_all(DatasetMember(dataset_id=row.id, role=role, tensor_id=t) for role, t in members.items())
+            return row.id
+
+    def group(self, name: str | None = None, *, members: Sequence[int] = ()) -> int:
+        """A group with these user ids as members."""
+        n = next(_seq)
+        with self.sessions.begin() as session:
+            row = Group(name=name or f"group-{n}")
+            session.add(row)
+            session.flush()
+            session.add_all(GroupMember(group_id=row.id, user_id=u) for u in members)
+            return row.id

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from functools import cached_property
 from pathlib import Path
+from typing import Any
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -23,9 +24,21 @@ class NodeSettings(BaseSettings):
     login_window_seconds: int = Field(default=300, gt=0)
     max_upload_bytes: int = Field(default=2 * 1024**3, gt=0)
     cors_origins: list[str] = Field(default_factory=list)
+    object_store_url: str | None = Field(
+        default=None, description="where tensors are stored: file://, s3://, gs:// or az://; state_dir/objects if unset"
+    )
+    object_store_options: dict[str, Any] = Field(
+        default_factory=dict, description="fsspec options for the object store (JSON), e.g. an S3 endpoint_url"
+    )
 
     @cached_property
     def resolved_database_url(self) -> str:
         if self.database_url:
             return self.database_url
         return f"sqlite:///{(self.state_dir / 'node.db').resolve()}"
+
+    @cached_property
+    def resolved_object_store_url(self) -> str:
+        if self.object_store_url:
+            return self.object_store_url
+        return (self.state_dir / "objects").resolve().as_uri()

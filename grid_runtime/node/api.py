@@ -8,8 +8,16 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends
 
 from grid_runtime.node import health
+from grid_runtime.node.audit import router as audit
 from grid_runtime.node.auth import router as auth
+from grid_runtime.node.datasets import router as datasets
 from grid_runtime.node.deps import current_actor
+from grid_runtime.node.groups import router as groups
+from grid_runtime.node.permissions import router as permissions
+from grid_runtime.node.requests import router as requests
+from grid_runtime.node.roles import router as roles
+from grid_runtime.node.tensors import router as tensors
+from grid_runtime.node.users import router as users
 
 PUBLIC_ROUTES = {("GET", "/health"), ("POST", "/setup"), ("POST", "/auth/login")}
 
@@ -19,6 +27,14 @@ public.include_router(auth.public)
 
 protected = APIRouter(dependencies=[Depends(current_actor)])
 protected.include_router(auth.router)
+protected.include_router(users.router)
+protected.include_router(roles.router)
+protected.include_router(groups.router)
+protected.include_router(audit.router)
+protected.include_router(permissions.router)
+protected.include_router(requests.router)
+protected.include_router(tensors.router)
+protected.include_router(datasets.router)
 
 api_router = APIRouter()
 api_router.include_router(public)

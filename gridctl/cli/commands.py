@@ -8,7 +8,19 @@ from types import ModuleType
 
 NOUNS: list[tuple[str, str]] = [
     # (command name, module under gridctl.cli)
+    ("deploy", "deploy"),  # register(root): deploy, status, destroy
+    ("auth", "auth"),  # register(root): login, logout, context
+    ("users", "users"),
+    ("roles", "roles"),
+    ("groups", "groups"),
+    ("tokens", "tokens"),
+    ("audit", "audit"),  # register(root): the top-level audit command
 ]
+
+
+# The order of ``gridctl --help``'s command list (Typer would list plain commands before groups).
+HELP_ORDER = ["deploy", "status", "destroy", "login", "logout", "context", "users", "roles", "groups", "tokens",
+              "audit"]
 
 
 def modules() -> Iterator[tuple[str, ModuleType]]:

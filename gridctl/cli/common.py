@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from gridctl.cli import console
 from gridctl.cli.console import Output
+from gridctl.sdk.errors import GridctlError
 
 if TYPE_CHECKING:
     from gridctl.sdk.node import Node
@@ -18,6 +19,19 @@ OutputOption = Annotated[
     typer.Option("--output", "-o", envvar="GRIDCTL_OUTPUT", help="Print a table (default) or JSON.",
                  show_default=False),
 ]
+YesOption = Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation (for scripts).")]
+LimitOption = Annotated[int, typer.Option("--limit", min=1, max=500, help="At most this many rows.")]
+OffsetOption = Annotated[int, typer.Option("--offset", min=0, help="Skip this many rows first.")]
+
+
+def use_output(output: Output | None) -> None:
+    """Apply ``--output`` (table when not given) for a command that does not talk to a Node."""
+    console.set_output(output or Output.table)
+
+
+def selected_context() -> str | None:
+    """The context named by ``--context``/GRIDCTL_CONTEXT, or None for the current one."""
+    return os.environ.get("GRIDCTL_CONTEXT") or None
 
 
 def connect(output: Output | None) -> Node:
@@ -25,7 +39,44 @@ def connect(output: Output | None) -> Node:
     from gridctl.cli.contexts import resolve
     from gridctl.sdk.node import Node
 
-    if output is not None:
-        console.set_output(output)
-    url, token = resolve(os.environ.get("GRIDCTL_CONTEXT") or None)
+    use_output(output)
+    url, token = resolve(selected_context())
     return Node(url, token=token)
+
+
+def confirm(question: str, *, yes: bool) -> None:
+    """Ask before a destructive action unless ``--yes``; without a terminal to ask on, insist on --yes."""
+    if yes:
+        return
+    try:
+        agreed = typer.confirm(question, default=False, err=True)
+    except typer.Abort:
+        raise GridctlError("usage", "not confirmed: pass --yes to confirm without a prompt") from None
+    if not agreed:
+        raise GridctlError("cancelled", "cancelled; nothing was changed")
+
+
+def removed(kind: str, ref: str) -> None:
+    """Report a deletion: a message, and ``{"removed": kind, "ref": ref}`` in JSON mode."""
+    if console.output() is Output.json:
+        console.emit({"removed": kind, "ref": ref})
+    else:
+        console.message(f"{kind} {ref} removed")
+
+
+def split_values(values: list[str] | None) -> list[str] | None:
+    """Repeated and comma-separated option values as one list (``-c a,b -c c``)."""
+    if values is None:
+        return None
+    return [v.strip() for value in values for v in value.split(",") if v.strip()]
+
+
+def flatten(record: dict[str, Any], **renames: str) -> dict[str, Any]:
+    """A copy for a table: nested ``{"id", "name"}`` objects shown by name."""
+    row = dict(record)
+    for key, value in record.items():
+        if isinstance(value, dict) and "name" in value:
+            row[key] = value["name"]
+    for new, old in renames.items():
+        row[new] = record.get(old)
+    return row

@@ -72,6 +72,15 @@ def emit(data: Any, *, columns: Sequence[str] | None = None, title: str | None =
         stderr.print("[dim]nothing to show[/dim]")
 
 
+def page_note(page: Mapping[str, Any]) -> None:
+    """After a table of one page of a longer list: which rows were shown, and how to see the rest."""
+    items, total, offset = page.get("items") or [], int(page.get("total") or 0), int(page.get("offset") or 0)
+    if output() is Output.table and total > len(items):
+        first = offset + 1 if items else offset
+        stderr.print(f"[dim]rows {first}-{offset + len(items)} of {total}; use --offset and --limit "
+                     f"for more[/dim]", highlight=False)
+
+
 def message(text: str) -> None:
     """A note for people, e.g. 'user created', on stderr: it never mixes into JSON on stdout."""
     stderr.print(text, highlight=False)

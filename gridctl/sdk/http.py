@@ -3,24 +3,48 @@
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import quote, urlsplit
 
 import httpx
 
-from gridctl.sdk.errors import ConnectionFailed, GridctlError
+from gridctl.sdk.errors import ConnectionFailed, GridctlError, ServerError, from_response
 
 API_PREFIX = "/api/v1"
 
 
+def normalize_url(url: str) -> str:
+    """``http(s)://host[:port]`` without a trailing slash or the API prefix; a clear error otherwise."""
+    url = url.strip().rstrip("/")
+    if url.endswith(API_PREFIX):
+        url = url[: -len(API_PREFIX)]
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise GridctlError("usage", f"not a Node URL: {url!r} (expected http://HOST:PORT or https://HOST)")
+    return url
+
+
+def segment(ref: object) -> str:
+    """One path segment for an id, an email or a name (``@`` kept readable, ``/`` escaped)."""
+    return quote(str(ref), safe="@")
+
+
 class Http:
     def __init__(self, url: str, token: str | None = None, *, timeout: float = 30.0) -> None:
-        self.url = url.rstrip("/")
+        self.url = normalize_url(url)
         headers = {"User-Agent": "gridctl"}
         if token:
             headers["Authorization"] = f"Bearer {token}"
         self.client = httpx.Client(base_url=self.url + API_PREFIX, headers=headers, timeout=timeout)
 
-    def set_token(self, token: str) -> None:
-        self.client.headers["Authorization"] = f"Bearer {token}"
+    @property
+    def has_token(self) -> bool:
+        return "Authorization" in self.client.headers
+
+    def set_token(self, token: str | None) -> None:
+        if token:
+            self.client.headers["Authorization"] = f"Bearer {token}"
+        else:
+            self.client.headers.pop("Authorization", None)
 
     def request(self, method: str, path: str, **kwargs: Any) -> Any:
         """Send a request; return the decoded JSON (None for 204), or raise ``GridctlError``."""
@@ -31,7 +55,11 @@ class Http:
         raise_for_error(response)
         if response.status_code == 204 or not response.content:
             return None
-        return response.json()
+        try:
+            return response.json()
+        except ValueError:
+            raise ServerError("internal", f"the Node answered {method} {path} with something other than JSON",
+                              status=response.status_code) from None
 
     def get(self, path: str, **kwargs: Any) -> Any:
         return self.request("GET", path, **kwargs)
@@ -57,8 +85,8 @@ def raise_for_error(response: httpx.Response) -> None:
         return
     try:
         body = response.json()
-        code, message, details = body["code"], body["message"], body.get("details")
+        code, message, details = str(body["code"]), str(body["message"]), body.get("details")
     except (ValueError, KeyError, TypeError):
         code = "internal" if response.status_code >= 500 else "error"
         message, details = f"HTTP {response.status_code} from the Node", None
-    raise GridctlError(code, message, status=response.status_code, details=details)
+    raise from_response(code, message, status=response.status_code, details=details)

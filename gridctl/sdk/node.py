@@ -2,13 +2,55 @@
 
 from __future__ import annotations
 
+from types import TracebackType
+from typing import Any
+
+from gridctl.sdk.admin import Audit, Groups, Roles, Tokens, Users
+from gridctl.sdk.errors import NotConfigured
 from gridctl.sdk.http import Http
 
 
 class Node:
-    def __init__(self, url: str, *, token: str | None = None) -> None:
-        self.url = url.rstrip("/")
-        self.http = Http(self.url, token)
+    """One Node's API. Sub-APIs: ``users``, ``roles``, ``groups``, ``tokens``, ``audit``.
+
+    ``Node(url, token=...)`` uses an existing token; ``node.login(email, password)`` gets a session token.
+    Usable as a context manager (closes the connection pool).
+    """
+
+    def __init__(self, url: str, *, token: str | None = None, timeout: float = 30.0) -> None:
+        self.http = Http(url, token, timeout=timeout)
+        self.url = self.http.url
+        self.users = Users(self.http)
+        self.roles = Roles(self.http)
+        self.groups = Groups(self.http)
+        self.tokens = Tokens(self.http)
+        self.audit = Audit(self.http)
 
     def __repr__(self) -> str:
         return f"Node({self.url!r})"
+
+    def __enter__(self) -> Node:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.close()
+
+    def health(self) -> dict[str, Any]:
+        return self.http.get("/health")
+
+    def login(self, email: str, password: str) -> dict[str, Any]:
+        """Log in; later calls use the new session token. Returns ``{token, expires_at, user_id}``."""
+        session = self.http.post("/auth/login", json={"email": email, "password": password})
+        self.http.set_token(session["token"])
+        return session
+
+    def logout(self) -> None:
+        """Revoke the token this client uses, on the Node, and forget it."""
+        if not self.http.has_token:
+            raise NotConfigured("not logged in")
+        self.http.post("/auth/logout")
+        self.http.set_token(None)
+
+    def close(self) -> None:
+        self.http.close()

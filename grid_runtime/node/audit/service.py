@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.orm import Session
 
 from grid_runtime.node.audit.models import AuditEvent
@@ -34,3 +36,45 @@ def record(
     )
     session.add(event)
     return event
+
+
+def list_events(
+    session: Session,
+    *,
+    actor: str | None = None,
+    action: str | None = None,
+    target_type: str | None = None,
+    target_id: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    limit: int = 50,
+    offset: int = 0,
+) -> tuple[list[AuditEvent], int]:
+    """Events matching every given filter, newest first, and how many match in all.
+
+    ``actor`` is a user id (digits) or email, matched against what was recorded, so it still finds the
+    events of a deleted user. ``action`` ending in ``*`` matches a prefix (``user.*``). ``since`` is
+    inclusive, ``until`` exclusive.
+    """
+    conditions: list[ColumnElement[bool]] = []
+    if actor is not None:
+        conditions.append(
+            AuditEvent.actor_id == int(actor) if actor.isdigit() else AuditEvent.actor_email == actor.strip().lower()
+        )
+    if action is not None:
+        if action.endswith("*"):
+            escaped = action[:-1].replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+            conditions.append(AuditEvent.action.like(f"{escaped}%", escape="\\"))
+        else:
+            conditions.append(AuditEvent.action == action)
+    if target_type is not None:
+        conditions.append(AuditEvent.target_type == target_type)
+    if target_id is not None:
+        conditions.append(AuditEvent.target_id == target_id)
+    if since is not None:
+        conditions.append(AuditEvent.at >= since)
+    if until is not None:
+        conditions.append(AuditEvent.at < until)
+    total = session.scalar(select(func.count()).select_from(AuditEvent).where(*conditions)) or 0
+    query = select(AuditEvent).where(*conditions).order_by(AuditEvent.at.desc(), AuditEvent.id.desc())
+    return list(session.scalars(query.limit(limit).offset(offset))), total

@@ -19,6 +19,7 @@ class Dataset(Base):
     # Per-column bounds declared by the owner, e.g. {"features": {"lower": [..], "upper": [..]}}; never read
     # from the data (differentially private statistics rely on them).
     bounds: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    visibility: Mapped[str] = mapped_column(String(8), default="private", index=True)  # core.levels.Visibility
     owner_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"), index=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 

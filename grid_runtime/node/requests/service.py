@@ -1,0 +1,283 @@
+"""Requests: the generic lifecycle (create, decide, withdraw, expire) and the ``access`` kind.
+
+Every kind shares one table and the state machine in ``requests.states``; what a kind does when approved
+lives in ``_ON_APPROVE`` and who may decide it in ``DECIDED_WITH``, so later kinds (release, budget) add an
+entry rather than a new flow. Every transition writes a ``RequestEvent`` and an audit event in the same
+transaction as the change.
+
+Concurrency: a decision locks the request row first (``SELECT ... FOR UPDATE`` on PostgreSQL; on SQLite
+every transaction already holds the write lock from its start, see ``core.database``), so two concurrent
+approvals of one request cannot both pass the state check: the second sees the first's decision and gets
+409.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from grid_runtime.core.capabilities import Capability
+from grid_runtime.core.database import utcnow
+from grid_runtime.core.errors import Conflict, Forbidden, InvalidInput, NotFound
+from grid_runtime.core.levels import Level
+from grid_runtime.node.audit import service as audit
+from grid_runtime.node.permissions import service as permissions
+from grid_runtime.node.requests.models import Request, RequestEvent
+from grid_runtime.node.requests.states import (
+    DECISIONS,
+    RequestKind,
+    RequestState,
+    check_initial,
+    check_transition,
+)
+
+if TYPE_CHECKING:
+    from grid_runtime.node.deps import Actor
+
+DECIDED_WITH: dict[RequestKind, Capability] = {
+    RequestKind.access: Capability.triage_requests,
+    RequestKind.release: Capability.triage_requests,
+    RequestKind.budget: Capability.manage_budgets,
+}
+"""The capability that lets a user see and decide requests of each kind."""
+
+ACCESS_LEVELS = (Level.compute, Level.download)
+
+
+# --- the generic lifecycle ----------------------------------------------------------------------------
+
+
+def create_request(
+    session: Session, *, actor: Actor | None, requester_id: int, kind: RequestKind, reason: str,
+    target_type: str | None = None, target_id: int | None = None, payload: dict[str, Any] | None = None,
+    state: RequestState = RequestState.pending, note: str | None = None, expires_at: datetime | None = None,
+) -> Request:
+    """Insert a request in one of the initial states, with its first event and an audit event.
+
+    Created directly as ``auto_approved``/``auto_denied`` (later kinds' policies), it is decided at once:
+    ``note`` is the reason the requester reads and ``decided_by`` stays empty (the Node decided).
+    """
+    check_initial(state)
+    now = utcnow()
+    request = Request(
+        kind=str(kind), state=str(state), requester_id=requester_id, target_type=target_type,
+        target_id=target_id, payload=payload or {}, reason=reason, created_at=now, expires_at=expires_at,
+    )
+    if state in DECISIONS:
+        request.decided_at, request.decision_note = now, note
+    session.add(request)
+    session.flush()
+    session.add(RequestEvent(request_id=request.id, from_state=None, to_state=str(state),
+                             actor_id=actor.id if actor else None, note=note, at=now))
+    audit.record(session, actor=actor, action="request.created", target_type="request", target_id=request.id,
+                 details={"kind": str(kind), "state": str(state), "target_type": target_type,
+                          "target_id": target_id, "payload": request.payload})
+    session.flush()
+    session.refresh(request, ["events"])
+    return request
+
+
+def get_request(session: Session, request_id: int, *, for_update: bool = False) -> Request:
+    """The request, or NotFound. ``for_update`` locks its row until the transaction ends."""
+    query = select(Request).where(Request.id == request_id).execution_options(populate_existing=True)
+    if for_update:
+        query = query.with_for_update(of=Request)
+    request = session.scalar(query)
+    if request is None:
+        raise NotFound(f"no request with id {request_id}")
+    return request
+
+
+def transition(
+    session: Session, *, request: Request, to_state: RequestState, actor: Actor | None, note: str | None
+) -> Request:
+    """Move a (locked) request to ``to_state`` if the state machine allows it; record the event and audit.
+
+    Raises Conflict naming the current state otherwise (terminal states never change).
+    """
+    current = RequestState(request.state)
+    check_transition(request.id, current, to_state)
+    now = utcnow()
+    request.state = str(to_state)
+    if to_state in DECISIONS:
+        request.decided_at, request.decided_by, request.decision_note = now, actor.id if actor else None, note
+    session.add(RequestEvent(request_id=request.id, from_state=str(current), to_state=str(to_state),
+                             actor_id=actor.id if actor else None, note=note, at=now))
+    audit.record(session, actor=actor, action=f"request.{to_state}", target_type="request",
+                 target_id=request.id, details={"kind": request.kind, "from": str(current), "note": note})
+    session.flush()
+    session.refresh(request, ["events"])
+    return request
+
+
+def expire_overdue(session: Session, *, now: datetime | None = None) -> list[int]:
+    """Move every pending request whose ``expires_at`` has passed to ``expired``; returns their ids."""
+    now = now or utcnow()
+    overdue = session.scalars(
+        select(Request).where(Request.state == str(RequestState.pending), Request.expires_at.is_not(None),
+                              Request.expires_at <= now)
+        .order_by(Request.id).with_for_update(of=Request)
+    ).all()
+    for request in overdue:
+        transition(session, request=request, to_state=RequestState.expired, actor=None,
+                   note=f"expired at {request.expires_at:%Y-%m-%d %H:%M:%S} UTC without a decision")
+    return [r.id for r in overdue]
+
+
+def _check_not_overdue(request: Request) -> None:
+    if (request.state == RequestState.pending and request.expires_at is not None
+            and request.expires_at <= utcnow()):
+        raise Conflict(f"request {request.id} expired at {request.expires_at.isoformat()} without a decision",
+                       details={"request_id": request.id, "state": str(RequestState.expired)})
+
+
+def _may_triage(actor: Actor, kind: str) -> bool:
+    return actor.can(DECIDED_WITH[RequestKind(kind)])
+
+
+def _check_decider(actor: Actor, request: Request) -> None:
+    capability = DECIDED_WITH[RequestKind(request.kind)]
+    if not actor.can(capability):
+        raise Forbidden(f"deciding {request.kind} requests needs the capability {capability}",
+                        details={"missing": [str(capability)]})
+    if request.requester_id == actor.id:
+        raise Forbidden(f"request {request.id} is your own; another officer has to decide it")
+
+
+def approve(session: Session, *, actor: Actor, request_id: int, note: str | None = None) -> Request:
+    """Approve a pending request and apply what its kind grants, in the caller's transaction."""
+    request = get_request(session, request_id, for_update=True)
+    _check_decider(actor, request)
+    check_transition(request.id, RequestState(request.state), RequestState.approved)
+    _check_not_overdue(request)
+    _ON_APPROVE[RequestKind(request.kind)](session, request, actor)
+    return transition(session, request=request, to_state=RequestState.approved, actor=actor, note=note)
+
+
+def deny(session: Session, *, actor: Actor, request_id: int, reason: str) -> Request:
+    """Deny a pending request with a reason the requester reads."""
+    if not reason.strip():
+        raise InvalidInput("a denial needs a reason the requester can read")
+    request = get_request(session, request_id, for_update=True)
+    _check_decider(actor, request)
+    check_transition(request.id, RequestState(request.state), RequestState.denied)
+    _check_not_overdue(request)
+    return transition(session, request=request, to_state=RequestState.denied, actor=actor, note=reason.strip())
+
+
+def withdraw(session: Session, *, actor: Actor, request_id: int, note: str | None = None) -> Request:
+    """Withdraw your own pending request."""
+    request = get_request(session, request_id, for_update=True)
+    if request.requester_id != actor.id:
+        raise Forbidden(f"only the requester can withdraw request {request.id}")
+    check_transition(request.id, RequestState(request.state), RequestState.withdrawn)
+    _check_not_overdue(request)
+    return transition(session, request=request, to_state=RequestState.withdrawn, actor=actor, note=note)
+
+
+def show(session: Session, *, actor: Actor, request_id: int) -> Request:
+    """A request with its events, for its requester or a holder of the capability that decides its kind."""
+    expire_overdue(session)
+    request = get_request(session, request_id)
+    if request.requester_id != actor.id and not _may_triage(actor, request.kind):
+        raise Forbidden(f"request {request_id} is not yours; seeing others' requests needs the capability "
+                        f"{DECIDED_WITH[RequestKind(request.kind)]}")
+    return request
+
+
+def list_requests(
+    session: Session, *, actor: Actor, state: RequestState | None = None, kind: RequestKind | None = None,
+    requester: str | int | None = None, limit: int = 50, offset: int = 0,
+) -> tuple[list[Request], int]:
+    """Requests newest first. Officers see every request of the kinds they decide; others their own."""
+    expire_overdue(session)
+    query = select(Request)
+    if state is not None:
+        query = query.where(Request.state == str(state))
+    if kind is not None:
+        query = query.where(Request.kind == str(kind))
+    requester_id = permissions.resolve_user(session, requester).id if requester is not None else None
+    triaged = [str(k) for k, cap in DECIDED_WITH.items() if actor.can(cap)]
+    if requester_id is not None and requester_id != actor.id and not triaged:
+        raise Forbidden("seeing others' requests needs the capability triage_requests",
+                        details={"missing": [str(Capability.triage_requests)]})
+    if requester_id is not None:
+        query = query.where(Request.requester_id == requester_id)
+    if requester_id != actor.id:
+        query = query.where((Request.requester_id == actor.id) | Request.kind.in_(triaged))
+    total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
+    rows = session.scalars(query.order_by(Request.created_at.desc(), Request.id.desc()).limit(limit)
+                           .offset(offset))
+    return list(rows), total
+
+
+# --- kind: access -------------------------------------------------------------------------------------
+
+
+def file_access_request(
+    session: Session, *, actor: Actor, target_type: str, target_id: int, level: Level, reason: str
+) -> Request:
+    """Ask for ``compute`` or ``download`` on a tensor or dataset, with a reason.
+
+    Refused with 409 if the requester already has that level (nothing to decide) or already has a pending
+    access request on the same target (withdraw it first).
+    """
+    if level not in ACCESS_LEVELS:
+        raise InvalidInput(f"an access request asks for compute or download, not {level}")
+    if not reason.strip():
+        raise InvalidInput("an access request needs a reason")
+    expire_overdue(session)
+    decision = permissions.effective_level(session, user_id=actor.id, target_type=target_type,
+                                           target_id=target_id)
+    if permissions.allows(decision.level, level):
+        raise Conflict(
+            f"you already have {decision.level} on {target_type} {target_id}, which includes {level} "
+            f"({decision.explanation})",
+            details={"have": str(decision.level), "rule": decision.rule, "grant_id": decision.grant_id},
+        )
+    pending = session.scalar(
+        select(Request.id).where(Request.kind == str(RequestKind.access), Request.requester_id == actor.id,
+                                 Request.state == str(RequestState.pending), Request.target_type == target_type,
+                                 Request.target_id == target_id)
+    )
+    if pending is not None:
+        raise Conflict(
+            f"you already have a pending access request on {target_type} {target_id} (request {pending}); "
+            "withdraw it first to ask again",
+            details={"request_id": pending, "state": str(RequestState.pending)},
+        )
+    payload = {"level": str(level), "level_at_request": str(decision.level),
+               "rule_at_request": decision.rule}
+    return create_request(session, actor=actor, requester_id=actor.id, kind=RequestKind.access,
+                          target_type=target_type, target_id=target_id, payload=payload, reason=reason.strip())
+
+
+def _grant_access(session: Session, request: Request, actor: Actor) -> None:
+    """Create or raise the requester's own grant on the target (never lowers one; a deny is replaced)."""
+    assert request.target_type is not None and request.target_id is not None
+    try:
+        permissions.check_target(session, target_type=request.target_type, target_id=request.target_id)
+    except NotFound as exc:
+        raise Conflict(f"{request.target_type} {request.target_id} no longer exists; deny request "
+                       f"{request.id} instead", details={"request_id": request.id}) from exc
+    permissions.put_grant(
+        session, actor=actor, subject_type="user", subject_id=request.requester_id,
+        target_type=request.target_type, target_id=request.target_id, level=Level(request.payload["level"]),
+        only_raise=True, via_request=request.id,
+    )
+
+
+def _not_yet(session: Session, request: Request, actor: Actor) -> None:
+    raise Conflict(f"{request.kind} requests cannot be approved by this Node yet")
+
+
+_ON_APPROVE: dict[RequestKind, Callable[[Session, Request, Actor], None]] = {
+    RequestKind.access: _grant_access,
+    RequestKind.release: _not_yet,  # issue 5
+    RequestKind.budget: _not_yet,  # issue 5
+}
+"""What approving a request of each kind does, inside the approving transaction."""

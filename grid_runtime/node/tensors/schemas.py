@@ -1,0 +1,50 @@
+"""API shapes for tensors: what a tensor looks like to callers, edits, search parameters."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Literal
+
+from pydantic import BeforeValidator, Field, StringConstraints
+
+from grid_runtime.core.levels import Level, Visibility
+from grid_runtime.core.schemas import Description, Name, Out, Schema
+
+
+def _normalised(value: object) -> object:
+    return value.strip().lower() if isinstance(value, str) else value
+
+
+Tag = Annotated[str, BeforeValidator(_normalised), StringConstraints(pattern=r"^[a-z0-9][a-z0-9_.:-]{0,63}$")]
+"""Lower-case letters, digits and ``_ . : -``; starts with a letter or digit; at most 64 characters."""
+
+Role = Annotated[str, StringConstraints(strip_whitespace=True, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")]
+"""A tensor's role in a dataset, such as ``features`` or ``labels``."""
+
+SORTS = ("created_at", "-created_at", "name", "-name", "size", "-size")
+SortKey = Literal["created_at", "-created_at", "name", "-name", "size", "-size"]
+
+
+class TensorOut(Out):
+    id: int
+    name: str
+    description: str
+    shape: list[int]
+    dtype: str
+    size_bytes: int = Field(description="size of the stored safetensors file")
+    sha256: str = Field(description="sha256 of the stored safetensors file, as downloaded")
+    visibility: Visibility
+    tags: list[str] = Field(default_factory=list)
+    columns: list[str] | None = Field(None, description="column names, for tensors made from a CSV")
+    uploader_id: int | None
+    created_at: datetime
+    level: Level | None = Field(None, description="the caller's effective level on this tensor")
+
+
+class TensorUpdateIn(Schema):
+    name: Name | None = None
+    description: Description | None = None
+    visibility: Visibility | None = None
+
+
+__all__ = ["SORTS", "Description", "Name", "Role", "SortKey", "Tag", "TensorOut", "TensorUpdateIn"]

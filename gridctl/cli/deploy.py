@@ -1,0 +1,230 @@
+"""``gridctl deploy``, ``gridctl status`` and ``gridctl destroy``: deployments made from this machine.
+
+Each deployment is handled by a provider (``providers/``); the commands here only gather options, ask the
+provider, save or remove the deployment's context and print the result. Providers are imported inside the
+commands, so ``gridctl --help`` stays light.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+from gridctl.cli import console
+from gridctl.cli.common import OutputOption, YesOption, confirm, use_output
+from gridctl.cli.console import Output
+
+if TYPE_CHECKING:
+    from providers.base import DeployResult, Provider
+
+deploy_app = typer.Typer(help="Deploy a Node: on this machine (local); clouds come with their extras.",
+                         no_args_is_help=True)
+destroy_app = typer.Typer(help="Stop a deployment, and with --purge delete its data.", no_args_is_help=True)
+
+MIN_PASSWORD_LENGTH = 8  # the Node's rule (grid_runtime.core.security), checked here before starting anything
+
+
+def _valid_name(name: str) -> str:
+    from providers.base import validate_name
+
+    try:
+        return validate_name(name)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
+
+
+def _valid_password(password: str | None) -> str | None:
+    if password is not None and len(password) < MIN_PASSWORD_LENGTH:
+        raise typer.BadParameter(f"must be at least {MIN_PASSWORD_LENGTH} characters")
+    return password
+
+
+def _valid_email(email: str) -> str:
+    local, at, domain = email.strip().partition("@")
+    if not (local and at and domain) or " " in email.strip():
+        raise typer.BadParameter("not an email address (expected name@domain)")
+    return email.strip()
+
+
+NameOption = Annotated[str, typer.Option("--name", "-n", envvar="GRIDCTL_DEPLOYMENT", callback=_valid_name,
+                                         help="Deployment name; also the name of its saved context.")]
+
+
+def deployments_dir() -> Path:
+    from gridctl.cli.contexts import home
+
+    home().mkdir(parents=True, exist_ok=True, mode=0o700)  # it will hold tokens and Node secrets
+    return home() / "deployments"
+
+
+def _provider(name: str) -> Provider:
+    from providers.base import get_provider
+
+    return get_provider(name, deployments_dir())
+
+
+# --- deploy ------------------------------------------------------------------------------------------
+
+@deploy_app.command("local")
+def deploy_local(
+    name: NameOption = "local",
+    port: Annotated[int | None, typer.Option(
+        "--port", "-p", min=1, max=65535, envvar="GRIDCTL_LOCAL_PORT", show_default=False,
+        help="Port on 127.0.0.1 [default: 8470 at first deploy, then the deployment's own].")] = None,
+    owner_email: Annotated[str, typer.Option(
+        "--owner-email", envvar="GRIDCTL_OWNER_EMAIL", callback=_valid_email,
+        help="The Owner's email, at first deploy.")] = "owner@localhost",
+    owner_password: Annotated[str | None, typer.Option(
+        "--owner-password", envvar="GRIDCTL_OWNER_PASSWORD", callback=_valid_password, show_default=False,
+        help="The Owner's password, at first deploy [default: generated and shown once].")] = None,
+    output: OutputOption = None,
+) -> None:
+    """Start a Node on this machine in the background and save a context for it.
+
+    The first deploy creates the Owner and shows the password once; a later one restarts it, keeping the data.
+    """
+    from providers.base import DeploymentSpec
+
+    use_output(output)
+    spec = DeploymentSpec(name=name, port=port, owner_email=owner_email, owner_password=owner_password)
+    console.message(f"deploying {name!r} on this machine...")
+    result = _provider("local").deploy(spec)
+    context_note = _save_context(result)
+    _report(result, context_note)
+
+
+def _save_context(result: DeployResult) -> str:
+    from gridctl.cli.contexts import Context, ContextFile
+
+    saved = ContextFile.load()
+    if result.api_token:
+        saved.put(Context(name=result.name, url=result.url, token=result.api_token, email=result.owner_email,
+                          deployment=result.provider))
+        return result.name
+    context = saved.contexts.get(result.name)
+    if context is None:
+        console.message(f"no saved context named {result.name!r}: run 'gridctl login {result.url} "
+                        f"--email {result.owner_email}'")
+        return ""
+    context.url = result.url  # the port may have changed on restart
+    saved.put(context)
+    return result.name
+
+
+def _report(result: DeployResult, context: str) -> None:
+    summary: dict[str, Any] = {
+        "name": result.name, "provider": result.provider, "state": result.state, "url": result.url,
+        "context": context or None, "owner_email": result.owner_email, "pid": result.outputs.get("pid"),
+        "log": result.outputs.get("log"),
+    }
+    if console.output() is Output.json:
+        if result.owner_password:
+            summary["owner_password"] = result.owner_password
+        console.emit(summary)
+        return
+    console.emit(summary, title=f"Deployment {result.name}")
+    if result.owner_password:
+        console.secret_notice([f"URL:            {result.url}", f"Owner email:    {result.owner_email}",
+                               f"Owner password: {result.owner_password}"])
+    elif result.state == "created":
+        console.message(f"Owner {result.owner_email} created with the password you gave.")
+
+
+# --- status ------------------------------------------------------------------------------------------
+
+def status(
+    name: Annotated[str | None, typer.Argument(help="One deployment; all of them if omitted.",
+                                               show_default=False)] = None,
+    output: OutputOption = None,
+) -> None:
+    """Deployments made from this machine (running, healthy, pid) and the current context."""
+    import os
+
+    from gridctl.cli.contexts import ContextFile
+    from gridctl.sdk.errors import GridctlError
+    from providers.base import DeploymentNotFound, known_deployments
+
+    use_output(output)
+    records = known_deployments(deployments_dir())
+    if name is not None:
+        records = [r for r in records if r.name == name]
+        if not records:
+            raise DeploymentNotFound(name)
+    rows = []
+    for record in records:
+        row: dict[str, Any] = {"name": record.name, "provider": record.provider, "url": record.url,
+                               "running": None, "healthy": None, "pid": None, "note": None}
+        try:
+            found = _provider(record.provider).status(record.name)
+        except GridctlError as exc:  # e.g. its provider's extra is not installed here
+            row["note"] = exc.message
+        else:
+            node = next((p for p in found.processes if p["role"] == "node"), None)
+            row.update(running=found.running, healthy=found.healthy, pid=node["pid"] if node else None)
+        rows.append(row)
+
+    saved = ContextFile.load()
+    current = saved.contexts.get(saved.current or "")
+    context = {"name": current.name, "url": current.url, "deployment": current.deployment or None} \
+        if current else None
+    if console.output() is Output.json:
+        console.emit({"deployments": rows, "current_context": context,
+                      "env_override": bool(os.environ.get("GRIDCTL_URL"))})
+        return
+    if rows:
+        console.emit(rows, columns=["name", "provider", "url", "running", "healthy", "pid"], title="Deployments")
+        for row in rows:
+            if row["note"]:
+                console.message(f"{row['name']}: {row['note']}")
+    else:
+        console.message("no deployments on this machine; run 'gridctl deploy local'")
+    console.message(f"current context: {context['name']} ({context['url']})" if context
+                    else "current context: none")
+    if os.environ.get("GRIDCTL_URL"):
+        console.message(f"GRIDCTL_URL is set: commands talk to {os.environ['GRIDCTL_URL']}")
+
+
+# --- destroy -----------------------------------------------------------------------------------------
+
+@destroy_app.command("local")
+def destroy_local(
+    name: NameOption = "local",
+    purge: Annotated[bool, typer.Option("--purge", help="Also delete the data, logs and the saved context.")
+                     ] = False,
+    yes: YesOption = False,
+    output: OutputOption = None,
+) -> None:
+    """Stop a local deployment's processes (SIGTERM, then SIGKILL); its data is kept unless --purge."""
+    from gridctl.cli.contexts import ContextFile
+
+    use_output(output)
+    provider = _provider("local")
+    provider.record(name)  # an unknown name fails before anything is asked
+    if purge:
+        confirm(f"Delete deployment {name!r} with all its data and its context?", yes=yes)
+    running = [str(p["pid"]) for p in provider.status(name).processes if p["alive"]]
+    provider.destroy(name, purge=purge)
+
+    context_removed = False
+    if purge:
+        saved = ContextFile.load()
+        context = saved.contexts.get(name)
+        if context is not None and context.deployment == provider.name:
+            saved.remove(name)
+            context_removed = True
+    summary = {"name": name, "stopped_pids": [int(pid) for pid in running], "purged": purge,
+               "context_removed": context_removed}
+    if console.output() is Output.json:
+        console.emit(summary)
+        return
+    console.message(f"stopped {name!r} (pid {', '.join(running)})" if running else f"{name!r} was not running")
+    if purge:
+        console.message(f"deleted its data{' and its context' if context_removed else ''}")
+
+
+def register(root: typer.Typer) -> None:
+    root.add_typer(deploy_app, name="deploy")
+    root.command("status")(status)
+    root.add_typer(destroy_app, name="destroy")

@@ -1,0 +1,218 @@
+"""What every cloud program shares: the settings a cloud deployment is built from, its secrets, its
+labels, and the context its machines' cloud-init is rendered with.
+
+Nothing here imports Pulumi or a cloud SDK: the CLI and the provider classes use it freely.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import ipaddress
+import secrets as secrets_module
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from providers.base import DeploymentSpec, validate_name
+
+# Addresses inside every deployment's private network. The Node's address is fixed so that the Workers'
+# cloud-init (and so the Worker pool) never depends on the Node's instance: changing one never touches the other.
+NETWORK_CIDR = "10.42.0.0/16"
+PUBLIC_SUBNET_CIDR = "10.42.1.0/24"  # the Node and the Network service
+WORKER_SUBNET_CIDR = "10.42.2.0/24"  # Workers: no public addresses
+DATABASE_SUBNET_CIDRS = ("10.42.3.0/24", "10.42.4.0/24")  # managed PostgreSQL (two zones where the cloud asks)
+NODE_PRIVATE_IP = "10.42.1.10"
+NETWORK_PRIVATE_IP = "10.42.1.11"
+API_PORT = 8000  # the Node's uvicorn on 127.0.0.1; Caddy serves it on 443
+HTTPS_PORT = 443
+SSH_PORT = 22
+POSTGRES_PORT = 5432
+RAY_SPEC = "ray[default]==2.60.0"  # Node and Workers must run the same Ray
+
+
+@dataclass(frozen=True)
+class RayPorts:
+    """Every port Ray listens on, pinned so the firewall can open exactly these, and only to the Workers."""
+
+    gcs_port: int = 6379
+    node_manager_port: int = 6380
+    object_manager_port: int = 6381
+    runtime_env_agent_port: int = 6382
+    dashboard_agent_grpc_port: int = 6383
+    dashboard_agent_listen_port: int = 6384
+    metrics_export_port: int = 6385
+    min_worker_port: int = 10000
+    max_worker_port: int = 10999
+
+    def ranges(self) -> list[tuple[int, int]]:
+        """(first, last) port ranges, inclusive."""
+        return [(self.gcs_port, self.metrics_export_port), (self.min_worker_port, self.max_worker_port)]
+
+
+RAY_PORTS = RayPorts()
+
+
+@dataclass(frozen=True)
+class DeploymentSecrets:
+    """Generated on the operator's machine, stored owner-only in the deployment's state dir, handed to the
+    program as Pulumi secrets, put in the cloud's secret store, and read there by the machines at boot."""
+
+    setup_token: str  # the Node's one-time Owner setup token
+    ray_token: str  # Ray's cluster token (RAY_AUTH_MODE=token)
+    database_password: str  # managed PostgreSQL's admin password (unused with SQLite)
+    network_setup_token: str  # the Network service's one-time setup token
+
+    @classmethod
+    def generate(cls) -> DeploymentSecrets:
+        return cls(
+            setup_token="gsetup_" + secrets_module.token_urlsafe(32),
+            ray_token=secrets_module.token_hex(32),
+            database_password=secrets_module.token_urlsafe(24),
+            network_setup_token="gsetup_" + secrets_module.token_urlsafe(32),
+        )
+
+    def values(self) -> list[str]:
+        return [self.setup_token, self.ray_token, self.database_password, self.network_setup_token]
+
+
+@dataclass(frozen=True)
+class CloudSettings:
+    """Everything a cloud program is built from. Plain values only, so a plan is reproducible offline."""
+
+    name: str
+    region: str
+    allow_cidrs: tuple[str, ...]  # API ingress (443); the operator's address, widened with --allow-cidr
+    secrets: DeploymentSecrets = field(repr=False)
+    suffix: str  # random, chosen once per deployment: makes global names (buckets, vaults) unique
+    workers: int = 0
+    node_instance_type: str | None = None
+    worker_instance_type: str | None = None
+    managed_database: bool = False
+    network: bool = False
+    ssh_cidrs: tuple[str, ...] = ()  # empty: no SSH at all
+    ssh_public_key: str | None = None
+    # Azure refuses a Linux VM without an SSH key: without --ssh-key, a key generated once whose private
+    # half was never kept (and no SSH rule exists anyway).
+    admin_public_key: str | None = None
+    domain: str | None = None  # with a domain, Caddy gets a public certificate; without, its own CA signs
+    package: str = "gridctl"  # what the machines pip install
+    project: str | None = None  # GCP project
+    disk_gb: int = 50
+
+    def __post_init__(self) -> None:
+        validate_name(self.name)
+        if not self.allow_cidrs:
+            raise ValueError("give at least one CIDR the API may be reached from (the operator's address)")
+        for cidr in (*self.allow_cidrs, *self.ssh_cidrs):
+            ipaddress.ip_network(cidr, strict=False)  # raises ValueError naming the bad value
+        if self.workers < 0:
+            raise ValueError("workers must be 0 or more")
+        if self.ssh_cidrs and not self.ssh_public_key:
+            raise ValueError("SSH needs a public key (--ssh-key); no password login is ever enabled")
+
+    @classmethod
+    def from_spec(cls, spec: DeploymentSpec, *, secrets: DeploymentSecrets, suffix: str, **extra: Any) -> CloudSettings:
+        """Build from the operator's :class:`DeploymentSpec`; ``extra`` carries cloud-only fields (project,
+        ssh_cidrs, ...)."""
+        if not spec.region:
+            raise ValueError("a cloud deployment needs a region (--region)")
+        return cls(
+            name=spec.name,
+            region=spec.region,
+            allow_cidrs=tuple(spec.allow_cidr),
+            secrets=secrets,
+            suffix=suffix,
+            workers=spec.workers,
+            node_instance_type=spec.instance_type,
+            managed_database=spec.database == "managed",
+            network=spec.network,
+            **extra,
+        )
+
+    def with_workers(self, workers: int) -> CloudSettings:
+        return replace(self, workers=workers)
+
+    @property
+    def labels(self) -> dict[str, str]:
+        """Put on every resource that takes labels or tags."""
+        return {"gridctl-deployment": self.name, "managed-by": "gridctl"}
+
+    def global_name(self, kind: str, *, max_length: int = 63, separator: str = "-") -> str:
+        """A globally unique, deterministic name: bucket, storage account, key vault."""
+        stem = f"gridctl{separator}{self.name}{separator}{kind}"
+        tail = f"{separator}{self.suffix}"
+        if len(stem) + len(tail) > max_length:
+            digest = hashlib.sha256(stem.encode()).hexdigest()[:6]
+            stem = stem[: max_length - len(tail) - 7] + separator + digest
+        return (stem + tail)[:max_length]
+
+
+def new_suffix() -> str:
+    return secrets_module.token_hex(3)
+
+
+def pip_packages(settings: CloudSettings, *, cloud: str) -> list[str]:
+    packages = [settings.package, RAY_SPEC]
+    if cloud == "aws":
+        packages.append("boto3")  # bootstrap.py signs Secrets Manager and S3 calls with it
+    return packages
+
+
+def machine_context(
+    settings: CloudSettings, *, cloud: str, secrets: list[dict[str, str]], bucket: str, **cloud_context: Any
+) -> dict[str, Any]:
+    """The context cloud-init templates are rendered with: names and addresses only, never a secret value."""
+    return {
+        "cloud": cloud,
+        "deployment": settings.name,
+        "domain": settings.domain or "",
+        "ssh_public_key": settings.ssh_public_key if settings.ssh_cidrs else "",
+        "pip_packages": pip_packages(settings, cloud=cloud),
+        "head_address": NODE_PRIVATE_IP,
+        "api_port": API_PORT,
+        "ray": RAY_PORTS,
+        "secrets": secrets,
+        "bucket": bucket,
+        **cloud_context,
+    }
+
+
+# --- which machine reads which secret ------------------------------------------------------------------------
+
+SETUP_TOKEN = "setup-token"  # noqa: S105  (secret names, not values)
+RAY_TOKEN = "ray-token"  # noqa: S105
+DATABASE_URL = "database-url"
+NETWORK_SETUP_TOKEN = "network-setup-token"  # noqa: S105
+
+# Where bootstrap.py puts each secret on the machine (owner-only, owned by the service user), or the
+# environment variable it becomes in /var/lib/gridctl/secrets/service.env.
+_SECRET_TARGETS: dict[str, dict[str, str]] = {
+    SETUP_TOKEN: {"path": "/var/lib/gridctl/node/setup-token"},
+    RAY_TOKEN: {"path": "/var/lib/gridctl/secrets/ray-token"},
+    DATABASE_URL: {"env": "GRID_NODE_DATABASE_URL"},
+    NETWORK_SETUP_TOKEN: {"path": "/var/lib/gridctl/network/setup-token"},
+}
+
+
+def role_secret_keys(role: str, settings: CloudSettings) -> list[str]:
+    if role == "node":
+        return [SETUP_TOKEN, RAY_TOKEN] + ([DATABASE_URL] if settings.managed_database else [])
+    if role == "worker":
+        return [RAY_TOKEN]
+    if role == "network":
+        return [NETWORK_SETUP_TOKEN]
+    raise ValueError(f"unknown role {role!r}")
+
+
+def role_secrets(role: str, settings: CloudSettings, reference: Callable[[str], str]) -> list[dict[str, str]]:
+    """The secrets ``role``'s machines read at boot: ``reference(key)`` is the name in the cloud's store."""
+    return [{"key": key, "ref": reference(key), **_SECRET_TARGETS[key]} for key in role_secret_keys(role, settings)]
+
+
+def stored_secrets(settings: CloudSettings) -> dict[str, str]:
+    """The generated secrets the program puts in the cloud's store (the database URL is added by the
+    program, once the database's address is known)."""
+    values = {SETUP_TOKEN: settings.secrets.setup_token, RAY_TOKEN: settings.secrets.ray_token}
+    if settings.network:
+        values[NETWORK_SETUP_TOKEN] = settings.secrets.network_setup_token
+    return values

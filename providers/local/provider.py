@@ -1,0 +1,228 @@
+"""The ``local`` provider: a Node (later Ray Workers) as background processes on this machine.
+
+Layout of a local deployment's state directory (mode 0700)::
+
+    deployment.json    the DeploymentRecord (provider "local", url, port)
+    processes.json     role -> pid, start time, argv, log (see processes.py)
+    node/              the Node's own state dir: database, secrets, the one-time setup token
+    logs/node.log      the Node's stdout and stderr, appended across restarts
+
+The Node listens on 127.0.0.1 only. Workers will be more entries in ``processes.json`` (``ray-head``,
+``worker-1``...), started after the Node and stopped before it.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import shutil
+import socket
+import sys
+import time
+from pathlib import Path
+from typing import Any, ClassVar
+
+from providers.base import (
+    DeploymentConflict,
+    DeploymentRecord,
+    DeploymentSpec,
+    DeploymentStatus,
+    DeployResult,
+    Feature,
+    PlannedChange,
+    Provider,
+    ProviderError,
+    generate_password,
+    make_private_dir,
+    utc_timestamp,
+)
+from providers.local import processes
+from providers.local.processes import ProcessTable, TrackedProcess
+
+DEFAULT_PORT = 8470  # off the crowded 8000/8080, so a first deploy rarely meets a busy port
+HOST = "127.0.0.1"
+HEALTH_TIMEOUT = float(os.environ.get("GRIDCTL_LOCAL_START_TIMEOUT", "90"))
+SETUP_TOKEN_FILE = "setup-token"  # noqa: S105  (a file name; written by the Node at first start)
+CLI_TOKEN_NAME = "gridctl-cli"  # noqa: S105  (the name of the context's API token, not a secret)
+NOT_YET = "arrives with the jobs issue (Ray Workers)"
+
+
+class LocalProvider(Provider):
+    name = "local"
+    unsupported: ClassVar[dict[Feature, str]] = {
+        Feature.workers: f"local Workers {NOT_YET}",
+        Feature.scale_workers: f"local Workers {NOT_YET}",
+        Feature.network: "a local Network service is not built yet",
+        Feature.managed_database: "a local Node uses SQLite in its state directory "
+                                  "(set GRID_NODE_DATABASE_URL before deploying to use PostgreSQL)",
+        Feature.tls: "the local Node listens on 127.0.0.1 only, without TLS",
+    }
+
+    def check_credentials(self) -> str | None:
+        if importlib.util.find_spec("grid_runtime.node") is None:
+            return "grid_runtime is not installed in this Python environment"
+        return None
+
+    # --- deploy --------------------------------------------------------------------------------------
+
+    def deploy(self, spec: DeploymentSpec) -> DeployResult:
+        self.require(*spec.requested_features())
+        state_dir = self.state_dir(spec.name)
+        existing = DeploymentRecord.path(state_dir).exists()
+        record = self.record(spec.name) if existing else None
+        port = spec.port or (int(record.settings["port"]) if record else DEFAULT_PORT)
+        table = ProcessTable(state_dir)
+        node = table.load().get("node")
+
+        if record and node and processes.is_alive(node):
+            if port != int(record.settings["port"]):
+                raise DeploymentConflict(
+                    f"deployment {spec.name!r} is running on port {record.settings['port']}; "
+                    f"run 'gridctl destroy local --name {spec.name}' first to move it to port {port}")
+            state = "running"
+        else:
+            ensure_port_free(port)
+            make_private_dir(self.deployments_dir)
+            make_private_dir(state_dir)
+            record = record or DeploymentRecord(name=spec.name, provider=self.name, url="", created_at=utc_timestamp(),
+                                                owner_email=spec.owner_email)
+            record.url, record.settings["port"] = f"http://{HOST}:{port}", port
+            record.save(state_dir)
+            node = self._start_node(spec.name, state_dir, port)
+            table.put(node)
+            state = "restarted" if existing else "created"
+
+        result = DeployResult(name=spec.name, provider=self.name, url=record.url, state=state,
+                              owner_email=record.owner_email, outputs=self._outputs(state_dir, record, node))
+        setup_token_path = state_dir / "node" / SETUP_TOKEN_FILE
+        if setup_token_path.exists():  # the Owner does not exist yet: first deploy, or one that failed half-way
+            self._set_up_owner(result, spec, setup_token_path.read_text().strip())
+            record.owner_email = result.owner_email
+            record.save(state_dir)
+            result.state = "created"
+        return result
+
+    def _start_node(self, name: str, state_dir: Path, port: int) -> TrackedProcess:
+        node_dir, log_dir = state_dir / "node", state_dir / "logs"
+        make_private_dir(node_dir)
+        make_private_dir(log_dir)
+        env = {**os.environ, "GRID_NODE_STATE_DIR": str(node_dir), "GRID_NODE_PORT": str(port),
+               "GRID_NODE_HOST": HOST, "GRID_NODE_NAME": name, "PYTHONUNBUFFERED": "1"}
+        log = log_dir / "node.log"
+        node = processes.start("node", [sys.executable, "-m", "grid_runtime.node"], env=env, cwd=state_dir, log=log)
+        try:
+            wait_healthy(f"http://{HOST}:{port}", node, log)
+        except BaseException:
+            processes.stop(node, timeout=5)
+            raise
+        return node
+
+    def _set_up_owner(self, result: DeployResult, spec: DeploymentSpec, setup_token: str) -> None:
+        from gridctl.sdk.http import Http
+
+        password = spec.owner_password or generate_password()
+        anonymous = Http(result.url)
+        try:
+            anonymous.post("/setup", json={"setup_token": setup_token, "email": spec.owner_email,
+                                           "password": password})
+            session = anonymous.post("/auth/login", json={"email": spec.owner_email, "password": password})
+        finally:
+            anonymous.close()
+        owner = Http(result.url, session["token"])
+        try:
+            created = owner.post("/tokens", json={"name": CLI_TOKEN_NAME})
+            owner.post("/auth/logout")  # the session was only needed to mint the named token
+        finally:
+            owner.close()
+        result.owner_email = spec.owner_email.strip().lower()
+        result.api_token = created["token"]
+        result.owner_password = None if spec.owner_password else password
+        result.owner_password_generated = spec.owner_password is None
+
+    # --- the rest of the interface -------------------------------------------------------------------
+
+    def preview(self, spec: DeploymentSpec) -> list[PlannedChange]:
+        self.require(*spec.requested_features())
+        state_dir = self.state_dir(spec.name)
+        if not DeploymentRecord.path(state_dir).exists():
+            port = spec.port or DEFAULT_PORT
+            return [PlannedChange("create", "directory", str(state_dir)),
+                    PlannedChange("start", "process", "node", f"python -m grid_runtime.node on {HOST}:{port}"),
+                    PlannedChange("create", "user", spec.owner_email, "the Owner, with a named API token")]
+        node = ProcessTable(state_dir).load().get("node")
+        if node and processes.is_alive(node):
+            return [PlannedChange("keep", "process", "node", f"pid {node.pid}")]
+        return [PlannedChange("start", "process", "node", "restart; data kept")]
+
+    def destroy(self, name: str, *, purge: bool = False) -> list[PlannedChange]:
+        self.record(name)  # raises if unknown
+        state_dir = self.state_dir(name)
+        table = ProcessTable(state_dir)
+        done = []
+        tracked = table.load()
+        for role in reversed(list(tracked)):  # started Node first, so stop it last
+            process = tracked[role]
+            if processes.stop(process):
+                done.append(PlannedChange("delete", "process", role, f"pid {process.pid} stopped"))
+        table.save({})
+        if purge:
+            shutil.rmtree(state_dir)
+            done.append(PlannedChange("delete", "directory", str(state_dir), "data and logs removed"))
+        return done
+
+    def status(self, name: str) -> DeploymentStatus:
+        record = self.record(name)
+        state_dir = self.state_dir(name)
+        tracked = ProcessTable(state_dir).load()
+        rows = [{"role": role, "pid": p.pid, "alive": processes.is_alive(p), "started_at": p.started_at}
+                for role, p in tracked.items()]
+        node = tracked.get("node")
+        running = node is not None and processes.is_alive(node)
+        return DeploymentStatus(name=name, provider=self.name, url=record.url, running=running,
+                                healthy=running and is_healthy(record.url), processes=rows,
+                                outputs=self._outputs(state_dir, record, node))
+
+    def _outputs(self, state_dir: Path, record: DeploymentRecord, node: TrackedProcess | None) -> dict[str, Any]:
+        return {"url": record.url, "port": record.settings.get("port"), "state_dir": str(state_dir),
+                "log": str(state_dir / "logs" / "node.log"), "pid": node.pid if node else None}
+
+
+def ensure_port_free(port: int) -> None:
+    with socket.socket() as sock:
+        # As uvicorn does: a port left in TIME_WAIT by a stopped Node is free to use.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((HOST, port))
+        except OSError as exc:
+            raise DeploymentConflict(
+                f"port {port} on {HOST} is already in use ({exc.strerror}); choose another with --port"
+            ) from None
+
+
+def is_healthy(url: str, timeout: float = 2.0) -> bool:
+    import httpx
+
+    try:
+        return httpx.get(f"{url}/api/v1/health", timeout=timeout).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def log_tail(log: Path, lines: int = 25) -> str:
+    try:
+        return "\n".join(log.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return "(no log)"
+
+
+def wait_healthy(url: str, node: TrackedProcess, log: Path, timeout: float = HEALTH_TIMEOUT) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not processes.is_alive(node):
+            raise ProviderError(f"the Node exited during start-up; last lines of {log}:\n{log_tail(log)}")
+        if is_healthy(url, timeout=1.0):
+            return
+        time.sleep(0.2)
+    raise ProviderError(f"the Node did not answer {url}/api/v1/health within {timeout:.0f}s; "
+                        f"last lines of {log}:\n{log_tail(log)}")
+

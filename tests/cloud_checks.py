@@ -1,0 +1,97 @@
+"""Shared checks for the cloud programs' tests: settings to plan with, and questions about what a plan
+declares (which resources take tags, which inputs differ between two plans)."""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import json
+from functools import cache
+from typing import Any
+
+from providers.cloud import CloudSettings, DeploymentSecrets
+from providers.stack import DeclaredResource
+
+SECRETS = DeploymentSecrets(
+    setup_token="gsetup_TEST-SETUP-TOKEN-0123456789",
+    ray_token="TEST-RAY-TOKEN-abcdef0123456789",
+    database_password="TEST-DB-PASSWORD-9876543210",
+    network_setup_token="gsetup_TEST-NETWORK-SETUP-TOKEN-42",
+)
+OPERATOR_CIDR = "203.0.113.7/32"
+WIDER_CIDR = "198.51.100.0/24"
+SSH_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOperatorKeyForTests operator@test"
+THROWAWAY_KEY = "ssh-rsa AAAAB3NzaC1yc2EAAAADAQABAAABAQThrowawayKeyForTests"
+
+_PACKAGES = {"aws": "pulumi_aws", "gcp": "pulumi_gcp", "azure-native": "pulumi_azure_native"}
+
+
+def settings(**overrides: Any) -> CloudSettings:
+    values: dict[str, Any] = {
+        "name": "demo",
+        "region": "eu-west-1",
+        "allow_cidrs": (OPERATOR_CIDR,),
+        "secrets": SECRETS,
+        "suffix": "abc123",
+        "workers": 2,
+        "project": "demo-project",
+        "admin_public_key": THROWAWAY_KEY,
+    }
+    values.update(overrides)
+    return CloudSettings(**values)
+
+
+@cache
+def resource_class(type_token: str) -> type | None:
+    """The Python class of a cloud resource type token (``aws:ec2/vpc:Vpc`` -> ``pulumi_aws.ec2.Vpc``)."""
+    package, module, class_name = type_token.split(":")
+    if package not in _PACKAGES:
+        return None
+    module = module.split("/")[0]
+    path = _PACKAGES[package] if module == "index" else f"{_PACKAGES[package]}.{module}"
+    return getattr(importlib.import_module(path), class_name)
+
+
+def takes(resource: DeclaredResource, argument: str) -> bool:
+    cls = resource_class(resource.type)
+    return cls is not None and argument in inspect.signature(cls._internal_init).parameters
+
+
+def label(resource: DeclaredResource, field: str, key: str = "gridctl-deployment") -> str | None:
+    """The value of ``key`` among a resource's tags or labels (a map, or AWS Auto Scaling's list of tags)."""
+    tags = resource.inputs.get(field) or {}
+    if isinstance(tags, list):
+        tags = {tag["key"]: tag["value"] for tag in tags}
+    return tags.get(key)
+
+
+def cloud_resources(plan: list[DeclaredResource]) -> list[DeclaredResource]:
+    """Resources a cloud provider manages: no components, no provider instances."""
+    return [r for r in plan if r.custom and not r.type.startswith("pulumi:")]
+
+
+def of_type(plan: list[DeclaredResource], type_token: str) -> list[DeclaredResource]:
+    return [r for r in plan if r.type == type_token]
+
+
+def one(plan: list[DeclaredResource], type_token: str, name: str) -> DeclaredResource:
+    found = [r for r in plan if r.type == type_token and r.name == name]
+    assert len(found) == 1, f"expected one {type_token} named {name}, found {len(found)}"
+    return found[0]
+
+
+def text(resource: DeclaredResource) -> str:
+    return json.dumps(resource.inputs, default=str, sort_keys=True)
+
+
+def changed(before: list[DeclaredResource], after: list[DeclaredResource]) -> set[tuple[str, str]]:
+    """(type, name) of every resource added, removed or with different inputs between two plans."""
+    old = {(r.type, r.name): text(r) for r in before}
+    new = {(r.type, r.name): text(r) for r in after}
+    return {key for key in old.keys() | new.keys() if old.get(key) != new.get(key)}
+
+
+def secret_holders(plan: list[DeclaredResource]) -> set[tuple[str, str]]:
+    """(type, name) of the resources whose inputs contain one of the generated secrets."""
+    values = SECRETS.values()
+    return {(r.type, r.name) for r in plan if any(value in text(r) for value in values)}

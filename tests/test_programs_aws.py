@@ -1,0 +1,221 @@
+"""The AWS program, run offline under Pulumi's mocks: security defaults, user-data, scaling, plan."""
+
+from __future__ import annotations
+
+import base64
+
+import pytest
+
+from providers.aws import program
+from providers.stack import REDACTED
+from templates.render import render
+from tests.cloud_checks import (
+    OPERATOR_CIDR,
+    SECRETS,
+    SSH_KEY,
+    WIDER_CIDR,
+    changed,
+    cloud_resources,
+    label,
+    of_type,
+    one,
+    secret_holders,
+    settings,
+    takes,
+    text,
+)
+
+INGRESS = "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule"
+
+
+@pytest.fixture(scope="module")
+def spec():
+    return settings(managed_database=True, network=True)
+
+
+@pytest.fixture(scope="module")
+def plan(spec):
+    return program.plan(spec, redact=False)
+
+
+@pytest.fixture(scope="module")
+def ssh_plan():
+    return program.plan(
+        settings(ssh_cidrs=(WIDER_CIDR,), ssh_public_key=SSH_KEY, allow_cidrs=(OPERATOR_CIDR, WIDER_CIDR)), redact=False
+    )
+
+
+def ingress_rules(plan):
+    return [r.inputs for r in of_type(plan, INGRESS)]
+
+
+class TestLabels:
+    def test_every_taggable_resource_carries_the_deployment_name(self, plan):
+        taggable = [r for r in cloud_resources(plan) if takes(r, "tags")]
+        assert len(taggable) > 30
+        untagged = [r.name for r in taggable if label(r, "tags") != "demo"]
+        assert untagged == []
+
+    def test_worker_instances_and_volumes_are_tagged_at_launch(self, plan):
+        template = one(plan, "aws:ec2/launchTemplate:LaunchTemplate", "demo-workers-template").inputs
+        kinds = {spec["resourceType"]: spec["tags"] for spec in template["tagSpecifications"]}
+        assert kinds["instance"]["gridctl-deployment"] == "demo"
+        assert kinds["volume"]["gridctl-deployment"] == "demo"
+        group = one(plan, "aws:autoscaling/group:Group", "demo-workers-group").inputs
+        assert {"key": "gridctl-deployment", "value": "demo", "propagateAtLaunch": True} in group["tags"]
+
+
+class TestIngress:
+    def test_the_api_is_reachable_on_443_from_the_operators_cidr_only(self, plan):
+        open_to_cidrs = [rule for rule in ingress_rules(plan) if rule.get("cidrIpv4")]
+        assert {(r["fromPort"], r["toPort"], r["cidrIpv4"]) for r in open_to_cidrs} == {(443, 443, OPERATOR_CIDR)}
+
+    def test_nothing_is_open_to_the_whole_internet(self, plan, ssh_plan):
+        for rules in (ingress_rules(plan), ingress_rules(ssh_plan)):
+            assert all(
+                rule.get("cidrIpv4") not in ("0.0.0.0/0", None) or rule.get("referencedSecurityGroupId")
+                for rule in rules
+            )
+            assert not any(rule.get("cidrIpv4") == "0.0.0.0/0" for rule in rules)
+
+    def test_there_is_no_ssh_unless_asked(self, plan):
+        assert not [rule for rule in ingress_rules(plan) if rule["fromPort"] <= 22 <= rule["toPort"]]
+
+    def test_ssh_when_asked_is_open_to_the_given_cidr_only(self, ssh_plan):
+        ssh = [rule for rule in ingress_rules(ssh_plan) if rule["fromPort"] == 22]
+        assert ssh and {rule["cidrIpv4"] for rule in ssh} == {WIDER_CIDR}
+
+    def test_allow_cidr_widens_the_api_ingress(self, ssh_plan):
+        https = {rule["cidrIpv4"] for rule in ingress_rules(ssh_plan) if rule["fromPort"] == 443}
+        assert https == {OPERATOR_CIDR, WIDER_CIDR}
+
+    def test_ray_ports_are_open_only_between_node_and_worker_security_groups(self, plan):
+        ray = [r for r in of_type(plan, INGRESS) if r.inputs["fromPort"] in (6379, 10000)]
+        assert len(ray) == 6
+        for rule in ray:
+            assert "cidrIpv4" not in rule.inputs and rule.inputs["referencedSecurityGroupId"]
+            assert rule.name.startswith(("demo-net-node-ray", "demo-net-worker-ray", "demo-net-worker-peer-ray"))
+
+    def test_the_database_accepts_the_node_only(self, plan):
+        rule = one(plan, INGRESS, "demo-db-postgres-from-node").inputs
+        assert rule["fromPort"] == 5432 and "cidrIpv4" not in rule
+        assert rule["referencedSecurityGroupId"] == "demo-net-node-id"
+
+
+class TestEncryption:
+    def test_node_and_network_root_disks_are_encrypted(self, plan):
+        for instance in of_type(plan, "aws:ec2/instance:Instance"):
+            assert instance.inputs["rootBlockDevice"]["encrypted"] is True
+            assert instance.inputs["metadataOptions"]["httpTokens"] == "required"
+
+    def test_worker_disks_are_encrypted(self, plan):
+        template = one(plan, "aws:ec2/launchTemplate:LaunchTemplate", "demo-workers-template").inputs
+        assert [m["ebs"]["encrypted"] for m in template["blockDeviceMappings"]] == ["true"]
+
+    def test_the_bucket_is_encrypted_private_and_tls_only(self, plan):
+        encryption = one(
+            plan,
+            "aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration",
+            "demo-storage-encryption",
+        ).inputs
+        assert encryption["rules"][0]["applyServerSideEncryptionByDefault"]["sseAlgorithm"] == "aws:kms"
+        block = one(
+            plan, "aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock", "demo-storage-public-access-block"
+        ).inputs
+        assert all(
+            block[k] is True
+            for k in ("blockPublicAcls", "blockPublicPolicy", "ignorePublicAcls", "restrictPublicBuckets")
+        )
+        policy = one(plan, "aws:s3/bucketPolicy:BucketPolicy", "demo-storage-tls-only").inputs["policy"]
+        assert "aws:SecureTransport" in policy and '"Deny"' in policy
+
+    def test_the_managed_database_is_private_and_encrypted(self, plan):
+        database = one(plan, "aws:rds/instance:Instance", "demo-db-postgres").inputs
+        assert database["storageEncrypted"] is True
+        assert database["publiclyAccessible"] is False
+
+    def test_no_database_is_declared_with_sqlite(self):
+        assert not of_type(program.plan(settings(workers=0)), "aws:rds/instance:Instance")
+
+
+class TestWorkers:
+    def test_workers_have_no_public_address(self, plan):
+        template = one(plan, "aws:ec2/launchTemplate:LaunchTemplate", "demo-workers-template").inputs
+        assert [nic["associatePublicIpAddress"] for nic in template["networkInterfaces"]] == ["false"]
+        subnet = one(plan, "aws:ec2/subnet:Subnet", "demo-net-workers").inputs
+        assert subnet["mapPublicIpOnLaunch"] is False
+
+    def test_the_worker_subnet_routes_out_through_nat_only(self, plan):
+        routes = one(plan, "aws:ec2/routeTable:RouteTable", "demo-net-private-routes").inputs["routes"]
+        assert [set(route) for route in routes] == [{"cidrBlock", "natGatewayId"}]
+
+    def test_the_group_size_is_the_worker_count(self, plan):
+        group = one(plan, "aws:autoscaling/group:Group", "demo-workers-group").inputs
+        assert (group["minSize"], group["maxSize"], group["desiredCapacity"]) == (2, 2, 2)
+
+    def test_changing_the_worker_count_changes_only_the_worker_pool(self, spec, plan):
+        bigger = program.plan(spec.with_workers(3), redact=False)
+        assert changed(plan, bigger) == {("aws:autoscaling/group:Group", "demo-workers-group")}
+
+
+class TestSecrets:
+    def test_secrets_go_to_secrets_manager_and_nowhere_else(self, plan):
+        assert secret_holders(plan) == {
+            ("aws:secretsmanager/secretVersion:SecretVersion", "demo-secrets-setup-token"),
+            ("aws:secretsmanager/secretVersion:SecretVersion", "demo-secrets-ray-token"),
+            ("aws:secretsmanager/secretVersion:SecretVersion", "demo-secrets-network-setup-token"),
+            ("aws:secretsmanager/secretVersion:SecretVersion", "demo-secrets-database-url"),
+            ("aws:rds/instance:Instance", "demo-db-postgres"),  # the admin password, as RDS requires
+        }
+
+    def test_no_secret_value_appears_in_any_user_data(self, plan):
+        user_data = [r.inputs["userData"] for r in of_type(plan, "aws:ec2/instance:Instance")]
+        user_data.append(
+            base64.b64decode(
+                one(plan, "aws:ec2/launchTemplate:LaunchTemplate", "demo-workers-template").inputs["userData"]
+            ).decode()
+        )
+        assert len(user_data) == 3
+        for data in user_data:
+            assert not [value for value in SECRETS.values() if value in data]
+
+    def test_each_role_may_read_only_its_own_secrets(self, plan):
+        policies = {
+            r.name: r.inputs["policy"]
+            for r in of_type(plan, "aws:iam/rolePolicy:RolePolicy")
+            if r.name.endswith("-secrets")
+        }
+        assert "demo-secrets-ray-token" in policies["demo-worker-secrets"]
+        assert "setup-token" not in policies["demo-worker-secrets"]
+        assert "database-url" not in policies["demo-worker-secrets"]
+        for key in ("setup-token", "ray-token", "database-url"):
+            assert f"demo-secrets-{key}" in policies["demo-node-secrets"]
+
+
+class TestUserData:
+    def test_the_node_boots_the_template_rendered_from_templates(self, spec, plan):
+        expected = render("cloud-init/node.yaml.j2", **program.machine_context("node", spec))
+        assert one(plan, "aws:ec2/instance:Instance", "demo-node-instance").inputs["userData"] == expected
+
+    def test_workers_boot_the_worker_template(self, spec, plan):
+        expected = render("cloud-init/worker.yaml.j2", **program.machine_context("worker", spec))
+        encoded = one(plan, "aws:ec2/launchTemplate:LaunchTemplate", "demo-workers-template").inputs["userData"]
+        assert base64.b64decode(encoded).decode() == expected
+
+    def test_the_network_service_boots_the_network_template(self, spec, plan):
+        expected = render("cloud-init/network.yaml.j2", **program.machine_context("network", spec))
+        assert one(plan, "aws:ec2/instance:Instance", "demo-network-instance").inputs["userData"] == expected
+
+
+class TestPlan:
+    def test_plan_redacts_every_secret_value(self, spec):
+        redacted = program.plan(spec)
+        assert not secret_holders(redacted)
+        assert REDACTED in text(
+            one(redacted, "aws:secretsmanager/secretVersion:SecretVersion", "demo-secrets-ray-token")
+        )
+
+    def test_plan_groups_resources_under_their_components(self, plan):
+        components = {r.type for r in plan if not r.custom}
+        assert {"gridctl:aws:Node", "gridctl:aws:WorkerPool", "gridctl:aws:PrivateNetwork"} <= components
+        assert one(plan, "aws:ec2/instance:Instance", "demo-node-instance").parent == "demo-node"

@@ -1,0 +1,211 @@
+"""The Azure program, run offline under Pulumi's mocks: security defaults, user-data, scaling, plan."""
+
+from __future__ import annotations
+
+import base64
+
+import pytest
+
+from providers.azure import program
+from providers.azure.config import KEY_VAULT_SECRETS_USER
+from providers.stack import REDACTED
+from templates.render import render
+from tests.cloud_checks import (
+    OPERATOR_CIDR,
+    SECRETS,
+    SSH_KEY,
+    THROWAWAY_KEY,
+    WIDER_CIDR,
+    changed,
+    cloud_resources,
+    label,
+    of_type,
+    one,
+    secret_holders,
+    settings,
+    takes,
+    text,
+)
+
+NSG = "azure-native:network:NetworkSecurityGroup"
+VM = "azure-native:compute:VirtualMachine"
+VMSS = "azure-native:compute:VirtualMachineScaleSet"
+
+
+@pytest.fixture(scope="module")
+def spec():
+    return settings(region="westeurope", managed_database=True, network=True)
+
+
+@pytest.fixture(scope="module")
+def plan(spec):
+    return program.plan(spec, redact=False)
+
+
+@pytest.fixture(scope="module")
+def ssh_plan():
+    return program.plan(
+        settings(
+            region="westeurope",
+            ssh_cidrs=(WIDER_CIDR,),
+            ssh_public_key=SSH_KEY,
+            allow_cidrs=(OPERATOR_CIDR, WIDER_CIDR),
+        ),
+        redact=False,
+    )
+
+
+def rules(plan, name):
+    return {rule["name"]: rule for rule in one(plan, NSG, name).inputs["securityRules"]}
+
+
+def custom_data(resource_inputs) -> str:
+    profile = resource_inputs.get("osProfile") or resource_inputs["virtualMachineProfile"]["osProfile"]
+    return base64.b64decode(profile["customData"]).decode()
+
+
+class TestLabels:
+    def test_every_taggable_resource_carries_the_deployment_name(self, plan):
+        taggable = [r for r in cloud_resources(plan) if takes(r, "tags")]
+        assert len(taggable) >= 20
+        assert [r.name for r in taggable if label(r, "tags") != "demo"] == []
+
+
+class TestIngress:
+    def test_the_api_is_open_on_443_to_the_operators_cidr_only(self, plan):
+        allowed = [
+            r
+            for r in rules(plan, "demo-net-node-nsg").values()
+            if r["access"] == "Allow" and r["sourceAddressPrefixes"] != ["10.42.2.0/24"]
+        ]
+        assert [(r["destinationPortRanges"], r["sourceAddressPrefixes"]) for r in allowed] == [
+            (["443"], [OPERATOR_CIDR])
+        ]
+
+    def test_there_is_no_ssh_unless_asked(self, plan):
+        for nsg in ("demo-net-node-nsg", "demo-net-worker-nsg"):
+            assert not [r for r in rules(plan, nsg).values() if "22" in r["destinationPortRanges"]]
+
+    def test_ssh_when_asked_is_open_to_the_given_cidr_only(self, ssh_plan):
+        ssh = [r for r in rules(ssh_plan, "demo-net-node-nsg").values() if r["destinationPortRanges"] == ["22"]]
+        assert [r["sourceAddressPrefixes"] for r in ssh] == [[WIDER_CIDR]]
+
+    def test_allow_cidr_widens_the_api_ingress(self, ssh_plan):
+        https = [
+            r["sourceAddressPrefixes"][0]
+            for r in rules(ssh_plan, "demo-net-node-nsg").values()
+            if r["destinationPortRanges"] == ["443"]
+        ]
+        assert https == [OPERATOR_CIDR, WIDER_CIDR]
+
+    def test_ray_ports_are_open_only_to_the_workers_and_the_rest_of_the_vnet_is_denied(self, plan):
+        node = rules(plan, "demo-net-node-nsg")
+        assert node["ray-from-workers"]["sourceAddressPrefixes"] == ["10.42.2.0/24"]
+        assert node["deny-rest-of-vnet"]["access"] == "Deny"
+        assert node["deny-rest-of-vnet"]["priority"] > node["ray-from-workers"]["priority"]
+        worker = rules(plan, "demo-net-worker-nsg")
+        assert worker["ray-from-node"]["sourceAddressPrefixes"] == ["10.42.1.10/32"]
+        assert worker["deny-rest-of-vnet"]["access"] == "Deny"
+        assert not [r for r in worker.values() if r["access"] == "Allow" and "443" in r["destinationPortRanges"]]
+
+    def test_the_database_has_no_public_access(self, plan):
+        server = one(plan, "azure-native:dbforpostgresql:Server", "demo-db-postgres").inputs
+        assert server["network"]["publicNetworkAccess"] == "Disabled"
+        assert server["network"]["delegatedSubnetResourceId"]
+
+
+class TestStorage:
+    def test_the_storage_account_is_private_encrypted_and_https_only(self, plan):
+        account = one(plan, "azure-native:storage:StorageAccount", "demo-storage-account").inputs
+        assert account["allowBlobPublicAccess"] is False
+        assert account["allowSharedKeyAccess"] is False
+        assert account["enableHttpsTrafficOnly"] is True
+        assert account["minimumTlsVersion"] == "TLS1_2"
+        assert account["encryption"]["services"]["blob"]["enabled"] is True
+        assert account["encryption"]["requireInfrastructureEncryption"] is True
+
+    def test_the_container_is_not_public(self, plan):
+        assert (
+            one(plan, "azure-native:storage:BlobContainer", "demo-storage-container").inputs["publicAccess"] == "None"
+        )
+
+    def test_no_database_is_declared_with_sqlite(self):
+        assert not of_type(program.plan(settings(region="westeurope")), "azure-native:dbforpostgresql:Server")
+
+
+class TestWorkers:
+    def test_workers_have_no_public_address(self, plan):
+        profile = one(plan, VMSS, "demo-workers-vmss").inputs["virtualMachineProfile"]["networkProfile"]
+        for nic in profile["networkInterfaceConfigurations"]:
+            assert all("publicIPAddressConfiguration" not in ip for ip in nic["ipConfigurations"])
+
+    def test_the_worker_subnet_goes_out_through_the_nat_gateway_only(self, plan):
+        subnet = one(plan, "azure-native:network:Subnet", "demo-net-workers").inputs
+        assert subnet["natGateway"]["id"] and subnet["defaultOutboundAccess"] is False
+
+    def test_the_scale_set_capacity_is_the_worker_count(self, plan):
+        assert one(plan, VMSS, "demo-workers-vmss").inputs["sku"]["capacity"] == 2
+
+    def test_changing_the_worker_count_changes_only_the_worker_pool(self, spec, plan):
+        bigger = program.plan(spec.with_workers(3), redact=False)
+        assert changed(plan, bigger) == {(VMSS, "demo-workers-vmss")}
+
+    def test_password_login_is_disabled_everywhere(self, plan):
+        for resource in [*of_type(plan, VM), one(plan, VMSS, "demo-workers-vmss")]:
+            inputs = resource.inputs
+            profile = inputs.get("osProfile") or inputs["virtualMachineProfile"]["osProfile"]
+            assert profile["linuxConfiguration"]["disablePasswordAuthentication"] is True
+            assert profile["linuxConfiguration"]["ssh"]["publicKeys"][0]["keyData"] == THROWAWAY_KEY
+
+
+class TestSecrets:
+    def test_secrets_go_to_key_vault_and_nowhere_else(self, plan):
+        secret = "azure-native:keyvault:Secret"
+        assert secret_holders(plan) == {
+            (secret, "demo-secrets-setup-token"),
+            (secret, "demo-secrets-ray-token"),
+            (secret, "demo-secrets-network-setup-token"),
+            (secret, "demo-secrets-database-url"),
+            ("azure-native:dbforpostgresql:Server", "demo-db-postgres"),  # the admin password, as Azure requires
+        }
+
+    def test_no_secret_value_appears_in_any_custom_data(self, plan):
+        data = [custom_data(r.inputs) for r in [*of_type(plan, VM), one(plan, VMSS, "demo-workers-vmss")]]
+        assert len(data) == 3
+        for text_ in data:
+            assert not [value for value in SECRETS.values() if value in text_]
+
+    def test_the_vault_uses_rbac_and_each_identity_reads_only_its_own_secrets(self, plan):
+        vault = one(plan, "azure-native:keyvault:Vault", "demo-secrets-vault").inputs
+        assert vault["properties"]["enableRbacAuthorization"] is True
+        grants = {
+            (r.inputs["principalId"], r.inputs["scope"])
+            for r in of_type(plan, "azure-native:authorization:RoleAssignment")
+            if r.inputs["roleDefinitionId"].endswith(KEY_VAULT_SECRETS_USER)
+        }
+        assert {scope for principal, scope in grants if principal == "principal-demo-identity-worker"} == {
+            "demo-secrets-ray-token-id"
+        }  # the secret's own id: a grant on one secret, not the vault
+        assert {scope for principal, scope in grants if principal == "principal-demo-identity-node"} == {
+            "demo-secrets-setup-token-id",
+            "demo-secrets-ray-token-id",
+            "demo-secrets-database-url-id",
+        }
+
+
+class TestUserData:
+    @pytest.mark.parametrize(("role", "resource"), [("node", "demo-node-vm"), ("network", "demo-network-vm")])
+    def test_servers_boot_the_template_rendered_from_templates(self, spec, plan, role, resource):
+        expected = render(f"cloud-init/{role}.yaml.j2", **program.machine_context(role, spec))
+        assert custom_data(one(plan, VM, resource).inputs) == expected
+
+    def test_workers_boot_the_worker_template(self, spec, plan):
+        expected = render("cloud-init/worker.yaml.j2", **program.machine_context("worker", spec))
+        assert custom_data(one(plan, VMSS, "demo-workers-vmss").inputs) == expected
+
+
+class TestPlan:
+    def test_plan_redacts_every_secret_value(self, spec):
+        redacted = program.plan(spec)
+        assert not secret_holders(redacted)
+        assert REDACTED in text(one(redacted, "azure-native:keyvault:Secret", "demo-secrets-ray-token"))

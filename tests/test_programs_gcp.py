@@ -1,0 +1,198 @@
+"""The GCP program, run offline under Pulumi's mocks: security defaults, user-data, scaling, plan."""
+
+from __future__ import annotations
+
+import pytest
+
+from providers.gcp import program
+from providers.stack import REDACTED
+from templates.render import render
+from tests.cloud_checks import (
+    OPERATOR_CIDR,
+    SECRETS,
+    SSH_KEY,
+    WIDER_CIDR,
+    changed,
+    cloud_resources,
+    label,
+    of_type,
+    one,
+    secret_holders,
+    settings,
+    takes,
+    text,
+)
+
+FIREWALL = "gcp:compute/firewall:Firewall"
+TEMPLATE = "gcp:compute/instanceTemplate:InstanceTemplate"
+
+
+@pytest.fixture(scope="module")
+def spec():
+    return settings(region="europe-west1", managed_database=True, network=True)
+
+
+@pytest.fixture(scope="module")
+def plan(spec):
+    return program.plan(spec, redact=False)
+
+
+@pytest.fixture(scope="module")
+def ssh_plan():
+    return program.plan(
+        settings(
+            region="europe-west1",
+            ssh_cidrs=(WIDER_CIDR,),
+            ssh_public_key=SSH_KEY,
+            allow_cidrs=(OPERATOR_CIDR, WIDER_CIDR),
+        ),
+        redact=False,
+    )
+
+
+def firewalls(plan):
+    return {r.name: r.inputs for r in of_type(plan, FIREWALL)}
+
+
+class TestLabels:
+    def test_every_labelable_resource_carries_the_deployment_name(self, plan):
+        labelable = [r for r in cloud_resources(plan) if takes(r, "labels")]
+        assert len(labelable) >= 8
+        assert [r.name for r in labelable if label(r, "labels") != "demo"] == []
+
+    def test_disks_and_the_database_are_labelled_too(self, plan):
+        node = one(plan, "gcp:compute/instance:Instance", "demo-node-instance").inputs
+        assert node["bootDisk"]["initializeParams"]["labels"]["gridctl-deployment"] == "demo"
+        template = one(plan, TEMPLATE, "demo-workers-template").inputs
+        assert template["disks"][0]["labels"]["gridctl-deployment"] == "demo"
+        database = one(plan, "gcp:sql/databaseInstance:DatabaseInstance", "demo-db-postgres").inputs
+        assert database["settings"]["userLabels"]["gridctl-deployment"] == "demo"
+
+
+class TestIngress:
+    def test_only_the_api_is_open_to_a_cidr_and_only_to_the_operators(self, plan):
+        with_ranges = {name: rule for name, rule in firewalls(plan).items() if rule.get("sourceRanges")}
+        assert list(with_ranges) == ["demo-net-https"]
+        rule = with_ranges["demo-net-https"]
+        assert rule["sourceRanges"] == [OPERATOR_CIDR]
+        assert rule["allows"] == [{"protocol": "tcp", "ports": ["443"]}]
+
+    def test_there_is_no_ssh_unless_asked(self, plan):
+        assert not [
+            rule for rule in firewalls(plan).values() if any("22" in allow["ports"] for allow in rule["allows"])
+        ]
+
+    def test_ssh_when_asked_is_open_to_the_given_cidr_only(self, ssh_plan):
+        rule = firewalls(ssh_plan)["demo-net-ssh"]
+        assert rule["sourceRanges"] == [WIDER_CIDR] and rule["allows"][0]["ports"] == ["22"]
+
+    def test_allow_cidr_widens_the_api_ingress(self, ssh_plan):
+        assert firewalls(ssh_plan)["demo-net-https"]["sourceRanges"] == [OPERATOR_CIDR, WIDER_CIDR]
+
+    def test_ray_ports_are_open_only_between_node_and_workers(self, plan):
+        rules = firewalls(plan)
+        assert rules["demo-net-ray-to-node"]["sourceTags"] == ["gridctl-demo-worker"]
+        assert rules["demo-net-ray-to-node"]["targetTags"] == ["gridctl-demo-node"]
+        assert rules["demo-net-ray-to-workers"]["sourceTags"] == ["gridctl-demo-node", "gridctl-demo-worker"]
+        for name in ("demo-net-ray-to-node", "demo-net-ray-to-workers"):
+            assert "sourceRanges" not in rules[name]
+
+    def test_the_database_has_no_public_address_and_requires_tls(self, plan):
+        database = one(plan, "gcp:sql/databaseInstance:DatabaseInstance", "demo-db-postgres").inputs
+        assert database["settings"]["ipConfiguration"]["ipv4Enabled"] is False
+        assert database["settings"]["ipConfiguration"]["sslMode"] == "ENCRYPTED_ONLY"
+
+
+class TestStorage:
+    def test_the_bucket_is_uniform_and_never_public(self, plan):
+        bucket = one(plan, "gcp:storage/bucket:Bucket", "demo-storage-bucket").inputs
+        assert bucket["uniformBucketLevelAccess"] is True
+        assert bucket["publicAccessPrevention"] == "enforced"
+
+    def test_only_the_node_and_network_service_may_use_the_bucket(self, plan):
+        members = {r.inputs["member"] for r in of_type(plan, "gcp:storage/bucketIAMMember:BucketIAMMember")}
+        assert members == {
+            "serviceAccount:gridctl-demo-node@demo-project.iam.gserviceaccount.com",
+            "serviceAccount:gridctl-demo-network@demo-project.iam.gserviceaccount.com",
+        }
+
+    def test_no_database_is_declared_with_sqlite(self):
+        assert not of_type(program.plan(settings(region="europe-west1")), "gcp:sql/databaseInstance:DatabaseInstance")
+
+
+class TestWorkers:
+    def test_workers_have_no_external_address(self, plan):
+        template = one(plan, TEMPLATE, "demo-workers-template").inputs
+        assert all("accessConfigs" not in nic for nic in template["networkInterfaces"])
+
+    def test_only_the_worker_subnet_is_natted(self, plan):
+        nat = one(plan, "gcp:compute/routerNat:RouterNat", "demo-net-nat").inputs
+        assert [s["name"] for s in nat["subnetworks"]] == ["demo-net-workers-id"]
+
+    def test_the_group_size_is_the_worker_count(self, plan):
+        group = one(plan, "gcp:compute/instanceGroupManager:InstanceGroupManager", "demo-workers-group").inputs
+        assert group["targetSize"] == 2
+
+    def test_changing_the_worker_count_changes_only_the_worker_pool(self, spec, plan):
+        bigger = program.plan(spec.with_workers(3), redact=False)
+        assert changed(plan, bigger) == {
+            ("gcp:compute/instanceGroupManager:InstanceGroupManager", "demo-workers-group")
+        }
+
+
+class TestSecrets:
+    def test_secrets_go_to_secret_manager_and_nowhere_else(self, plan):
+        version = "gcp:secretmanager/secretVersion:SecretVersion"
+        assert secret_holders(plan) == {
+            (version, "demo-secrets-setup-token"),
+            (version, "demo-secrets-ray-token"),
+            (version, "demo-secrets-network-setup-token"),
+            (version, "demo-secrets-database-url"),
+            ("gcp:sql/user:User", "demo-db-gridctl"),  # the database user's password, as Cloud SQL requires
+        }
+
+    def test_no_secret_value_appears_in_any_metadata(self, plan):
+        metadata = [r.inputs["metadata"] for r in of_type(plan, "gcp:compute/instance:Instance")]
+        metadata.append(one(plan, TEMPLATE, "demo-workers-template").inputs["metadata"])
+        assert len(metadata) == 3
+        for data in metadata:
+            assert not [value for value in SECRETS.values() if value in text_of(data)]
+            assert data["block-project-ssh-keys"] == "TRUE"
+
+    def test_each_role_may_read_only_its_own_secrets(self, plan):
+        grants = {
+            (r.inputs["member"].split("@")[0], r.inputs["secretId"])
+            for r in of_type(plan, "gcp:secretmanager/secretIamMember:SecretIamMember")
+        }
+        worker = {secret for member, secret in grants if member == "serviceAccount:gridctl-demo-worker"}
+        assert worker == {"demo-secrets-ray-token-id"}
+
+
+def text_of(value) -> str:
+    return repr(value)
+
+
+class TestUserData:
+    @pytest.mark.parametrize(
+        ("role", "resource"), [("node", "demo-node-instance"), ("network", "demo-network-instance")]
+    )
+    def test_servers_boot_the_template_rendered_from_templates(self, spec, plan, role, resource):
+        expected = render(f"cloud-init/{role}.yaml.j2", **program.machine_context(role, spec))
+        assert one(plan, "gcp:compute/instance:Instance", resource).inputs["metadata"]["user-data"] == expected
+
+    def test_workers_boot_the_worker_template(self, spec, plan):
+        expected = render("cloud-init/worker.yaml.j2", **program.machine_context("worker", spec))
+        assert one(plan, TEMPLATE, "demo-workers-template").inputs["metadata"]["user-data"] == expected
+
+
+class TestPlan:
+    def test_plan_redacts_every_secret_value(self, spec):
+        redacted = program.plan(spec)
+        assert not secret_holders(redacted)
+        assert REDACTED in text(
+            one(redacted, "gcp:secretmanager/secretVersion:SecretVersion", "demo-secrets-ray-token")
+        )
+
+    def test_plan_needs_a_project(self):
+        with pytest.raises(ValueError, match="project"):
+            program.plan(settings(region="europe-west1", project=None))

@@ -1,0 +1,118 @@
+"""The templates every cloud renders: snapshots per cloud and role, and the renderer's rules.
+
+Snapshots live in tests/snapshots/<cloud>-<role>.yaml. After a deliberate template change, rewrite them with
+``GRIDCTL_UPDATE_SNAPSHOTS=1 python -m pytest tests/test_templates.py`` and review the diff.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+import yaml
+
+from providers.aws import program as aws_program
+from providers.azure import program as azure_program
+from providers.gcp import program as gcp_program
+from templates.render import TemplateError, available, render
+from tests.cloud_checks import SECRETS, SSH_KEY, WIDER_CIDR, settings
+
+SNAPSHOTS = Path(__file__).parent / "snapshots"
+PROGRAMS = {"aws": aws_program, "gcp": gcp_program, "azure": azure_program}
+REGIONS = {"aws": "eu-west-1", "gcp": "europe-west1", "azure": "westeurope"}
+ROLES = ("node", "worker", "network")
+CASES = [(cloud, role) for cloud in PROGRAMS for role in ROLES]
+
+
+def rendered(cloud: str, role: str, **overrides) -> str:
+    spec = settings(region=REGIONS[cloud], managed_database=True, network=True, **overrides)
+    return PROGRAMS[cloud].user_data(role, spec)
+
+
+def embedded_file(cloud_init: str, path: str) -> str:
+    files = {entry["path"]: entry["content"] for entry in yaml.safe_load(cloud_init)["write_files"]}
+    return files[path]
+
+
+class TestSnapshots:
+    @pytest.mark.parametrize(("cloud", "role"), CASES)
+    def test_cloud_init_matches_its_snapshot(self, cloud, role):
+        text = rendered(cloud, role)
+        snapshot = SNAPSHOTS / f"{cloud}-{role}.yaml"
+        if os.environ.get("GRIDCTL_UPDATE_SNAPSHOTS"):
+            snapshot.write_text(text)
+        assert snapshot.exists(), f"no snapshot {snapshot.name}: run with GRIDCTL_UPDATE_SNAPSHOTS=1"
+        assert text == snapshot.read_text()
+
+
+class TestCloudInit:
+    @pytest.mark.parametrize(("cloud", "role"), CASES)
+    def test_is_cloud_config_yaml(self, cloud, role):
+        text = rendered(cloud, role)
+        assert text.startswith("#cloud-config\n")
+        document = yaml.safe_load(text)
+        assert document["ssh_pwauth"] is False
+        assert document["runcmd"]
+
+    @pytest.mark.parametrize(("cloud", "role"), CASES)
+    def test_holds_no_secret_value(self, cloud, role):
+        text = rendered(cloud, role)
+        assert not [value for value in SECRETS.values() if value in text]
+
+    @pytest.mark.parametrize(("cloud", "role"), CASES)
+    def test_the_bootstrap_script_is_valid_python(self, cloud, role):
+        source = embedded_file(rendered(cloud, role), "/opt/gridctl/bootstrap.py")
+        compile(source, f"{cloud}-{role}-bootstrap.py", "exec")
+
+    @pytest.mark.parametrize("cloud", PROGRAMS)
+    def test_workers_read_only_the_ray_token(self, cloud):
+        source = embedded_file(rendered(cloud, "worker"), "/opt/gridctl/bootstrap.py")
+        assert "ray-token" in source
+        assert "setup-token" not in source and "database-url" not in source
+
+    @pytest.mark.parametrize("cloud", PROGRAMS)
+    def test_the_node_serves_tls_through_caddy_and_the_api_on_loopback(self, cloud):
+        text = rendered(cloud, "node")
+        assert "tls internal" in embedded_file(text, "/etc/caddy/Caddyfile")
+        assert "GRID_NODE_HOST=127.0.0.1" in embedded_file(text, "/etc/gridctl/node.env")
+
+    @pytest.mark.parametrize("cloud", PROGRAMS)
+    def test_a_domain_gets_a_public_certificate_instead(self, cloud):
+        caddyfile = embedded_file(rendered(cloud, "node", domain="grid.example.org"), "/etc/caddy/Caddyfile")
+        assert "grid.example.org {" in caddyfile and "tls internal" not in caddyfile
+
+    @pytest.mark.parametrize("cloud", PROGRAMS)
+    def test_ray_uses_token_authentication_on_both_sides(self, cloud):
+        head = embedded_file(rendered(cloud, "node"), "/etc/systemd/system/ray-head.service")
+        worker = embedded_file(rendered(cloud, "worker"), "/etc/systemd/system/ray-worker.service")
+        for unit in (head, worker):
+            assert "RAY_AUTH_MODE=token" in unit
+        assert "--address=10.42.1.10:6379" in worker
+
+    @pytest.mark.parametrize("cloud", PROGRAMS)
+    def test_an_operator_account_exists_only_when_ssh_is_asked_for(self, cloud):
+        assert "ssh_authorized_keys" not in rendered(cloud, "node")
+        with_ssh = rendered(cloud, "node", ssh_cidrs=(WIDER_CIDR,), ssh_public_key=SSH_KEY)
+        users = yaml.safe_load(with_ssh)["users"]
+        assert [u["ssh_authorized_keys"] for u in users if "ssh_authorized_keys" in u] == [[SSH_KEY]]
+
+
+class TestRender:
+    def test_a_missing_variable_is_an_error_naming_it(self):
+        with pytest.raises(TemplateError, match="'deployment' is undefined"):
+            render("systemd/grid-node.service.j2")
+
+    def test_a_missing_template_is_an_error_naming_it_and_the_known_ones(self):
+        with pytest.raises(TemplateError, match="no template 'cloud-init/nothing.yaml.j2'.*cloud-init/node.yaml.j2"):
+            render("cloud-init/nothing.yaml.j2")
+
+    def test_lists_every_template(self):
+        names = available()
+        assert {
+            "cloud-init/node.yaml.j2",
+            "cloud-init/worker.yaml.j2",
+            "cloud-init/network.yaml.j2",
+            "systemd/grid-node.service.j2",
+            "config/Caddyfile.j2",
+        } <= set(names)
