@@ -41,10 +41,13 @@ from grid_runtime.node.users.models import User  # noqa: E402
 SUBJECTS = ["mnist", "cifar10", "imagenet", "census", "adult", "mimic", "chexpert", "criteo", "movielens",
             "wikitext", "librispeech", "covid", "retail", "credit", "fraud", "ehr", "genomics", "satellite"]
 PARTS = ["train", "test", "validation", "holdout", "features", "labels", "embeddings", "logits", "weights"]
-WORDS = ("patients hospital admissions images labelled handwritten digits colour photos tabular survey income "
-         "transactions clicks ratings reviews sentences audio clips spectrograms pixels normalised standardised "
-         "anonymised deidentified sampled stratified cohort quarterly monthly regional scans xray ct mri "
-         "sequences variants expression counts sensor readings telemetry").split()
+WORDS = [
+    "patients", "hospital", "admissions", "images", "labelled", "handwritten", "digits", "colour", "photos",
+    "tabular", "survey", "income", "transactions", "clicks", "ratings", "reviews", "sentences", "audio",
+    "clips", "spectrograms", "pixels", "normalised", "standardised", "anonymised", "deidentified", "sampled",
+    "stratified", "cohort", "quarterly", "monthly", "regional", "scans", "xray", "ct", "mri", "sequences",
+    "variants", "expression", "counts", "sensor", "readings", "telemetry",
+]
 TAGS = ["vision", "tabular", "text", "audio", "medical", "finance", "pii", "synthetic", "benchmark", "raw",
         "clean", "v1", "v2", "v3", "eu", "us", "quarantine", "approved", "gold", "silver"]
 DTYPES = ["float32"] * 6 + ["float16", "float64", "int64", "uint8", "int32", "bool"]

@@ -29,7 +29,7 @@ class SpecConversionError(SpecError):
 def _layer_args(layer: nn.Module) -> dict[str, Any]:
     """The spec arguments of one allowlisted torch layer, read from its attributes."""
     name = type(layer).__name__
-    a = layer  # attributes are read by name below; the layer's class was checked to be torch's own
+    a: Any = layer  # attributes are read by name below; the layer's class was checked to be torch's own
     if name == "Linear":
         return {"in_features": a.in_features, "out_features": a.out_features, "bias": a.bias is not None}
     if name in ("Conv1d", "Conv2d"):

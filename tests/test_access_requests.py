@@ -43,7 +43,7 @@ def _ask(client: TestClient, user: MadeUser, target_id: int, *, level: str = "do
 def _filed(client: TestClient, user: MadeUser, target_id: int, **kwargs: Any) -> dict[str, Any]:
     response = _ask(client, user, target_id, **kwargs)
     assert response.status_code == 201, response.text
-    return response.json()  # type: ignore[no-any-return]
+    return response.json()
 
 
 def _decide(client: TestClient, who: MadeUser, request_id: int, verb: str, body: dict[str, Any] | None = None
@@ -55,7 +55,7 @@ def _explain(client: TestClient, user: MadeUser, target_id: int, target_type: st
     response = client.get(f"{API}/permissions/explain", headers=user.headers,
                           params={"target_type": target_type, "target_id": target_id})
     assert response.status_code == 200, response.text
-    return response.json()  # type: ignore[no-any-return]
+    return response.json()
 
 
 def _actor(session: Session, user_id: int) -> Actor:

@@ -129,7 +129,7 @@ def _grant(client: TestClient, admin: MadeUser, subject_type: str, subject: obje
         "subject_type": subject_type, "subject": subject, "target_type": target_type, "target_id": target_id,
         "level": level})
     assert response.status_code == 201, response.text
-    return response.json()  # type: ignore[no-any-return]
+    return response.json()
 
 
 @pytest.fixture
@@ -366,7 +366,7 @@ class TestListGrants:
         g2 = _grant(client, admin, "user", other.id, "tensor", t1, "download")
         g3 = _grant(client, admin, "user", user.id, "tensor", t2, "deny")
 
-        def ids(**params: object) -> list[int]:
+        def ids(**params: str | int) -> list[int]:
             response = client.get(f"{API}/permissions", headers=admin.headers, params=params)
             assert response.status_code == 200, response.text
             return [g["id"] for g in response.json()["items"]]
@@ -393,7 +393,7 @@ class TestExplain:
     def test_for_another_user_needs_manage_permissions_or_triage(self, client: TestClient, factory: Factory) -> None:
         user, other = factory.user(), factory.user()
         tensor = factory.tensor(visibility="public")
-        params = {"user": str(other.id), "target_type": "tensor", "target_id": tensor}
+        params: dict[str, str | int] = {"user": str(other.id), "target_type": "tensor", "target_id": tensor}
         refused = client.get(f"{API}/permissions/explain", headers=user.headers, params=params)
         assert refused.status_code == 403 and "manage_permissions" in refused.json()["message"]
         for role in ("Administrator", "Compliance Officer"):

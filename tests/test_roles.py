@@ -159,7 +159,8 @@ class TestUpdateRole:
         editor = any_db_factory.user(capabilities=ROLE_EDITOR)
         any_db_factory.role("user-admins", {Capability.manage_users})
         before = any_db_factory.snapshot()
-        for body in ({"capabilities": []}, {"name": "renamed"}):
+        bodies: list[dict[str, object]] = [{"capabilities": []}, {"name": "renamed"}]
+        for body in bodies:
             response = any_db_client.patch(f"{API}/roles/user-admins", headers=editor.headers, json=body)
             _assert_refused(response, 403, "forbidden")
         assert any_db_factory.snapshot() == before

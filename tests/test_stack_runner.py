@@ -20,8 +20,11 @@ def event(**parts) -> SimpleNamespace:
 
 
 def step(op: str) -> SimpleNamespace:
-    return SimpleNamespace(metadata=SimpleNamespace(op=op, type="aws:ec2/vpc:Vpc",
-                                                    urn="urn:pulumi:demo::gridctl::aws:ec2/vpc:Vpc::demo-net-vpc"))
+    return SimpleNamespace(
+        metadata=SimpleNamespace(
+            op=op, type="aws:ec2/vpc:Vpc", urn="urn:pulumi:demo::gridctl::aws:ec2/vpc:Vpc::demo-net-vpc"
+        )
+    )
 
 
 class TestWithoutThePulumiCli:
@@ -52,8 +55,13 @@ class TestBackend:
 class TestProgress:
     def test_a_resource_step_names_the_action_and_resource(self):
         progress = to_progress(event(resource_pre_event=step("create")))
-        assert progress == ProgressEvent("step", "create aws:ec2/vpc:Vpc demo-net-vpc", action="create",
-                                         resource_type="aws:ec2/vpc:Vpc", resource_name="demo-net-vpc")
+        assert progress == ProgressEvent(
+            "step",
+            "create aws:ec2/vpc:Vpc demo-net-vpc",
+            action="create",
+            resource_type="aws:ec2/vpc:Vpc",
+            resource_name="demo-net-vpc",
+        )
 
     def test_unchanged_resources_are_not_shown(self):
         assert to_progress(event(resource_pre_event=step("same"))) is None
@@ -65,7 +73,8 @@ class TestProgress:
     def test_diagnostics_keep_their_severity(self):
         diagnostic = SimpleNamespace(message="quota exceeded\n", severity="error", ephemeral=False, urn=None)
         assert to_progress(event(diagnostic_event=diagnostic)) == ProgressEvent(
-            "diagnostic", "quota exceeded", severity="error")
+            "diagnostic", "quota exceeded", severity="error"
+        )
 
 
 class TestPlan:

@@ -410,7 +410,7 @@ class ModelSpec(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
-    format: Literal["gridctl.model-spec/1"] = SPEC_FORMAT
+    format: Literal["gridctl.model-spec/1"] = "gridctl.model-spec/1"
     input_shape: list[Annotated[int, Field(ge=1, le=MAX_INPUT_DIM)]] | None = Field(
         default=None, min_length=1, max_length=4
     )
@@ -461,7 +461,7 @@ class ModelSpec(BaseModel):
             try:
                 shape = layer.output_shape(shape)
             except SpecError as exc:
-                raise SpecError(f"layer {index} ({layer.type}) {exc}") from None  # type: ignore[attr-defined]
+                raise SpecError(f"layer {index} ({layer.type}) {exc}") from None
             shapes.append(shape)
         return shapes
 
@@ -496,7 +496,7 @@ def layer_table(spec: ModelSpec | dict[str, Any]) -> list[dict[str, Any]]:
         rows.append(
             {
                 "index": index,
-                "layer": layer.type,  # type: ignore[attr-defined]
+                "layer": layer.type,
                 "args": args,
                 "output_shape": list(shape) if shape is not None else None,
                 "parameters": layer.parameter_count(),

@@ -220,12 +220,13 @@ def train(
         dp = settings.dp
         batch_size = min(settings.batch_size, rows)
         optimizer: torch.optim.Optimizer
+        dp_optimizer: _FiniteDPOptimizer | None = None
         if dp is not None:
             errors = ModuleValidator.validate(module, strict=False)
             if errors:
                 raise ValueError(f"the model cannot be trained with DP: {errors[0]}")
             trained = GradSampleModule(module, loss_reduction="sum")
-            optimizer = _FiniteDPOptimizer(
+            optimizer = dp_optimizer = _FiniteDPOptimizer(
                 _make_optimizer(settings.optimizer, list(module.parameters()), settings.lr),
                 noise_multiplier=dp.noise_multiplier,
                 max_grad_norm=dp.max_grad_norm,
@@ -277,9 +278,9 @@ def train(
                 for p in module.parameters():
                     p.grad_sample = None  # type: ignore[attr-defined]
 
-    if dp is not None:
+    if dp is not None and dp_optimizer is not None:
         event = dp_sgd_event(sample_rate=sample_rate, noise_multiplier=dp.noise_multiplier, steps=step)
-        zeroed = optimizer.zeroed_samples  # type: ignore[attr-defined]
+        zeroed = dp_optimizer.zeroed_samples
     else:
         event, zeroed = non_private_event(), 0
     return TrainingResult(

@@ -44,7 +44,9 @@ class UTCDateTime(TypeDecorator[datetime]):
 
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING)
-    type_annotation_map = {datetime: UTCDateTime, dict[str, Any]: JSON, list[str]: JSON, list[int]: JSON}
+    type_annotation_map = {
+        datetime: UTCDateTime, dict[str, Any]: JSON, list[str]: JSON, list[int]: JSON, list[dict[str, Any]]: JSON,
+    }
 
 
 def create_database_engine(url: str) -> Engine:

@@ -54,3 +54,7 @@ class RateLimited(GridError):
 
 class BudgetExceeded(GridError):
     code, status = "budget_exceeded", 409
+
+
+class Unavailable(GridError):
+    code, status = "unavailable", 503

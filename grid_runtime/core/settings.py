@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -30,6 +30,35 @@ class NodeSettings(BaseSettings):
     object_store_options: dict[str, Any] = Field(
         default_factory=dict, description="fsspec options for the object store (JSON), e.g. an S3 endpoint_url"
     )
+
+    # Privacy (docs/privacy.md): the node's δ, the Rényi order its budget filter composes at, and whether
+    # results that are not differentially private may be released at all.
+    delta: float = Field(default=1e-5, gt=0, lt=1, description="the node's δ for every ε it shows or enforces")
+    # = privacy.accounting.DEFAULT_RDP_ORDER (not imported: dp-accounting is heavy); a test keeps them equal.
+    rdp_order: float = Field(default=6.0, gt=1.01, description="the Rényi filter's order, fixed for the node")
+    release_policy: Literal["dp_only", "allow_non_private"] = Field(
+        default="dp_only", description="dp_only: non-private releases are auto-denied; else an officer decides"
+    )
+    webhook_url: str | None = Field(default=None, description="receives each request decision, HMAC-signed")
+    request_ttl_seconds: int = Field(default=14 * 24 * 3600, gt=0, description="pending requests expire after")
+
+    # Workers (docs/jobs.md): the Node starts a Ray head without compute and is its only driver; Workers join
+    # with `ray start --address=HOST:ray_port` and the token in state_dir/secrets/ray-token (made at first start).
+    ray_enabled: bool = Field(default=True, description="start a Ray head and run jobs; false: jobs are refused")
+    ray_host: str = Field(default="127.0.0.1", description="the address the Ray head listens on, for Workers")
+    ray_port: int = Field(default=6390, ge=0, le=65535, description="the Ray head's GCS port (0: a free one)")
+    ray_client_server_port: int = Field(default=0, ge=0, le=65535, description="0: a free port")
+    ray_node_manager_port: int = Field(default=0, ge=0, le=65535, description="0: a free port")
+    ray_object_manager_port: int = Field(default=0, ge=0, le=65535, description="0: a free port")
+    ray_dashboard_port: int = Field(default=0, ge=0, le=65535, description="0: a free port (bound to 127.0.0.1)")
+    ray_object_store_bytes: int = Field(default=256 * 1024**2, ge=78 * 1024**2, description="per Ray node")
+    ray_start_timeout_seconds: float = Field(default=90.0, gt=0)
+    job_cpus: float = Field(default=1.0, gt=0, description="CPUs a job's Ray task takes (torch uses as many)")
+    job_max_attempts: int = Field(default=2, ge=1, le=10, description="a job whose Worker is lost is retried")
+    job_stall_seconds: float = Field(default=60.0, gt=0, description="a running task silent this long is lost")
+    job_max_concurrent: int = Field(default=2, ge=0, description="default quota: queued or running jobs a user")
+    job_max_per_day: int = Field(default=50, ge=0, description="default quota: jobs a user may submit in 24 h")
+    job_max_run_seconds: int = Field(default=3600, gt=0, description="default quota: run-time limit of a job")
 
     @cached_property
     def resolved_database_url(self) -> str:

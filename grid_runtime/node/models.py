@@ -2,8 +2,10 @@
 
 from grid_runtime.node.audit.models import AuditEvent
 from grid_runtime.node.auth.models import LoginFailure, SetupToken, Token
+from grid_runtime.node.budget.models import DatasetCap, LedgerEntry, PrivacySettings, ReleasePolicy
 from grid_runtime.node.datasets.models import Dataset, DatasetMember
 from grid_runtime.node.groups.models import Group, GroupMember
+from grid_runtime.node.jobs.models import Job, JobQuota, Result
 from grid_runtime.node.permissions.models import Grant
 from grid_runtime.node.requests.models import Request, RequestEvent
 from grid_runtime.node.roles.models import Role
@@ -11,6 +13,7 @@ from grid_runtime.node.tensors.models import Tensor, TensorTag
 from grid_runtime.node.users.models import User
 
 __all__ = [
-    "AuditEvent", "Dataset", "DatasetMember", "Grant", "Group", "GroupMember", "LoginFailure", "Request",
-    "RequestEvent", "Role", "SetupToken", "Tensor", "TensorTag", "Token", "User",
+    "AuditEvent", "Dataset", "DatasetCap", "DatasetMember", "Grant", "Group", "GroupMember", "Job", "JobQuota", "LedgerEntry", "LoginFailure",
+    "PrivacySettings", "ReleasePolicy", "Request",
+    "RequestEvent", "Result", "Role", "SetupToken", "Tensor", "TensorTag", "Token", "User",
 ]

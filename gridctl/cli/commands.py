@@ -15,12 +15,16 @@ NOUNS: list[tuple[str, str]] = [
     ("groups", "groups"),
     ("tokens", "tokens"),
     ("audit", "audit"),  # register(root): the top-level audit command
+    ("tensors", "tensors"),
+    ("datasets", "datasets"),
+    ("permissions", "permissions"),
+    ("requests", "requests"),
 ]
 
 
 # The order of ``gridctl --help``'s command list (Typer would list plain commands before groups).
 HELP_ORDER = ["deploy", "status", "destroy", "login", "logout", "context", "users", "roles", "groups", "tokens",
-              "audit"]
+              "audit", "tensors", "datasets", "permissions", "requests"]
 
 
 def modules() -> Iterator[tuple[str, ModuleType]]:

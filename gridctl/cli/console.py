@@ -8,7 +8,8 @@ stays parseable in scripts.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from enum import StrEnum
 from typing import Any
 
@@ -95,3 +96,30 @@ def secret_notice(lines: Iterable[str]) -> None:
 
 def error(text: str) -> None:
     stderr.print(f"[bold red]error:[/bold red] {text}", highlight=False)
+
+
+@contextmanager
+def transfer_progress(description: str) -> Iterator[Callable[[int, int | None], None] | None]:
+    """A Rich progress bar for bytes moving (upload, download) on stderr, updated by calling
+    ``progress(done, total)``. Yields None, and draws nothing, in JSON mode or when stderr is not a terminal."""
+    if output() is Output.json or not stderr.is_terminal:
+        yield None
+        return
+    from rich.progress import (
+        BarColumn,
+        DownloadColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
+        TransferSpeedColumn,
+    )
+
+    columns = (TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn(),
+               TimeRemainingColumn())
+    with Progress(*columns, console=stderr, transient=True) as bar:
+        task = bar.add_task(description, total=None)
+
+        def progress(done: int, total: int | None) -> None:
+            bar.update(task, completed=done, total=total)
+
+        yield progress

@@ -6,12 +6,14 @@ from types import TracebackType
 from typing import Any
 
 from gridctl.sdk.admin import Audit, Groups, Roles, Tokens, Users
+from gridctl.sdk.data import Datasets, Permissions, Requests, SearchResults, Tensors
 from gridctl.sdk.errors import NotConfigured
 from gridctl.sdk.http import Http
 
 
 class Node:
-    """One Node's API. Sub-APIs: ``users``, ``roles``, ``groups``, ``tokens``, ``audit``.
+    """One Node's API. Sub-APIs: ``users``, ``roles``, ``groups``, ``tokens``, ``audit``; data: ``tensors``,
+    ``datasets``, ``permissions``, ``requests`` and ``search(...)``.
 
     ``Node(url, token=...)`` uses an existing token; ``node.login(email, password)`` gets a session token.
     Usable as a context manager (closes the connection pool).
@@ -25,6 +27,10 @@ class Node:
         self.groups = Groups(self.http)
         self.tokens = Tokens(self.http)
         self.audit = Audit(self.http)
+        self.tensors = Tensors(self.http)
+        self.datasets = Datasets(self.http)
+        self.permissions = Permissions(self.http)
+        self.requests = Requests(self.http)
 
     def __repr__(self) -> str:
         return f"Node({self.url!r})"
@@ -35,6 +41,12 @@ class Node:
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:
         self.close()
+
+    def search(self, text: str | None = None, **filters: Any) -> SearchResults:
+        """Search tensors: ``text`` in names and descriptions, and ``tags`` (all; ``any_tag=True``: any),
+        ``dataset``, ``visibility``, ``dtype``, ``shape``, ``sort``, ``limit``, ``offset``. Returns one page
+        of ``TensorPointer``s, each with your ``level``; ``.total`` counts every match."""
+        return self.tensors.search(text, **filters)
 
     def health(self) -> dict[str, Any]:
         return self.http.get("/health")

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Select, func, or_, select
 from sqlalchemy.exc import IntegrityError
@@ -78,7 +78,7 @@ class _Facts:
 # --- resolution ---------------------------------------------------------------------------------------
 
 
-def _user_groups(user_id: int) -> Select[tuple[int]]:
+def _user_groups(user_id: int) -> Select[Any]:
     return select(GroupMember.group_id).where(GroupMember.user_id == user_id)
 
 
@@ -103,6 +103,7 @@ def _load_tensor_facts(session: Session, *, user_id: int, tensor_ids: Sequence[i
         .where(Grant.tensor_id.in_(list(facts)), applies_to_user)
     )
     for tensor_id, grant_id, grant_user, level, group_name in session.execute(on_tensors):
+        assert tensor_id is not None  # filtered by the query
         if grant_user is not None:
             facts[tensor_id].candidates.append(_Candidate("user_on_tensor", grant_id, Level(level), ""))
         else:

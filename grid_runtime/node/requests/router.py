@@ -2,27 +2,47 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, status
+from fastapi import APIRouter, BackgroundTasks, Depends, Query, status
 
 from grid_runtime.core.levels import Level
 from grid_runtime.core.schemas import Page
-from grid_runtime.node.deps import DB, Actor, Requires
+from grid_runtime.core.settings import NodeSettings
+from grid_runtime.node import flows
+from grid_runtime.node.budget import service as budget
+from grid_runtime.node.deps import DB, Actor, Requires, settings
 from grid_runtime.node.requests import schemas, service
 from grid_runtime.node.requests.states import RequestKind, RequestState
 
 router = APIRouter(tags=["requests"])
 
 
+Settings = Annotated[NodeSettings, Depends(settings)]
+
+
 @router.post("/requests", status_code=status.HTTP_201_CREATED)
 def file_request(
-    body: schemas.AccessRequestIn, session: DB, actor: Actor = Depends(Requires())
+    body: schemas.RequestIn, session: DB, node: Settings, tasks: BackgroundTasks,
+    actor: Actor = Depends(Requires()),
 ) -> schemas.RequestDetailOut:
-    """File a request. Kind ``access``: ask for compute or download on a tensor or dataset, with a reason.
+    """File a request: ``access`` (a level on a tensor or dataset), ``release`` or ``budget``.
 
-    409 if you already have that level or already have a pending access request on the target.
+    ``access``: compute or download on a tensor or dataset, with a reason; 409 if you already have that level
+    or a pending access request on the target. ``release``: download a result of yours or a private tensor;
+    the Node computes its privacy cost and sha256, and may decide at once (``auto_denied`` with the reason:
+    over your budget or a dataset's cap, or not differentially private under the dp_only policy;
+    ``auto_approved`` under an officer's policy). ``budget``: ask for ε more, with a reason.
     """
-    request = service.file_access_request(session, actor=actor, target_type=body.target_type,
-                                          target_id=body.target_id, level=Level(body.level), reason=body.reason)
+    if isinstance(body, schemas.ReleaseRequestIn):
+        request, later = flows.file_release(session, actor=actor, target_type=body.target_type,
+                                            target_id=body.target_id, reason=body.reason, settings=node)
+        tasks.add_task(later)
+    elif isinstance(body, schemas.BudgetRequestIn):
+        request = budget.file_budget_request(session, actor=actor, epsilon=body.epsilon, reason=body.reason,
+                                             settings=node)
+    else:
+        request = service.file_access_request(session, actor=actor, target_type=body.target_type,
+                                              target_id=body.target_id, level=Level(body.level),
+                                              reason=body.reason)
     return schemas.RequestDetailOut.model_validate(request)
 
 
@@ -44,29 +64,48 @@ def list_requests(
 
 
 @router.get("/requests/{request_id}")
-def show_request(request_id: int, session: DB, actor: Actor = Depends(Requires())) -> schemas.RequestDetailOut:
-    """Show a request with every transition (who, when, note); for its requester or an officer."""
-    return schemas.RequestDetailOut.model_validate(service.show(session, actor=actor, request_id=request_id))
+def show_request(
+    request_id: int, session: DB, node: Settings, actor: Actor = Depends(Requires())
+) -> schemas.RequestDetailOut:
+    """Show a request with every transition (who, when, note); for its requester or an officer.
+
+    For a release, officers (triage_requests) also get the cost card: mechanism and settings, its own ε, the
+    user's and the dataset's ε before and after, the remaining budget, the requester's history, the model's
+    layers, the training metrics and a plain reading of ε.
+    """
+    request = service.show(session, actor=actor, request_id=request_id)
+    out = schemas.RequestDetailOut.model_validate(request)
+    if flows.may_see_card(actor, request):
+        out.card = flows.cost_card(session, request=request, settings=node)
+    return out
 
 
 @router.post("/requests/{request_id}/approve")
 def approve_request(
-    request_id: int, session: DB, body: schemas.ApproveIn | None = None, actor: Actor = Depends(Requires())
+    request_id: int, session: DB, node: Settings, tasks: BackgroundTasks, body: schemas.ApproveIn | None = None,
+    actor: Actor = Depends(Requires()),
 ) -> schemas.RequestDetailOut:
-    """Approve a pending request (access: triage_requests; creates or raises the requester's grant).
+    """Approve a pending request (access and release: triage_requests; budget: manage_budgets).
 
-    409 naming the state if the request was already decided, withdrawn or expired.
+    A release re-checks the budget and debits the ledger in the same transaction (409 ``budget_exceeded``
+    naming the cap if it no longer fits; the request stays pending); with ``fingerprint``, 409 if it is not
+    the artifact's. A budget request raises the requester's budget by the ε asked for. 409 naming the state
+    if the request was already decided, withdrawn or expired.
     """
-    request = service.approve(session, actor=actor, request_id=request_id, note=body.note if body else None)
+    request, later = flows.approve(session, actor=actor, request_id=request_id, note=body.note if body else None,
+                                   fingerprint=body.fingerprint if body else None, settings=node)
+    tasks.add_task(later)
     return schemas.RequestDetailOut.model_validate(request)
 
 
 @router.post("/requests/{request_id}/deny")
 def deny_request(
-    request_id: int, body: schemas.DenyIn, session: DB, actor: Actor = Depends(Requires())
+    request_id: int, body: schemas.DenyIn, session: DB, node: Settings, tasks: BackgroundTasks,
+    actor: Actor = Depends(Requires()),
 ) -> schemas.RequestDetailOut:
-    """Deny a pending request with a reason the requester reads (access: triage_requests)."""
-    request = service.deny(session, actor=actor, request_id=request_id, reason=body.reason)
+    """Deny a pending request with a reason the requester reads (the capability that decides its kind)."""
+    request, later = flows.deny(session, actor=actor, request_id=request_id, reason=body.reason, settings=node)
+    tasks.add_task(later)
     return schemas.RequestDetailOut.model_validate(request)
 
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, StringConstraints
+from pydantic import Discriminator, Field, StringConstraints, Tag
 
 from grid_runtime.core.schemas import Out, Schema
 from grid_runtime.node.requests.states import RequestKind, RequestState
@@ -22,8 +22,44 @@ class AccessRequestIn(Schema):
     reason: Reason
 
 
+class ReleaseRequestIn(Schema):
+    """Ask to download a result of yours or a private tensor (the SDK's ``get()``). The Node computes the
+    privacy cost and the fingerprint itself; nothing about them is taken from you."""
+
+    kind: Literal["release"]
+    target_type: Literal["result", "tensor"]
+    target_id: int = Field(ge=1)
+    reason: Reason = "release requested with get()"
+
+
+class BudgetRequestIn(Schema):
+    """Ask for more privacy budget: ``epsilon`` more, with a reason (manage_budgets decides)."""
+
+    kind: Literal["budget"]
+    epsilon: float = Field(gt=0, le=1e6, allow_inf_nan=False, description="how much more ε you ask for")
+    reason: Reason
+
+
+def _kind_tag(value: Any) -> str | None:
+    kind = value.get("kind") if isinstance(value, dict) else getattr(value, "kind", None)
+    return f"kind={kind}" if isinstance(kind, str) else None
+
+
+# Tagged "kind=<kind>" so that a validation error names the kind it was checked as ("kind=budget.epsilon").
+RequestIn = Annotated[
+    Annotated[AccessRequestIn, Tag("kind=access")] | Annotated[ReleaseRequestIn, Tag("kind=release")]
+    | Annotated[BudgetRequestIn, Tag("kind=budget")],
+    Discriminator(_kind_tag, custom_error_type="invalid_kind",
+                  custom_error_message="kind must be one of access, release, budget"),
+]
+
+Sha256 = Annotated[str, StringConstraints(strip_whitespace=True, to_lower=True, pattern=r"^[0-9a-fA-F]{64}$")]
+
+
 class ApproveIn(Schema):
     note: Note | None = None
+    fingerprint: Sha256 | None = Field(
+        default=None, description="release only: the sha256 you inspected; refused if the artifact changed")
 
 
 class DenyIn(Schema):
@@ -51,7 +87,8 @@ class RequestOut(Out):
     requester_email: str
     target_type: str | None
     target_id: int | None
-    payload: dict[str, Any] = Field(description="kind-specific: for access, the level asked for")
+    payload: dict[str, Any] = Field(description="kind-specific: access, the level asked for; release, the cost, "
+                                    "the sha256 and the mechanism; budget, the ε asked for")
     reason: str
     created_at: datetime
     expires_at: datetime | None
@@ -62,3 +99,5 @@ class RequestOut(Out):
 
 class RequestDetailOut(RequestOut):
     events: list[RequestEventOut]
+    card: dict[str, Any] | None = Field(
+        default=None, description="release, for officers: the cost card (see docs/privacy.md)")

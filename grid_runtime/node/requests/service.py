@@ -1,4 +1,5 @@
-"""Requests: the generic lifecycle (create, decide, withdraw, expire) and the ``access`` kind.
+"""Requests: the generic lifecycle (create, decide, withdraw, expire) and the ``access`` kind (``release``
+and ``budget`` are in ``node.budget``).
 
 Every kind shares one table and the state machine in ``requests.states``; what a kind does when approved
 lives in ``_ON_APPROVE`` and who may decide it in ``DECIDED_WITH``, so later kinds (release, budget) add an
@@ -14,6 +15,7 @@ approvals of one request cannot both pass the state check: the second sees the f
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -36,6 +38,7 @@ from grid_runtime.node.requests.states import (
 )
 
 if TYPE_CHECKING:
+    from grid_runtime.core.settings import NodeSettings
     from grid_runtime.node.deps import Actor
 
 DECIDED_WITH: dict[RequestKind, Capability] = {
@@ -148,13 +151,30 @@ def _check_decider(actor: Actor, request: Request) -> None:
         raise Forbidden(f"request {request.id} is your own; another officer has to decide it")
 
 
-def approve(session: Session, *, actor: Actor, request_id: int, note: str | None = None) -> Request:
-    """Approve a pending request and apply what its kind grants, in the caller's transaction."""
+@dataclass(frozen=True)
+class ApproveOptions:
+    """What an approval may carry besides its note: the fingerprint the officer inspected (releases) and the
+    Node's settings (the privacy figures)."""
+
+    fingerprint: str | None = None
+    settings: NodeSettings | None = None
+
+
+def approve(session: Session, *, actor: Actor, request_id: int, note: str | None = None,
+            fingerprint: str | None = None, settings: NodeSettings | None = None) -> Request:
+    """Approve a pending request and apply what its kind grants, in the caller's transaction.
+
+    A release re-checks the budget and debits the ledger here, before the request is marked approved, so
+    both commit together or not at all (``budget.service.debit_release``).
+    """
     request = get_request(session, request_id, for_update=True)
     _check_decider(actor, request)
     check_transition(request.id, RequestState(request.state), RequestState.approved)
     _check_not_overdue(request)
-    _ON_APPROVE[RequestKind(request.kind)](session, request, actor)
+    if fingerprint is not None and request.kind != RequestKind.release:
+        raise InvalidInput("a fingerprint only applies to release requests")
+    _ON_APPROVE[RequestKind(request.kind)](session, request, actor,
+                                           ApproveOptions(fingerprint=fingerprint, settings=settings))
     return transition(session, request=request, to_state=RequestState.approved, actor=actor, note=note)
 
 
@@ -256,7 +276,7 @@ def file_access_request(
                           target_type=target_type, target_id=target_id, payload=payload, reason=reason.strip())
 
 
-def _grant_access(session: Session, request: Request, actor: Actor) -> None:
+def _grant_access(session: Session, request: Request, actor: Actor, options: ApproveOptions) -> None:
     """Create or raise the requester's own grant on the target (never lowers one; a deny is replaced)."""
     assert request.target_type is not None and request.target_id is not None
     try:
@@ -271,13 +291,26 @@ def _grant_access(session: Session, request: Request, actor: Actor) -> None:
     )
 
 
-def _not_yet(session: Session, request: Request, actor: Actor) -> None:
-    raise Conflict(f"{request.kind} requests cannot be approved by this Node yet")
+# The release and budget kinds live in ``node.budget`` (which imports this module, hence the late imports).
 
 
-_ON_APPROVE: dict[RequestKind, Callable[[Session, Request, Actor], None]] = {
+def _debit_release(session: Session, request: Request, actor: Actor, options: ApproveOptions) -> None:
+    from grid_runtime.core.settings import NodeSettings
+    from grid_runtime.node.budget import service as budget
+
+    budget.debit_release(session, request=request, fingerprint=options.fingerprint,
+                         settings=options.settings or NodeSettings())
+
+
+def _raise_budget(session: Session, request: Request, actor: Actor, options: ApproveOptions) -> None:
+    from grid_runtime.node.budget import service as budget
+
+    budget.raise_budget(session, request=request, actor=actor)
+
+
+_ON_APPROVE: dict[RequestKind, Callable[[Session, Request, Actor, ApproveOptions], None]] = {
     RequestKind.access: _grant_access,
-    RequestKind.release: _not_yet,  # issue 5
-    RequestKind.budget: _not_yet,  # issue 5
+    RequestKind.release: _debit_release,
+    RequestKind.budget: _raise_budget,
 }
 """What approving a request of each kind does, inside the approving transaction."""

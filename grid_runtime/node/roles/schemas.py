@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from pydantic import AfterValidator, Field
+from pydantic import AfterValidator, Field, StrictInt
 
 from grid_runtime.core.capabilities import Capability
 from grid_runtime.core.schemas import Description, Name, Out, Schema
@@ -20,7 +20,7 @@ def not_all_digits(value: str) -> str:
 RefName = Annotated[Name, AfterValidator(not_all_digits)]
 """A name that can stand in for an id in a ref: 1..64 characters, not all digits."""
 
-RoleRef = int | Name
+RoleRef = StrictInt | Name
 """A role named in a request body: its id or its name."""
 
 

@@ -89,7 +89,7 @@ def create_role(
     session: Session, *, actor: Actor, name: str, description: str, capabilities: list[Capability]
 ) -> Role:
     """Create a custom role. The actor must hold every capability they put in it."""
-    caps = sorted(set(capabilities))
+    caps = sorted(str(c) for c in set(capabilities))
     _check_capabilities_held(actor, caps, doing="create")
     _check_name_free(session, name)
     role = Role(name=name, description=description, capabilities=caps, preset=False)
@@ -116,7 +116,7 @@ def update_role(
     _check_capabilities_held(actor, role.capabilities, doing="edit")
     changes: dict[str, object] = {}
     if capabilities is not None:
-        caps = sorted(set(capabilities))
+        caps = sorted(str(c) for c in set(capabilities))
         _check_capabilities_held(actor, caps, doing="grant")
         if caps != sorted(role.capabilities):
             changes["capabilities"] = {"from": sorted(role.capabilities), "to": caps}

@@ -1,0 +1,283 @@
+"""The Ray cluster the Workers form: the head beside the Node, Workers joining it, and the Node as its driver.
+
+- The **head** holds no compute (``--num-cpus=0``): jobs only ever run on Workers. The Node starts it as a child
+  process (``ray start --head --block`` in its own process group) and stops that group on shutdown, by pid;
+  nothing here ever runs ``ray stop``, which would kill every Ray process on the machine.
+- **Token authentication** (Ray >= 2.52): every Ray process of the cluster runs with ``RAY_AUTH_MODE=token``
+  and ``RAY_AUTH_TOKEN_PATH`` pointing at the Node's secret (``state_dir/secrets/ray-token``, mode 0600, made
+  at first start). The token travels in the environment's file path, never on a command line.
+- Ports are configurable (the GCS port defaults to 6390, not Ray's 6379); every other port is chosen free
+  unless set, so several Ray nodes (the head and local Workers) fit on one machine.
+- A **Worker** is ``python -m grid_runtime.compute.cluster worker --address HOST:PORT --token-file F``, which
+  execs ``ray start --block`` (so its pid is the Ray node's) with a ``grid_worker`` resource that jobs require.
+
+Ray is imported inside the functions that need it: importing this module is cheap.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+TOKEN_FILE = Path("secrets") / "ray-token"
+ADDRESS_FILE = "ray-address"  # in the Node's state dir: HOST:PORT of the head, for Workers to join
+WORKER_RESOURCE = "grid_worker"
+NAMESPACE = "gridctl"
+
+
+class ClusterError(RuntimeError):
+    """The Ray head could not be started or reached."""
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket() as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
+
+
+def ensure_token(state_dir: Path) -> Path:
+    """The cluster's token file under ``state_dir`` (made once, owner-only); returns its path."""
+    path = state_dir / TOKEN_FILE
+    if not path.exists() or not path.read_text().strip():
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as out:
+            out.write(secrets.token_hex(32))
+    os.chmod(path, 0o600)
+    return path.resolve()
+
+
+def ray_env(token_path: Path, base: dict[str, str] | None = None) -> dict[str, str]:
+    """The environment every Ray process of the cluster (head, Workers, driver) runs with."""
+    env = dict(os.environ if base is None else base)
+    env.pop("RAY_AUTH_TOKEN", None)  # the file decides; a stray variable would take precedence
+    env.update(RAY_AUTH_MODE="token", RAY_AUTH_TOKEN_PATH=str(token_path), RAY_USAGE_STATS_ENABLED="0")
+    return env
+
+
+def _port(value: int) -> int:
+    return value or free_port()
+
+
+def _agent_ports() -> list[str]:
+    # Per-node agents: left to Ray's fixed defaults, two Ray nodes on one machine would collide.
+    return [f"--dashboard-agent-listen-port={free_port()}", f"--dashboard-agent-grpc-port={free_port()}",
+            f"--metrics-export-port={free_port()}", f"--runtime-env-agent-port={free_port()}"]
+
+
+@dataclass
+class HeadConfig:
+    host: str = "127.0.0.1"
+    port: int = 6390
+    client_server_port: int = 0
+    node_manager_port: int = 0
+    object_manager_port: int = 0
+    dashboard_port: int = 0
+    object_store_bytes: int = 256 * 1024**2
+    start_timeout: float = 90.0
+
+
+def head_argv(config: HeadConfig, temp_dir: Path) -> list[str]:
+    port = _port(config.port)
+    return [
+        sys.executable, "-m", "ray.scripts.scripts", "start", "--head", "--block", "--num-cpus=0", "--num-gpus=0",
+        f"--node-ip-address={config.host}", f"--port={port}",
+        f"--ray-client-server-port={_port(config.client_server_port)}",
+        f"--node-manager-port={_port(config.node_manager_port)}",
+        f"--object-manager-port={_port(config.object_manager_port)}",
+        "--include-dashboard=false", "--dashboard-host=127.0.0.1", f"--dashboard-port={_port(config.dashboard_port)}",
+        *_agent_ports(), f"--object-store-memory={config.object_store_bytes}", f"--temp-dir={temp_dir}",
+        "--disable-usage-stats", "--log-style=record",
+    ]
+
+
+def worker_argv(address: str, *, num_cpus: float | None = None, object_store_bytes: int = 256 * 1024**2,
+                host: str | None = None) -> list[str]:
+    """``ray start`` for a Worker joining ``address``: blocking (its pid is the Ray node's), free ports."""
+    argv = [sys.executable, "-m", "ray.scripts.scripts", "start", "--block", f"--address={address}",
+            f"--node-manager-port={free_port()}", f"--object-manager-port={free_port()}", *_agent_ports(),
+            f"--object-store-memory={object_store_bytes}", "--num-gpus=0", "--disable-usage-stats",
+            "--log-style=record", "--resources", f'{{"{WORKER_RESOURCE}": 1}}']
+    if num_cpus is not None:
+        argv.append(f"--num-cpus={num_cpus:g}")
+    if host:
+        argv.append(f"--node-ip-address={host}")
+    return argv
+
+
+def _proc_alive(process: subprocess.Popen[bytes]) -> bool:
+    return process.poll() is None
+
+
+def stop_group(pid: int, *, timeout: float = 5.0) -> None:
+    """SIGTERM the process group ``pid`` leads (a process we started with start_new_session), then SIGKILL."""
+    for signum, wait in ((signal.SIGTERM, timeout), (signal.SIGKILL, 5.0)):
+        try:
+            os.killpg(pid, signum)
+        except ProcessLookupError:
+            return
+        deadline = time.monotonic() + wait
+        while time.monotonic() < deadline:
+            try:
+                os.killpg(pid, 0)
+            except ProcessLookupError:
+                return
+            with contextlib.suppress(ChildProcessError):  # reap the leader if it is our child
+                os.waitpid(pid, os.WNOHANG)
+            time.sleep(0.1)
+
+
+class RayHead:
+    """The Ray head as a child process of the Node, and the Node's driver connection to it."""
+
+    def __init__(self, config: HeadConfig, *, state_dir: Path) -> None:
+        self.config = config
+        self.state_dir = state_dir
+        self.token_path = ensure_token(state_dir)
+        self.process: subprocess.Popen[bytes] | None = None
+        self.address = ""
+        self.temp_dir: Path | None = None
+
+    def start(self) -> str:
+        """Start the head, wait until it answers, connect this process as the driver; returns HOST:PORT."""
+        # A short temp dir: Ray's unix sockets live under it and socket paths are limited to ~107 bytes.
+        self.temp_dir = Path(tempfile.mkdtemp(prefix="grid-ray-"))
+        argv = head_argv(self.config, self.temp_dir)
+        port = int(next(a for a in argv if a.startswith("--port=")).split("=", 1)[1])
+        self.address = f"{self.config.host}:{port}"
+        log_dir = self.state_dir / "logs"
+        log_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        with (log_dir / "ray-head.log").open("ab") as log:
+            self.process = subprocess.Popen(argv, env=ray_env(self.token_path), stdin=subprocess.DEVNULL,
+                                            stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        try:
+            self._connect()
+        except BaseException:
+            self.stop()
+            raise
+        (self.state_dir / ADDRESS_FILE).write_text(self.address + "\n")
+        return self.address
+
+    def _connect(self) -> None:
+        assert self.process is not None
+        deadline = time.monotonic() + self.config.start_timeout
+        host, port = self.address.rsplit(":", 1)
+        while True:
+            if not _proc_alive(self.process):
+                raise ClusterError(f"the Ray head exited during start-up (code {self.process.returncode}); "
+                                   f"see {self.state_dir / 'logs' / 'ray-head.log'}")
+            try:
+                with socket.create_connection((host, int(port)), timeout=1.0):
+                    break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise ClusterError(f"the Ray head did not listen on {self.address} within "
+                                       f"{self.config.start_timeout:.0f}s") from None
+                time.sleep(0.3)
+        connect_driver(self.address, self.token_path, deadline=deadline)
+
+    def alive(self) -> bool:
+        return self.process is not None and _proc_alive(self.process)
+
+    def stop(self) -> None:
+        """Disconnect the driver and stop the head's process group (by pid, never ``ray stop``)."""
+        try:
+            import ray
+
+            if ray.is_initialized():
+                ray.shutdown()
+        except Exception:  # noqa: BLE001, S110 - shutting down regardless
+            pass
+        if self.process is not None:
+            stop_group(self.process.pid)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.process.wait(timeout=5)
+            self.process = None
+        (self.state_dir / ADDRESS_FILE).unlink(missing_ok=True)
+        if self.temp_dir is not None:
+            import shutil
+
+            shutil.rmtree(self.temp_dir, ignore_errors=True)
+
+
+def connect_driver(address: str, token_path: Path, *, deadline: float | None = None) -> None:
+    """Connect this process to the cluster as its driver (token auth), retrying until ``deadline``."""
+    import ray
+
+    os.environ.update({k: v for k, v in ray_env(token_path, {}).items()})
+    deadline = deadline or time.monotonic() + 60
+    while True:
+        try:
+            ray.init(address=address, namespace=NAMESPACE, log_to_driver=False, logging_level="ERROR",
+                     configure_logging=False)
+            return
+        except (ConnectionError, RuntimeError) as exc:
+            if time.monotonic() > deadline:
+                raise ClusterError(f"could not connect to the Ray head at {address}: {exc}") from exc
+            time.sleep(0.5)
+
+
+def cluster_nodes() -> list[dict[str, Any]]:
+    """Every Ray node the head knows: id, alive, address, head or Worker, resources, available and load."""
+    import ray
+    from ray._private import state
+
+    available = state.available_resources_per_node() if ray.is_initialized() else {}
+    rows = []
+    for node in ray.nodes():
+        total = {k: v for k, v in node.get("Resources", {}).items() if not k.startswith("node:")}
+        free = {k: v for k, v in available.get(node["NodeID"], {}).items() if not k.startswith("node:")}
+        cpus = float(total.get("CPU", 0.0))
+        used = cpus - float(free.get("CPU", cpus)) if node.get("Alive") else 0.0
+        rows.append({
+            "node_id": node["NodeID"],
+            "alive": bool(node.get("Alive")),
+            "address": node.get("NodeManagerAddress", ""),
+            "role": "head" if "node:__internal_head__" in node.get("Resources", {}) else "worker",
+            "cpus": cpus,
+            "cpus_in_use": used,
+            "load": (used / cpus) if cpus else 0.0,
+            "memory_bytes": int(total.get("memory", 0)),
+            "object_store_bytes": int(total.get("object_store_memory", 0)),
+            "resources": total,
+            "available": free if node.get("Alive") else {},
+        })
+    return rows
+
+
+# ---- a Worker: `python -m grid_runtime.compute.cluster worker ...` -----------------------------------------
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m grid_runtime.compute.cluster",
+                                     description="Start a gridctl Worker: a Ray node joining the Node's head.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    worker = sub.add_parser("worker", help="join the cluster at --address with the token in --token-file")
+    worker.add_argument("--address", required=True, help="HOST:PORT of the Ray head (the Node's ray-address)")
+    worker.add_argument("--token-file", required=True, type=Path, help="the cluster's token (mode 0600)")
+    worker.add_argument("--num-cpus", type=float, default=None, help="CPUs this Worker offers [all]")
+    worker.add_argument("--object-store-bytes", type=int, default=256 * 1024**2)
+    worker.add_argument("--host", default=None, help="this Worker's address as the others see it")
+    args = parser.parse_args(argv)
+    token = args.token_file.resolve()
+    if not token.exists():
+        parser.error(f"no token file at {token}")
+    command = worker_argv(args.address, num_cpus=args.num_cpus, object_store_bytes=args.object_store_bytes,
+                          host=args.host)
+    os.execve(command[0], command, ray_env(token))  # noqa: S606 - this pid becomes the Ray node's `ray start --block`
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,184 @@
+"""Budget routes: budgets and the ledger, dataset caps, officers' release policies, the node's privacy
+settings and webhook secret, and the download of an approved release."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query, status
+from fastapi.responses import Response, StreamingResponse
+
+from grid_runtime.core.capabilities import Capability
+from grid_runtime.core.errors import Conflict
+from grid_runtime.core.schemas import Page
+from grid_runtime.core.settings import NodeSettings
+from grid_runtime.node.audit import service as audit
+from grid_runtime.node.budget import schemas, service
+from grid_runtime.node.datasets.models import Dataset
+from grid_runtime.node.deps import DB, Actor, Requires, settings
+from grid_runtime.node.jobs.models import Result
+from grid_runtime.node.notifications import service as notifications
+from grid_runtime.node.permissions.service import resolve_user
+from grid_runtime.node.tensors.models import Tensor
+from grid_runtime.node.tensors.router import SHA256_HEADER, Store
+from grid_runtime.node.users.models import User
+from grid_runtime.privacy import accounting
+
+router = APIRouter(tags=["budget"])
+Settings = Annotated[NodeSettings, Depends(settings)]
+
+
+def _budget_out(session: DB, user: User, node: NodeSettings) -> schemas.BudgetOut:
+    cfg = service.config(session, node)
+    spent = service.spent(session, cfg, user_id=user.id)
+    return schemas.BudgetOut(
+        user_id=user.id, email=user.email, budget_epsilon=user.budget_epsilon, spent_epsilon=spent.epsilon,
+        simple_sum_epsilon=spent.simple_sum, remaining_epsilon=max(0.0, user.budget_epsilon - spent.epsilon),
+        spent_rdp=spent.rdp, rdp_budget=accounting.rdp_budget(user.budget_epsilon, cfg.delta, cfg.order),
+        events=spent.events, non_private_releases=spent.non_private_releases, delta=cfg.delta, rdp_order=cfg.order,
+    )
+
+
+@router.get("/budget")
+def my_budget(session: DB, node: Settings, actor: Actor = Depends(Requires())) -> schemas.BudgetOut:
+    """Your privacy budget, what you spent (the enforced filter figure and the simple sum) and what remains."""
+    return _budget_out(session, actor.user, node)
+
+
+@router.get("/budget/ledger")
+def my_ledger(session: DB, limit: Annotated[int, Query(ge=1, le=500)] = 50,
+              offset: Annotated[int, Query(ge=0)] = 0,
+              actor: Actor = Depends(Requires())) -> Page[schemas.LedgerEntryOut]:
+    """Your privacy events, newest first."""
+    rows, total = service.ledger(session, user_id=actor.id, limit=limit, offset=offset)
+    return Page(items=[schemas.LedgerEntryOut.model_validate(r) for r in rows], total=total, limit=limit,
+                offset=offset)
+
+
+@router.get("/budget/users/{ref}")
+def user_budget(ref: str, session: DB, node: Settings,
+                actor: Actor = Depends(Requires(Capability.manage_budgets))) -> schemas.BudgetOut:
+    """A user's budget and spending, by id or email (manage_budgets)."""
+    return _budget_out(session, resolve_user(session, ref), node)
+
+
+@router.get("/budget/users/{ref}/ledger")
+def user_ledger(ref: str, session: DB, limit: Annotated[int, Query(ge=1, le=500)] = 50,
+                offset: Annotated[int, Query(ge=0)] = 0,
+                actor: Actor = Depends(Requires(Capability.manage_budgets))) -> Page[schemas.LedgerEntryOut]:
+    """A user's privacy events, newest first (manage_budgets)."""
+    user = resolve_user(session, ref)
+    rows, total = service.ledger(session, user_id=user.id, limit=limit, offset=offset)
+    return Page(items=[schemas.LedgerEntryOut.model_validate(r) for r in rows], total=total, limit=limit,
+                offset=offset)
+
+
+def _dataset_out(session: DB, dataset: Dataset, node: NodeSettings) -> schemas.DatasetBudgetOut:
+    cfg = service.config(session, node)
+    spent = service.spent(session, cfg, dataset_id=dataset.id)
+    cap = service.dataset_cap(session, dataset.id)
+    return schemas.DatasetBudgetOut(
+        dataset_id=dataset.id, name=dataset.name, cap_epsilon=cap, spent_epsilon=spent.epsilon,
+        simple_sum_epsilon=spent.simple_sum, remaining_epsilon=None if cap is None else max(0.0, cap - spent.epsilon),
+        events=spent.events, delta=cfg.delta, rdp_order=cfg.order,
+    )
+
+
+@router.get("/budget/datasets/{dataset_id}")
+def dataset_budget(dataset_id: int, session: DB, node: Settings,
+                   actor: Actor = Depends(Requires(Capability.manage_budgets))) -> schemas.DatasetBudgetOut:
+    """A dataset's privacy cap and what all users together spent on it (manage_budgets)."""
+    from grid_runtime.node.datasets.service import get_dataset
+
+    return _dataset_out(session, get_dataset(session, dataset_id), node)
+
+
+@router.put("/budget/datasets/{dataset_id}")
+def set_dataset_cap(dataset_id: int, body: schemas.CapIn, session: DB, node: Settings,
+                    actor: Actor = Depends(Requires(Capability.manage_budgets))) -> schemas.DatasetBudgetOut:
+    """Set a dataset's privacy cap (null removes it): what all users together may learn (manage_budgets)."""
+    service.set_dataset_cap(session, actor=actor, dataset_id=dataset_id, epsilon=body.epsilon)
+    dataset = session.get(Dataset, dataset_id)
+    assert dataset is not None
+    return _dataset_out(session, dataset, node)
+
+
+@router.get("/release-policies")
+def list_policies(session: DB, actor: Actor = Depends(Requires(Capability.triage_requests))) -> list[schemas.PolicyOut]:
+    """The officers' standing release policies, applied when a release request is created (triage_requests)."""
+    return [schemas.PolicyOut.model_validate(p) for p in service.list_policies(session)]
+
+
+@router.post("/release-policies", status_code=status.HTTP_201_CREATED)
+def create_policy(body: schemas.PolicyIn, session: DB,
+                  actor: Actor = Depends(Requires(Capability.triage_requests))) -> schemas.PolicyOut:
+    """Auto-approve private releases costing at most ``max_epsilon`` (on a dataset, or any) that the budget
+    filter admits (triage_requests)."""
+    policy = service.create_policy(session, actor=actor, dataset_id=body.dataset_id, max_epsilon=body.max_epsilon,
+                                   note=body.note)
+    return schemas.PolicyOut.model_validate(policy)
+
+
+@router.delete("/release-policies/{policy_id}", status_code=status.HTTP_204_NO_CONTENT)
+def delete_policy(policy_id: int, session: DB, actor: Actor = Depends(Requires(Capability.triage_requests))) -> None:
+    """Remove a release policy (triage_requests)."""
+    service.delete_policy(session, actor=actor, policy_id=policy_id)
+
+
+def _settings_out(session: DB, node: NodeSettings) -> schemas.PrivacySettingsOut:
+    cfg = service.config(session, node)
+    return schemas.PrivacySettingsOut(delta=cfg.delta, rdp_order=cfg.order, release_policy=cfg.release_policy,
+                                      webhook_url=cfg.webhook_url, request_ttl_seconds=node.request_ttl_seconds)
+
+
+@router.get("/privacy/settings")
+def privacy_settings(session: DB, node: Settings, actor: Actor = Depends(Requires())) -> schemas.PrivacySettingsOut:
+    """The node's δ, Rényi order, release policy, webhook URL and request lifetime (everyone may read them)."""
+    return _settings_out(session, node)
+
+
+@router.patch("/privacy/settings")
+def update_privacy_settings(body: schemas.PrivacySettingsIn, session: DB, node: Settings,
+                            actor: Actor = Depends(Requires(Capability.edit_settings))) -> schemas.PrivacySettingsOut:
+    """Change the release policy or the decision webhook's URL (edit_settings)."""
+    service.update_settings(session, actor=actor, release_policy=body.release_policy, webhook_url=body.webhook_url,
+                            clear_webhook=body.clear_webhook)
+    return _settings_out(session, node)
+
+
+@router.post("/privacy/webhook-secret")
+def rotate_webhook_secret(session: DB, node: Settings, body: schemas.SecretIn | None = None,
+                          actor: Actor = Depends(Requires(Capability.edit_settings))) -> schemas.SecretOut:
+    """Set the webhook signing secret (yours, or a new random one); shown once (edit_settings)."""
+    secret = notifications.set_signing_secret(node.state_dir, body.secret if body else None)
+    audit.record(session, actor=actor, action="privacy.webhook_secret_set", target_type="node",
+                 details={"chosen": bool(body and body.secret)})
+    return schemas.SecretOut(secret=secret)
+
+
+@router.get("/releases/{request_id}/data", response_class=StreamingResponse,
+            responses={200: {"content": {"application/octet-stream": {}, "application/json": {}}}})
+def download_release(request_id: int, session: DB, store: Store,
+                     actor: Actor = Depends(Requires())) -> Response:
+    """Download what an approved release request released (its requester only): a result's safetensors or a
+    statistic's JSON value, or a private tensor; its sha256 is in X-Content-SHA256."""
+    request, target = service.released_artifact(session, actor=actor, request_id=request_id)
+    audit.record(session, actor=actor, action="release.downloaded", target_type=target.target_type,
+                 target_id=target.target_id, details={"request_id": request_id, "sha256": target.sha256})
+    if target.target_type == "tensor":
+        tensor = session.get(Tensor, target.target_id)
+        assert tensor is not None
+        key, size = tensor.object_key, tensor.size_bytes
+    else:
+        result = session.get(Result, target.target_id)
+        assert result is not None
+        if result.object_key is None:
+            body = json.dumps(result.value, sort_keys=True, separators=(",", ":")).encode()
+            return Response(body, media_type="application/json", headers={SHA256_HEADER: result.sha256})
+        key, size = result.object_key, result.size_bytes
+    if not store.exists(key):
+        raise Conflict(f"the stored data of {target.target_type} {target.target_id} is missing")
+    return StreamingResponse(store.iter_chunks(key), media_type="application/octet-stream",
+                             headers={SHA256_HEADER: target.sha256, "Content-Length": str(size),
+                                      "Content-Disposition": f'attachment; filename="release-{request_id}.safetensors"'})

@@ -1,0 +1,136 @@
+"""API shapes for jobs, results and job quotas."""
+
+from __future__ import annotations
+
+import math
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import Field, model_validator
+
+from grid_runtime.core.schemas import Out, Schema
+
+Loss = Literal["cross_entropy", "nll", "bce_with_logits", "mse", "l1", "huber"]
+Optimizer = Literal["sgd", "adam"]
+Statistic = Literal["count", "sum", "mean", "histogram", "quantiles"]
+
+
+class DPIn(Schema):
+    """DP-SGD settings: a noise multiplier σ and clipping norm C, or a target ε the noise is calibrated to
+    (at the Node's δ). Given both, σ must reach the target (the SDK calibrates before submitting)."""
+
+    noise_multiplier: float | None = Field(None, gt=0, le=1000)
+    max_grad_norm: float = Field(1.0, gt=0, le=1e6)
+    target_epsilon: float | None = Field(None, gt=0, le=1000)
+
+    @model_validator(mode="after")
+    def _one_way(self) -> DPIn:
+        if self.noise_multiplier is None and self.target_epsilon is None:
+            raise ValueError("give noise_multiplier, or target_epsilon to calibrate it")
+        for name in ("noise_multiplier", "max_grad_norm", "target_epsilon"):
+            value = getattr(self, name)
+            if value is not None and not math.isfinite(value):
+                raise ValueError(f"{name} must be finite")
+        return self
+
+
+class TrainIn(Schema):
+    """A training job: a model spec on a dataset's ``features`` and ``labels`` members (or other roles)."""
+
+    spec: dict[str, Any] = Field(description="the model spec (gridctl.model-spec/1): allowlisted layers only")
+    dataset: str = Field(description="dataset id or name")
+    features: str = Field("features", description="the dataset member holding the features")
+    labels: str = Field("labels", description="the dataset member holding the labels")
+    loss: Loss = "cross_entropy"
+    optimizer: Optimizer = "sgd"
+    lr: float = Field(0.1, gt=0, le=10)
+    epochs: int = Field(1, ge=1, le=1000)
+    batch_size: int = Field(64, ge=1, le=1_000_000)
+    dp: DPIn | None = None
+    seed: int | None = Field(None, ge=0, le=2**63 - 1)
+
+
+class StatisticsIn(Schema):
+    """A DP statistic of one column of a dataset member, with the bounds its owner declared."""
+
+    dataset: str
+    member: str = Field(description="the dataset member (tensor role) to read")
+    column: int | None = Field(None, ge=0, description="column of a 2-D member [0]")
+    statistic: Statistic
+    epsilon: float = Field(gt=0, le=100)
+    mechanism: Literal["laplace", "gaussian"] = "laplace"
+    bins: int | None = Field(None, ge=1, le=10_000, description="histogram only")
+    alphas: list[float] | None = Field(None, min_length=1, max_length=99, description="quantiles only")
+    candidates: int = Field(1000, ge=2, le=10_000, description="quantiles only")
+
+
+class JobOut(Out):
+    id: int
+    kind: str
+    state: str
+    owner_id: int
+    dataset_id: int | None
+    inputs: dict[str, Any]
+    spec: dict[str, Any]
+    settings: dict[str, Any]
+    planned_event: dict[str, Any] | None
+    planned_epsilon: float | None
+    progress: float
+    error: str | None
+    attempts: int
+    worker: str | None
+    time_limit_seconds: int
+    cancel_requested: bool
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    result_id: int | None = None
+    layers: list[dict[str, Any]] | None = Field(None, description="the spec as a layer table (train jobs)")
+    metrics: list[dict[str, Any]] | None = Field(
+        None, description="per-epoch metrics on private data: shown to holders of triage_requests only")
+
+
+class ResultOut(Out):
+    id: int
+    job_id: int
+    owner_id: int
+    kind: str
+    sha256: str
+    size_bytes: int
+    lineage: dict[str, Any]
+    event: dict[str, Any] | None
+    event_description: str
+    epsilon: float | None = Field(description="the result's own ε at delta; null: not differentially private")
+    delta: float
+    created_at: datetime
+    downloadable: bool = Field(description="whether the caller may download it now")
+
+
+class QuotaIn(Schema):
+    """A user's quotas; null: the Node's default."""
+
+    max_concurrent: int | None = Field(None, ge=0, le=1000)
+    max_per_day: int | None = Field(None, ge=0, le=100_000)
+    max_run_seconds: int | None = Field(None, ge=1, le=30 * 24 * 3600)
+
+
+class QuotaOut(Schema):
+    user_id: int
+    max_concurrent: int
+    max_per_day: int
+    max_run_seconds: int
+    custom: dict[str, bool] = Field(description="which figures are set for this user (else the Node's default)")
+    active_jobs: int
+    jobs_last_24h: int
+
+
+class JobOptionsOut(Schema):
+    """What a client needs to plan a job: the Node's δ, the choices it accepts, and the caller's quotas."""
+
+    delta: float
+    rdp_order: float
+    losses: list[str]
+    optimizers: list[str]
+    statistics: list[str]
+    workers_enabled: bool
+    quota: QuotaOut

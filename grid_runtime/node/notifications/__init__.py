@@ -1,0 +1,1 @@
+"""Notifications: the optional per-node webhook that receives each request decision, signed with HMAC."""
