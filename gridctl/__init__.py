@@ -10,11 +10,13 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from gridctl.sdk.connect import connect
     from gridctl.sdk.errors import GridctlError
+    from gridctl.sdk.jobs import DP
     from gridctl.sdk.node import Node
 
-__all__ = ["GridctlError", "Node", "connect"]
+__all__ = ["DP", "GridctlError", "Node", "connect"]
 
-_LAZY = {"connect": "gridctl.sdk.connect", "Node": "gridctl.sdk.node", "GridctlError": "gridctl.sdk.errors"}
+_LAZY = {"connect": "gridctl.sdk.connect", "Node": "gridctl.sdk.node", "GridctlError": "gridctl.sdk.errors",
+         "DP": "gridctl.sdk.jobs"}
 
 
 def __getattr__(name: str) -> Any:

@@ -21,6 +21,8 @@ from tests.factories import Factory
 from tests.live import LiveNode, start_live_node
 
 PG_URL = os.environ.get("GRID_TEST_POSTGRES_URL")
+# Nodes made by tests run without Ray unless a test asks for it (tests/test_training_e2e.py starts one cluster).
+os.environ.setdefault("GRID_NODE_RAY_ENABLED", "false")
 
 
 def _postgres_database() -> Iterator[str]:

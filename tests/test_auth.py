@@ -121,3 +121,18 @@ class TestPasswordChange:
         response = client.put("/api/v1/users/me/password", headers=user.headers,
                               json={"current_password": PASSWORD, "new_password": "short"})
         assert response.status_code == 422 and "new_password" in response.json()["message"]
+
+
+class TestProvisionedSetupToken:
+    def test_a_token_placed_before_first_start_is_adopted(self, tmp_path, sqlite_url) -> None:
+        state = tmp_path / "state"
+        state.mkdir()
+        (state / "setup-token").write_text("gsetup_from_the_secret_store\n")
+        settings = NodeSettings(state_dir=state, database_url=sqlite_url)
+        from grid_runtime.node.app import create_app
+
+        with TestClient(create_app(settings)) as client:
+            body = {"setup_token": "gsetup_from_the_secret_store", "email": "o@example.com",
+                    "password": "a long password"}
+            assert client.post("/api/v1/setup", json=body).status_code == 201
+        assert not (state / "setup-token").exists()

@@ -161,3 +161,22 @@ class TestLevels:
                           "census income": "download", "census labels": "search"}
         detail = client.get(f"{API}/tensors/{ids['cifar10']}", headers=scientist.headers).json()
         assert detail["level"] == "compute"
+
+
+class TestBroadFiltersOnSqlite:
+    def test_walking_the_sort_index_gives_the_same_pages_as_sorting(
+        self, client: TestClient, factory: Factory, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        from grid_runtime.node.tensors import service
+
+        for i in range(30):
+            add_tensor_row(factory, name=f"scan {i:02d}", description="broad", tags=("wide",) if i % 2 else (),
+                           size=(i * 37) % 11)
+        user = factory.user()
+        queries = [{"q": "broad", "sort": "size"}, {"tag": "wide", "sort": "-name", "offset": 3, "limit": 4},
+                   {"q": "scan", "tag": "wide", "sort": "-created_at", "limit": 5}]
+        sorted_pages = [_search(client, user, **q) for q in queries]
+        monkeypatch.setattr(service, "_walk_the_order_index", lambda *args: True)
+        walked_pages = [_search(client, user, **q) for q in queries]
+        assert walked_pages == sorted_pages
+        assert [len(p["items"]) for p in walked_pages] == [30, 4, 5]

@@ -214,9 +214,10 @@ class RayHead:
 
 def connect_driver(address: str, token_path: Path, *, deadline: float | None = None) -> None:
     """Connect this process to the cluster as its driver (token auth), retrying until ``deadline``."""
+    # Before importing ray: it reads the auth mode and token when it loads.
+    os.environ.update(ray_env(token_path, {}))
     import ray
 
-    os.environ.update({k: v for k, v in ray_env(token_path, {}).items()})
     deadline = deadline or time.monotonic() + 60
     while True:
         try:

@@ -86,9 +86,9 @@ def upload(
     output: OutputOption = None,
 ) -> None:
     """Upload a tensor file (streamed); prints the new tensor (its id in JSON)."""
-    node = common.connect(output)
     if role is not None and dataset is None:
         raise typer.BadParameter("--role needs --dataset")
+    node = common.connect(output)
     with console.transfer_progress(f"uploading {file.name}") as progress:
         tensor = node.tensors.upload_page(
             file, name=name, description=description, tags=common.split_values(tag),

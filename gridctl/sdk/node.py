@@ -9,6 +9,7 @@ from gridctl.sdk.admin import Audit, Groups, Roles, Tokens, Users
 from gridctl.sdk.data import Datasets, Permissions, Requests, SearchResults, Tensors
 from gridctl.sdk.errors import NotConfigured
 from gridctl.sdk.http import Http
+from gridctl.sdk.jobs import Job, Jobs, Results
 
 
 class Node:
@@ -31,6 +32,8 @@ class Node:
         self.datasets = Datasets(self.http)
         self.permissions = Permissions(self.http)
         self.requests = Requests(self.http)
+        self.jobs = Jobs(self.http)
+        self.results = Results(self.http)
 
     def __repr__(self) -> str:
         return f"Node({self.url!r})"
@@ -41,6 +44,11 @@ class Node:
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:
         self.close()
+
+    def train(self, spec_or_module: Any, **settings: Any) -> Job:
+        """Train a model on a dataset you may compute on (``dataset=``, ``features=``, ``labels=``, ``loss=``,
+        ``optimizer=``, ``lr=``, ``epochs=``, ``batch_size=``, ``dp=DP(...)``); see ``gridctl.sdk.jobs``."""
+        return self.jobs.train(spec_or_module, **settings)
 
     def search(self, text: str | None = None, **filters: Any) -> SearchResults:
         """Search tensors: ``text`` in names and descriptions, and ``tags`` (all; ``any_tag=True``: any),

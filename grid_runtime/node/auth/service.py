@@ -33,17 +33,25 @@ def owner_exists(session: Session) -> bool:
 
 
 def issue_setup_token(session: Session, state_dir: Path) -> None:
-    """Before the Owner exists, write a one-time setup token owner-only into the state dir."""
+    """Before the Owner exists, make sure a one-time setup token is in force and in the state dir.
+
+    A token already in the file is adopted (a cloud deploy provisions it from the secret store before the
+    first start, so the operator who generated it can complete setup); otherwise a new one is written,
+    owner-only. Once the Owner exists the file is removed.
+    """
     path = state_dir / SETUP_TOKEN_FILE
     if owner_exists(session):
         path.unlink(missing_ok=True)
         return
-    if path.exists() and session.scalar(
-        select(SetupToken).where(SetupToken.token_hash == hash_token(path.read_text().strip()))
-    ):
+    provisioned = path.read_text().strip() if path.exists() else ""
+    if provisioned and session.scalar(select(SetupToken.id).where(SetupToken.token_hash == hash_token(provisioned))):
+        return
+    session.execute(delete(SetupToken))
+    if provisioned:
+        session.add(SetupToken(token_hash=hash_token(provisioned)))
+        path.chmod(0o600)
         return
     token, digest = new_token("gsetup")
-    session.execute(delete(SetupToken))
     session.add(SetupToken(token_hash=digest))
     write_private_file(path, token + "\n")
 
