@@ -97,6 +97,13 @@ class DeploymentSpec:
     database: str = "sqlite"  # "sqlite" or "managed"
     network: bool = False
     allow_cidr: list[str] = field(default_factory=list)
+    # Clouds only (providers/cloud_provider.py); the local provider ignores them.
+    worker_instance_type: str | None = None
+    ssh_cidr: list[str] = field(default_factory=list)  # empty: no SSH ingress at all
+    ssh_public_key: str | None = None  # the OpenSSH public key text (never a private key)
+    domain: str | None = None  # a public certificate for this name; without one the Node's own CA signs
+    project: str | None = None  # GCP project
+    backend_url: str | None = None  # where Pulumi keeps the stack's state; a file backend in the state dir if None
 
     def __post_init__(self) -> None:
         validate_name(self.name)
@@ -288,9 +295,16 @@ def known_deployments(deployments_dir: Path) -> list[DeploymentRecord]:
 
 _REGISTRY: dict[str, str] = {
     "local": "providers.local.provider:LocalProvider",
-    # Cloud providers register here (or through register_provider) once their folders exist:
-    # "aws": "providers.aws.provider:AwsProvider", ...
+    # Each cloud's module raises ImportError when its extra (pulumi, the cloud's Pulumi SDK) is missing.
+    "aws": "providers.aws.provider:AwsProvider",
+    "gcp": "providers.gcp.provider:GcpProvider",
+    "azure": "providers.azure.provider:AzureProvider",
 }
+
+
+def provider_names() -> list[str]:
+    """Every registered provider, available on this machine or not (``gridctl check`` lists them all)."""
+    return list(_REGISTRY)
 
 
 def register_provider(name: str, target: str) -> None:

@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
+import random
 import secrets
 import signal
 import socket
@@ -41,10 +42,24 @@ class ClusterError(RuntimeError):
     """The Ray head could not be started or reached."""
 
 
+# Ports picked for Ray's servers come from below the kernel's ephemeral range (32768+ on Linux) and above
+# Ray's worker ports (10002-19999): a port the kernel hands out for bind(0) may be taken by one of Ray's many
+# outgoing connections before the Ray process binds it, which kills a starting raylet ("Address already in use").
+_PORT_RANGE = (20000, 32000)
+_random = random.SystemRandom()
+
+
 def free_port(host: str = "127.0.0.1") -> int:
-    with socket.socket() as sock:
-        sock.bind((host, 0))
-        return int(sock.getsockname()[1])
+    """A port nothing listens on now, outside the ephemeral range and Ray's worker ports."""
+    for _ in range(200):
+        port = _random.randrange(*_PORT_RANGE)
+        with socket.socket() as sock:
+            try:
+                sock.bind((host, port))
+            except OSError:
+                continue
+            return port
+    raise ClusterError("no free port found for Ray")
 
 
 def ensure_token(state_dir: Path) -> Path:
@@ -117,6 +132,16 @@ def worker_argv(address: str, *, num_cpus: float | None = None, object_store_byt
     return argv
 
 
+def _terminate_with_parent() -> None:
+    """In the child before exec: SIGTERM it when the Node dies, even by SIGKILL, so no head is orphaned
+    (`ray start --block` then stops the processes it started)."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        pr_set_pdeathsig = 1
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
+
+
 def _proc_alive(process: subprocess.Popen[bytes]) -> bool:
     return process.poll() is None
 
@@ -161,7 +186,8 @@ class RayHead:
         log_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         with (log_dir / "ray-head.log").open("ab") as log:
             self.process = subprocess.Popen(argv, env=ray_env(self.token_path), stdin=subprocess.DEVNULL,
-                                            stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+                                            stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+                                            preexec_fn=_terminate_with_parent)  # noqa: PLW1509
         try:
             self._connect()
         except BaseException:

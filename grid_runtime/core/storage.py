@@ -87,7 +87,7 @@ class ObjectStore:
         return StoredObject(key=key, size=size, sha256=digest.hexdigest())
 
     def open(self, key: str) -> IO[bytes]:
-        return self.fs.open(self._path(key), "rb")  # type: ignore[no-any-return]
+        return self.fs.open(self._path(key), "rb")
 
     def iter_chunks(self, key: str, chunk_size: int = CHUNK_SIZE) -> Iterator[bytes]:
         """The blob's bytes in chunks, for streamed responses (never the whole blob in memory)."""

@@ -9,6 +9,7 @@ from types import ModuleType
 NOUNS: list[tuple[str, str]] = [
     # (command name, module under gridctl.cli)
     ("deploy", "deploy"),  # register(root): deploy, status, destroy
+    ("check", "clouds"),  # register(root): check, workers scale; adds the cloud targets to deploy and destroy
     ("auth", "auth"),  # register(root): login, logout, context
     ("users", "users"),
     ("roles", "roles"),
@@ -23,7 +24,7 @@ NOUNS: list[tuple[str, str]] = [
 
 
 # The order of ``gridctl --help``'s command list (Typer would list plain commands before groups).
-HELP_ORDER = ["deploy", "status", "destroy", "login", "logout", "context", "users", "roles", "groups", "tokens",
+HELP_ORDER = ["deploy", "status", "destroy", "check", "workers", "login", "logout", "context", "users", "roles", "groups", "tokens",
               "audit", "tensors", "datasets", "permissions", "requests"]
 
 

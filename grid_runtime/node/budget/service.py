@@ -15,6 +15,7 @@ against the same ledger state.
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -121,6 +122,13 @@ class Cost:
         return events.describe_event(events.event_from_dict(self.event))
 
 
+@functools.lru_cache(maxsize=4096)
+def _own_epsilon(event_json: str, delta: float) -> float:
+    # dp-accounting's best-order search takes ~0.1-0.3 s for a DP-SGD event, and on SQLite it would run while
+    # the request holds the write lock; an event's ε is a pure function of its JSON and δ, so it is cached.
+    return accounting.epsilon(events.event_from_json(event_json), delta)
+
+
 def cost_of(event: dict[str, Any] | DpEvent | None, cfg: PrivacyConfig) -> Cost:
     """The cost of an event (its dict form or a DpEvent; None for a non-private release) under ``cfg``."""
     if event is None:
@@ -129,7 +137,7 @@ def cost_of(event: dict[str, Any] | DpEvent | None, cfg: PrivacyConfig) -> Cost:
     as_dict = events.event_to_dict(parsed)
     if as_dict["type"] == "non_private":
         return Cost(event=None, epsilon=math.inf, rdp=math.inf, order=cfg.order, delta=cfg.delta)
-    return Cost(event=as_dict, epsilon=accounting.epsilon(parsed, cfg.delta),
+    return Cost(event=as_dict, epsilon=_own_epsilon(events.event_to_json(parsed), cfg.delta),
                 rdp=accounting.rdp_at_order(parsed, cfg.order), order=cfg.order, delta=cfg.delta)
 
 
@@ -186,7 +194,7 @@ def spent(session: Session, cfg: PrivacyConfig, *, user_id: int | None = None, d
         if order != cfg.order:
             rdp_terms.append(accounting.rdp_at_order(event, cfg.order))
         if delta != cfg.delta:
-            eps_terms.append(accounting.epsilon(event, cfg.delta))
+            eps_terms.append(_own_epsilon(events.event_to_json(event), cfg.delta))
     figures.rdp = math.fsum(rdp_terms)
     figures.simple_sum = math.fsum(eps_terms)
     figures.events = session.scalar(select(func.count()).select_from(LedgerEntry).where(*private)) or 0

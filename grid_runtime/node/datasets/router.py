@@ -28,6 +28,9 @@ from grid_runtime.node.tensors.schemas import Role, Tag
 
 router = APIRouter(tags=["datasets"])
 
+_RAW_CSV = {"requestBody": {"required": True, "content": {"text/csv": {"schema": {"type": "string"}}},
+                            "description": "the CSV, header row first, streamed"}}
+
 
 @router.post("/datasets", status_code=status.HTTP_201_CREATED)
 def create_dataset(body: DatasetCreateIn, session: DB,
@@ -39,7 +42,7 @@ def create_dataset(body: DatasetCreateIn, session: DB,
     return service.to_out(session, dataset, user_id=actor.id)
 
 
-@router.post("/datasets/from-csv", status_code=status.HTTP_201_CREATED)
+@router.post("/datasets/from-csv", status_code=status.HTTP_201_CREATED, openapi_extra=_RAW_CSV)
 async def create_dataset_from_csv(
     request: Request,
     session: DB,

@@ -35,7 +35,7 @@ def get_dataset(session: Session, ref: str | int) -> Dataset:
     return dataset
 
 
-def member_ids(dataset_id: int) -> Select[tuple[int]]:
+def member_ids(dataset_id: int) -> Select[Any]:
     return select(DatasetMember.tensor_id).where(DatasetMember.dataset_id == dataset_id)
 
 

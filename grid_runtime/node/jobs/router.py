@@ -54,7 +54,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
                               object_manager_port=node.ray_object_manager_port,
                               dashboard_port=node.ray_dashboard_port, object_store_bytes=node.ray_object_store_bytes,
                               start_timeout=node.ray_start_timeout_seconds), state_dir=node.state_dir)
-    await run_in_threadpool(head.start)
+    head.start()  # on the event loop's thread, which lives as long as the Node (the head dies with it)
     log.info("Ray head at %s", head.address)
     runner = JobRunner(app.state.sessions, node)
     try:

@@ -80,7 +80,11 @@ def commit_or_discard(session: Session, store: ObjectStore, keys: list[str]) -> 
         raise
 
 
-@router.post("/tensors", status_code=status.HTTP_201_CREATED)
+_RAW_BODY = {"requestBody": {"required": True, "content": {"application/octet-stream": {
+    "schema": {"type": "string", "format": "binary"}}}, "description": "the file's bytes, streamed"}}
+
+
+@router.post("/tensors", status_code=status.HTTP_201_CREATED, openapi_extra=_RAW_BODY)
 async def upload_tensor(
     request: Request,
     session: DB,

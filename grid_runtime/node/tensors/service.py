@@ -219,7 +219,7 @@ def _full_text_filter(session: Session, words: list[str]) -> Any:
         return Tensor.id.in_(ids)
     if dialect == "postgresql":
         # The expression repeats the GIN index's (migration 0002) verbatim so the planner uses the index.
-        vector = literal_column("to_tsvector('simple', tensors.name || ' ' || tensors.description)")
+        vector: Any = literal_column("to_tsvector('simple', tensors.name || ' ' || tensors.description)")
         query = func.to_tsquery(literal_column("'simple'"), " & ".join(f"{w}:*" for w in words))
         return vector.op("@@")(query)
     # Other backends: a plain substring match on every word.
@@ -280,7 +280,7 @@ def search(session: Session, *, query: TensorQuery) -> tuple[list[Tensor], int]:
                            "descending)", details={"sort": query.sort})
     conditions = _conditions(session, query)
     total = int(session.scalar(select(func.count()).select_from(Tensor).where(*conditions)) or 0)
-    order = [column.desc(), Tensor.id.desc()] if descending else [column.asc(), Tensor.id.asc()]
+    order: list[Any] = [column.desc(), Tensor.id.desc()] if descending else [column.asc(), Tensor.id.asc()]
     page = select(Tensor.id).where(*conditions).order_by(*order).limit(query.limit).offset(query.offset)
     if conditions and session.get_bind().dialect.name == "sqlite" and _walk_the_order_index(session, query, total):
         ids = _ids_walking_index(session, page, _ORDER_INDEX[query.sort.lstrip("-")])

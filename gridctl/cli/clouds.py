@@ -1,0 +1,394 @@
+"""Cloud deployments: ``gridctl check``, ``gridctl deploy aws|gcp|azure``, ``gridctl destroy aws|gcp|azure`` and
+``gridctl workers scale``.
+
+The deploy and destroy commands join H3's ``deploy`` and ``destroy`` groups (gridctl/cli/deploy.py), so every
+target is ``gridctl deploy TARGET``; ``gridctl status`` already covers every provider. Each cloud is an optional
+extra: nothing here imports Pulumi or a cloud SDK until a command runs, and a cloud whose extra is missing says
+so (``gridctl check``, or the command's error) instead of breaking ``gridctl --help``.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+from gridctl.cli import console
+from gridctl.cli.common import OutputOption, YesOption, confirm, use_output
+from gridctl.cli.console import Output
+from gridctl.cli.deploy import _save_context, _valid_email, _valid_name, _valid_password, deploy_app, \
+    deployments_dir, destroy_app
+
+if TYPE_CHECKING:
+    from providers.base import DeployResult, PlannedChange
+    from providers.cloud_provider import CloudProvider
+    from providers.stack import DeclaredResource, ProgressEvent
+
+CLOUDS = ("aws", "gcp", "azure")
+workers_app = typer.Typer(help="The Workers of a deployment.", no_args_is_help=True)
+
+
+class Database(StrEnum):
+    sqlite = "sqlite"
+    managed = "managed"
+
+
+def _read_public_key(path: Path | None) -> Path | None:
+    if path is None:
+        return None
+    try:
+        text = path.expanduser().read_text().strip()
+    except OSError as exc:
+        raise typer.BadParameter(f"cannot read {path}: {exc.strerror}") from None
+    if "PRIVATE KEY" in text:
+        raise typer.BadParameter("that is a private key: give the public one (the .pub file)")
+    if not text.startswith(("ssh-", "ecdsa-", "sk-")) or len(text.split()) < 2:
+        raise typer.BadParameter("not an OpenSSH public key (expected 'ssh-ed25519 AAAA...')")
+    return path
+
+
+def _valid_cidrs(values: list[str] | None) -> list[str] | None:
+    import ipaddress
+
+    if values is None:
+        return None
+    cidrs = [v.strip() for value in values for v in value.split(",") if v.strip()]
+    for cidr in cidrs:
+        try:
+            ipaddress.ip_network(cidr, strict=False)
+        except ValueError:
+            raise typer.BadParameter(f"{cidr!r} is not an address or CIDR (e.g. 203.0.113.7/32)") from None
+    return cidrs
+
+
+# --- options shared by the three clouds -------------------------------------------------------------------
+
+NameOption = Annotated[str, typer.Option(
+    "--name", "-n", envvar="GRIDCTL_DEPLOYMENT", callback=_valid_name, show_default=False,
+    help="Deployment name: its stack, resource names and saved context.")]
+RegionOption = Annotated[str | None, typer.Option(
+    "--region", "-r", show_default=False,
+    help="Region (default: the cloud's default at first deploy, then the deployment's own).")]
+WorkersOption = Annotated[int | None, typer.Option(
+    "--workers", "-w", min=0, show_default=False,
+    help="Number of Workers (default: 0 at first deploy, then the deployment's own).")]
+InstanceTypeOption = Annotated[str | None, typer.Option(
+    "--instance-type", show_default=False, help="The Node's machine type (default: the cloud's, see docs).")]
+WorkerInstanceTypeOption = Annotated[str | None, typer.Option(
+    "--worker-instance-type", show_default=False, help="The Workers' machine type (default: the cloud's).")]
+DatabaseOption = Annotated[Database | None, typer.Option(
+    "--database", show_default=False,
+    help="sqlite on the Node's encrypted disk, or the cloud's managed PostgreSQL (default: sqlite).")]
+NetworkOption = Annotated[bool | None, typer.Option(
+    "--network/--no-network", show_default=False, help="Also deploy a Network service (default: no).")]
+AllowCidrOption = Annotated[list[str] | None, typer.Option(
+    "--allow-cidr", callback=_valid_cidrs, show_default=False,
+    help="Addresses allowed to reach the API on 443; repeat or comma-separate "
+         "(default: this machine's public address).")]
+SshCidrOption = Annotated[list[str] | None, typer.Option(
+    "--ssh-cidr", callback=_valid_cidrs, show_default=False,
+    help="Open SSH (22) to these addresses; needs --ssh-key (default: no SSH at all).")]
+SshKeyOption = Annotated[Path | None, typer.Option(
+    "--ssh-key", callback=_read_public_key, show_default=False, help="An OpenSSH public key file for SSH.")]
+DomainOption = Annotated[str | None, typer.Option(
+    "--domain", show_default=False,
+    help="Serve the API as this name with a public certificate (point its DNS at the Node) "
+         "(default: the Node's address, with its own CA, pinned).")]
+BackendOption = Annotated[str | None, typer.Option(
+    "--backend-url", envvar="GRIDCTL_PULUMI_BACKEND", show_default=False,
+    help="Where Pulumi keeps the stack's state (s3://, gs://, azblob://, https://api.pulumi.com) "
+         "(default: a file backend in the deployment's state directory).")]
+OwnerEmailOption = Annotated[str | None, typer.Option(
+    "--owner-email", envvar="GRIDCTL_OWNER_EMAIL", show_default=False,
+    help="The Owner's email, at first deploy (default: owner@localhost).")]
+OwnerPasswordOption = Annotated[str | None, typer.Option(
+    "--owner-password", envvar="GRIDCTL_OWNER_PASSWORD", callback=_valid_password, show_default=False,
+    help="The Owner's password, at first deploy (default: generated and shown once).")]
+PreviewOption = Annotated[bool, typer.Option(
+    "--preview", help="Show what would change in the cloud (Pulumi preview; needs credentials); change nothing.")]
+PlanOption = Annotated[bool, typer.Option(
+    "--plan", help="Print the resources the deployment declares, offline: no credentials, no Pulumi CLI.")]
+ProjectOption = Annotated[str | None, typer.Option(
+    "--project", show_default=False,
+    help="The GCP project (default: GOOGLE_CLOUD_PROJECT, or gcloud's configured project).")]
+
+
+def _provider(cloud: str) -> CloudProvider:
+    from providers.base import get_provider
+    from providers.cloud_provider import CloudProvider
+
+    provider = get_provider(cloud, deployments_dir())
+    assert isinstance(provider, CloudProvider)
+    provider.on_progress = _show_progress
+    return provider
+
+
+def _show_progress(event: ProgressEvent) -> None:
+    """Pulumi's progress on stderr, one line per resource step; stdout stays for the result."""
+    from rich.markup import escape
+
+    text = escape(event.message)
+    if event.kind == "step":
+        console.stderr.print(f"  [cyan]{escape(event.action or '')}[/cyan] {escape(event.resource_type or '')} "
+                             f"{escape(event.resource_name or '')}", highlight=False)
+    elif event.kind == "failed":
+        console.stderr.print(f"  [bold red]failed[/bold red] {text}", highlight=False)
+    elif event.kind == "diagnostic":
+        style = {"error": "bold red", "warning": "yellow"}.get(event.severity or "", "")
+        console.stderr.print(f"[{style}]{text}[/{style}]" if style else text, highlight=False)
+    elif event.kind == "summary":
+        console.stderr.print(f"[bold]{text}[/bold]", highlight=False)
+
+
+# --- gridctl check ---------------------------------------------------------------------------------------
+
+def check(output: OutputOption = None) -> None:
+    """Which targets this machine can deploy to now (extra installed, Pulumi CLI, credentials), and why not."""
+    from providers.base import available_providers, provider_names
+
+    use_output(output)
+    available = available_providers()
+    rows = []
+    for name in provider_names():
+        provider_class = available.get(name)
+        if provider_class is None:
+            reason: str | None = f"the '{name}' extra is not installed: pip install 'gridctl[{name}]'"
+        else:
+            reason = provider_class(deployments_dir()).check_credentials()
+        rows.append({"provider": name, "ready": reason is None, "reason": reason})
+    console.emit(rows, columns=["provider", "ready", "reason"], title="Deployment targets")
+
+
+# --- gridctl deploy aws|gcp|azure ------------------------------------------------------------------------
+
+def _deploy(cloud: str, name: str, given: dict[str, Any], *, preview: bool, plan: bool, yes: bool,
+            output: Output | None) -> None:
+    from providers.cloud_provider import PLACEHOLDER_CIDR, operator_cidr
+
+    use_output(output)
+    if given.get("ssh_public_key") is not None:
+        given["ssh_public_key"] = Path(given["ssh_public_key"]).expanduser().read_text().strip()
+    if given.get("database") is not None:
+        given["database"] = str(given["database"])
+    provider = _provider(cloud)
+    spec = provider.spec_for(name, **given)
+    if plan:
+        resources = provider.plan(spec)
+        _report_plan(resources)
+        if PLACEHOLDER_CIDR in spec.allow_cidr and not given.get("allow_cidr"):
+            console.message(f"API ingress is shown for {PLACEHOLDER_CIDR}, a stand-in for your address (a plan "
+                            "stays offline); pass --allow-cidr to see your own")
+        return
+    if not spec.allow_cidr:
+        spec.allow_cidr = [operator_cidr()]
+        console.message(f"the API will accept {spec.allow_cidr[0]} (this machine's public address) only; "
+                        "widen it with --allow-cidr")
+    if preview:
+        _report_changes(provider.preview(spec), title=f"Preview of {name} on {cloud}")
+        return
+    problem = provider.credential_problem()
+    if problem:
+        console.message(f"warning: {problem}; trying anyway (Pulumi may find other credentials)")
+    if not yes:
+        _report_changes(provider.preview(spec), title=f"Changes to {name} on {cloud}")
+        confirm(f"Apply these changes to {cloud}? Cloud resources cost money until 'gridctl destroy {cloud} "
+                f"--name {name}'.", yes=yes)
+    console.message(f"deploying {name!r} to {cloud} ({spec.region})...")
+    result = provider.deploy(spec)
+    _report_deploy(result, _save_context(result), workers=spec.workers, region=spec.region)
+
+
+def _report_plan(resources: list[DeclaredResource]) -> None:
+    if console.output() is Output.json:
+        console.emit([{"component": r.parent, "type": r.type, "name": r.name, "custom": r.custom,
+                       "inputs": r.inputs} for r in resources])
+        return
+    rows = [{"component": r.parent or "-", "type": r.type, "name": r.name} for r in resources if r.custom]
+    console.emit(rows, columns=["component", "type", "name"], title="Resources the deployment declares")
+    console.message(f"{len(rows)} resources in {len({r.parent for r in resources if r.custom})} components; "
+                    "'--plan -o json' shows their inputs (secrets as \\[secret])")
+
+
+def _report_changes(changes: list[PlannedChange], *, title: str) -> None:
+    rows = [{"action": c.action, "type": c.kind, "name": c.name} for c in changes]
+    if console.output() is Output.json:
+        console.emit(rows)
+        return
+    if rows:
+        console.emit(rows, columns=["action", "type", "name"], title=title)
+    else:
+        console.message("no changes")
+
+
+def _report_deploy(result: DeployResult, context: str, *, workers: int, region: str | None) -> None:
+    tls_root = result.outputs.get("tls_root_certificate")
+    summary: dict[str, Any] = {
+        "name": result.name, "provider": result.provider, "state": result.state, "url": result.url,
+        "context": context or None, "owner_email": result.owner_email, "region": region, "workers": workers,
+        "bucket": result.outputs.get("bucket"), "tls_root_certificate": tls_root,
+    }
+    if console.output() is Output.json:
+        if result.owner_password:
+            summary["owner_password"] = result.owner_password
+        console.emit(summary)
+    else:
+        console.emit(summary, title=f"Deployment {result.name}")
+    if result.owner_password:
+        console.secret_notice([f"URL:            {result.url}", f"Owner email:    {result.owner_email}",
+                               f"Owner password: {result.owner_password}"])
+    if tls_root:
+        console.message(f"The Node's certificate is signed by its own CA, pinned from {tls_root}; other HTTPS "
+                        f"clients need SSL_CERT_FILE={tls_root}.")
+
+
+@deploy_app.command("aws")
+def deploy_aws(
+    name: NameOption, region: RegionOption = None, workers: WorkersOption = None,
+    instance_type: InstanceTypeOption = None, worker_instance_type: WorkerInstanceTypeOption = None,
+    database: DatabaseOption = None, network: NetworkOption = None, allow_cidr: AllowCidrOption = None,
+    ssh_cidr: SshCidrOption = None, ssh_key: SshKeyOption = None, domain: DomainOption = None,
+    backend_url: BackendOption = None, owner_email: OwnerEmailOption = None,
+    owner_password: OwnerPasswordOption = None, preview: PreviewOption = False, plan: PlanOption = False,
+    yes: YesOption = False, output: OutputOption = None,
+) -> None:
+    """Deploy a Node, its Workers and optionally a Network to AWS through Pulumi, and save a context.
+
+    Running it again on an existing deployment applies the options given and keeps the rest.
+    """
+    _deploy("aws", name, dict(
+        region=region, workers=workers, instance_type=instance_type, worker_instance_type=worker_instance_type,
+        database=database, network=network, allow_cidr=allow_cidr, ssh_cidr=ssh_cidr, ssh_public_key=ssh_key,
+        domain=domain, backend_url=backend_url, owner_email=_email(owner_email), owner_password=owner_password,
+    ), preview=preview, plan=plan, yes=yes, output=output)
+
+
+@deploy_app.command("gcp")
+def deploy_gcp(
+    name: NameOption, region: RegionOption = None, workers: WorkersOption = None, project: ProjectOption = None,
+    instance_type: InstanceTypeOption = None, worker_instance_type: WorkerInstanceTypeOption = None,
+    database: DatabaseOption = None, network: NetworkOption = None, allow_cidr: AllowCidrOption = None,
+    ssh_cidr: SshCidrOption = None, ssh_key: SshKeyOption = None, domain: DomainOption = None,
+    backend_url: BackendOption = None, owner_email: OwnerEmailOption = None,
+    owner_password: OwnerPasswordOption = None, preview: PreviewOption = False, plan: PlanOption = False,
+    yes: YesOption = False, output: OutputOption = None,
+) -> None:
+    """Deploy a Node, its Workers and optionally a Network to GCP through Pulumi, and save a context.
+
+    Running it again on an existing deployment applies the options given and keeps the rest.
+    """
+    _deploy("gcp", name, dict(
+        region=region, workers=workers, project=project, instance_type=instance_type,
+        worker_instance_type=worker_instance_type, database=database, network=network, allow_cidr=allow_cidr,
+        ssh_cidr=ssh_cidr, ssh_public_key=ssh_key, domain=domain, backend_url=backend_url,
+        owner_email=_email(owner_email), owner_password=owner_password,
+    ), preview=preview, plan=plan, yes=yes, output=output)
+
+
+@deploy_app.command("azure")
+def deploy_azure(
+    name: NameOption, region: RegionOption = None, workers: WorkersOption = None,
+    instance_type: InstanceTypeOption = None, worker_instance_type: WorkerInstanceTypeOption = None,
+    database: DatabaseOption = None, network: NetworkOption = None, allow_cidr: AllowCidrOption = None,
+    ssh_cidr: SshCidrOption = None, ssh_key: SshKeyOption = None, domain: DomainOption = None,
+    backend_url: BackendOption = None, owner_email: OwnerEmailOption = None,
+    owner_password: OwnerPasswordOption = None, preview: PreviewOption = False, plan: PlanOption = False,
+    yes: YesOption = False, output: OutputOption = None,
+) -> None:
+    """Deploy a Node, its Workers and optionally a Network to Azure through Pulumi, and save a context.
+
+    Running it again on an existing deployment applies the options given and keeps the rest.
+    """
+    _deploy("azure", name, dict(
+        region=region, workers=workers, instance_type=instance_type, worker_instance_type=worker_instance_type,
+        database=database, network=network, allow_cidr=allow_cidr, ssh_cidr=ssh_cidr, ssh_public_key=ssh_key,
+        domain=domain, backend_url=backend_url, owner_email=_email(owner_email), owner_password=owner_password,
+    ), preview=preview, plan=plan, yes=yes, output=output)
+
+
+def _email(value: str | None) -> str | None:
+    if value is None:
+        return None
+    try:
+        return _valid_email(value)
+    except typer.BadParameter as exc:
+        from gridctl.sdk.errors import GridctlError
+
+        raise GridctlError("usage", f"--owner-email: {exc.message}") from None
+
+
+# --- gridctl destroy aws|gcp|azure -----------------------------------------------------------------------
+
+def _destroy(cloud: str, name: str, *, yes: bool, output: Output | None) -> None:
+    from gridctl.cli.contexts import ContextFile
+
+    use_output(output)
+    provider = _provider(cloud)
+    record = provider.record(name)  # an unknown name fails before anything is asked
+    confirm(f"Delete every {cloud} resource of deployment {name!r} ({record.url or 'no URL yet'}), including its "
+            "bucket and database with all their data, and its saved context?", yes=yes)
+    console.message(f"destroying {name!r} on {cloud}...")
+    done = provider.destroy(name, purge=True)
+    saved = ContextFile.load()
+    context = saved.contexts.get(name)
+    context_removed = context is not None and context.deployment == cloud
+    if context_removed:
+        saved.remove(name)
+    summary = {"name": name, "provider": cloud, "destroyed": True, "context_removed": context_removed,
+               "changes": [{"action": c.action, "kind": c.kind, "name": c.name, "detail": c.detail} for c in done]}
+    if console.output() is Output.json:
+        console.emit(summary)
+        return
+    for change in done:
+        console.message(f"deleted {change.kind} {change.name}: {change.detail}")
+    if context_removed:
+        console.message(f"removed the context {name!r}")
+
+
+def _destroy_command(cloud: str) -> None:
+    def destroy(name: NameOption, yes: YesOption = False, output: OutputOption = None) -> None:
+        _destroy(cloud, name, yes=yes, output=output)
+
+    destroy.__doc__ = (f"Delete every {cloud.upper() if cloud != 'azure' else 'Azure'} resource of a deployment, "
+                       "its data included, its state and its context.")
+    destroy_app.command(cloud)(destroy)
+
+
+for _cloud in CLOUDS:
+    _destroy_command(_cloud)
+
+
+# --- gridctl workers scale ---------------------------------------------------------------------------------
+
+@workers_app.command("scale")
+def scale_workers(
+    count: Annotated[int, typer.Argument(min=0, help="The number of Workers the deployment should have.",
+                                         show_default=False)],
+    name: NameOption,
+    output: OutputOption = None,
+) -> None:
+    """Change a cloud deployment's number of Workers; only its Worker pool changes."""
+    from providers.base import DeploymentNotFound, known_deployments
+
+    use_output(output)
+    record = next((r for r in known_deployments(deployments_dir()) if r.name == name), None)
+    if record is None:
+        raise DeploymentNotFound(name)
+    if record.provider not in CLOUDS:
+        from providers.base import get_provider
+
+        get_provider(record.provider, deployments_dir()).scale_workers(name, count)  # raises Unsupported
+        return
+    provider = _provider(record.provider)
+    before = record.settings.get("spec", {}).get("workers")
+    console.message(f"scaling the Workers of {name!r} from {before} to {count}...")
+    status = provider.scale_workers(name, count)
+    console.emit({"name": name, "provider": record.provider, "workers": count, "previous_workers": before,
+                  "url": status.url, "healthy": status.healthy}, title=f"Deployment {name}")
+
+
+def register(root: typer.Typer) -> None:
+    """``gridctl check`` and ``gridctl workers``; the cloud deploy and destroy commands joined H3's groups above."""
+    root.command("check")(check)
+    root.add_typer(workers_app, name="workers")

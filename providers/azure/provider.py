@@ -1,0 +1,86 @@
+"""The Azure provider: a deployment is the stack of ``providers/azure/program.py`` (see
+providers/cloud_provider.py).
+
+Importing this module raises ImportError when the ``azure`` extra is missing, so the registry hides the provider.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, ClassVar
+
+from providers.azure import config
+from providers.base import DeploymentSpec, ProviderError
+from providers.cloud import CloudSettings
+from providers.cloud_provider import CloudProvider, any_env, home_file, require_modules
+
+require_modules("azure", "pulumi", "pulumi_azure_native")
+
+
+def azure_dir() -> Path:
+    return Path(os.environ.get("AZURE_CONFIG_DIR") or home_file(".azure"))
+
+
+def throwaway_public_key() -> str:
+    """Azure refuses a Linux VM without an SSH key: a fresh RSA key whose private half is never kept (and no
+    rule opens port 22 unless --ssh-cidr asks)."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=3072)
+    public = key.public_key().public_bytes(serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH)
+    return public.decode() + " gridctl-throwaway"
+
+
+class AzureProvider(CloudProvider):
+    name = "azure"
+    config = config
+    program_module = "providers.azure.program"
+    default_region: ClassVar[str] = config.DEFAULT_REGION
+
+    def credential_problem(self) -> str | None:
+        if any_env(config.CREDENTIAL_ENV):
+            return None
+        directory = azure_dir()
+        if (directory / "msal_token_cache.json").is_file() or (directory / "azureProfile.json").is_file():
+            return None
+        return ("no Azure credentials found: run 'az login', or set ARM_CLIENT_ID/ARM_CLIENT_SECRET/ARM_TENANT_ID/"
+                "ARM_SUBSCRIPTION_ID for a service principal")
+
+    def new_state(self, spec: DeploymentSpec) -> dict[str, Any]:
+        return {**super().new_state(spec), "admin_public_key": throwaway_public_key()}
+
+    def extra_settings(self, spec: DeploymentSpec, state: Mapping[str, Any], *, offline: bool) -> dict[str, Any]:
+        return {"admin_public_key": state.get("admin_public_key")}
+
+    def stack_config(self, settings: CloudSettings) -> dict[str, str]:
+        values = {"azure-native:location": settings.region}
+        subscription = any_env(config.SUBSCRIPTION_ENV)
+        if subscription:
+            values["azure-native:subscriptionId"] = os.environ[subscription]
+        return values
+
+    def fetch_root_certificate(self, settings: CloudSettings, outputs: Mapping[str, Any]) -> bytes | None:
+        import httpx
+        from azure.core.exceptions import ClientAuthenticationError
+        from azure.identity import DefaultAzureCredential
+
+        account = str(outputs.get("storage_account") or config.storage_account(settings))
+        try:
+            token = DefaultAzureCredential().get_token("https://storage.azure.com/.default").token
+        except ClientAuthenticationError as exc:
+            raise ProviderError(f"Azure credentials: {exc.message}") from None
+        url = f"https://{account}.blob.core.windows.net/{config.CONTAINER}/{config.CA_OBJECT}"
+        response = httpx.get(url, headers={"Authorization": f"Bearer {token}", "x-ms-version": "2021-08-06"},
+                             timeout=30)
+        if response.status_code == 404:
+            return None
+        if response.status_code == 403:
+            raise ProviderError(
+                f"reading {url} was refused: your account needs the 'Storage Blob Data Reader' role on the storage "
+                f"account {account} (shared keys are disabled on it)")
+        if not response.is_success:
+            raise ProviderError(f"reading {url} failed: HTTP {response.status_code}")
+        return response.content

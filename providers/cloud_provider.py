@@ -1,0 +1,469 @@
+"""What the AWS, GCP and Azure providers share: a deployment is one Pulumi stack run by a ``StackRunner``.
+
+Each cloud's ``provider.py`` subclasses :class:`CloudProvider` with its names, its stack configuration, its
+credential check and how to fetch the API's TLS root certificate from the deployment's bucket. Everything
+else is here, once:
+
+- ``deploy``: the settings are built from the spec plus what the deployment already has (its random
+  ``suffix``, its generated secrets, Azure's throwaway admin key), saved *before* ``pulumi up`` so that a
+  failed update can still be destroyed; after the update the Owner is created over HTTPS with the setup token
+  the Node adopted at first start, the connection pinned to the root certificate the Node published.
+- ``preview``, ``destroy``, ``status``, ``scale_workers``: the same stack, through the same runner; scaling
+  changes only the Worker count in the settings, so only the Worker pool changes.
+- ``plan``: the program under Pulumi's mocks, offline.
+
+State directory of a cloud deployment (mode 0700)::
+
+    deployment.json    the DeploymentRecord; settings: the spec, suffix, admin key, outputs, owner_created
+    secrets.json       the generated secrets (setup token, Ray token, database password), owner-only
+    tls-root.crt       the Node's TLS root certificate, pinned (without --domain)
+    pulumi/            the Pulumi workspace and, by default, the stack's file backend
+    pulumi-passphrase  encrypts the stack's secrets (providers/stack.py)
+
+The runner is made by :func:`make_runner`, the one seam tests replace with a fake of the same interface.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import json
+import os
+import shutil
+import ssl
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, fields
+from pathlib import Path
+from types import ModuleType
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from providers.base import (
+    DeploymentConflict,
+    DeploymentRecord,
+    DeploymentSpec,
+    DeploymentStatus,
+    DeployResult,
+    Feature,
+    PlannedChange,
+    Provider,
+    ProviderError,
+    generate_password,
+    make_private_dir,
+    utc_timestamp,
+    write_state_file,
+)
+from providers.cloud import CloudSettings, DeploymentSecrets, new_suffix
+
+if TYPE_CHECKING:
+    from providers.stack import DeclaredResource, ProgressCallback, ProgressEvent, StackOutcome, StackRunner
+
+PROJECT = "gridctl"  # the Pulumi project of every deployment; the stack is named after the deployment
+SECRETS_FILE = "secrets.json"
+TLS_ROOT_FILE = "tls-root.crt"
+CLI_TOKEN_NAME = "gridctl-cli"  # noqa: S105  (the name of the context's API token, not a secret)
+# A new machine installs its packages (Ray, gridctl) before the Node answers: minutes, not seconds.
+START_TIMEOUT = float(os.environ.get("GRIDCTL_CLOUD_START_TIMEOUT", "1500"))
+POLL_SECONDS = 10.0
+# Shown in a plan when no --allow-cidr was given: a plan never calls out to learn the operator's address.
+PLACEHOLDER_CIDR = "192.0.2.1/32"  # TEST-NET-1 (RFC 5737)
+PLACEHOLDER_PROJECT = "your-gcp-project"
+CHECKIP_URL = "https://checkip.amazonaws.com"
+# The spec fields a deployment remembers, so that a later deploy changes only what the operator gives.
+REMEMBERED = ("region", "workers", "instance_type", "worker_instance_type", "database", "network", "allow_cidr",
+              "ssh_cidr", "ssh_public_key", "domain", "project", "backend_url", "owner_email")
+
+
+def require_modules(cloud: str, *modules: str) -> None:
+    """Raise ImportError (so the registry hides the provider) when a module of the cloud's extra is missing.
+
+    ``find_spec`` looks without importing: listing providers never pays for a cloud SDK's import.
+    """
+    missing = [name for name in modules if importlib.util.find_spec(name) is None]
+    if missing:
+        raise ImportError(f"{', '.join(missing)} not installed (the '{cloud}' extra)")
+
+
+def make_runner(
+    *,
+    project: str,
+    stack: str,
+    state_dir: Path,
+    program: Callable[[], None],
+    backend_url: str | None,
+    config: Mapping[str, str],
+) -> StackRunner:
+    """The runner of one deployment's stack: the one seam between providers and Pulumi (tests replace it).
+
+    Refuses before anything is written when the Pulumi CLI is missing, saying how to install it.
+    """
+    from providers.stack import PulumiMissing, StackRunner, pulumi_cli_missing
+
+    if pulumi_cli_missing():
+        raise PulumiMissing
+    return StackRunner(project=project, stack=stack, state_dir=state_dir, program=program,
+                       backend_url=backend_url, config=config)
+
+
+def operator_cidr(timeout: float = 10.0) -> str:
+    """This machine's public address as a /32: the API's default ingress."""
+    import ipaddress
+
+    import httpx
+
+    try:
+        address = httpx.get(CHECKIP_URL, timeout=timeout).text.strip()
+        return f"{ipaddress.ip_address(address)}/32"
+    except (httpx.HTTPError, ValueError):
+        raise ProviderError(f"could not learn this machine's public address from {CHECKIP_URL}; "
+                            "give the API's allowed addresses with --allow-cidr", code="usage") from None
+
+
+def any_env(names: Sequence[str]) -> str | None:
+    """The first of ``names`` set (non-empty) in the environment."""
+    return next((name for name in names if os.environ.get(name)), None)
+
+
+def home_file(*parts: str) -> Path:
+    return Path(os.path.expanduser("~")).joinpath(*parts)
+
+
+class CloudProvider(Provider):
+    """A cloud target driven through Pulumi. Subclasses set the class attributes and the four hooks."""
+
+    unsupported: ClassVar[Mapping[Feature, str]] = {}
+    #: The cloud's ``config.py`` module (names and defaults, no Pulumi).
+    config: ClassVar[ModuleType]
+    #: The module whose ``build(settings)`` and ``plan(settings)`` make the Pulumi program.
+    program_module: ClassVar[str]
+    default_region: ClassVar[str]
+
+    def __init__(self, deployments_dir: Path) -> None:
+        super().__init__(deployments_dir)
+        #: Where progress goes (the CLI renders it); ``None``: nowhere.
+        self.on_progress: ProgressCallback | None = None
+
+    # --- the hooks each cloud implements -----------------------------------------------------------------
+
+    def credential_problem(self) -> str | None:
+        """``None`` when credentials for this cloud are found in the environment or the usual files."""
+        raise NotImplementedError
+
+    def stack_config(self, settings: CloudSettings) -> dict[str, str]:
+        """Pulumi stack configuration (``aws:region``...)."""
+        raise NotImplementedError
+
+    def fetch_root_certificate(self, settings: CloudSettings, outputs: Mapping[str, Any]) -> bytes | None:
+        """The Node's TLS root certificate from the deployment's bucket; ``None`` while it is not there yet."""
+        raise NotImplementedError
+
+    def extra_settings(self, spec: DeploymentSpec, state: Mapping[str, Any], *, offline: bool) -> dict[str, Any]:
+        """Cloud-only ``CloudSettings`` fields (GCP's project, Azure's admin key)."""
+        return {}
+
+    def new_state(self, spec: DeploymentSpec) -> dict[str, Any]:
+        """What a new deployment generates once and keeps (besides its secrets)."""
+        return {"suffix": new_suffix()}
+
+    # --- credentials ------------------------------------------------------------------------------------
+
+    def check_credentials(self) -> str | None:
+        from providers.stack import pulumi_cli_missing
+
+        pulumi = "the Pulumi CLI is not installed (https://www.pulumi.com/docs/install/)" if pulumi_cli_missing() else None
+        problems = [problem for problem in (pulumi, self.credential_problem()) if problem]
+        return "; ".join(problems) or None
+
+    # --- specs, settings and state ------------------------------------------------------------------------
+
+    def exists(self, name: str) -> bool:
+        return DeploymentRecord.path(self.state_dir(name)).exists()
+
+    def spec_for(self, name: str, **given: Any) -> DeploymentSpec:
+        """The spec of a deploy of ``name``: the options given (not ``None``) over what the deployment already
+        has, over the defaults. A re-deploy changes only what the operator gives again."""
+        remembered: dict[str, Any] = {}
+        if self.exists(name):
+            remembered = dict(self.record(name).settings.get("spec", {}))
+        values: dict[str, Any] = {"region": self.default_region}
+        values.update({key: value for key, value in remembered.items() if key in REMEMBERED})
+        values.update({key: value for key, value in given.items() if value is not None})
+        return DeploymentSpec(name=name, **values)
+
+    def settings(self, name: str) -> CloudSettings:
+        """The settings the deployment was last deployed with."""
+        record = self.record(name)
+        spec = DeploymentSpec(name=name, **record.settings["spec"])
+        return self._settings(spec, record.settings, self._load_secrets(name))
+
+    def _settings(self, spec: DeploymentSpec, state: Mapping[str, Any], secrets: DeploymentSecrets, *,
+                  offline: bool = False) -> CloudSettings:
+        try:
+            return CloudSettings.from_spec(
+                spec, secrets=secrets, suffix=state["suffix"], worker_instance_type=spec.worker_instance_type,
+                ssh_cidrs=tuple(spec.ssh_cidr), ssh_public_key=spec.ssh_public_key, domain=spec.domain,
+                **self.extra_settings(spec, state, offline=offline))
+        except ValueError as exc:
+            raise ProviderError(str(exc), code="usage") from None
+
+    def _load_secrets(self, name: str) -> DeploymentSecrets:
+        path = self.state_dir(name) / SECRETS_FILE
+        return DeploymentSecrets(**json.loads(path.read_text()))
+
+    def _save_secrets(self, name: str, secrets: DeploymentSecrets) -> None:
+        write_state_file(self.state_dir(name) / SECRETS_FILE, json.dumps(asdict(secrets), indent=2) + "\n")
+
+    @staticmethod
+    def _spec_state(spec: DeploymentSpec) -> dict[str, Any]:
+        names = {f.name for f in fields(DeploymentSpec)}
+        return {key: getattr(spec, key) for key in REMEMBERED if key in names}
+
+    def _runner(self, settings: CloudSettings, record: DeploymentRecord | None = None,
+                spec: DeploymentSpec | None = None) -> StackRunner:
+        backend = spec.backend_url if spec else (record.settings["spec"].get("backend_url") if record else None)
+        program = importlib.import_module(self.program_module).build(settings)
+        return make_runner(project=PROJECT, stack=settings.name, state_dir=self.state_dir(settings.name),
+                           program=program, backend_url=backend, config=self.stack_config(settings))
+
+    def _progress(self, event: ProgressEvent) -> None:
+        if self.on_progress is not None:
+            self.on_progress(event)
+
+    def _say(self, message: str) -> None:
+        from providers.stack import ProgressEvent
+
+        self._progress(ProgressEvent("diagnostic", message, severity="info"))
+
+    # --- plan and preview ---------------------------------------------------------------------------------
+
+    def plan(self, spec: DeploymentSpec) -> list[DeclaredResource]:
+        """The resources a deploy of ``spec`` declares, computed offline under Pulumi's mocks: no credentials,
+        no Pulumi CLI, nothing written. Secret values are shown as ``[secret]``."""
+        self.require(*spec.requested_features())
+        if self.exists(spec.name):
+            record = self.record(spec.name)
+            state: Mapping[str, Any] = record.settings
+            secrets = self._load_secrets(spec.name)
+        else:
+            state, secrets = self.new_state(spec), DeploymentSecrets.generate()
+        if not spec.allow_cidr:
+            spec.allow_cidr = [PLACEHOLDER_CIDR]
+        settings = self._settings(spec, state, secrets, offline=True)
+        plan_program: Callable[[CloudSettings], list[DeclaredResource]] = importlib.import_module(
+            self.program_module).plan
+        return plan_program(settings)
+
+    def preview(self, spec: DeploymentSpec) -> list[PlannedChange]:
+        """What ``deploy(spec)`` would change, as Pulumi's preview of the stack sees it. Writes nothing but the
+        runner's workspace (a new deployment's secrets are generated in memory and forgotten)."""
+        self.require(*spec.requested_features())
+        if self.exists(spec.name):
+            record = self.record(spec.name)
+            self._check_unchanged(record, spec)
+            state: Mapping[str, Any] = record.settings
+            secrets = self._load_secrets(spec.name)
+        else:
+            record, state, secrets = None, self.new_state(spec), DeploymentSecrets.generate()
+        settings = self._settings(spec, state, secrets)
+        changes: list[PlannedChange] = []
+
+        def collect(event: ProgressEvent) -> None:
+            if event.kind == "step" and event.action and event.resource_type and event.resource_name:
+                changes.append(PlannedChange(event.action, event.resource_type, event.resource_name))
+            self._progress(event)
+
+        self._runner(settings, record, spec).preview(collect)
+        return changes
+
+    # --- deploy -------------------------------------------------------------------------------------------
+
+    def _check_unchanged(self, record: DeploymentRecord, spec: DeploymentSpec) -> None:
+        """Options that would move or rebuild every resource are refused on an existing deployment."""
+        before = record.settings["spec"]
+        for option, key in (("--region", "region"), ("--project", "project"), ("--backend-url", "backend_url")):
+            if before.get(key) != getattr(spec, key):
+                raise DeploymentConflict(
+                    f"deployment {spec.name!r} was made with {option} {before.get(key)!r}; it cannot move to "
+                    f"{getattr(spec, key)!r}: run 'gridctl destroy {self.name} --name {spec.name}' first")
+
+    def deploy(self, spec: DeploymentSpec) -> DeployResult:
+        self.require(*spec.requested_features())
+        if not spec.allow_cidr:
+            raise ProviderError("give the addresses the API may be reached from (--allow-cidr)", code="usage")
+        state_dir = self.state_dir(spec.name)
+        existing = self.exists(spec.name)
+        if existing:
+            record = self.record(spec.name)
+            self._check_unchanged(record, spec)
+            secrets = self._load_secrets(spec.name)
+        else:
+            if state_dir.exists() and any(state_dir.glob("*.json")):
+                raise DeploymentConflict(f"{state_dir} holds files of another deployment; remove it first")
+            record = DeploymentRecord(name=spec.name, provider=self.name, url="", created_at=utc_timestamp(),
+                                      owner_email=spec.owner_email, settings=self.new_state(spec))
+            secrets = DeploymentSecrets.generate()
+        settings = self._settings(spec, record.settings, secrets)
+        runner = self._runner(settings, record, spec)  # refuses here, before anything is written, without Pulumi
+
+        # Saved before the update: if it fails half-way, 'gridctl destroy' still knows the stack.
+        make_private_dir(self.deployments_dir)
+        make_private_dir(state_dir)
+        if not existing:
+            self._save_secrets(spec.name, secrets)
+        record.settings["spec"] = self._spec_state(spec)
+        record.save(state_dir)
+
+        outcome = runner.up(self._progress)
+        self._remember_outputs(record, outcome)
+        changed = any(count for action, count in outcome.changes.items() if action != "same")
+        result = DeployResult(name=spec.name, provider=self.name, url=record.url,
+                              state="created" if not existing else ("updated" if changed else "running"),
+                              owner_email=record.owner_email, outputs=dict(outcome.outputs))
+        if not record.settings.get("owner_created"):
+            self._create_owner(result, spec, settings, outcome.outputs)
+            record.owner_email = result.owner_email
+            record.settings["owner_created"] = True
+            record.save(state_dir)
+            result.state = "created"
+        tls_root = state_dir / TLS_ROOT_FILE
+        if tls_root.exists():
+            result.outputs["tls_root_certificate"] = str(tls_root)
+        return result
+
+    def _remember_outputs(self, record: DeploymentRecord, outcome: StackOutcome) -> None:
+        record.settings["outputs"] = dict(outcome.outputs)
+        record.url = str(outcome.outputs.get("url") or record.url)
+        record.save(self.state_dir(record.name))
+
+    def _create_owner(self, result: DeployResult, spec: DeploymentSpec, settings: CloudSettings,
+                      outputs: Mapping[str, Any]) -> None:
+        """Wait for the Node, pin its TLS root, create the Owner with the setup token, mint the CLI's token."""
+        verify = self._trust(settings, outputs)
+        self._say(f"waiting for the Node at {result.url} (its machine installs its software at first boot)...")
+        wait_until_healthy(result.url, verify, timeout=START_TIMEOUT)
+        password = spec.owner_password or generate_password()
+        result.api_token = set_up_owner(result.url, verify=verify, setup_token=settings.secrets.setup_token,
+                                        email=spec.owner_email, password=password)
+        result.owner_email = spec.owner_email.strip().lower()
+        result.owner_password = None if spec.owner_password else password
+        result.owner_password_generated = spec.owner_password is None
+
+    def _trust(self, settings: CloudSettings, outputs: Mapping[str, Any]) -> ssl.SSLContext | bool:
+        """How to verify the Node's certificate: the public CAs with a domain, else its own root, pinned."""
+        if settings.domain:
+            return True
+        path = self.state_dir(settings.name) / TLS_ROOT_FILE
+        if not path.exists():
+            self._say("waiting for the Node to publish its TLS root certificate to the bucket...")
+            deadline = time.monotonic() + START_TIMEOUT
+            pem = self.fetch_root_certificate(settings, outputs)
+            while pem is None:
+                if time.monotonic() > deadline:
+                    raise ProviderError(
+                        f"the Node did not publish its TLS root certificate within {START_TIMEOUT:.0f}s; "
+                        f"see its machine's cloud-init log, then run the same deploy again")
+                time.sleep(POLL_SECONDS)
+                pem = self.fetch_root_certificate(settings, outputs)
+            write_state_file(path, pem.decode())
+        return pinned_context(path)
+
+    def _verify_for(self, name: str, record: DeploymentRecord) -> ssl.SSLContext | bool:
+        path = self.state_dir(name) / TLS_ROOT_FILE
+        if record.settings.get("spec", {}).get("domain") or not path.exists():
+            return True
+        return pinned_context(path)
+
+    # --- the rest of the interface ------------------------------------------------------------------------
+
+    def destroy(self, name: str, *, purge: bool = False) -> list[PlannedChange]:
+        """Delete every cloud resource of the deployment (its bucket and database with their data), then its
+        state directory. ``purge`` changes nothing more: a destroyed cloud deployment keeps nothing."""
+        record = self.record(name)
+        outcome = self._runner(self.settings(name), record).destroy(self._progress)
+        deleted = sum(outcome.changes.values())
+        shutil.rmtree(self.state_dir(name))
+        return [PlannedChange("delete", "stack", name, f"{deleted} cloud resources deleted"),
+                PlannedChange("delete", "directory", str(self.state_dir(name)), "secrets and state removed")]
+
+    def status(self, name: str) -> DeploymentStatus:
+        record = self.record(name)
+        try:
+            outputs = self._runner(self.settings(name), record).outputs()
+        except ProviderError as exc:  # no Pulumi CLI here, or the backend unreachable: what was last recorded
+            outputs = {**record.settings.get("outputs", {}), "note": f"last recorded outputs ({exc.message})"}
+        url = str(outputs.get("url") or record.url)
+        running = bool(outputs.get("url"))
+        healthy = running and is_healthy(url, self._verify_for(name, record))
+        return DeploymentStatus(name=name, provider=self.name, url=url, running=running, healthy=healthy,
+                                processes=[{"role": "node", "pid": None, "alive": running,
+                                            "address": outputs.get("node_public_ip")},
+                                           {"role": "workers", "pid": None, "alive": running,
+                                            "count": outputs.get("workers")}],
+                                outputs=dict(outputs))
+
+    def scale_workers(self, name: str, count: int) -> DeploymentStatus:
+        """Run the stack again with only the Worker count changed: only the Worker pool changes."""
+        if count < 0:
+            raise ProviderError("the Worker count must be 0 or more", code="usage")
+        record = self.record(name)
+        settings = self.settings(name).with_workers(count)
+        outcome = self._runner(settings, record).up(self._progress)
+        record.settings["spec"]["workers"] = count
+        self._remember_outputs(record, outcome)
+        outputs = dict(outcome.outputs)
+        running = bool(outputs.get("url"))
+        return DeploymentStatus(name=name, provider=self.name, url=record.url, running=running,
+                                healthy=running and is_healthy(record.url, self._verify_for(name, record)),
+                                processes=[{"role": "workers", "pid": None, "alive": running, "count": count}],
+                                outputs=outputs)
+
+
+# --- talking to the new Node over HTTPS ----------------------------------------------------------------------
+
+def pinned_context(path: Path) -> ssl.SSLContext:
+    """Trust exactly this root certificate (the Node's own CA), and nothing else."""
+    context = ssl.create_default_context(cafile=None, capath=None, cadata=path.read_text())
+    return context
+
+
+def is_healthy(url: str, verify: ssl.SSLContext | bool, timeout: float = 5.0) -> bool:
+    import httpx
+
+    try:
+        return httpx.get(f"{url}/api/v1/health", verify=verify, timeout=timeout).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def wait_until_healthy(url: str, verify: ssl.SSLContext | bool, *, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while not is_healthy(url, verify):
+        if time.monotonic() > deadline:
+            raise ProviderError(f"the Node did not answer {url}/api/v1/health within {timeout:.0f}s; see its "
+                                "machine's cloud-init log, then run the same deploy again to finish")
+        time.sleep(min(POLL_SECONDS, max(timeout / 10, 0.1)))
+
+
+def set_up_owner(url: str, *, verify: ssl.SSLContext | bool, setup_token: str, email: str, password: str) -> str:
+    """Create the Owner with the one-time setup token and return a named API token for the CLI's context."""
+    import httpx
+
+    from gridctl.sdk.errors import ConnectionFailed
+    from gridctl.sdk.http import API_PREFIX, raise_for_error
+
+    def call(client: httpx.Client, path: str, body: dict[str, Any] | None = None) -> Any:
+        try:
+            response = client.post(path, json=body)
+        except httpx.TransportError as exc:
+            raise ConnectionFailed(url, str(exc) or type(exc).__name__) from None
+        raise_for_error(response)
+        return response.json() if response.content else None
+
+    with httpx.Client(base_url=url + API_PREFIX, verify=verify, timeout=30.0,
+                      headers={"User-Agent": "gridctl"}) as client:
+        call(client, "/setup", {"setup_token": setup_token, "email": email, "password": password})
+        session = call(client, "/auth/login", {"email": email, "password": password})
+        client.headers["Authorization"] = f"Bearer {session['token']}"
+        created = call(client, "/tokens", {"name": CLI_TOKEN_NAME})
+        call(client, "/auth/logout")  # the session was only needed to mint the named token
+    return str(created["token"])

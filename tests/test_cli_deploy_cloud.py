@@ -1,0 +1,589 @@
+"""`gridctl deploy aws|gcp|azure`, `gridctl workers scale`, `gridctl status`, `gridctl destroy aws|gcp|azure` and
+`gridctl check`, driven through a fake StackRunner.
+
+The fake replaces ``providers.cloud_provider.make_runner`` (the one seam between providers and Pulumi) and
+records what the real runner would have been asked: the project, stack, backend, stack config, the program, and
+each operation. The program is the real inline Pulumi program: tests read the settings it was built from, and
+run it under Pulumi's mocks to compare what it declares. The Owner's creation is faked except in one test,
+where it runs for real against a Node served over TLS on loopback (tests/test_providers.py's fixture).
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import yaml
+
+from providers import cloud_provider
+from providers.aws.provider import AwsProvider
+from providers.azure.provider import AzureProvider
+from providers.cloud import CloudSettings
+from providers.gcp.provider import GcpProvider
+from providers.stack import DeclaredResource, ProgressEvent, StackOutcome, plan
+from tests.clitools import Gridctl
+from tests.test_providers import CLOUD_ENV, install_fake_pulumi, tls_node  # noqa: F401  (a fixture)
+
+OPERATOR = "203.0.113.7/32"
+CLOUDS = ("aws", "gcp", "azure")
+PROVIDER_CLASSES = {"aws": AwsProvider, "gcp": GcpProvider, "azure": AzureProvider}
+_real_make_runner = cloud_provider.make_runner
+_real_wait = cloud_provider.wait_until_healthy
+
+
+# --- the fake runner ---------------------------------------------------------------------------------------
+
+@dataclass
+class FakeRunner:
+    """Same interface as providers.stack.StackRunner; ``backend`` plays the stack's state."""
+
+    backend: FakeBackend
+    project: str
+    stack: str
+    state_dir: Path
+    program: Callable[[], None]
+    backend_url: str | None
+    config: dict[str, str]
+
+    @property
+    def settings(self) -> CloudSettings:
+        """The settings the program was built from (``build(settings)`` closes over them)."""
+        cells = [cell.cell_contents for cell in self.program.__closure__ or ()]
+        return next(value for value in cells if isinstance(value, CloudSettings))
+
+    def _record(self, operation: str) -> None:
+        self.backend.calls.append((operation, self))
+
+    def preview(self, on_progress: Any = None) -> StackOutcome:
+        self._record("preview")
+        for kind in ("vpc", "bucket"):
+            on_progress(ProgressEvent("step", f"create {kind}", action="create", resource_type=f"fake:{kind}",
+                                      resource_name=f"{self.stack}-{kind}"))
+        return StackOutcome("preview", changes={"create": 2})
+
+    def up(self, on_progress: Any = None) -> StackOutcome:
+        self._record("up")
+        if on_progress:
+            on_progress(ProgressEvent("step", "create", action="create", resource_type="fake:vpc",
+                                      resource_name=f"{self.stack}-vpc"))
+        existed = self.stack in self.backend.stacks
+        outputs = {"url": self.backend.url, "node_public_ip": "192.0.2.10", "bucket": f"bucket-{self.stack}",
+                   "workers": self.settings.workers, "region": self.settings.region}
+        self.backend.stacks[self.stack] = outputs
+        return StackOutcome("up", changes={"update" if existed else "create": 1}, outputs=dict(outputs))
+
+    def destroy(self, on_progress: Any = None, *, remove_stack: bool = True) -> StackOutcome:
+        self._record("destroy")
+        self.backend.stacks.pop(self.stack, None)
+        return StackOutcome("destroy", changes={"delete": 46})
+
+    def outputs(self) -> dict[str, Any]:
+        self._record("outputs")
+        return dict(self.backend.stacks.get(self.stack, {}))
+
+
+@dataclass
+class FakeBackend:
+    url: str = "https://192.0.2.10"
+    stacks: dict[str, dict[str, Any]] = field(default_factory=dict)
+    calls: list[tuple[str, FakeRunner]] = field(default_factory=list)
+
+    def make_runner(self, **kwargs: Any) -> FakeRunner:
+        return FakeRunner(backend=self, **kwargs)
+
+    def operations(self) -> list[str]:
+        return [operation for operation, _ in self.calls]
+
+    def last(self, operation: str) -> FakeRunner:
+        return next(runner for op, runner in reversed(self.calls) if op == operation)
+
+
+@dataclass
+class OwnerSetups:
+    calls: list[dict[str, Any]] = field(default_factory=list)
+
+    def __call__(self, url: str, **kwargs: Any) -> str:
+        self.calls.append({"url": url, **kwargs})
+        return f"gtok_fake_{len(self.calls)}"
+
+
+@pytest.fixture
+def ca_pem(tmp_path: Path) -> bytes:
+    from tests.test_providers import make_ca
+
+    path, _, _ = make_ca(tmp_path, "fake-node-root")
+    return path.read_bytes()
+
+
+@pytest.fixture
+def machine(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """An operator's machine: no cloud variables, an empty HOME; GRIDCTL_HOME inside it."""
+    for variable in list(os.environ):
+        if variable.startswith(CLOUD_ENV):
+            monkeypatch.delenv(variable)
+    home = tmp_path / "home"
+    (home / "bin").mkdir(parents=True)
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.setenv("GOOGLE_CLOUD_PROJECT", "demo-project")
+    return home
+
+
+@pytest.fixture
+def backend(monkeypatch: pytest.MonkeyPatch, machine: Path, ca_pem: bytes) -> FakeBackend:
+    fake = FakeBackend()
+    monkeypatch.setattr(cloud_provider, "make_runner", fake.make_runner)
+    monkeypatch.setattr(cloud_provider, "wait_until_healthy", lambda url, verify, timeout: None)
+    monkeypatch.setattr(cloud_provider, "is_healthy", lambda url, verify, timeout=5.0: True)
+    for provider_class in PROVIDER_CLASSES.values():
+        monkeypatch.setattr(provider_class, "fetch_root_certificate", lambda self, settings, outputs: ca_pem)
+    monkeypatch.setattr(cloud_provider, "operator_cidr", lambda timeout=10.0: OPERATOR)
+    return fake
+
+
+@pytest.fixture
+def owner_setups(monkeypatch: pytest.MonkeyPatch) -> OwnerSetups:
+    fake = OwnerSetups()
+    monkeypatch.setattr(cloud_provider, "set_up_owner", fake)
+    return fake
+
+
+@pytest.fixture
+def gridctl(machine: Path) -> Gridctl:
+    return Gridctl(home=machine / "gridctl")
+
+
+def contexts(gridctl: Gridctl) -> dict[str, Any]:
+    path = gridctl.home / "contexts.yaml"
+    return yaml.safe_load(path.read_text()) if path.exists() else {"contexts": {}, "current": None}
+
+
+def state_dir(gridctl: Gridctl, name: str = "demo") -> Path:
+    return gridctl.home / "deployments" / name
+
+
+def deploy(gridctl: Gridctl, cloud: str, *args: str) -> Any:
+    return gridctl.json("deploy", cloud, "--name", "demo", "--yes", *args)
+
+
+def declared(cloud: str, runner: FakeRunner) -> list[DeclaredResource]:
+    """What the program handed to the runner declares, under Pulumi's mocks (as the real runner would run it)."""
+    module = importlib.import_module(f"providers.{cloud}.program")
+    settings = runner.settings
+    computed = module.offline_outputs(settings) if cloud == "gcp" else module.offline_outputs
+    return plan(runner.program, project=runner.project, stack=runner.stack, calls=module.offline_calls(settings),
+                computed=computed, redact=False)
+
+
+# --- deploy ------------------------------------------------------------------------------------------------
+
+class TestDeploy:
+    @pytest.mark.parametrize("cloud", CLOUDS)
+    def test_runs_the_clouds_program_on_a_stack_named_after_the_deployment(
+        self, cloud: str, gridctl: Gridctl, backend: FakeBackend, owner_setups: OwnerSetups
+    ) -> None:
+        region = {"aws": "us-east-2", "gcp": "us-central1", "azure": "eastus"}[cloud]
+        deploy(gridctl, cloud, "--region", region, "--workers", "3", "--allow-cidr", OPERATOR)
+        assert backend.operations() == ["up"]
+        runner = backend.last("up")
+        assert (runner.project, runner.stack, runner.state_dir) == ("gridctl", "demo", state_dir(gridctl))
+        assert runner.backend_url is None  # the file backend under the state dir (StackRunner's default)
+        settings = runner.settings
+        assert (settings.name, settings.region, settings.workers, settings.allow_cidrs) == (
+            "demo", region, 3, (OPERATOR,))
+        assert runner.program.__qualname__ == "build.<locals>.program"
+        assert runner.program.__module__ == f"providers.{cloud}.program"
+        expected_config = {
+            "aws": {"aws:region": "us-east-2"},
+            "gcp": {"gcp:project": "demo-project", "gcp:region": "us-central1"},
+            "azure": {"azure-native:location": "eastus"},
+        }[cloud]
+        assert runner.config == expected_config
+
+    def test_defaults_are_secure_and_cheap(self, gridctl: Gridctl, backend: FakeBackend,
+                                           owner_setups: OwnerSetups) -> None:
+        deploy(gridctl, "aws")
+        settings = backend.last("up").settings
+        assert settings.allow_cidrs == (OPERATOR,)  # this machine's address only
+        assert (settings.ssh_cidrs, settings.ssh_public_key, settings.workers) == ((), None, 0)
+        assert (settings.managed_database, settings.network, settings.region) == (False, False, "eu-west-1")
+
+    def test_passes_every_option_to_the_program(self, gridctl: Gridctl, backend: FakeBackend,
+                                                owner_setups: OwnerSetups, tmp_path: Path) -> None:
+        key = tmp_path / "id.pub"
+        key.write_text("ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOperator operator@laptop\n")
+        deploy(gridctl, "aws", "--instance-type", "m6i.large", "--worker-instance-type", "g5.xlarge",
+               "--database", "managed", "--network", "--allow-cidr", f"{OPERATOR},198.51.100.0/24",
+               "--ssh-cidr", "198.51.100.0/24", "--ssh-key", str(key), "--domain", "grid.example.org",
+               "--backend-url", "s3://operator-state", "--workers", "2")
+        runner = backend.last("up")
+        settings = runner.settings
+        assert (settings.node_instance_type, settings.worker_instance_type) == ("m6i.large", "g5.xlarge")
+        assert settings.managed_database and settings.network and settings.domain == "grid.example.org"
+        assert settings.allow_cidrs == (OPERATOR, "198.51.100.0/24")
+        assert settings.ssh_cidrs == ("198.51.100.0/24",)
+        assert settings.ssh_public_key == "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOperator operator@laptop"
+        assert runner.backend_url == "s3://operator-state"
+
+    def test_creates_the_owner_with_the_generated_setup_token_and_saves_a_context(
+        self, gridctl: Gridctl, backend: FakeBackend, owner_setups: OwnerSetups
+    ) -> None:
+        result = deploy(gridctl, "aws", "--owner-email", "Admin@Example.org")
+        settings = backend.last("up").settings
+        [setup] = owner_setups.calls
+        assert setup["url"] == "https://192.0.2.10" and setup["email"] == "Admin@Example.org"
+        assert setup["setup_token"] == settings.secrets.setup_token and setup["setup_token"].startswith("gsetup_")
+        assert setup["verify"].get_ca_certs()[0]["subject"] == ((("commonName", "fake-node-root"),),)  # pinned
+        assert result["owner_password"] == setup["password"] and len(result["owner_password"]) >= 20
+        assert (result["state"], result["url"], result["context"]) == ("created", "https://192.0.2.10", "demo")
+        saved = contexts(gridctl)
+        assert saved["current"] == "demo"
+        assert saved["contexts"]["demo"] == {"url": "https://192.0.2.10", "token": "gtok_fake_1",
+                                             "email": "admin@example.org", "deployment": "aws"}
+        assert (state_dir(gridctl) / "tls-root.crt").read_text().startswith("-----BEGIN CERTIFICATE-----")
+
+    def test_keeps_secrets_owner_only_and_out_of_the_record(self, gridctl: Gridctl, backend: FakeBackend,
+                                                            owner_setups: OwnerSetups) -> None:
+        deploy(gridctl, "gcp", "--owner-password", "the owners password")
+        settings = backend.last("up").settings
+        secrets_file = state_dir(gridctl) / "secrets.json"
+        assert oct(secrets_file.stat().st_mode & 0o777) == "0o600"
+        assert oct(state_dir(gridctl).stat().st_mode & 0o777) == "0o700"
+        assert json.loads(secrets_file.read_text())["ray_token"] == settings.secrets.ray_token
+        record = (state_dir(gridctl) / "deployment.json").read_text()
+        for secret in settings.secrets.values():
+            assert secret not in record
+        assert "the owners password" not in record
+
+    def test_a_redeploy_keeps_suffix_secrets_and_options_and_does_not_set_up_the_owner_again(
+        self, gridctl: Gridctl, backend: FakeBackend, owner_setups: OwnerSetups
+    ) -> None:
+        deploy(gridctl, "azure", "--workers", "2", "--network")
+        first = backend.last("up").settings
+        result = deploy(gridctl, "azure", "--allow-cidr", "198.51.100.0/24")
+        second = backend.last("up").settings
+        assert (second.suffix, second.secrets, second.admin_public_key) == (
+            first.suffix, first.secrets, first.admin_public_key)
+        assert (second.workers, second.network, second.allow_cidrs) == (2, True, ("198.51.100.0/24",))
+        assert len(owner_setups.calls) == 1 and result["state"] == "updated"
+        assert "owner_password" not in result
+        assert contexts(gridctl)["contexts"]["demo"]["token"] == "gtok_fake_1"
+
+    def test_a_redeploy_cannot_move_the_deployment_to_another_region(
+        self, gridctl: Gridctl, backend: FakeBackend, owner_setups: OwnerSetups
+    ) -> None:
+        deploy(gridctl, "aws", "--region", "eu-west-1")
+        result = gridctl("deploy", "aws", "--name", "demo", "--region", "us-east-1", "--yes")
+        assert result.exit_code == 6 and "cannot move" in result.stderr and "gridctl destroy aws" in result.stderr
+        assert backend.operations() == ["up"]
+
+    def test_without_yes_it_previews_asks_and_applies_on_yes(self, gridctl: Gridctl, backend: FakeBackend,
+                                                             owner_setups: OwnerSetups) -> None:
+        result = gridctl("deploy", "aws", "--name", "demo", input="y\n")
+        assert result.exit_code == 0, result.stderr
+        assert backend.operations() == ["preview", "up"]
+        assert "demo-vpc" in result.stdout and "cost money" in result.stderr
+
+    def test_without_yes_a_no_changes_nothing(self, gridctl: Gridctl, backend: FakeBackend,
+                                              owner_setups: OwnerSetups) -> None:
+        result = gridctl("deploy", "aws", "--name", "demo", input="n\n")
+        assert result.exit_code == 1 and "cancelled" in result.stderr
+        assert backend.operations() == ["preview"] and not (state_dir(gridctl) / "deployment.json").exists()
+
+    def test_a_name_taken_by_a_local_deployment_is_a_conflict(self, gridctl: Gridctl, backend: FakeBackend,
+                                                              owner_setups: OwnerSetups) -> None:
+        directory = state_dir(gridctl)
+        directory.mkdir(parents=True)
+        (directory / "deployment.json").write_text(json.dumps({
+            "name": "demo", "provider": "local", "url": "http://127.0.0.1:1", "created_at": "now",
+            "owner_email": "o@example.org", "settings": {"port": 1}}))
+        result = gridctl("deploy", "gcp", "--name", "demo", "--yes")
+        assert result.exit_code == 6 and "belongs to provider 'local'" in result.stderr
+        assert backend.calls == []
+
+    def test_shows_progress_on_stderr_and_keeps_stdout_json(self, gridctl: Gridctl, backend: FakeBackend,
+                                                            owner_setups: OwnerSetups) -> None:
+        result = gridctl("deploy", "aws", "--name", "demo", "--yes", "--output", "json")
+        assert "create fake:vpc demo-vpc" in result.stderr
+        assert json.loads(result.stdout)["name"] == "demo"
+
+    def test_a_private_key_is_refused_as_ssh_key(self, gridctl: Gridctl, backend: FakeBackend,
+                                                 tmp_path: Path) -> None:
+        key = tmp_path / "id"
+        key.write_text("-----BEGIN OPENSSH PRIVATE KEY-----\nb3Bl\n-----END OPENSSH PRIVATE KEY-----\n")
+        result = gridctl("deploy", "aws", "--name", "demo", "--ssh-key", str(key), "--ssh-cidr", OPERATOR, "--yes")
+        assert result.exit_code == 2 and "private key" in result.stderr and backend.calls == []
+
+
+class TestDeployWithoutPulumi:
+    @pytest.mark.parametrize("cloud", CLOUDS)
+    def test_says_how_to_install_it_and_writes_nothing(self, cloud: str, gridctl: Gridctl, machine: Path,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+        monkeypatch.setattr(cloud_provider, "operator_cidr", lambda timeout=10.0: OPERATOR)
+        monkeypatch.setenv("PATH", str(machine / "bin"))  # the real make_runner, and no pulumi on PATH
+        for args in ([], ["--yes"], ["--preview"]):
+            result = gridctl("deploy", cloud, "--name", "demo", *args)
+            assert result.exit_code == 1, result.stderr
+            assert "the Pulumi CLI is not installed" in result.stderr and "get.pulumi.com" in result.stderr
+        assert not state_dir(gridctl).exists()
+
+
+class TestPreview:
+    def test_lists_the_changes_and_changes_nothing(self, gridctl: Gridctl, backend: FakeBackend) -> None:
+        rows = gridctl.json("deploy", "gcp", "--name", "demo", "--preview", "--workers", "2")
+        assert rows == [{"action": "create", "type": "fake:vpc", "name": "demo-vpc"},
+                        {"action": "create", "type": "fake:bucket", "name": "demo-bucket"}]
+        assert backend.operations() == ["preview"]
+        assert backend.last("preview").settings.workers == 2
+        assert not (state_dir(gridctl) / "deployment.json").exists() and contexts(gridctl)["contexts"] == {}
+
+    def test_of_an_existing_deployment_uses_its_secrets_and_suffix(self, gridctl: Gridctl, backend: FakeBackend,
+                                                                    owner_setups: OwnerSetups) -> None:
+        deploy(gridctl, "aws")
+        gridctl.json("deploy", "aws", "--name", "demo", "--preview", "--workers", "5")
+        up, preview = backend.last("up").settings, backend.last("preview").settings
+        assert (preview.suffix, preview.secrets, preview.workers) == (up.suffix, up.secrets, 5)
+
+
+# --- --plan ------------------------------------------------------------------------------------------------
+
+EXPECTED_IN_PLAN = {
+    "aws": {("aws:ec2/vpc:Vpc", "demo-net-vpc"), ("aws:ec2/instance:Instance", "demo-node-instance"),
+            ("aws:autoscaling/group:Group", "demo-workers-group"), ("aws:s3/bucket:Bucket", "demo-storage-bucket")},
+    "gcp": {("gcp:compute/network:Network", "demo-net-vpc"), ("gcp:compute/instance:Instance", "demo-node-vm"),
+            ("gcp:compute/instanceGroupManager:InstanceGroupManager", "demo-workers-group"),
+            ("gcp:storage/bucket:Bucket", "demo-storage-bucket")},
+    "azure": {("azure-native:network:VirtualNetwork", "demo-net-vnet"),
+              ("azure-native:compute:VirtualMachine", "demo-node-vm"),
+              ("azure-native:compute:VirtualMachineScaleSet", "demo-workers-vmss"),
+              ("azure-native:storage:StorageAccount", "demo-storage-account")},
+}
+
+
+class TestPlan:
+    @pytest.mark.parametrize("cloud", CLOUDS)
+    def test_prints_the_declared_resources_offline(self, cloud: str, gridctl: Gridctl, machine: Path,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+        def no_network(*args: Any, **kwargs: Any) -> Any:
+            raise AssertionError("a plan must stay offline")
+
+        monkeypatch.setattr(cloud_provider, "make_runner", no_network)
+        monkeypatch.setattr(cloud_provider, "operator_cidr", no_network)
+        monkeypatch.setattr(httpx, "get", no_network)
+        monkeypatch.setenv("PATH", str(machine / "bin"))  # no Pulumi CLI, no credentials
+        resources = gridctl.json("deploy", cloud, "--name", "demo", "--plan", "--workers", "2")
+        declared_names = {(r["type"], r["name"]) for r in resources}
+        assert EXPECTED_IN_PLAN[cloud] <= declared_names
+        components = {r["component"] for r in resources if r["custom"]}
+        assert {"demo-net", "demo-node", "demo-workers", "demo-storage", "demo-secrets"} <= components
+        assert "[secret]" in json.dumps(resources)  # the setup and Ray tokens are redacted
+        assert "gsetup_" not in json.dumps(resources)
+        assert "192.0.2.1/32" in json.dumps(resources)  # the placeholder for the operator's address
+        assert not state_dir(gridctl).exists()  # nothing written
+
+    def test_the_table_names_each_resource_and_its_component(self, gridctl: Gridctl, machine: Path,
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+        monkeypatch.setenv("PATH", str(machine / "bin"))
+        result = gridctl("deploy", "aws", "--name", "demo", "--plan", "--allow-cidr", OPERATOR)
+        assert result.exit_code == 0, result.stderr
+        lines = [line for line in result.stdout.splitlines() if "demo-workers-group" in line]
+        assert lines and "demo-workers" in lines[0] and "aws:autoscaling/group:Group" in lines[0]
+        assert "resources in" in result.stderr and "[secret]" in result.stderr
+        assert "stand-in for your address" not in result.stderr
+
+
+# --- scale, status, destroy --------------------------------------------------------------------------------
+
+class TestScale:
+    @pytest.mark.parametrize("cloud", CLOUDS)
+    def test_changes_only_the_worker_count_and_only_the_worker_pool(
+        self, cloud: str, gridctl: Gridctl, backend: FakeBackend, owner_setups: OwnerSetups
+    ) -> None:
+        deploy(gridctl, cloud, "--workers", "1", "--network")
+        before = backend.last("up")
+        result = gridctl.json("workers", "scale", "3", "--name", "demo")
+        after = backend.last("up")
+        assert backend.operations() == ["up", "up"] and after is not before
+        assert after.settings == before.settings.with_workers(3)  # nothing else in the settings moved
+        assert (after.stack, after.config, after.backend_url) == (before.stack, before.config, before.backend_url)
+        assert (result["workers"], result["previous_workers"]) == (3, 1)
+        assert len(owner_setups.calls) == 1  # scaling never touches the Owner
+
+        old, new = declared(cloud, before), declared(cloud, after)
+        changed = {(r.type, r.name, r.parent) for r in new} ^ {(r.type, r.name, r.parent) for r in old}
+        changed |= {(r.type, r.name, r.parent) for r in new for o in old
+                    if (o.type, o.name) == (r.type, r.name) and o.inputs != r.inputs}
+        assert changed and {parent for _, _, parent in changed} == {"demo-workers"}
+
+    def test_is_remembered_by_the_next_deploy(self, gridctl: Gridctl, backend: FakeBackend,
+                                              owner_setups: OwnerSetups) -> None:
+        deploy(gridctl, "aws", "--workers", "1")
+        gridctl.json("workers", "scale", "4", "--name", "demo")
+        deploy(gridctl, "aws", "--network")
+        assert backend.last("up").settings.workers == 4
+
+    def test_an_unknown_deployment_is_not_found(self, gridctl: Gridctl, backend: FakeBackend) -> None:
+        result = gridctl("workers", "scale", "2", "--name", "ghost")
+        assert result.exit_code == 5 and "no deployment named 'ghost'" in result.stderr
+
+
+class TestStatus:
+    def test_reads_the_stacks_outputs_and_probes_the_node(self, gridctl: Gridctl, backend: FakeBackend,
+                                                          owner_setups: OwnerSetups) -> None:
+        deploy(gridctl, "gcp", "--workers", "2")
+        status = gridctl.json("status", "demo")
+        [row] = status["deployments"]
+        assert row["provider"] == "gcp" and row["url"] == "https://192.0.2.10"
+        assert row["running"] is True and row["healthy"] is True and row["note"] is None
+        assert backend.operations()[-1] == "outputs" and backend.last("outputs").stack == "demo"
+        assert status["current_context"]["name"] == "demo"
+
+    def test_an_unhealthy_node_is_reported(self, gridctl: Gridctl, backend: FakeBackend,
+                                           owner_setups: OwnerSetups, monkeypatch: pytest.MonkeyPatch) -> None:
+        deploy(gridctl, "aws")
+        monkeypatch.setattr(cloud_provider, "is_healthy", lambda url, verify, timeout=5.0: False)
+        [row] = gridctl.json("status", "demo")["deployments"]
+        assert (row["running"], row["healthy"]) == (True, False)
+
+    def test_without_pulumi_shows_the_last_recorded_outputs(self, gridctl: Gridctl, backend: FakeBackend,
+                                                            owner_setups: OwnerSetups, machine: Path,
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+        deploy(gridctl, "aws")
+        monkeypatch.setattr(cloud_provider, "make_runner", _real_make_runner)
+        monkeypatch.setenv("PATH", str(machine / "bin"))
+        provider = AwsProvider(gridctl.home / "deployments")
+        status = provider.status("demo")
+        assert status.running and status.url == "https://192.0.2.10"
+        assert "last recorded outputs" in status.outputs["note"] and "Pulumi CLI" in status.outputs["note"]
+
+
+
+class TestDestroy:
+    @pytest.mark.parametrize("cloud", CLOUDS)
+    def test_destroys_the_stack_then_forgets_the_deployment_and_its_context(
+        self, cloud: str, gridctl: Gridctl, backend: FakeBackend, owner_setups: OwnerSetups
+    ) -> None:
+        deploy(gridctl, cloud)
+        result = gridctl.json("destroy", cloud, "--name", "demo", "--yes")
+        runner = backend.last("destroy")
+        assert backend.operations() == ["up", "destroy"]
+        assert (runner.stack, runner.state_dir, runner.config) == ("demo", state_dir(gridctl),
+                                                                    backend.last("up").config)
+        assert runner.settings == backend.last("up").settings
+        assert result["destroyed"] and result["context_removed"]
+        assert not state_dir(gridctl).exists() and "demo" not in contexts(gridctl)["contexts"]
+        assert gridctl.json("status")["deployments"] == []
+
+    def test_asks_first_and_refuses_without_a_terminal(self, gridctl: Gridctl, backend: FakeBackend,
+                                                       owner_setups: OwnerSetups) -> None:
+        deploy(gridctl, "aws")
+        refused = gridctl("destroy", "aws", "--name", "demo")
+        assert refused.exit_code == 2 and "--yes" in refused.stderr
+        declined = gridctl("destroy", "aws", "--name", "demo", input="n\n")
+        assert declined.exit_code == 1 and "with all their data" in declined.stderr.replace("\n", " ")
+        assert backend.operations() == ["up"] and state_dir(gridctl).exists()
+
+    def test_another_clouds_deployment_is_a_conflict(self, gridctl: Gridctl, backend: FakeBackend,
+                                                     owner_setups: OwnerSetups) -> None:
+        deploy(gridctl, "aws")
+        result = gridctl("destroy", "gcp", "--name", "demo", "--yes")
+        assert result.exit_code == 6 and "belongs to provider 'aws'" in result.stderr
+        assert backend.operations() == ["up"]
+
+    def test_an_unknown_deployment_is_not_found(self, gridctl: Gridctl, backend: FakeBackend) -> None:
+        result = gridctl("destroy", "azure", "--name", "ghost", "--yes")
+        assert result.exit_code == 5 and backend.calls == []
+
+
+# --- gridctl check -----------------------------------------------------------------------------------------
+
+class TestCheck:
+    def test_without_pulumi_or_credentials_no_cloud_is_ready_and_each_says_why(
+        self, gridctl: Gridctl, machine: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        monkeypatch.setenv("PATH", str(machine / "bin"))
+        rows = {row["provider"]: row for row in gridctl.json("check")}
+        assert rows["local"]["ready"] is True and rows["local"]["reason"] is None
+        for cloud in CLOUDS:
+            assert rows[cloud]["ready"] is False
+            assert "Pulumi CLI is not installed" in rows[cloud]["reason"]
+            assert "credentials found" in rows[cloud]["reason"]
+
+    def test_with_pulumi_and_credentials_in_the_environment_every_cloud_is_ready(
+        self, gridctl: Gridctl, machine: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        install_fake_pulumi(machine)
+        monkeypatch.setenv("PATH", str(machine / "bin"))
+        monkeypatch.setenv("AWS_PROFILE", "operator")
+        monkeypatch.setenv("GOOGLE_APPLICATION_CREDENTIALS", str(machine / "key.json"))
+        monkeypatch.setenv("ARM_CLIENT_ID", "00000000-0000-0000-0000-000000000000")
+        rows = {row["provider"]: row for row in gridctl.json("check")}
+        assert all(rows[cloud] == {"provider": cloud, "ready": True, "reason": None} for cloud in CLOUDS)
+
+    def test_with_pulumi_and_only_aws_credentials_only_aws_is_ready(
+        self, gridctl: Gridctl, machine: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        install_fake_pulumi(machine)
+        monkeypatch.setenv("PATH", str(machine / "bin"))
+        (machine / ".aws").mkdir()
+        (machine / ".aws" / "credentials").write_text("[default]\n")
+        rows = {row["provider"]: row for row in gridctl.json("check")}
+        assert rows["aws"]["ready"] is True
+        assert rows["gcp"]["reason"].startswith("no Google Cloud credentials found")
+        assert rows["azure"]["reason"].startswith("no Azure credentials found: run 'az login'")
+
+    def test_a_cloud_without_its_extra_says_which_to_install(self, gridctl: Gridctl, machine: Path,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+        from providers import base
+
+        monkeypatch.setitem(base._REGISTRY, "azure", "providers.azure.missing_sdk:AzureProvider")
+        rows = {row["provider"]: row for row in gridctl.json("check")}
+        assert rows["azure"] == {"provider": "azure", "ready": False,
+                                 "reason": "the 'azure' extra is not installed: pip install 'gridctl[azure]'"}
+
+    def test_the_table_lists_every_target(self, gridctl: Gridctl, machine: Path,
+                                          monkeypatch: pytest.MonkeyPatch) -> None:
+        monkeypatch.setenv("PATH", str(machine / "bin"))
+        result = gridctl("check")
+        assert result.exit_code == 0
+        for cloud in ("local", *CLOUDS):
+            assert cloud in result.stdout
+
+
+# --- end to end, but for Pulumi: a real Node behind TLS --------------------------------------------------------
+
+class TestDeployAgainstARealNode:
+    def test_the_owner_is_created_over_pinned_tls_and_the_context_works(
+        self, gridctl: Gridctl, backend: FakeBackend, tls_node: Any, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        backend.url = tls_node.url
+        for provider_class in PROVIDER_CLASSES.values():
+            monkeypatch.setattr(provider_class, "fetch_root_certificate",
+                                lambda self, settings, outputs: tls_node.ca.read_bytes())
+        monkeypatch.setattr(cloud_provider, "wait_until_healthy", _real_wait)
+        monkeypatch.setattr(cloud_provider.DeploymentSecrets, "generate",
+                            classmethod(lambda cls: _secrets_with(tls_node.setup_token)))
+        result = gridctl.json("deploy", "aws", "--name", "demo", "--yes", "--owner-email", "ops@example.org")
+        assert result["state"] == "created" and result["url"] == tls_node.url
+        token = contexts(gridctl)["contexts"]["demo"]["token"]
+        pinned = cloud_provider.pinned_context(Path(result["tls_root_certificate"]))
+        me = httpx.get(f"{tls_node.url}/api/v1/users/me", headers={"Authorization": f"Bearer {token}"},
+                       verify=pinned)
+        assert me.status_code == 200 and me.json()["email"] == "ops@example.org"
+        # The CLI's own commands reach it with the pinned root (until contexts carry it themselves).
+        users = gridctl.json("users", "me", SSL_CERT_FILE=result["tls_root_certificate"])
+        assert users["email"] == "ops@example.org"
+
+
+
+def _secrets_with(setup_token: str) -> Any:
+    from providers.cloud import DeploymentSecrets
+
+    return DeploymentSecrets(setup_token=setup_token, ray_token="r" * 64, database_password="p" * 32,
+                             network_setup_token="gsetup_network")
