@@ -170,8 +170,9 @@ class CloudProvider(Provider):
     def check_credentials(self) -> str | None:
         from providers.stack import pulumi_cli_missing
 
-        pulumi = "the Pulumi CLI is not installed (https://www.pulumi.com/docs/install/)" if pulumi_cli_missing() else None
-        problems = [problem for problem in (pulumi, self.credential_problem()) if problem]
+        pulumi = "the Pulumi CLI is not installed (https://www.pulumi.com/docs/install/)"
+        problems = [problem for problem in (pulumi if pulumi_cli_missing() else None, self.credential_problem())
+                    if problem]
         return "; ".join(problems) or None
 
     # --- specs, settings and state ------------------------------------------------------------------------

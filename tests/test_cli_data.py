@@ -100,7 +100,7 @@ class TestTensorsUpload:
         path = tmp_path / "broken.npy"
         path.write_bytes(b"garbage, not numpy")
         result = owner("tensors", "upload", str(path), "--name", word())
-        assert result.exit_code != 0
+        assert result.exit_code == 7  # invalid input, from the 422's status
         assert one_line_error(result.stderr) and "npy" in result.stderr.lower()
 
     def test_a_data_scientist_cannot_upload_exit_4(self, scientist: tuple[str, Gridctl], tmp_path: Path) -> None:
@@ -280,7 +280,7 @@ class TestDatasets:
         csv = tmp_path / "rows.csv"
         csv.write_text("a,b\n1,2\n")
         result = owner("datasets", "create", word(), "--from-csv", str(csv), "--label", "outcome")
-        assert result.exit_code != 0 and one_line_error(result.stderr) and "outcome" in result.stderr
+        assert result.exit_code == 7 and one_line_error(result.stderr) and "outcome" in result.stderr
 
     @pytest.mark.parametrize("args", [
         [],  # no members at all

@@ -29,7 +29,7 @@ from providers.cloud import CloudSettings
 from providers.gcp.provider import GcpProvider
 from providers.stack import DeclaredResource, ProgressEvent, StackOutcome, plan
 from tests.clitools import Gridctl
-from tests.test_providers import CLOUD_ENV, install_fake_pulumi, tls_node  # noqa: F401  (a fixture)
+from tests.test_providers import CLOUD_ENV, install_fake_pulumi, tls_node_fixture  # noqa: F401  (a fixture)
 
 OPERATOR = "203.0.113.7/32"
 CLOUDS = ("aws", "gcp", "azure")
@@ -356,7 +356,7 @@ class TestPreview:
 EXPECTED_IN_PLAN = {
     "aws": {("aws:ec2/vpc:Vpc", "demo-net-vpc"), ("aws:ec2/instance:Instance", "demo-node-instance"),
             ("aws:autoscaling/group:Group", "demo-workers-group"), ("aws:s3/bucket:Bucket", "demo-storage-bucket")},
-    "gcp": {("gcp:compute/network:Network", "demo-net-vpc"), ("gcp:compute/instance:Instance", "demo-node-vm"),
+    "gcp": {("gcp:compute/network:Network", "demo-net-vpc"), ("gcp:compute/instance:Instance", "demo-node-instance"),
             ("gcp:compute/instanceGroupManager:InstanceGroupManager", "demo-workers-group"),
             ("gcp:storage/bucket:Bucket", "demo-storage-bucket")},
     "azure": {("azure-native:network:VirtualNetwork", "demo-net-vnet"),

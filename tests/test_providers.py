@@ -178,8 +178,8 @@ def _certificate(subject: str, key: ec.EllipticCurvePrivateKey, issuer: x509.Nam
             critical=True)
         builder = builder.add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
     else:
-        builder = builder.add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
-                                        critical=False)
+        loopback = x509.IPAddress(ipaddress.ip_address("127.0.0.1"))
+        builder = builder.add_extension(x509.SubjectAlternativeName([loopback]), critical=False)
         builder = builder.add_extension(x509.ExtendedKeyUsage([x509.oid.ExtendedKeyUsageOID.SERVER_AUTH]),
                                         critical=False)
         assert issuer_key is not None
@@ -211,8 +211,8 @@ class TlsNode:
         self.url, self.ca, self.setup_token = url, ca, setup_token
 
 
-@pytest.fixture(scope="module")
-def tls_node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TlsNode]:
+@pytest.fixture(scope="module", name="tls_node")
+def tls_node_fixture(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TlsNode]:
     """A real Node behind TLS on loopback, its certificate signed by its own CA, its setup token provisioned
     in the state dir before the first start (as a cloud machine's bootstrap does)."""
     directory = tmp_path_factory.mktemp("tls-node")

@@ -26,6 +26,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -245,10 +246,16 @@ def connect_driver(address: str, token_path: Path, *, deadline: float | None = N
     import ray
 
     deadline = deadline or time.monotonic() + 60
+    main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.getsignal(signal.SIGTERM) if main_thread else None
     while True:
         try:
             ray.init(address=address, namespace=NAMESPACE, log_to_driver=False, logging_level="ERROR",
                      configure_logging=False)
+            if main_thread:
+                # ray.init replaces SIGTERM handling (Python's and, in C++, a stack-dumping handler that kills
+                # the process); give it back to the server so a stopped Node still stops its head.
+                signal.signal(signal.SIGTERM, previous)
             return
         except (ConnectionError, RuntimeError) as exc:
             if time.monotonic() > deadline:

@@ -98,7 +98,8 @@ def _train(payload: dict[str, Any], store: Any, reports: queue.Queue[dict[str, A
             weights = reader.read()
     module = builder.build_module(payload["spec"], weights)
     s = payload["settings"]
-    dp = training.DPSettings(**s["dp"]) if s.get("dp") else None
+    dp = training.DPSettings(noise_multiplier=s["dp"]["noise_multiplier"], max_grad_norm=s["dp"]["max_grad_norm"]
+                             ) if s.get("dp") else None
     settings = training.TrainingSettings(loss=s["loss"], optimizer=s["optimizer"], lr=s["lr"], epochs=s["epochs"],
                                          batch_size=s["batch_size"], dp=dp, seed=s.get("seed"))
 

@@ -13,7 +13,7 @@ from grid_runtime.node.tensors.models import Tensor, TensorTag
 from grid_runtime.node.users.models import User
 
 __all__ = [
-    "AuditEvent", "Dataset", "DatasetCap", "DatasetMember", "Grant", "Group", "GroupMember", "Job", "JobQuota", "LedgerEntry", "LoginFailure",
-    "PrivacySettings", "ReleasePolicy", "Request",
+    "AuditEvent", "Dataset", "DatasetCap", "DatasetMember", "Grant", "Group", "GroupMember", "Job", "JobQuota",
+    "LedgerEntry", "LoginFailure", "PrivacySettings", "ReleasePolicy", "Request",
     "RequestEvent", "Result", "Role", "SetupToken", "Tensor", "TensorTag", "Token", "User",
 ]

@@ -18,8 +18,15 @@ import typer
 from gridctl.cli import console
 from gridctl.cli.common import OutputOption, YesOption, confirm, use_output
 from gridctl.cli.console import Output
-from gridctl.cli.deploy import _save_context, _valid_email, _valid_name, _valid_password, deploy_app, \
-    deployments_dir, destroy_app
+from gridctl.cli.deploy import (
+    _save_context,
+    _valid_email,
+    _valid_name,
+    _valid_password,
+    deploy_app,
+    deployments_dir,
+    destroy_app,
+)
 
 if TYPE_CHECKING:
     from providers.base import DeployResult, PlannedChange

@@ -24,8 +24,8 @@ NOUNS: list[tuple[str, str]] = [
 
 
 # The order of ``gridctl --help``'s command list (Typer would list plain commands before groups).
-HELP_ORDER = ["deploy", "status", "destroy", "check", "workers", "login", "logout", "context", "users", "roles", "groups", "tokens",
-              "audit", "tensors", "datasets", "permissions", "requests"]
+HELP_ORDER = ["deploy", "status", "destroy", "check", "workers", "login", "logout", "context", "users", "roles",
+              "groups", "tokens", "audit", "tensors", "datasets", "permissions", "requests"]
 
 
 def modules() -> Iterator[tuple[str, ModuleType]]:

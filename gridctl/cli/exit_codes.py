@@ -24,9 +24,15 @@ BY_CODE = {
 }
 
 
+# A code the CLI does not know yet (a newer Node, a domain-specific code such as "invalid_tensor") still
+# gets the exit code its HTTP status implies.
+BY_STATUS = {400: INVALID, 401: AUTH, 403: FORBIDDEN, 404: NOT_FOUND, 409: CONFLICT, 413: INVALID,
+             422: INVALID, 429: AUTH}
+
+
 def for_error(code: str, status: int) -> int:
     if code in BY_CODE:
         return BY_CODE[code]
     if status >= 500:
         return SERVER
-    return ERROR
+    return BY_STATUS.get(status, ERROR)

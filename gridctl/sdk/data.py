@@ -219,6 +219,19 @@ class TensorPointer:
         """Ask for ``compute`` or ``download`` on this tensor; an officer approves or denies."""
         return Requests(self.http).ask_access(tensor=self.id, level=level, reason=reason)
 
+    def get_released(self, *, wait: bool = False, timeout: float | None = None,
+                     reason: str | None = None) -> torch.Tensor:
+        """A private tensor through a release request (raw data is not differentially private: the Node
+        auto-denies it under its dp_only policy, else an officer decides). Files or finds the request;
+        ``ReleaseNotApproved`` names its state and reason unless it is approved (``wait=True`` waits)."""
+        from gridctl.sdk.releases import fetch
+
+        blob = fetch(self.http, target_type="tensor", target_id=self.id, wait=wait, timeout=timeout, reason=reason)
+        from safetensors.torch import load
+
+        tensors = load(blob)
+        return next(iter(tensors.values())) if len(tensors) == 1 else tensors  # type: ignore[return-value]
+
     def explain(self, user: int | str | None = None) -> Json:
         """Why you (or ``user``) have the level you have: ``{level, rule, grant_id, explanation}``."""
         return Permissions(self.http).explain(tensor=self.id, user=user)
@@ -401,6 +414,29 @@ class Request:
 
     def deny(self, reason: str) -> Request:
         self.data = Requests(self.http).deny(self.id, reason)
+        return self
+
+    @property
+    def epsilon(self) -> float | None:
+        """For a release, its own ε at the node's δ as the Node computed it (None: not private)."""
+        return self.payload.get("epsilon")
+
+    @property
+    def sha256(self) -> str | None:
+        """For a release, the fingerprint of the exact artifact."""
+        return self.payload.get("sha256")
+
+    @property
+    def card(self) -> Json | None:
+        """For a release, seen by an officer: the cost card (see docs/privacy.md)."""
+        return self.data.get("card")
+
+    def wait(self, timeout: float | None = None, *, poll: float = 1.0) -> Request:
+        """Wait until the request is decided (or withdrawn, or expired); GridctlError ``timeout`` after
+        ``timeout`` seconds."""
+        from gridctl.sdk.releases import wait_for_decision
+
+        self.data = wait_for_decision(self.http, self.id, timeout, poll=poll)
         return self
 
 
@@ -681,7 +717,7 @@ class Permissions(_Api):
 
 
 class Requests(_Api):
-    """``node.requests``: requests of every kind (``access`` today) and their decisions.
+    """``node.requests``: requests of every kind (``access``, ``release``, ``budget``) and their decisions.
 
     Officers (triage_requests) see and decide every request; everyone else sees their own.
     """
@@ -711,9 +747,36 @@ class Requests(_Api):
                                                  "target_id": target_id, "level": level, "reason": reason})
         return Request(self.http, data)
 
-    def approve(self, request_id: int | str, *, note: str | None = None) -> Json:
-        body = {"note": note} if note is not None else None
+    def approve(self, request_id: int | str, *, note: str | None = None, fingerprint: str | None = None) -> Json:
+        """Approve; for a release, ``fingerprint`` (the sha256 you inspected) makes the Node refuse if the
+        artifact changed. A release that no longer fits the budget raises Conflict ``budget_exceeded``."""
+        body = _without_none(note=note, fingerprint=fingerprint) or None
         return self.http.post(f"/requests/{segment(request_id)}/approve", json=body)
+
+    def ask_release(self, *, result: int | None = None, tensor: int | str | TensorPointer | None = None,
+                    reason: str | None = None) -> Request:
+        """Ask to download a result of yours or a private tensor; the Node computes the cost and may decide
+        at once (``auto_denied`` with the reason, or ``auto_approved`` under an officer's policy)."""
+        if (result is None) == (tensor is None):
+            raise ValueError("give exactly one of result= and tensor=")
+        if result is not None:
+            target_type, target_id = "result", int(result)
+        else:
+            target_type, target_id = _target(self.http, tensor=tensor)
+        from gridctl.sdk.releases import DEFAULT_REASON
+
+        data = self.http.post("/requests", json={"kind": "release", "target_type": target_type,
+                                                 "target_id": target_id, "reason": reason or DEFAULT_REASON})
+        return Request(self.http, data)
+
+    def ask_budget(self, epsilon: float, reason: str) -> Request:
+        """Ask for ``epsilon`` more privacy budget, with a reason (a holder of manage_budgets decides)."""
+        data = self.http.post("/requests", json={"kind": "budget", "epsilon": epsilon, "reason": reason})
+        return Request(self.http, data)
+
+    def wait(self, request_id: int | str, timeout: float | None = None, *, poll: float = 1.0) -> Request:
+        """Wait for a request's decision (see ``Request.wait``)."""
+        return Request(self.http, self.get(request_id)).wait(timeout, poll=poll)
 
     def deny(self, request_id: int | str, reason: str) -> Json:
         """Deny with a reason the requester reads."""

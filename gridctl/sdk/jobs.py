@@ -67,16 +67,30 @@ class ResultPointer:
         self.data = self._http.get(f"/results/{self.id}")
         return self
 
-    def get(self) -> Any:
+    def get(self, *, wait: bool = False, timeout: float | None = None, reason: str | None = None) -> Any:
         """The trained parameters (a dict of torch tensors, checked against the sha256) or the statistic's
-        value. Raises Forbidden if you cannot download every input and no release was approved."""
-        if self.kind == "statistic":
-            return self._http.get(f"/results/{self.id}/data")
-        response = self._http.client.get(f"/results/{self.id}/data")
+        value. If you may not download it (an input you cannot download), this files a release request (or
+        finds yours) and raises ``ReleaseNotApproved`` naming the request, its state and the reason, unless
+        it is approved; ``wait=True`` waits (up to ``timeout`` seconds) for the officer's decision."""
+        from gridctl.sdk import releases
+        from gridctl.sdk.errors import Forbidden
         from gridctl.sdk.http import raise_for_error
 
-        raise_for_error(response)
-        blob = response.content
+        response = self._http.client.get(f"/results/{self.id}/data")
+        if response.status_code == 403:
+            try:
+                raise_for_error(response)
+            except Forbidden:
+                blob = releases.fetch(self._http, target_type="result", target_id=self.id, wait=wait,
+                                      timeout=timeout, reason=reason)
+            response = None  # type: ignore[assignment]
+        if response is not None:
+            raise_for_error(response)
+            blob = response.content
+        if self.kind == "statistic":
+            import json
+
+            return json.loads(blob)
         if hashlib.sha256(blob).hexdigest() != self.sha256:
             raise GridctlError("integrity", f"result {self.id} does not match its sha256")
         from safetensors.torch import load

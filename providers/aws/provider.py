@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
+from types import ModuleType
 from typing import Any, ClassVar
 
 from providers.aws import config
@@ -18,7 +19,7 @@ require_modules("aws", "pulumi", "pulumi_aws")
 
 class AwsProvider(CloudProvider):
     name = "aws"
-    config = config
+    config: ClassVar[ModuleType] = config
     program_module = "providers.aws.program"
     default_region: ClassVar[str] = config.DEFAULT_REGION
 

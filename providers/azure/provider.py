@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from pathlib import Path
+from types import ModuleType
 from typing import Any, ClassVar
 
 from providers.azure import config
@@ -36,7 +37,7 @@ def throwaway_public_key() -> str:
 
 class AzureProvider(CloudProvider):
     name = "azure"
-    config = config
+    config: ClassVar[ModuleType] = config
     program_module = "providers.azure.program"
     default_region: ClassVar[str] = config.DEFAULT_REGION
 

@@ -9,6 +9,7 @@ import configparser
 import os
 from collections.abc import Mapping
 from pathlib import Path
+from types import ModuleType
 from typing import Any, ClassVar
 from urllib.parse import quote
 
@@ -44,7 +45,7 @@ def default_project() -> str | None:
 
 class GcpProvider(CloudProvider):
     name = "gcp"
-    config = config
+    config: ClassVar[ModuleType] = config
     program_module = "providers.gcp.program"
     default_region: ClassVar[str] = config.DEFAULT_REGION
 

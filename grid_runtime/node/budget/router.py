@@ -181,4 +181,4 @@ def download_release(request_id: int, session: DB, store: Store,
         raise Conflict(f"the stored data of {target.target_type} {target.target_id} is missing")
     return StreamingResponse(store.iter_chunks(key), media_type="application/octet-stream",
                              headers={SHA256_HEADER: target.sha256, "Content-Length": str(size),
-                                      "Content-Disposition": f'attachment; filename="release-{request_id}.safetensors"'})
+                                      "Content-Disposition": f'attachment; filename="release-{request_id}"'})

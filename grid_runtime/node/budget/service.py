@@ -524,8 +524,9 @@ def file_release_request(session: Session, *, actor: Actor, target_type: str, ta
             policy = matching_policy(session, dataset_id=target.dataset_id, cost=cost)
             if policy is not None:
                 state = RequestState.auto_approved
+                where = "" if policy.dataset_id is None else f" on dataset {policy.dataset_id}"
                 note = (f"auto-approved by release policy {policy.id} (private releases up to ε "
-                        f"{policy.max_epsilon:g}{'' if policy.dataset_id is None else f' on dataset {policy.dataset_id}'})")
+                        f"{policy.max_epsilon:g}{where})")
                 payload["policy_id"] = policy.id
     expires_at = utcnow() + cfg.request_ttl if state == RequestState.pending else None
     request = requests.create_request(

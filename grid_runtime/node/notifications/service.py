@@ -27,7 +27,7 @@ log = logging.getLogger("grid_runtime.node.notifications")
 TIMESTAMP_HEADER = "X-Grid-Timestamp"
 SIGNATURE_HEADER = "X-Grid-Signature"
 EVENT_HEADER = "X-Grid-Event"
-SECRET_FILE = "webhook-secret"
+SECRET_FILE = "webhook-secret"  # noqa: S105  (a file name, not a secret)
 MAX_AGE_SECONDS = 300
 ATTEMPTS = 3
 

@@ -212,8 +212,8 @@ def require_level(
         f"{decision.rule}, grant {decision.grant_id}"
     raise Forbidden(
         f"this needs {needed} on {target_type} {target_id}; you have {decision.level} ({why}). "
-        f"Ask for it with ptr.request_access('{needed}', reason) in the SDK, or POST /api/v1/requests "
-        f"with kind 'access'",
+        f"Ask for it with 'gridctl requests ask access --{target_type} {target_id} --level {needed} "
+        f"--reason ...', or ptr.request_access('{needed}', reason) in the SDK",
         details={"needed": str(needed), "have": str(decision.level), "rule": decision.rule,
                  "grant_id": decision.grant_id, "target_type": target_type, "target_id": target_id},
     )
