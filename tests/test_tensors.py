@@ -326,6 +326,19 @@ class TestDownload:
         assert grant.status_code == 201, grant.text
         assert as_numpy(_download(any_db_client, scientist, tensor_id)).tolist() == [1.0, 1.0, 1.0]
 
+    def test_the_uploader_downloads_their_private_tensor_through_a_revocable_grant(
+        self, client: TestClient, factory: Factory
+    ) -> None:
+        owner = factory.owner()
+        tensor_id = upload(client, owner.headers, npy_bytes(np.arange(3.0)), fmt="npy").json()["id"]
+        assert as_numpy(_download(client, owner, tensor_id)).tolist() == [0.0, 1.0, 2.0]
+        grants = client.get(f"{API}/permissions", headers=owner.headers,
+                            params={"target_type": "tensor", "target_id": tensor_id}).json()
+        grants = grants["items"] if isinstance(grants, dict) else grants
+        (mine,) = [g for g in grants if g["level"] == "download"]
+        assert client.delete(f"{API}/permissions/{mine['id']}", headers=owner.headers).status_code in (200, 204)
+        assert client.get(f"{API}/tensors/{tensor_id}/data", headers=owner.headers).status_code == 403
+
     def test_public_tensor_downloads_for_anyone_and_is_audited(self, client: TestClient, factory: Factory) -> None:
         owner = factory.owner()
         out = _public_upload(client, owner, npy_bytes(np.arange(4)), "npy")

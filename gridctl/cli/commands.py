@@ -20,12 +20,14 @@ NOUNS: list[tuple[str, str]] = [
     ("datasets", "datasets"),
     ("permissions", "permissions"),
     ("requests", "requests"),
+    ("jobs", "jobs"),
+    ("workers", "workers"),  # register(root): list, add, remove join the `workers` group of clouds.py
 ]
 
 
 # The order of ``gridctl --help``'s command list (Typer would list plain commands before groups).
 HELP_ORDER = ["deploy", "status", "destroy", "check", "workers", "login", "logout", "context", "users", "roles",
-              "groups", "tokens", "audit", "tensors", "datasets", "permissions", "requests"]
+              "groups", "tokens", "audit", "tensors", "datasets", "permissions", "requests", "jobs"]
 
 
 def modules() -> Iterator[tuple[str, ModuleType]]:

@@ -79,6 +79,9 @@ def deploy_local(
     owner_password: Annotated[str | None, typer.Option(
         "--owner-password", envvar="GRIDCTL_OWNER_PASSWORD", callback=_valid_password, show_default=False,
         help="The Owner's password, at first deploy [default: generated and shown once].")] = None,
+    workers: Annotated[int, typer.Option(
+        "--workers", "-w", min=0, max=64, envvar="GRIDCTL_LOCAL_WORKERS",
+        help="Ray Worker processes to run beside the Node (each a Ray node with 1 CPU).")] = 0,
     output: OutputOption = None,
 ) -> None:
     """Start a Node on this machine in the background and save a context for it.
@@ -88,7 +91,8 @@ def deploy_local(
     from providers.base import DeploymentSpec
 
     use_output(output)
-    spec = DeploymentSpec(name=name, port=port, owner_email=owner_email, owner_password=owner_password)
+    spec = DeploymentSpec(name=name, port=port, owner_email=owner_email, owner_password=owner_password,
+                          workers=workers)
     console.message(f"deploying {name!r} on this machine...")
     result = _provider("local").deploy(spec)
     context_note = _save_context(result)

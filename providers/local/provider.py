@@ -44,14 +44,17 @@ HOST = "127.0.0.1"
 HEALTH_TIMEOUT = float(os.environ.get("GRIDCTL_LOCAL_START_TIMEOUT", "90"))
 SETUP_TOKEN_FILE = "setup-token"  # noqa: S105  (a file name; written by the Node at first start)
 CLI_TOKEN_NAME = "gridctl-cli"  # noqa: S105  (the name of the context's API token, not a secret)
-NOT_YET = "arrives with the jobs issue (Ray Workers)"
+# Written by the Node (grid_runtime.compute.cluster) in its state dir: where its Ray head listens, and the
+# cluster's token. Workers join with both; their names are repeated here because providers do not import
+# grid_runtime's internals.
+RAY_ADDRESS_FILE = "ray-address"
+RAY_TOKEN_FILE = Path("secrets") / "ray-token"  # noqa: S105  (a file name)
+WORKER_JOIN_TIMEOUT = float(os.environ.get("GRIDCTL_LOCAL_WORKER_TIMEOUT", "120"))
 
 
 class LocalProvider(Provider):
     name = "local"
     unsupported: ClassVar[dict[Feature, str]] = {
-        Feature.workers: f"local Workers {NOT_YET}",
-        Feature.scale_workers: f"local Workers {NOT_YET}",
         Feature.network: "a local Network service is not built yet",
         Feature.managed_database: "a local Node uses SQLite in its state directory "
                                   "(set GRID_NODE_DATABASE_URL before deploying to use PostgreSQL)",
@@ -92,6 +95,8 @@ class LocalProvider(Provider):
             table.put(node)
             state = "restarted" if existing else "created"
 
+        if spec.workers:
+            self.scale_workers(spec.name, spec.workers)
         result = DeployResult(name=spec.name, provider=self.name, url=record.url, state=state,
                               owner_email=record.owner_email, outputs=self._outputs(state_dir, record, node))
         setup_token_path = state_dir / "node" / SETUP_TOKEN_FILE
@@ -138,6 +143,72 @@ class LocalProvider(Provider):
         result.api_token = created["token"]
         result.owner_password = None if spec.owner_password else password
         result.owner_password_generated = spec.owner_password is None
+
+    # --- Workers: Ray nodes joining the Node's head, one process each ----------------------------------
+
+    def workers(self, name: str) -> dict[str, TrackedProcess]:
+        """The deployment's Worker processes (role ``worker-N``), alive or not."""
+        self.record(name)
+        return {role: p for role, p in ProcessTable(self.state_dir(name)).load().items() if role.startswith("worker-")}
+
+    def scale_workers(self, name: str, count: int, *, cpus: float = 1.0) -> DeploymentStatus:
+        """Run exactly ``count`` Workers: start new ones (each waits until it joined) or stop the newest."""
+        if count < 0:
+            raise ProviderError("the number of Workers cannot be negative")
+        state_dir = self.state_dir(name)
+        table = ProcessTable(state_dir)
+        tracked = table.load()
+        node = tracked.get("node")
+        if node is None or not processes.is_alive(node):
+            raise ProviderError(f"deployment {name!r} is not running; run 'gridctl deploy local --name {name}'")
+        for role, process in list(tracked.items()):  # forget Workers that died (killed, or their head restarted)
+            if role.startswith("worker-") and not processes.is_alive(process):
+                del tracked[role]
+        table.save(tracked)
+        running = sorted((r for r in tracked if r.startswith("worker-")), key=lambda r: int(r.split("-")[1]))
+        while len(running) > count:
+            role = running.pop()
+            processes.stop(tracked[role])
+            del tracked[role]
+            table.save(tracked)
+        while len(running) < count:
+            number = max((int(r.split("-")[1]) for r in running), default=0) + 1
+            process = self._start_worker(state_dir, f"worker-{number}", cpus)
+            table.put(process)
+            running.append(process.role)
+        return self.status(name)
+
+    def remove_worker(self, name: str, role: str) -> None:
+        """Stop one Worker by its role (``worker-2``) or pid."""
+        table = ProcessTable(self.state_dir(name))
+        tracked = table.load()
+        match = next((r for r, p in tracked.items() if r.startswith("worker-") and role in (r, str(p.pid))), None)
+        if match is None:
+            raise ProviderError(f"deployment {name!r} has no Worker {role!r}")
+        processes.stop(tracked.pop(match))
+        table.save(tracked)
+
+    def _start_worker(self, state_dir: Path, role: str, cpus: float) -> TrackedProcess:
+        node_dir = state_dir / "node"
+        address_file = node_dir / RAY_ADDRESS_FILE
+        if not address_file.exists():
+            raise ProviderError("the Node runs no Ray head (is GRID_NODE_RAY_ENABLED false?); Workers need one")
+        argv = [sys.executable, "-m", "grid_runtime.compute.cluster", "worker",
+                "--address", address_file.read_text().strip(), "--token-file", str(node_dir / RAY_TOKEN_FILE),
+                "--num-cpus", f"{cpus:g}"]
+        log = state_dir / "logs" / f"{role}.log"
+        offset = log.stat().st_size if log.exists() else 0  # the log is appended across restarts
+        worker = processes.start(role, argv, env={**os.environ, "PYTHONUNBUFFERED": "1"}, cwd=state_dir, log=log)
+        # Wait until its raylet is up: `ray start --block` prints this line once the node joined.
+        deadline = time.monotonic() + WORKER_JOIN_TIMEOUT
+        while "will now block forever" not in log.read_bytes()[offset:].decode(errors="replace"):
+            if not processes.is_alive(worker):
+                raise ProviderError(f"{role} exited during start-up; last lines of {log}:\n{log_tail(log)}")
+            if time.monotonic() > deadline:
+                processes.stop(worker, timeout=5)
+                raise ProviderError(f"{role} did not join within {WORKER_JOIN_TIMEOUT:.0f}s; see {log}")
+            time.sleep(0.3)
+        return worker
 
     # --- the rest of the interface -------------------------------------------------------------------
 

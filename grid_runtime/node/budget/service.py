@@ -424,25 +424,11 @@ def _downloadable_without_release(session: Session, *, user_id: int, target: Art
         decision = permissions.effective_level(session, user_id=user_id, target_type="tensor",
                                                target_id=target.target_id)
         return permissions.allows(decision.level, Level.download)
-    try:
-        from grid_runtime.node.jobs import service as jobs  # H9's inheritance rule
-    except ImportError:  # pragma: no cover - the jobs service lands with issue 4
-        return _inherits_download(session, user_id=user_id, result=session.get(Result, target.target_id))
+    from grid_runtime.node.jobs import service as jobs  # the inheritance rule (jobs imports this module)
+
     result = session.get(Result, target.target_id)
     assert result is not None
     return bool(jobs.result_downloadable_without_release(session, user_id=user_id, result=result))
-
-
-def _inherits_download(session: Session, *, user_id: int, result: Result | None) -> bool:
-    """The inheritance rule: the owner may download a result freely iff they could download every input."""
-    if result is None or result.owner_id != user_id:
-        return False
-    inputs = (result.lineage or {}).get("inputs") or {}
-    ids = [int(v) for v in inputs.values()] if isinstance(inputs, dict) else [int(v) for v in inputs]
-    if not ids:
-        return False
-    levels = permissions.effective_levels(session, user_id=user_id, tensor_ids=ids)
-    return all(permissions.allows(levels.get(i, Level.search), Level.download) for i in ids)
 
 
 def release_approved(session: Session, user_id: int, result: Result) -> bool:

@@ -15,10 +15,11 @@ from sqlalchemy.orm import Session
 
 from grid_runtime.core.capabilities import Capability
 from grid_runtime.core.errors import AlreadyExists, Forbidden, InvalidInput, NotFound
-from grid_runtime.core.levels import Visibility
+from grid_runtime.core.levels import Level, Visibility
 from grid_runtime.node.audit import service as audit
 from grid_runtime.node.datasets.models import Dataset, DatasetMember
 from grid_runtime.node.datasets.schemas import ColumnBounds, DatasetOut, MemberOut
+from grid_runtime.node.permissions import service as permissions
 from grid_runtime.node.tensors.models import Tensor
 
 if TYPE_CHECKING:
@@ -126,6 +127,9 @@ def create_dataset(
                       bounds={}, owner_id=actor.id)
     session.add(dataset)
     session.flush()
+    # Its owner may download it: an ordinary, revocable user-on-dataset grant.
+    permissions.put_grant(session, actor=actor, subject_type="user", subject_id=actor.id, target_type="dataset",
+                          target_id=dataset.id, level=Level.download)
     for role, tensor_id in (members or {}).items():
         tensor = _tensor(session, tensor_id)
         _ensure_can_include(actor, tensor)

@@ -23,6 +23,7 @@ from grid_runtime.core.levels import Level, Visibility
 from grid_runtime.core.storage import ObjectStore
 from grid_runtime.node.audit import service as audit
 from grid_runtime.node.datasets import service as datasets
+from grid_runtime.node.permissions import service as permissions
 from grid_runtime.node.permissions.service import effective_levels
 from grid_runtime.node.tensors.formats import DTYPES, StagedTensor
 from grid_runtime.node.tensors.models import Tensor, TensorTag, shape_key
@@ -106,6 +107,7 @@ def store_tensor(
         session.flush()
         for tag in sorted(set(tags)):
             session.add(TensorTag(tensor_id=tensor.id, tag=tag))
+        _grant_uploader(session, actor=actor, tensor=tensor)
         audit.record(session, actor=actor, action="tensor.uploaded", target_type="tensor", target_id=tensor.id,
                      details={"name": name, "dtype": staged.dtype, "shape": list(staged.shape),
                               "sha256": stored.sha256, "visibility": str(visibility)})
@@ -116,6 +118,13 @@ def store_tensor(
         store.delete(key)
         raise
     return tensor
+
+
+def _grant_uploader(session: Session, *, actor: Actor, tensor: Tensor) -> None:
+    """The uploader may download what they uploaded: an ordinary user-on-tensor grant, visible in
+    ``permissions list`` and revocable like any other (the resolution order itself has no owner rule)."""
+    permissions.put_grant(session, actor=actor, subject_type="user", subject_id=actor.id, target_type="tensor",
+                          target_id=tensor.id, level=Level.download)
 
 
 def discard_blob(store: ObjectStore, key: str) -> None:

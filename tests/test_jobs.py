@@ -1,0 +1,198 @@
+"""Job admission, quotas, results and Workers in process, without Ray (GRID_NODE_RAY_ENABLED=false).
+
+Everything a job is refused for is decided before a job row exists, so these run without a cluster; the
+Ray-backed lifecycle is in tests/test_training_e2e.py.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from grid_runtime.node.jobs.models import Job, Result
+from tests.factories import Factory, MadeUser
+
+MLP = {"layers": [{"type": "Linear", "in_features": 3, "out_features": 4}, {"type": "ReLU"},
+                  {"type": "Linear", "in_features": 4, "out_features": 2}]}
+
+
+def _dataset(factory: Factory) -> int:
+    features, labels = factory.tensor("f"), factory.tensor("l")
+    with factory.sessions.begin() as session:  # labels: one per row of the features' [2, 3]
+        from grid_runtime.node.tensors.models import Tensor
+
+        tensor = session.get(Tensor, labels)
+        assert tensor is not None
+        tensor.shape, tensor.ndim, tensor.shape_key = [2], 1, ",2,"
+    return factory.dataset("cohort", tensors={"features": features, "labels": labels})
+
+
+def _grant(client: TestClient, owner: MadeUser, user: MadeUser, dataset_id: int, level: str) -> None:
+    response = client.post("/api/v1/permissions", headers=owner.headers, json={
+        "subject_type": "user", "subject": user.id, "target_type": "dataset", "target_id": dataset_id,
+        "level": level})
+    assert response.status_code == 201, response.text
+
+
+def _train(client: TestClient, user: MadeUser, **overrides: Any) -> Any:
+    body = {"spec": MLP, "dataset": "cohort", "epochs": 1, "batch_size": 1, **overrides}
+    return client.post("/api/v1/jobs/train", headers=user.headers, json=body)
+
+
+class TestSubmitTraining:
+    def test_refuses_a_layer_outside_the_allowlist_with_a_clear_422(self, client: TestClient,
+                                                                   factory: Factory) -> None:
+        _dataset(factory)
+        scientist = factory.user()
+        spec = {"layers": [{"type": "Linear", "in_features": 3, "out_features": 2},
+                           {"type": "BatchNorm1d", "num_features": 2}]}
+        response = _train(client, scientist, spec=spec)
+        assert response.status_code == 422
+        assert "layer 1 (BatchNorm1d) is not allowed: it mixes rows of a batch" in response.json()["message"]
+        assert factory.count(Job) == 0
+
+    @pytest.mark.parametrize("spec", [{"layers": []}, {"layers": "Linear"}, {"model": "pickle"},
+                                      {"layers": [{"type": "Linear", "in_features": "3", "out_features": 2}]}])
+    def test_refuses_a_malformed_spec(self, client: TestClient, factory: Factory, spec: dict[str, Any]) -> None:
+        _dataset(factory)
+        response = _train(client, factory.user(), spec=spec)
+        assert response.status_code == 422
+        assert "spec" in response.json()["message"]
+
+    def test_refuses_a_model_that_does_not_fit_the_features(self, client: TestClient, factory: Factory) -> None:
+        _dataset(factory)
+        spec = {"layers": [{"type": "Linear", "in_features": 7, "out_features": 2}]}
+        response = _train(client, factory.user(), spec=spec)
+        assert response.status_code == 422
+        assert "does not fit the features" in response.json()["message"]
+
+    def test_refuses_without_compute_on_the_inputs(self, client: TestClient, factory: Factory) -> None:
+        _dataset(factory)
+        response = _train(client, factory.user(budget=10), dp={"noise_multiplier": 1.0})
+        assert response.status_code == 403
+        assert "this needs compute on tensor" in response.json()["message"]
+        assert factory.count(Job) == 0
+
+    def test_refuses_a_cost_beyond_the_budget_before_anything_runs(self, client: TestClient,
+                                                                   factory: Factory) -> None:
+        dataset = _dataset(factory)
+        owner, scientist = factory.owner(), factory.user(budget=1.0)
+        _grant(client, owner, scientist, dataset, "compute")
+        response = _train(client, scientist, epochs=50, dp={"noise_multiplier": 0.5})
+        assert response.status_code == 409
+        assert response.json()["code"] == "budget_exceeded"
+        assert factory.count(Job) == 0
+
+    def test_refuses_a_noise_multiplier_that_misses_its_target_epsilon(self, client: TestClient,
+                                                                       factory: Factory) -> None:
+        dataset = _dataset(factory)
+        owner, scientist = factory.owner(), factory.user(budget=100.0)
+        _grant(client, owner, scientist, dataset, "compute")
+        response = _train(client, scientist, dp={"noise_multiplier": 0.3, "target_epsilon": 0.5})
+        assert response.status_code == 422
+        assert "above the target ε 0.5" in response.json()["message"]
+
+    def test_an_admissible_job_is_refused_with_503_when_the_node_runs_no_workers(
+            self, client: TestClient, factory: Factory) -> None:
+        dataset = _dataset(factory)
+        owner, scientist = factory.owner(), factory.user(budget=100.0)
+        _grant(client, owner, scientist, dataset, "compute")
+        response = _train(client, scientist, dp={"target_epsilon": 50.0})
+        assert response.status_code == 503
+        assert "GRID_NODE_RAY_ENABLED=false" in response.json()["message"]
+        assert factory.count(Job) == 0
+
+
+class TestStatistics:
+    def test_refuses_a_statistic_without_declared_bounds(self, client: TestClient, factory: Factory) -> None:
+        dataset = _dataset(factory)
+        owner, scientist = factory.owner(), factory.user(budget=10.0)
+        _grant(client, owner, scientist, dataset, "compute")
+        response = client.post("/api/v1/jobs/statistics", headers=scientist.headers, json={
+            "dataset": "cohort", "member": "features", "statistic": "mean", "epsilon": 1.0})
+        assert response.status_code == 422
+        assert "declares no bounds for 'features'" in response.json()["message"]
+
+
+class TestQuotas:
+    def test_an_administrator_sets_a_quota_and_the_user_reads_it(self, client: TestClient,
+                                                                 factory: Factory) -> None:
+        admin, scientist = factory.user("Administrator"), factory.user()
+        response = client.put(f"/api/v1/quotas/{scientist.id}", headers=admin.headers,
+                              json={"max_concurrent": 1, "max_per_day": 3, "max_run_seconds": 60})
+        assert response.status_code == 200, response.text
+        mine = client.get(f"/api/v1/quotas/{scientist.email}", headers=scientist.headers).json()
+        assert (mine["max_concurrent"], mine["max_per_day"], mine["max_run_seconds"]) == (1, 3, 60)
+        assert "job_quota.set" in factory.audit_actions()
+
+    def test_a_data_scientist_cannot_set_quotas(self, client: TestClient, factory: Factory) -> None:
+        scientist = factory.user()
+        response = client.put(f"/api/v1/quotas/{scientist.id}", headers=scientist.headers,
+                              json={"max_concurrent": 100})
+        assert response.status_code == 403
+
+    def test_refuses_a_job_over_the_concurrent_quota(self, client: TestClient, factory: Factory) -> None:
+        dataset = _dataset(factory)
+        owner, scientist = factory.owner(), factory.user()
+        _grant(client, owner, scientist, dataset, "compute")
+        client.put(f"/api/v1/quotas/{scientist.id}", headers=owner.headers, json={"max_concurrent": 1})
+        with factory.sessions.begin() as session:
+            session.add(Job(kind="train", state="running", owner_id=scientist.id, inputs={}, spec={}, settings={}))
+        response = _train(client, scientist)
+        assert response.status_code == 429
+        assert "your quota is 1 at a time" in response.json()["message"]
+
+
+class TestWorkers:
+    def test_listing_needs_view_statistics(self, client: TestClient, factory: Factory) -> None:
+        assert client.get("/api/v1/workers", headers=factory.user().headers).status_code == 403
+
+    def test_a_node_without_ray_lists_no_workers(self, client: TestClient, factory: Factory) -> None:
+        response = client.get("/api/v1/workers", headers=factory.user("Compliance Officer").headers)
+        assert response.status_code == 200
+        assert response.json() == {"enabled": False, "head_address": None, "workers": [], "jobs_running": 0,
+                                   "tasks_submitted": 0}
+
+
+class TestResults:
+    def _result(self, factory: Factory, owner_id: int, dataset_id: int, inputs: dict[str, int]) -> int:
+        with factory.sessions.begin() as session:
+            job = Job(kind="statistics", state="succeeded", owner_id=owner_id, dataset_id=dataset_id, inputs={},
+                      spec={}, settings={})
+            session.add(job)
+            session.flush()
+            result = Result(job_id=job.id, owner_id=owner_id, kind="statistic", value={"value": 3.0},
+                            sha256="0" * 64, lineage={"inputs": {k: {"tensor_id": v} for k, v in inputs.items()}},
+                            event={"type": "laplace", "noise_multiplier": 1.0}, epsilon=1.0, delta=1e-5)
+            session.add(result)
+            session.flush()
+            return result.id
+
+    def test_others_cannot_see_a_result(self, client: TestClient, factory: Factory) -> None:
+        dataset = _dataset(factory)
+        scientist, other = factory.user(), factory.user()
+        result = self._result(factory, scientist.id, dataset, {"column": 1})
+        assert client.get(f"/api/v1/results/{result}", headers=other.headers).status_code == 404
+        officer = factory.user("Compliance Officer")
+        assert client.get(f"/api/v1/results/{result}", headers=officer.headers).status_code == 200
+
+    def test_a_result_is_downloadable_only_with_download_on_every_input(self, client: TestClient,
+                                                                        factory: Factory) -> None:
+        dataset = _dataset(factory)
+        owner, scientist = factory.owner(), factory.user()
+        with factory.sessions() as session:
+            from grid_runtime.node.datasets.models import DatasetMember
+
+            tensor_id = session.get(DatasetMember, (dataset, "features")).tensor_id  # type: ignore[union-attr]
+        result = self._result(factory, scientist.id, dataset, {"column": tensor_id})
+        _grant(client, owner, scientist, dataset, "compute")
+        shown = client.get(f"/api/v1/results/{result}", headers=scientist.headers).json()
+        assert shown["downloadable"] is False and shown["epsilon"] == 1.0
+        refused = client.get(f"/api/v1/results/{result}/data", headers=scientist.headers)
+        assert refused.status_code == 403
+        assert "kind 'release'" in refused.json()["message"]
+        _grant(client, owner, scientist, dataset, "download")
+        assert client.get(f"/api/v1/results/{result}/data", headers=scientist.headers).json() == {"value": 3.0}
+        assert "result.downloaded" in factory.audit_actions()

@@ -1,0 +1,203 @@
+"""The roadmap's walk-through as one test, against a live Node with a Ray Worker, through the SDK:
+
+the owner hosts a private dataset; creates a data scientist with a budget; the data scientist searches,
+requests access (an officer approves), trains twice with DP (both jobs fit the budget on their own), calls
+``get()`` on the first result (a pending release request, named in the error), the officer reads the cost
+card and approves it with the fingerprint, the data scientist downloads the weights; ``get()`` on the second
+result would exceed the budget, so it is auto-denied with a reason the data scientist reads.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import pytest
+import torch
+from dp_accounting import DpEvent
+from safetensors.torch import save
+from torch import nn
+
+from grid_runtime.privacy import accounting, events
+from gridctl import DP
+from gridctl.sdk.node import Node
+from gridctl.sdk.releases import ReleaseNotApproved
+from tests.live import OWNER_EMAIL, OWNER_PASSWORD, free_port, wait_healthy
+
+ROWS, FEATURES, CLASSES = 2000, 10, 3
+BATCH, EPOCHS, SIGMA = 100, 1, 1.0
+PASSWORD = "walkthrough pw 1"
+
+
+def _event() -> DpEvent:
+    return events.dp_sgd_event(sample_rate=BATCH / ROWS, noise_multiplier=SIGMA, steps=EPOCHS * ROWS // BATCH)
+
+
+def _budget_for_one() -> float:
+    """A budget that admits one such run under the filter, not two."""
+    rdp = accounting.rdp_at_order(_event(), accounting.DEFAULT_RDP_ORDER)
+    return accounting.epsilon_from_rdp(1.5 * rdp, accounting.DEFAULT_RDP_ORDER, accounting.DEFAULT_DELTA)
+
+
+def _mlp() -> nn.Sequential:
+    return nn.Sequential(nn.Linear(FEATURES, 16), nn.ReLU(), nn.Linear(16, CLASSES))
+
+
+@dataclass
+class Deployment:
+    url: str
+    state_dir: Path
+    node: subprocess.Popen[bytes]
+    workers: list[subprocess.Popen[bytes]] = field(default_factory=list)
+    owner_token: str = ""
+
+    @property
+    def api(self) -> str:
+        return f"{self.url}/api/v1"
+
+
+def _stop_group(process: subprocess.Popen[bytes], timeout: float = 30) -> None:
+    for signum in (signal.SIGTERM, signal.SIGKILL):
+        try:
+            os.killpg(process.pid, signum)
+        except ProcessLookupError:
+            return
+        try:
+            process.wait(timeout=timeout)
+            return
+        except subprocess.TimeoutExpired:
+            continue
+
+
+@pytest.fixture(scope="module")
+def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]:
+    """A Node (Ray head) and one Worker, started here and stopped by pid (process group)."""
+    state_dir = tmp_path_factory.mktemp("walkthrough")
+    port = free_port()
+    env = {**os.environ, "GRID_NODE_STATE_DIR": str(state_dir), "GRID_NODE_PORT": str(port),
+           "GRID_NODE_RAY_ENABLED": "true", "GRID_NODE_RAY_PORT": str(free_port()),
+           "GRID_NODE_RAY_OBJECT_STORE_BYTES": str(100 * 1024**2), "GRID_NODE_JOB_STALL_SECONDS": "30"}
+    log = state_dir / "node.log"
+    with log.open("wb") as out:
+        node = subprocess.Popen([sys.executable, "-m", "grid_runtime.node"], env=env, stdout=out,
+                                stderr=subprocess.STDOUT, start_new_session=True)
+    deployment = Deployment(url=f"http://127.0.0.1:{port}", state_dir=state_dir, node=node)
+    try:
+        wait_healthy(deployment.url, node, log, timeout=120)
+        setup_token = (state_dir / "setup-token").read_text().strip()
+        httpx.post(f"{deployment.api}/setup", json={"setup_token": setup_token, "email": OWNER_EMAIL,
+                                                    "password": OWNER_PASSWORD}).raise_for_status()
+        deployment.owner_token = httpx.post(f"{deployment.api}/auth/login", json={
+            "email": OWNER_EMAIL, "password": OWNER_PASSWORD}).json()["token"]
+        address = (state_dir / "ray-address").read_text().strip()
+        worker_log = (state_dir / "worker.log").open("wb")
+        worker = subprocess.Popen(
+            [sys.executable, "-m", "grid_runtime.compute.cluster", "worker", "--address", address,
+             "--token-file", str(state_dir / "secrets" / "ray-token"), "--num-cpus", "1",
+             "--object-store-bytes", str(100 * 1024**2)],
+            stdout=worker_log, stderr=subprocess.STDOUT, start_new_session=True)
+        deployment.workers.append(worker)
+        owner = Node(deployment.url, token=deployment.owner_token)
+        deadline = time.monotonic() + 120
+        while not any(w["alive"] for w in owner.http.get("/workers")["workers"]):
+            assert time.monotonic() < deadline, "the Worker did not join within 120s"
+            assert worker.poll() is None, "the Worker exited; see its log"
+            time.sleep(0.5)
+        yield deployment
+    finally:
+        for worker in deployment.workers:
+            _stop_group(worker)
+        _stop_group(node, timeout=60)
+
+
+def _problem(seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    x = torch.randn(ROWS, FEATURES, generator=torch.Generator().manual_seed(seed))
+    w = torch.randn(FEATURES, CLASSES, generator=torch.Generator().manual_seed(7))
+    return x, (x @ w).argmax(dim=1)
+
+
+def _user(owner: Node, url: str, email: str, **fields: object) -> Node:
+    owner.http.post("/users", json={"email": email, "password": PASSWORD, **fields})
+    node = Node(url)
+    node.login(email, PASSWORD)
+    return node
+
+
+class TestWalkthrough:
+    def test_the_roadmap_walkthrough(self, deployment: Deployment) -> None:
+        owner = Node(deployment.url, token=deployment.owner_token)
+
+        # The owner hosts private tensors as a dataset.
+        owner.http.post("/datasets", json={"name": "patients", "visibility": "private",
+                                           "description": "synthetic patient features"})
+        x, y = _problem(1)
+        for name, tensor, role in (("patients-features", x, "features"), ("patients-labels", y, "labels")):
+            response = httpx.post(f"{deployment.api}/tensors", content=save({"tensor": tensor.contiguous()}),
+                                  headers={"Authorization": f"Bearer {deployment.owner_token}"}, timeout=30,
+                                  params={"name": name, "dataset": "patients", "role": role,
+                                          "format": "safetensors"})
+            assert response.status_code == 201, response.text
+
+        # A data scientist with a budget that admits one such run, and a compliance officer.
+        budget = _budget_for_one()
+        scientist = _user(owner, deployment.url, "ds@example.com", budget_epsilon=budget)
+        officer = _user(owner, deployment.url, "officer@example.com", role="Compliance Officer")
+
+        # Search, then ask for compute on the dataset; the officer approves.
+        hits = scientist.search("patients")
+        assert {p.name for p in hits} == {"patients-features", "patients-labels"}
+        assert all(p.level == "search" for p in hits)
+        access = scientist.requests.ask_access(level="compute", dataset="patients", reason="train a triage model")
+        officer.requests.approve(access.id, note="ok for training")
+        assert access.refresh().status == "approved"
+
+        # Train twice with DP: each job fits the budget on its own (nothing is released yet).
+        jobs = [scientist.jobs.train(_mlp(), dataset="patients", lr=0.5, epochs=EPOCHS, batch_size=BATCH,
+                                     dp=DP(noise_multiplier=SIGMA, max_grad_norm=1.0), seed=s) for s in (1, 2)]
+        for job in jobs:
+            assert job.wait(timeout=300).status == "succeeded", job.data.get("error")
+        first, second = (job.result for job in jobs)
+        assert first is not None and second is not None
+
+        # get() files a release request; the error names it, its state and why.
+        with pytest.raises(ReleaseNotApproved) as pending:
+            first.get()
+        assert pending.value.state == "pending"
+        assert f"release request {pending.value.request_id}" in str(pending.value)
+        request_id = pending.value.request_id
+
+        # The officer reads the cost card and approves exactly what they inspected.
+        seen = officer.requests[request_id]
+        card = seen.card
+        assert card is not None and card["mechanism"].startswith("DP-SGD: 20 steps")
+        assert card["epsilon"] == pytest.approx(accounting.epsilon(_event(), 1e-5), rel=1e-6)
+        assert card["user"]["epsilon_before"] == 0 and card["user"]["within_cap"]
+        assert card["dataset"]["name"] == "patients"
+        assert [row["layer"] for row in card["layers"]] == ["Linear", "ReLU", "Linear"]
+        assert card["metrics"], "the officer sees the training metrics"
+        assert "hit rate" in card["reading"]
+        officer.requests.approve(request_id, fingerprint=seen.sha256, note="small model, fine")
+
+        # The data scientist downloads the weights and uses them.
+        weights = first.get()
+        model = _mlp()
+        model.load_state_dict(weights)
+        assert model(torch.zeros(1, FEATURES)).shape == (1, CLASSES)
+        assert scientist.http.get("/budget")["spent_epsilon"] <= budget
+
+        # The second release would exceed the budget: auto-denied, with a reason they read.
+        with pytest.raises(ReleaseNotApproved) as denied:
+            second.get()
+        assert denied.value.state == "auto_denied"
+        assert "over your privacy budget" in (denied.value.reason or "")
+        assert f"cap of ε {budget:.4g}" in (denied.value.reason or "")
+        assert scientist.requests[denied.value.request_id].status == "auto_denied"
+        # The officer's approval of the first stays the only debit.
+        assert scientist.http.get("/budget/ledger")["total"] == 1
