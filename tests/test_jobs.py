@@ -62,9 +62,11 @@ class TestSubmitTraining:
         assert "spec" in response.json()["message"]
 
     def test_refuses_a_model_that_does_not_fit_the_features(self, client: TestClient, factory: Factory) -> None:
-        _dataset(factory)
+        dataset = _dataset(factory)
+        owner, scientist = factory.owner(), factory.user()
+        _grant(client, owner, scientist, dataset, "compute")
         spec = {"layers": [{"type": "Linear", "in_features": 7, "out_features": 2}]}
-        response = _train(client, factory.user(), spec=spec)
+        response = _train(client, scientist, spec=spec)
         assert response.status_code == 422
         assert "does not fit the features" in response.json()["message"]
 
@@ -99,7 +101,7 @@ class TestSubmitTraining:
         dataset = _dataset(factory)
         owner, scientist = factory.owner(), factory.user(budget=100.0)
         _grant(client, owner, scientist, dataset, "compute")
-        response = _train(client, scientist, dp={"target_epsilon": 50.0})
+        response = _train(client, scientist, dp={"noise_multiplier": 5.0})
         assert response.status_code == 503
         assert "GRID_NODE_RAY_ENABLED=false" in response.json()["message"]
         assert factory.count(Job) == 0

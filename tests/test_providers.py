@@ -229,7 +229,7 @@ def tls_node_fixture(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TlsNo
     (state / "setup-token").write_text(setup_token + "\n")
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("GRID_NODE_")}
-    env.update(GRID_NODE_STATE_DIR=str(state), GRID_NODE_PORT=str(port))
+    env.update(GRID_NODE_STATE_DIR=str(state), GRID_NODE_PORT=str(port), GRID_NODE_RAY_ENABLED="false")
     log = directory / "node.log"
     with log.open("wb") as out:
         process = subprocess.Popen([sys.executable, "-c", SERVE, str(directory / "server.crt"),

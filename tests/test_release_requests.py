@@ -419,23 +419,12 @@ class TestCostCard:
             f"{API}/budget", headers=user.headers).json()["spent_epsilon"])
 
 
-async def _widen_thread_pool() -> None:
-    import anyio.to_thread
-
-    anyio.to_thread.current_default_thread_limiter().total_tokens = 120
-
-
 class TestConcurrency:
     N = 7
 
     def test_fifty_concurrent_approvals_never_overspend(self, any_db_client: TestClient,
                                                         any_db_factory: Factory) -> None:
         client, factory = any_db_client, any_db_factory
-        # FastAPI commits the request's session in a sync dependency's teardown, which needs a free worker
-        # thread; with anyio's default 40 threads all blocked behind the write lock or the 15-connection
-        # pool, the lock holder could never commit (a foundation issue reported to the lead). Give the
-        # in-process app more threads than requests so this test exercises the budget logic.
-        client.portal.call(_widen_thread_pool)  # type: ignore[union-attr]
         event = dp_event()
         budget = cap_for(self.N, event)
         user = factory.user(budget=budget)

@@ -182,6 +182,12 @@ class RayHead:
         self.temp_dir = Path(tempfile.mkdtemp(prefix="grid-ray-"))
         argv = head_argv(self.config, self.temp_dir)
         port = int(next(a for a in argv if a.startswith("--port=")).split("=", 1)[1])
+        with socket.socket() as probe:
+            try:
+                probe.bind((self.config.host, port))
+            except OSError:
+                raise ClusterError(f"the Ray head's port {port} on {self.config.host} is in use (another Node's "
+                                   "head?); choose another with GRID_NODE_RAY_PORT") from None
         self.address = f"{self.config.host}:{port}"
         log_dir = self.state_dir / "logs"
         log_dir.mkdir(parents=True, exist_ok=True, mode=0o700)

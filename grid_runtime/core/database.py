@@ -70,7 +70,16 @@ def create_database_engine(url: str) -> Engine:
             conn.exec_driver_sql("BEGIN IMMEDIATE")
 
         return engine
-    return create_engine(url, pool_pre_ping=True)
+    return create_engine(url, pool_pre_ping=True, pool_size=POOL_SIZE, max_overflow=0)
+
+
+POOL_SIZE = 20
+
+
+def session_slots(engine: Engine) -> int:
+    """How many request transactions may be open at once: one on SQLite, whose transactions all hold the
+    write lock from their start (a second would only wait for it), the pool's size elsewhere."""
+    return 1 if engine.dialect.name == "sqlite" else POOL_SIZE
 
 
 def make_sessionmaker(engine: Engine) -> sessionmaker[Session]:

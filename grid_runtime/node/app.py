@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -11,7 +12,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from grid_runtime.core.database import create_database_engine, make_sessionmaker, transaction, upgrade
+from grid_runtime.core.database import create_database_engine, make_sessionmaker, session_slots, transaction, upgrade
 from grid_runtime.core.errors import GridError
 from grid_runtime.core.settings import NodeSettings
 from grid_runtime.node import bootstrap
@@ -33,6 +34,7 @@ def create_app(settings: NodeSettings | None = None) -> FastAPI:
         upgrade(engine)
         app.state.engine = engine
         app.state.sessions = make_sessionmaker(engine)
+        app.state.session_slots = asyncio.Semaphore(session_slots(engine))
         with transaction(app.state.sessions) as session:
             bootstrap.prepare(session, settings)
         try:

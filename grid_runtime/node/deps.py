@@ -6,7 +6,7 @@ authenticated user, ``Requires(Capability.x)`` for a capability. Nothing checks 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Annotated
@@ -28,19 +28,29 @@ _bearer = HTTPBearer(auto_error=False, description="a session token from login, 
 _TOUCH_INTERVAL = timedelta(minutes=1)
 
 
-def db(request: Request) -> Iterator[Session]:
+async def db(request: Request) -> AsyncIterator[Session]:
     """One transaction per request: committed when the route returns, rolled back if it raises.
+
+    A request waits for a session slot here, on the event loop, before it touches the database: a
+    request's steps hop between worker threads (dependencies, then the route), and if threads could block
+    on the pool or on SQLite's write lock, every thread could end up waiting for a transaction whose next
+    step needs a thread (a deadlock until the timeouts). With no more open transactions than connections
+    (one on SQLite, see ``session_slots``), threads never wait for one another. The commit also runs
+    here, on the event loop; commits are short.
 
     On SQLite a transaction holds the write lock from its start, so a route must not open a second
     session while this one is open (see ``auth.router.login`` for work that must outlive a rollback).
     """
-    with request.app.state.sessions() as session:
+    async with request.app.state.session_slots:
+        session = request.app.state.sessions()
         try:
             yield session
             session.commit()
         except BaseException:
             session.rollback()
             raise
+        finally:
+            session.close()
 
 
 DB = Annotated[Session, Depends(db, scope="function")]

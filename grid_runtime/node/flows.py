@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from grid_runtime.core.errors import NotFound
 from grid_runtime.core.settings import NodeSettings
 from grid_runtime.node.budget import service as budget
 from grid_runtime.node.datasets.models import Dataset
@@ -138,7 +139,7 @@ def cost_card(session: Session, *, request: Request, settings: NodeSettings) -> 
     if request.target_type == "result" and request.target_id is not None:
         try:
             target = budget.artifact(session, target_type="result", target_id=request.target_id)
-        except Exception:  # the result is gone: the card still shows the recorded cost
+        except NotFound:  # the result is gone: the card still shows the recorded cost
             target = None
         job = target.job if target else None
         if job is not None:

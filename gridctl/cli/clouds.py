@@ -2,7 +2,8 @@
 ``gridctl workers scale``.
 
 The deploy and destroy commands join H3's ``deploy`` and ``destroy`` groups (gridctl/cli/deploy.py), so every
-target is ``gridctl deploy TARGET``; ``gridctl status`` already covers every provider. Each cloud is an optional
+target is ``gridctl deploy TARGET``; ``gridctl status`` already covers every provider. ``workers_app`` is the one
+``gridctl workers`` group: ``scale`` is here, gridctl/cli/workers.py adds ``list``, ``add`` and ``remove``. Each cloud is an optional
 extra: nothing here imports Pulumi or a cloud SDK until a command runs, and a cloud whose extra is missing says
 so (``gridctl check``, or the command's error) instead of breaking ``gridctl --help``.
 """
@@ -375,21 +376,19 @@ def scale_workers(
     name: NameOption,
     output: OutputOption = None,
 ) -> None:
-    """Change a cloud deployment's number of Workers; only its Worker pool changes."""
-    from providers.base import DeploymentNotFound, known_deployments
+    """Change a deployment's number of Workers; only its Worker pool changes."""
+    from providers.base import DeploymentNotFound, get_provider, known_deployments
+    from providers.cloud_provider import CloudProvider
 
     use_output(output)
     record = next((r for r in known_deployments(deployments_dir()) if r.name == name), None)
     if record is None:
         raise DeploymentNotFound(name)
-    if record.provider not in CLOUDS:
-        from providers.base import get_provider
-
-        get_provider(record.provider, deployments_dir()).scale_workers(name, count)  # raises Unsupported
-        return
-    provider = _provider(record.provider)
-    before = record.settings.get("spec", {}).get("workers")
-    console.message(f"scaling the Workers of {name!r} from {before} to {count}...")
+    provider = get_provider(record.provider, deployments_dir())
+    if isinstance(provider, CloudProvider):
+        provider.on_progress = _show_progress
+    before = (record.settings.get("spec") or record.settings).get("workers")
+    console.message(f"scaling the Workers of {name!r} ({record.provider}) from {before} to {count}...")
     status = provider.scale_workers(name, count)
     console.emit({"name": name, "provider": record.provider, "workers": count, "previous_workers": before,
                   "url": status.url, "healthy": status.healthy}, title=f"Deployment {name}")

@@ -77,16 +77,12 @@ class ResultPointer:
         from gridctl.sdk.http import raise_for_error
 
         response = self._http.client.get(f"/results/{self.id}/data")
-        if response.status_code == 403:
-            try:
-                raise_for_error(response)
-            except Forbidden:
-                blob = releases.fetch(self._http, target_type="result", target_id=self.id, wait=wait,
-                                      timeout=timeout, reason=reason)
-            response = None  # type: ignore[assignment]
-        if response is not None:
+        try:
             raise_for_error(response)
             blob = response.content
+        except Forbidden:  # not downloadable as it is: through a release request
+            blob = releases.fetch(self._http, target_type="result", target_id=self.id, wait=wait,
+                                  timeout=timeout, reason=reason)
         if self.kind == "statistic":
             import json
 

@@ -7,8 +7,9 @@ Layout of a local deployment's state directory (mode 0700)::
     node/              the Node's own state dir: database, secrets, the one-time setup token
     logs/node.log      the Node's stdout and stderr, appended across restarts
 
-The Node listens on 127.0.0.1 only. Workers will be more entries in ``processes.json`` (``ray-head``,
-``worker-1``...), started after the Node and stopped before it.
+The Node listens on 127.0.0.1 only. Workers are more entries in ``processes.json`` (``worker-1``...), each a
+``ray start --block`` joining the Node's Ray head, started after the Node and stopped before it. The Node starts
+its Ray head (its own child process) only once the deployment has Workers (``--workers N``).
 """
 
 from __future__ import annotations
@@ -76,6 +77,11 @@ class LocalProvider(Provider):
         port = spec.port or (int(record.settings["port"]) if record else DEFAULT_PORT)
         table = ProcessTable(state_dir)
         node = table.load().get("node")
+        # A local Node runs a Ray head only once it has Workers (asked now, or at an earlier deploy).
+        want_ray = spec.workers > 0 or bool(record and record.settings.get("ray"))
+        if record and node and processes.is_alive(node) and want_ray and not record.settings.get("ray"):
+            self._stop_workers(state_dir)
+            processes.stop(node)  # restarted below with its Ray head; the data is kept
 
         if record and node and processes.is_alive(node):
             if port != int(record.settings["port"]):
@@ -90,13 +96,20 @@ class LocalProvider(Provider):
             record = record or DeploymentRecord(name=spec.name, provider=self.name, url="", created_at=utc_timestamp(),
                                                 owner_email=spec.owner_email)
             record.url, record.settings["port"] = f"http://{HOST}:{port}", port
+            record.settings["ray"] = want_ray
+            if want_ray and not record.settings.get("ray_port"):
+                record.settings["ray_port"] = free_ray_port()
             record.save(state_dir)
-            node = self._start_node(spec.name, state_dir, port)
+            self._stop_workers(state_dir)  # Workers of a previous head cannot join the new one
+            node = self._start_node(spec.name, state_dir, port,
+                                    ray_port=record.settings.get("ray_port") if want_ray else None)
             table.put(node)
             state = "restarted" if existing else "created"
 
-        if spec.workers:
-            self.scale_workers(spec.name, spec.workers)
+        # Asked now; or, when the Node was (re)started, as many as the deployment had.
+        workers = spec.workers or (int(record.settings.get("workers", 0)) if state != "running" else 0)
+        if workers:
+            self.scale_workers(spec.name, workers)
         result = DeployResult(name=spec.name, provider=self.name, url=record.url, state=state,
                               owner_email=record.owner_email, outputs=self._outputs(state_dir, record, node))
         setup_token_path = state_dir / "node" / SETUP_TOKEN_FILE
@@ -107,12 +120,15 @@ class LocalProvider(Provider):
             result.state = "created"
         return result
 
-    def _start_node(self, name: str, state_dir: Path, port: int) -> TrackedProcess:
+    def _start_node(self, name: str, state_dir: Path, port: int, *, ray_port: int | None = None) -> TrackedProcess:
         node_dir, log_dir = state_dir / "node", state_dir / "logs"
         make_private_dir(node_dir)
         make_private_dir(log_dir)
         env = {**os.environ, "GRID_NODE_STATE_DIR": str(node_dir), "GRID_NODE_PORT": str(port),
-               "GRID_NODE_HOST": HOST, "GRID_NODE_NAME": name, "PYTHONUNBUFFERED": "1"}
+               "GRID_NODE_HOST": HOST, "GRID_NODE_NAME": name, "PYTHONUNBUFFERED": "1",
+               "GRID_NODE_RAY_ENABLED": "true" if ray_port else "false"}
+        if ray_port:
+            env["GRID_NODE_RAY_PORT"] = str(ray_port)
         log = log_dir / "node.log"
         node = processes.start("node", [sys.executable, "-m", "grid_runtime.node"], env=env, cwd=state_dir, log=log)
         try:
@@ -176,7 +192,17 @@ class LocalProvider(Provider):
             process = self._start_worker(state_dir, f"worker-{number}", cpus)
             table.put(process)
             running.append(process.role)
+        record = self.record(name)
+        record.settings["workers"] = count
+        record.save(state_dir)
         return self.status(name)
+
+    def _stop_workers(self, state_dir: Path) -> None:
+        table = ProcessTable(state_dir)
+        tracked = table.load()
+        for role in [r for r in tracked if r.startswith("worker-")]:
+            processes.stop(tracked.pop(role))
+        table.save(tracked)
 
     def remove_worker(self, name: str, role: str) -> None:
         """Stop one Worker by its role (``worker-2``) or pid."""
@@ -187,12 +213,17 @@ class LocalProvider(Provider):
             raise ProviderError(f"deployment {name!r} has no Worker {role!r}")
         processes.stop(tracked.pop(match))
         table.save(tracked)
+        record = self.record(name)
+        record.settings["workers"] = sum(1 for r in tracked if r.startswith("worker-"))
+        record.save(self.state_dir(name))
 
     def _start_worker(self, state_dir: Path, role: str, cpus: float) -> TrackedProcess:
         node_dir = state_dir / "node"
         address_file = node_dir / RAY_ADDRESS_FILE
         if not address_file.exists():
-            raise ProviderError("the Node runs no Ray head (is GRID_NODE_RAY_ENABLED false?); Workers need one")
+            raise ProviderError(f"the Node of {state_dir.name!r} runs no Ray head: a local Node starts one when it "
+                                f"has Workers; run 'gridctl deploy local --name {state_dir.name} --workers N' "
+                                "(a restart; the data is kept)")
         argv = [sys.executable, "-m", "grid_runtime.compute.cluster", "worker",
                 "--address", address_file.read_text().strip(), "--token-file", str(node_dir / RAY_TOKEN_FILE),
                 "--num-cpus", f"{cpus:g}"]
@@ -256,6 +287,21 @@ class LocalProvider(Provider):
     def _outputs(self, state_dir: Path, record: DeploymentRecord, node: TrackedProcess | None) -> dict[str, Any]:
         return {"url": record.url, "port": record.settings.get("port"), "state_dir": str(state_dir),
                 "log": str(state_dir / "logs" / "node.log"), "pid": node.pid if node else None}
+
+
+def free_ray_port() -> int:
+    """A port for the Ray head's GCS, below the ephemeral range (see grid_runtime.compute.cluster)."""
+    import random
+
+    for _ in range(200):
+        candidate = random.SystemRandom().randrange(20000, 32000)
+        with socket.socket() as sock:
+            try:
+                sock.bind((HOST, candidate))
+            except OSError:
+                continue
+            return candidate
+    raise ProviderError("no free port for the Ray head")
 
 
 def ensure_port_free(port: int) -> None:

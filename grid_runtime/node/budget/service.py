@@ -183,7 +183,7 @@ def spent(session: Session, cfg: PrivacyConfig, *, user_id: int | None = None, d
     same_delta = session.scalar(
         select(func.coalesce(func.sum(LedgerEntry.epsilon), 0.0)).where(*private, LedgerEntry.delta == cfg.delta)
     )
-    rdp_terms = [float(same_order[1])]
+    rdp_terms = [float(same_order[1] or 0.0)]
     eps_terms = [float(same_delta or 0.0)]
     stale = session.execute(
         select(LedgerEntry.event, LedgerEntry.rdp_order, LedgerEntry.delta)
@@ -471,6 +471,8 @@ def file_release_request(session: Session, *, actor: Actor, target_type: str, ta
     target = artifact(session, target_type=target_type, target_id=target_id)
     if target_type == "result" and target.owner_id != actor.id:
         raise Forbidden(f"result {target_id} is not yours; only the user who ran its job may ask for its release")
+    # Lock first: concurrent filings by one user (and approvals) serialize here on PostgreSQL too.
+    user = lock_budgets(session, user_id=actor.id, dataset_ids=target.dataset_ids)
     if _downloadable_without_release(session, user_id=actor.id, target=target):
         raise Conflict(f"you may already download {target_type} {target_id}; no release is needed",
                        details={"target_type": target_type, "target_id": target_id})
@@ -491,7 +493,6 @@ def file_release_request(session: Session, *, actor: Actor, target_type: str, ta
                                "dataset_ids": target.dataset_ids, **_cost_payload(cost),
                                "release_policy": cfg.release_policy}
     state, note, policy = RequestState.pending, None, None
-    user = lock_budgets(session, user_id=actor.id, dataset_ids=target.dataset_ids)
     if cost.non_private:
         if cfg.release_policy == "dp_only":
             state = RequestState.auto_denied
