@@ -17,7 +17,7 @@ from safetensors.torch import load_file, save_file
 
 from gridctl.cli import console
 from tests.clitools import Gridctl, as_owner
-from tests.live import LiveNode
+from tests.live import OWNER_EMAIL, LiveNode
 
 _seq = itertools.count(1)
 PASSWORD = "a long enough password"
@@ -349,7 +349,10 @@ class TestPermissions:
         explained = gridctl.json("permissions", "explain", "--tensor", ref)
         assert (explained["level"], explained["rule"], explained["grant_id"]) == ("download", "user_on_tensor",
                                                                                   grant["id"])
-        assert [g["id"] for g in owner.json("permissions", "list", "--tensor", ref)] == [grant["id"]]
+        listed = owner.json("permissions", "list", "--tensor", ref)
+        # the uploader's own download grant, made at upload, and the new one
+        assert sorted((g["subject_name"], g["level"]) for g in listed) == sorted(
+            [(email, "download"), (OWNER_EMAIL, "download")])
         assert [g["id"] for g in gridctl.json("permissions", "list")] == [grant["id"]]
         assert owner.json("permissions", "revoke", "--user", email, "--tensor", ref) == {
             "removed": "grant", "ref": str(grant["id"])}

@@ -576,8 +576,9 @@ class TestDeployAgainstARealNode:
         me = httpx.get(f"{tls_node.url}/api/v1/users/me", headers={"Authorization": f"Bearer {token}"},
                        verify=pinned)
         assert me.status_code == 200 and me.json()["email"] == "ops@example.org"
-        # The CLI's own commands reach it with the pinned root (until contexts carry it themselves).
-        users = gridctl.json("users", "me", SSL_CERT_FILE=result["tls_root_certificate"])
+        # The saved context pins the Node's root: the CLI's own commands reach it with no other setting.
+        assert contexts(gridctl)["contexts"]["demo"]["ca_file"] == result["tls_root_certificate"]
+        users = gridctl.json("users", "me")
         assert users["email"] == "ops@example.org"
 
 

@@ -282,9 +282,9 @@ class TestProviderRegistry:
         self, tmp_path: Path
     ) -> None:
         provider = LocalProvider(tmp_path)
-        assert not provider.supports(Feature.workers) and provider.supports(Feature.preview)
-        with pytest.raises(Unsupported, match="jobs issue"):
-            provider.deploy(DeploymentSpec(name="w", workers=2))
+        assert not provider.supports(Feature.network) and provider.supports(Feature.workers)
+        with pytest.raises(Unsupported, match="Network service is not built yet"):
+            provider.deploy(DeploymentSpec(name="w", network=True))
         assert not (tmp_path / "w").exists()
 
     def test_preview_of_a_new_deployment_changes_nothing(self, tmp_path: Path) -> None:

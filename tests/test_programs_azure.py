@@ -193,6 +193,16 @@ class TestSecrets:
         }
 
 
+    def test_the_operator_may_only_read_the_storage_account_to_fetch_the_tls_root(self, plan):
+        from providers.azure.config import STORAGE_BLOB_DATA_READER
+
+        readers = [r.inputs for r in of_type(plan, "azure-native:authorization:RoleAssignment")
+                   if r.inputs["roleDefinitionId"].endswith(STORAGE_BLOB_DATA_READER)]
+        # the deploying principal (objectId of the client config), on the storage account alone
+        assert [(r["principalId"], r["scope"]) for r in readers] == [
+            ("00000000-0000-0000-0000-000000000002", "demo-storage-account-id")]
+
+
 class TestUserData:
     @pytest.mark.parametrize(("role", "resource"), [("node", "demo-node-vm"), ("network", "demo-network-vm")])
     def test_servers_boot_the_template_rendered_from_templates(self, spec, plan, role, resource):

@@ -267,11 +267,13 @@ class TestPermissions:
         group = owner.groups.create(word())
         owner.groups.add_member(group["name"], user["email"])
         tensor = owner.tensors.upload(torch.zeros(2), name=word())
+        uploaders = owner.permissions.list(tensor=tensor.id)  # the uploader's own grant, made at upload
+        assert [(g["subject_type"], g["level"]) for g in uploaders] == [("user", "download")]
         grant = owner.permissions.grant("download", group=group["name"], tensor=tensor.id)
-        assert [g["id"] for g in owner.permissions.list(tensor=tensor.id)] == [grant["id"]]
+        assert [g["id"] for g in owner.permissions.list(tensor=tensor.id)] == [uploaders[0]["id"], grant["id"]]
         assert node.permissions.explain(tensor=tensor.id)["rule"] == "group_on_tensor"
         owner.permissions.revoke(grant["id"])
-        assert owner.permissions.list(tensor=tensor.id) == []
+        assert owner.permissions.list(tensor=tensor.id) == uploaders
 
     def test_needs_exactly_one_subject_and_one_target(self, owner: Node) -> None:
         with pytest.raises(errors.GridctlError, match="exactly one subject"):

@@ -232,11 +232,12 @@ class TestTrainingWithDP:
         assert job.planned_epsilon == pytest.approx(expected, rel=1e-9)
         assert result.lineage["inputs"]["features"]["role"] == "features"
         assert result.lineage["settings"]["dp"]["noise_multiplier"] == 1.0
-        # Private inputs at compute level: the weights stay on the Node.
+        # Private inputs at compute level: the weights stay on the Node; get() asks for their release instead.
         assert result.downloadable is False
         with pytest.raises(GridctlError) as refused:
             result.get()
-        assert refused.value.code == "forbidden"
+        assert refused.value.code == "release_not_approved"
+        assert "pending" in refused.value.message
         # The officer (the Owner) sees the per-epoch metrics on private data; the scientist does not.
         assert job.data["metrics"] is None
         officer_view = cluster.owner().jobs[job.id].data

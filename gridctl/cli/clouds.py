@@ -2,10 +2,11 @@
 ``gridctl workers scale``.
 
 The deploy and destroy commands join H3's ``deploy`` and ``destroy`` groups (gridctl/cli/deploy.py), so every
-target is ``gridctl deploy TARGET``; ``gridctl status`` already covers every provider. ``workers_app`` is the one
-``gridctl workers`` group: ``scale`` is here, gridctl/cli/workers.py adds ``list``, ``add`` and ``remove``. Each cloud is an optional
-extra: nothing here imports Pulumi or a cloud SDK until a command runs, and a cloud whose extra is missing says
-so (``gridctl check``, or the command's error) instead of breaking ``gridctl --help``.
+target is ``gridctl deploy TARGET``; ``gridctl status`` already covers every provider. ``workers_app`` is the
+one ``gridctl workers`` group: ``scale`` is here, gridctl/cli/workers.py adds ``list``, ``add`` and ``remove``.
+
+Each cloud is an optional extra: nothing here imports Pulumi or a cloud SDK until a command runs, and a cloud
+whose extra is missing says so (``gridctl check``, or the command's error) instead of breaking ``gridctl --help``.
 """
 
 from __future__ import annotations
@@ -247,8 +248,8 @@ def _report_deploy(result: DeployResult, context: str, *, workers: int, region: 
         console.secret_notice([f"URL:            {result.url}", f"Owner email:    {result.owner_email}",
                                f"Owner password: {result.owner_password}"])
     if tls_root:
-        console.message(f"The Node's certificate is signed by its own CA, pinned from {tls_root}; other HTTPS "
-                        f"clients need SSL_CERT_FILE={tls_root}.")
+        console.message(f"The Node's certificate is signed by its own CA, pinned from {tls_root} (the context "
+                        f"pins it; in the SDK, connect(..., ca_file={str(tls_root)!r})).")
 
 
 @deploy_app.command("aws")

@@ -40,8 +40,8 @@ def connect(output: Output | None) -> Node:
     from gridctl.sdk.node import Node
 
     use_output(output)
-    url, token = resolve(selected_context())
-    return Node(url, token=token)
+    target = resolve(selected_context())
+    return Node(target.url, token=target.token, ca_file=target.ca_file or None)
 
 
 def confirm(question: str, *, yes: bool) -> None:

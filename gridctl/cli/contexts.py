@@ -27,6 +27,7 @@ class Context:
     token: str
     email: str = ""
     deployment: str = ""  # provider name ("local", "aws", ...) when gridctl deployed it
+    ca_file: str = ""  # the Node's own TLS root certificate, pinned (a cloud Node without --domain)
 
 
 @dataclass
@@ -72,18 +73,21 @@ class ContextFile:
         self.save()
 
 
-def resolve(name: str | None = None) -> tuple[str, str]:
-    """The URL and token to use: GRIDCTL_URL/GRIDCTL_TOKEN, else the named or current context."""
+def resolve(name: str | None = None) -> Context:
+    """The Node to use: GRIDCTL_URL/GRIDCTL_TOKEN, else the named or current context."""
     env_url, env_token = os.environ.get("GRIDCTL_URL"), os.environ.get("GRIDCTL_TOKEN")
     saved = ContextFile.load()
     context = saved.contexts.get(name or saved.current or "")
     if name and context is None:
         raise NotConfigured(f"no context named {name!r}; see 'gridctl context list'")
+    # A context's token and pinned certificate go only to that context's own URL.
+    same_node = context is not None and (not env_url or env_url == context.url)
     url = env_url or (context.url if context else None)
-    token = env_token or (context.token if context and (not env_url or env_url == context.url) else None)
+    token = env_token or (context.token if context and same_node else None)
     if not url:
         raise NotConfigured("no Node selected: run 'gridctl deploy local' or 'gridctl login URL', "
                             "or set GRIDCTL_URL and GRIDCTL_TOKEN")
     if not token:
         raise NotConfigured(f"not logged in to {url}: run 'gridctl login {url}' or set GRIDCTL_TOKEN")
-    return url, token
+    return Context(name=context.name if context and same_node else "", url=url, token=token,
+                   ca_file=context.ca_file if context and same_node else "")

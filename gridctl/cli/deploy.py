@@ -105,7 +105,8 @@ def _save_context(result: DeployResult) -> str:
     saved = ContextFile.load()
     if result.api_token:
         saved.put(Context(name=result.name, url=result.url, token=result.api_token, email=result.owner_email,
-                          deployment=result.provider))
+                          deployment=result.provider,
+                          ca_file=str(result.outputs.get("tls_root_certificate") or "")))
         return result.name
     context = saved.contexts.get(result.name)
     if context is None:

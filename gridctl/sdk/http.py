@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import ssl
+from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlsplit
 
@@ -29,12 +31,17 @@ def segment(ref: object) -> str:
 
 
 class Http:
-    def __init__(self, url: str, token: str | None = None, *, timeout: float = 30.0) -> None:
+    def __init__(self, url: str, token: str | None = None, *, timeout: float = 30.0,
+                 ca_file: str | None = None) -> None:
+        """``ca_file``: trust only this root certificate (a Node with its own CA); else the system's CAs."""
         self.url = normalize_url(url)
         headers = {"User-Agent": "gridctl"}
         if token:
             headers["Authorization"] = f"Bearer {token}"
-        self.client = httpx.Client(base_url=self.url + API_PREFIX, headers=headers, timeout=timeout)
+        verify: ssl.SSLContext | bool = True
+        if ca_file:
+            verify = ssl.create_default_context(cadata=Path(ca_file).read_text())
+        self.client = httpx.Client(base_url=self.url + API_PREFIX, headers=headers, timeout=timeout, verify=verify)
 
     @property
     def has_token(self) -> bool:

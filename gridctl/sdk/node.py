@@ -20,8 +20,9 @@ class Node:
     Usable as a context manager (closes the connection pool).
     """
 
-    def __init__(self, url: str, *, token: str | None = None, timeout: float = 30.0) -> None:
-        self.http = Http(url, token, timeout=timeout)
+    def __init__(self, url: str, *, token: str | None = None, timeout: float = 30.0,
+                 ca_file: str | None = None) -> None:
+        self.http = Http(url, token, timeout=timeout, ca_file=ca_file)
         self.url = self.http.url
         self.users = Users(self.http)
         self.roles = Roles(self.http)

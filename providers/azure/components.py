@@ -230,6 +230,9 @@ class StorageArgs:
     container: str
     subscription_id: pulumi.Input[str]
     writers: Sequence[pulumi.Input[str]]  # principal ids allowed to read and write blobs
+    # Principal ids allowed to read blobs: the operator who deploys, to fetch the Node's TLS root certificate
+    # (shared keys are disabled, so nothing else could read it).
+    readers: Sequence[pulumi.Input[str]] = ()
 
 
 class Storage(pulumi.ComponentResource):
@@ -277,6 +280,15 @@ class Storage(pulumi.ComponentResource):
                 principal_id=principal_id,
                 principal_type="ServicePrincipal",
                 role_definition_id=writer_role,
+                scope=self.account.id,
+                opts=child,
+            )
+        reader_role = _role_definition(args.subscription_id, config.STORAGE_BLOB_DATA_READER)
+        for i, principal_id in enumerate(args.readers):
+            authorization.RoleAssignment(
+                f"{name}-reader-{i}",
+                principal_id=principal_id,  # a user or a service principal: Azure infers which
+                role_definition_id=reader_role,
                 scope=self.account.id,
                 opts=child,
             )

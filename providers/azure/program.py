@@ -105,6 +105,7 @@ def build(settings: CloudSettings) -> Callable[[], None]:
                 container=config.CONTAINER,
                 subscription_id=client.subscription_id,
                 writers=writers,
+                readers=[client.object_id],
             ),
         )
 
