@@ -9,6 +9,7 @@ import sqlalchemy as sa
 from alembic import op
 
 import grid_runtime.core.database
+from grid_runtime.core.migrations.append_only import drop_append_only_function, make_append_only
 
 revision = '0001'
 down_revision = None
@@ -117,26 +118,7 @@ def upgrade() -> None:
     with op.batch_alter_table('tokens', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_tokens_user_id'), ['user_id'], unique=False)
 
-    _make_append_only("audit_events")
-
-
-def _make_append_only(table: str) -> None:
-    """Refuse UPDATE and DELETE on ``table`` in the database itself, not only in the code."""
-    if op.get_bind().dialect.name == "sqlite":
-        for verb in ("UPDATE", "DELETE"):
-            op.execute(
-                f"CREATE TRIGGER {table}_no_{verb.lower()} BEFORE {verb} ON {table} "
-                f"BEGIN SELECT RAISE(ABORT, '{table} is append-only'); END"
-            )
-    else:
-        op.execute(
-            f"CREATE FUNCTION {table}_append_only() RETURNS trigger LANGUAGE plpgsql AS "
-            f"$$ BEGIN RAISE EXCEPTION '{table} is append-only'; END $$"
-        )
-        op.execute(
-            f"CREATE TRIGGER {table}_append_only BEFORE UPDATE OR DELETE ON {table} "
-            f"FOR EACH ROW EXECUTE FUNCTION {table}_append_only()"
-        )
+    make_append_only("audit_events")
 
 
 def downgrade() -> None:
@@ -167,5 +149,4 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_audit_events_action'))
 
     op.drop_table('audit_events')  # its triggers go with it
-    if op.get_bind().dialect.name != "sqlite":
-        op.execute("DROP FUNCTION audit_events_append_only()")
+    drop_append_only_function("audit_events")

@@ -9,6 +9,7 @@ import sqlalchemy as sa
 from alembic import op
 
 import grid_runtime.core.database
+from grid_runtime.core.migrations.append_only import drop_append_only_function, make_append_only
 
 revision = '0005'
 down_revision = '0004'
@@ -72,26 +73,7 @@ def upgrade() -> None:
     with op.batch_alter_table('release_policies', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_release_policies_dataset_id'), ['dataset_id'], unique=False)
 
-    _make_append_only("privacy_ledger")
-
-
-def _make_append_only(table: str) -> None:
-    """Refuse UPDATE and DELETE on ``table`` in the database itself (as 0001 does for the audit table)."""
-    if op.get_bind().dialect.name == "sqlite":
-        for verb in ("UPDATE", "DELETE"):
-            op.execute(
-                f"CREATE TRIGGER {table}_no_{verb.lower()} BEFORE {verb} ON {table} "
-                f"BEGIN SELECT RAISE(ABORT, '{table} is append-only'); END"
-            )
-    else:
-        op.execute(
-            f"CREATE FUNCTION {table}_append_only() RETURNS trigger LANGUAGE plpgsql AS "
-            f"$$ BEGIN RAISE EXCEPTION '{table} is append-only'; END $$"
-        )
-        op.execute(
-            f"CREATE TRIGGER {table}_append_only BEFORE UPDATE OR DELETE ON {table} "
-            f"FOR EACH ROW EXECUTE FUNCTION {table}_append_only()"
-        )
+    make_append_only("privacy_ledger")
 
 
 def downgrade() -> None:
@@ -107,5 +89,4 @@ def downgrade() -> None:
         batch_op.drop_index('ix_privacy_ledger_dataset_order')
 
     op.drop_table('privacy_ledger')  # its triggers go with it
-    if op.get_bind().dialect.name != "sqlite":
-        op.execute("DROP FUNCTION privacy_ledger_append_only()")
+    drop_append_only_function("privacy_ledger")
