@@ -245,7 +245,8 @@ class TestDeploy:
         saved = contexts(gridctl)
         assert saved["current"] == "demo"
         assert saved["contexts"]["demo"] == {"url": "https://192.0.2.10", "token": "gtok_fake_1",
-                                             "email": "admin@example.org", "deployment": "aws"}
+                                             "email": "admin@example.org", "deployment": "aws",
+                                             "ca_file": str(state_dir(gridctl) / "tls-root.crt")}
         assert (state_dir(gridctl) / "tls-root.crt").read_text().startswith("-----BEGIN CERTIFICATE-----")
 
     def test_keeps_secrets_owner_only_and_out_of_the_record(self, gridctl: Gridctl, backend: FakeBackend,
