@@ -70,6 +70,29 @@ class TestSubmitTraining:
         assert response.status_code == 422
         assert "does not fit the features" in response.json()["message"]
 
+    def test_initial_weights_must_be_base64_safetensors_matching_the_spec(self, client: TestClient,
+                                                                          factory: Factory) -> None:
+        import base64
+
+        import torch
+        from safetensors.torch import save
+
+        from grid_runtime.compute.builder import build_module
+
+        dataset = _dataset(factory)
+        owner, scientist = factory.owner(), factory.user()
+        _grant(client, owner, scientist, dataset, "compute")
+        not_base64 = _train(client, scientist, initial_weights="not base64 at all!")
+        assert not_base64.status_code == 422 and "not base64" in not_base64.json()["message"]
+        wrong = save({"0.weight": torch.zeros(9, 9)})
+        refused = _train(client, scientist, initial_weights=base64.b64encode(wrong).decode())
+        assert refused.status_code == 422 and "initial_weights do not fit the spec" in refused.json()["message"]
+        assert factory.count(Job) == 0
+        fitting = save({k: v.contiguous() for k, v in build_module(MLP).state_dict().items()})
+        accepted = _train(client, scientist, initial_weights=base64.b64encode(fitting).decode())
+        # past every check on the input: only the missing Workers of this Ray-less Node refuse it now
+        assert accepted.status_code == 503, accepted.text
+
     def test_refuses_without_compute_on_the_inputs(self, client: TestClient, factory: Factory) -> None:
         _dataset(factory)
         response = _train(client, factory.user(budget=10), dp={"noise_multiplier": 1.0})

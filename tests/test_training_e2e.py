@@ -312,6 +312,21 @@ class TestTrainingWithoutDP:
         assert abs(node_accuracy - torch_accuracy) <= 0.05
 
 
+    def test_training_starts_from_the_initial_weights_sent_as_safetensors(self, cluster: Cluster) -> None:
+        scientist = cluster.user("weights-scientist@example.com")
+        cluster.grant("weights-scientist@example.com", "download")
+        torch.manual_seed(11)
+        module = _mlp()
+        job = scientist.train(module, dataset=cluster.dataset, lr=1e-9, epochs=1, batch_size=500, seed=0,
+                              initial_weights=True)
+        assert job.wait(timeout=120).status == "succeeded", job.error
+        trained = job.result.get()
+        # a learning rate of 1e-9 moves nothing visible: what comes back is what was sent, not a fresh init
+        for name, sent in module.state_dict().items():
+            assert torch.allclose(trained[name], sent, atol=1e-6), name
+        assert job.result.lineage["settings"]["initial_weights"]["sha256"]
+
+
 class TestStatistics:
     def test_a_dp_mean_uses_the_declared_bounds_and_records_its_event(self, cluster: Cluster) -> None:
         scientist = cluster.user("stats-scientist@example.com", budget=10.0)

@@ -17,8 +17,6 @@ from torch import nn
 
 from grid_runtime.compute import spec as s
 
-MAX_WEIGHTS_BYTES = 4 * s.MAX_PARAMETERS + 1_000_000
-
 
 def _tuple(value: Any) -> Any:
     return tuple(value) if isinstance(value, list | tuple) else value
@@ -82,8 +80,8 @@ def build_module(spec: s.ModelSpec | dict[str, Any], weights: bytes | None = Non
 
 def load_weights(module: nn.Module, weights: bytes) -> None:
     """Load safetensors bytes into `module`: the same names, shapes and a floating dtype, or SpecError."""
-    if len(weights) > MAX_WEIGHTS_BYTES:
-        raise s.SpecError(f"weights are larger than {MAX_WEIGHTS_BYTES:,} bytes")
+    if len(weights) > s.MAX_WEIGHTS_BYTES:
+        raise s.SpecError(f"weights are larger than {s.MAX_WEIGHTS_BYTES:,} bytes")
     try:
         tensors = load_safetensors(weights)
     except (SafetensorError, ValueError, RuntimeError) as exc:

@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 SPEC_FORMAT = "gridctl.model-spec/1"
 MAX_LAYERS = 64
 MAX_PARAMETERS = 20_000_000
+MAX_WEIGHTS_BYTES = 4 * MAX_PARAMETERS + 1_000_000  # float32 parameters plus the safetensors header
 MAX_FEATURES = 65_536
 MAX_CHANNELS = 4_096
 MAX_KERNEL = 64

@@ -15,6 +15,7 @@ only inside the calls that need them.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import time
 from dataclasses import dataclass
@@ -160,19 +161,29 @@ class Jobs:
     def train(self, spec_or_module: Any, *, dataset: str | int, features: str = "features", labels: str = "labels",
               loss: str = "cross_entropy", optimizer: str = "sgd", lr: float = 0.1, epochs: int = 1,
               batch_size: int = 64, dp: DP | None = None, seed: int | None = None,
-              input_shape: list[int] | None = None) -> Job:
+              input_shape: list[int] | None = None, initial_weights: bool | bytes = False) -> Job:
         """Submit a training job (see the module docstring); ``spec_or_module`` is a model spec dict or an
-        ``nn.Sequential`` of allowlisted layers (converted by ``gridctl.models.to_spec``)."""
+        ``nn.Sequential`` of allowlisted layers (converted by ``gridctl.models.to_spec``).
+
+        ``initial_weights``: ``True`` sends the module's current parameters (as safetensors) to start from;
+        bytes are a safetensors file of them; ``False`` starts from freshly initialized parameters."""
+        weights: bytes | None = initial_weights if isinstance(initial_weights, bytes) else None
         if isinstance(spec_or_module, dict):
             spec = spec_or_module
+            if initial_weights is True:
+                raise GridctlError("usage", "initial_weights=True needs a module; with a spec, pass the bytes")
         else:
-            from gridctl.models import to_spec
+            from gridctl.models import to_spec, to_weights
 
             spec = to_spec(spec_or_module, input_shape=input_shape)
+            if initial_weights is True:
+                weights = to_weights(spec_or_module)
         body: Json = {"spec": spec, "dataset": str(dataset), "features": features, "labels": labels, "loss": loss,
                       "optimizer": optimizer, "lr": lr, "epochs": epochs, "batch_size": batch_size, "seed": seed}
         if dp is not None:
             body["dp"] = self._dp(dp, dataset=dataset, features=features, batch_size=batch_size, epochs=epochs)
+        if weights is not None:
+            body["initial_weights"] = base64.b64encode(weights).decode()
         return Job(self._http, self._http.post("/jobs/train", json=body))
 
     def _dp(self, dp: DP, *, dataset: str | int, features: str, batch_size: int, epochs: int) -> Json:

@@ -76,16 +76,20 @@ def _wake(request: Request) -> None:
 
 
 @router.post("/jobs/train", status_code=status.HTTP_201_CREATED)
-def submit_training(body: TrainIn, request: Request, session: DB, node: NodeSettings = Depends(settings),
-                    actor: Actor = Depends(Requires())) -> JobOut:
+def submit_training(body: TrainIn, request: Request, session: DB, store: Store,
+                    node: NodeSettings = Depends(settings), actor: Actor = Depends(Requires())) -> JobOut:
     """Submit a training job: a model spec trained on a dataset you may compute on, with or without DP.
 
     Refused before anything runs when the spec is malformed or uses a layer outside the allowlist (422),
     when you lack ``compute`` on an input (403), when a quota is reached (429), or when the job's privacy
     cost could never be released within your remaining budget (409 budget_exceeded)."""
-    job = service.submit_training(session, actor=actor, settings=node, body=body)
+    job = service.submit_training(session, actor=actor, settings=node, body=body, store=store)
     out = service.job_out(session, job, actor=actor)
-    session.commit()
+    try:
+        session.commit()
+    except BaseException:
+        service.discard_initial_weights(store, job)  # no job row: no weights object either
+        raise
     _wake(request)
     return out
 

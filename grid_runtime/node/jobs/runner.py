@@ -142,7 +142,7 @@ class JobRunner:
                 "settings": job.settings, "delta": job.settings.get("delta", self.settings.delta),
                 "cpus": self.settings.job_cpus, "store_url": self.settings.resolved_object_store_url,
                 "store_options": self.settings.object_store_options, "attempt": job.attempts + 1,
-                "time_limit": job.time_limit_seconds}
+                "time_limit": job.time_limit_seconds, "weights": job.settings.get("initial_weights")}
 
     def _submit(self, payload: dict[str, Any]) -> None:
         from grid_runtime.compute.cluster import WORKER_RESOURCE

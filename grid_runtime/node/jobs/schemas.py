@@ -8,6 +8,7 @@ from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
+from grid_runtime.compute.spec import MAX_WEIGHTS_BYTES
 from grid_runtime.core.schemas import Out, Schema
 
 Loss = Literal["cross_entropy", "nll", "bce_with_logits", "mse", "l1", "huber"]
@@ -48,6 +49,10 @@ class TrainIn(Schema):
     batch_size: int = Field(64, ge=1, le=1_000_000)
     dp: DPIn | None = None
     seed: int | None = Field(None, ge=0, le=2**63 - 1)
+    initial_weights: str | None = Field(
+        None, max_length=4 * (MAX_WEIGHTS_BYTES // 3 + 1),
+        description="initial parameters: a safetensors file, base64-encoded; its names and shapes must be the "
+                    "spec's (loaded without running code; training starts from fresh parameters without it)")
 
 
 class StatisticsIn(Schema):

@@ -12,9 +12,13 @@ a release request of theirs for it was approved (the budget domain decides that)
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hashlib
+import io
 import json
 import math
+import uuid
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -26,6 +30,7 @@ from grid_runtime.core.database import utcnow
 from grid_runtime.core.errors import Conflict, Forbidden, InvalidInput, NotFound, RateLimited, Unavailable
 from grid_runtime.core.levels import Level
 from grid_runtime.core.settings import NodeSettings
+from grid_runtime.core.storage import ObjectStore
 from grid_runtime.node.audit import service as audit
 from grid_runtime.node.datasets import service as datasets
 from grid_runtime.node.datasets.models import Dataset, DatasetMember
@@ -165,8 +170,37 @@ def _require_workers(settings: NodeSettings) -> None:
                           details={"ray_enabled": False})
 
 
-def submit_training(session: Session, *, actor: Actor, settings: NodeSettings, body: TrainIn) -> Job:
-    """Admit a training job (or raise) and store it queued; the runner submits it to a Worker."""
+INITIAL_WEIGHTS_PREFIX = "weights/initial-"
+
+
+def _initial_weights(spec: dict[str, Any], encoded: str) -> bytes:
+    """Decode and check initial weights: a safetensors file whose names and shapes are the spec's."""
+    from grid_runtime.compute import builder
+    from grid_runtime.compute.spec import SpecError
+
+    try:
+        weights = base64.b64decode(encoded, validate=True)
+    except binascii.Error:
+        raise InvalidInput("initial_weights is not base64", details={"field": "initial_weights"}) from None
+    try:
+        builder.build_module(spec, weights)
+    except SpecError as exc:
+        raise InvalidInput(f"initial_weights do not fit the spec: {exc}",
+                           details={"field": "initial_weights"}) from None
+    return weights
+
+
+def discard_initial_weights(store: ObjectStore, job: Job) -> None:
+    if job.settings.get("initial_weights"):
+        store.delete(job.settings["initial_weights"]["key"])
+
+
+def submit_training(session: Session, *, actor: Actor, settings: NodeSettings, body: TrainIn,
+                    store: ObjectStore) -> Job:
+    """Admit a training job (or raise) and store it queued; the runner submits it to a Worker.
+
+    Initial weights, when given, are checked against the spec here and kept in the object store; the caller
+    removes that object again (``discard_initial_weights``) if its commit fails."""
     from grid_runtime.compute.spec import SpecError, layer_table, parse_spec
     from grid_runtime.privacy import calibrate_noise, dp_sgd_event, dp_sgd_plan, epsilon, event_to_dict
 
@@ -218,17 +252,23 @@ def submit_training(session: Session, *, actor: Actor, settings: NodeSettings, b
         dp_settings = {"noise_multiplier": sigma, "max_grad_norm": body.dp.max_grad_norm}
         if body.dp.target_epsilon is not None:
             dp_settings["target_epsilon"] = body.dp.target_epsilon
+    spec_json = spec.model_dump(mode="json", exclude_none=True)
+    weights = _initial_weights(spec_json, body.initial_weights) if body.initial_weights is not None else None
     _admissible(session, actor=actor, dataset_id=dataset.id, event=event, settings=settings)
     _require_workers(settings)
 
-    spec_json = spec.model_dump(mode="json", exclude_none=True)
+    initial: dict[str, Any] | None = None
+    if weights is not None:
+        stored = store.put_stream(f"{INITIAL_WEIGHTS_PREFIX}{uuid.uuid4().hex}.safetensors", io.BytesIO(weights))
+        initial = {"key": stored.key, "sha256": stored.sha256}
     job = Job(kind="train", state="queued", owner_id=actor.id, dataset_id=dataset.id,
               inputs={"features": _input_record(features, body.features),
                       "labels": _input_record(labels, body.labels)},
               spec=spec_json,
               settings={"loss": body.loss, "optimizer": body.optimizer, "lr": body.lr, "epochs": body.epochs,
                         "batch_size": body.batch_size, "dp": dp_settings, "seed": body.seed,
-                        "delta": settings.delta, "parameters": spec.parameter_count(), "layers": len(spec.layers)},
+                        "delta": settings.delta, "parameters": spec.parameter_count(), "layers": len(spec.layers),
+                        "initial_weights": initial},
               planned_event=event_to_dict(event) if event is not None else None, planned_epsilon=planned_epsilon,
               time_limit_seconds=time_limit, metrics=[])
     session.add(job)
