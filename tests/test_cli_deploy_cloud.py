@@ -214,18 +214,24 @@ class TestDeploy:
         assert (settings.ssh_cidrs, settings.ssh_public_key, settings.workers) == ((), None, 0)
         assert (settings.managed_database, settings.network, settings.region) == (False, False, "eu-west-1")
 
+    def test_a_network_is_refused_with_its_reason_before_anything_runs(self, gridctl: Gridctl,
+                                                                         backend: FakeBackend) -> None:
+        result = gridctl("deploy", "aws", "--name", "demo", "--network", "--yes")
+        assert result.exit_code != 0 and "the Network service is not built yet" in result.stderr
+        assert backend.operations() == [] and not state_dir(gridctl).exists()
+
     def test_passes_every_option_to_the_program(self, gridctl: Gridctl, backend: FakeBackend,
                                                 owner_setups: OwnerSetups, tmp_path: Path) -> None:
         key = tmp_path / "id.pub"
         key.write_text("ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOperator operator@laptop\n")
         deploy(gridctl, "aws", "--instance-type", "m6i.large", "--worker-instance-type", "g5.xlarge",
-               "--database", "managed", "--network", "--allow-cidr", f"{OPERATOR},198.51.100.0/24",
+               "--database", "managed", "--allow-cidr", f"{OPERATOR},198.51.100.0/24",
                "--ssh-cidr", "198.51.100.0/24", "--ssh-key", str(key), "--domain", "grid.example.org",
                "--backend-url", "s3://operator-state", "--workers", "2")
         runner = backend.last("up")
         settings = runner.settings
         assert (settings.node_instance_type, settings.worker_instance_type) == ("m6i.large", "g5.xlarge")
-        assert settings.managed_database and settings.network and settings.domain == "grid.example.org"
+        assert settings.managed_database and settings.domain == "grid.example.org"
         assert settings.allow_cidrs == (OPERATOR, "198.51.100.0/24")
         assert settings.ssh_cidrs == ("198.51.100.0/24",)
         assert settings.ssh_public_key == "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOperator operator@laptop"
@@ -265,13 +271,13 @@ class TestDeploy:
     def test_a_redeploy_keeps_suffix_secrets_and_options_and_does_not_set_up_the_owner_again(
         self, gridctl: Gridctl, backend: FakeBackend, owner_setups: OwnerSetups
     ) -> None:
-        deploy(gridctl, "azure", "--workers", "2", "--network")
+        deploy(gridctl, "azure", "--workers", "2", "--database", "managed")
         first = backend.last("up").settings
         result = deploy(gridctl, "azure", "--allow-cidr", "198.51.100.0/24")
         second = backend.last("up").settings
         assert (second.suffix, second.secrets, second.admin_public_key) == (
             first.suffix, first.secrets, first.admin_public_key)
-        assert (second.workers, second.network, second.allow_cidrs) == (2, True, ("198.51.100.0/24",))
+        assert (second.workers, second.managed_database, second.allow_cidrs) == (2, True, ("198.51.100.0/24",))
         assert len(owner_setups.calls) == 1 and result["state"] == "updated"
         assert "owner_password" not in result
         assert contexts(gridctl)["contexts"]["demo"]["token"] == "gtok_fake_1"
@@ -406,7 +412,7 @@ class TestScale:
     def test_changes_only_the_worker_count_and_only_the_worker_pool(
         self, cloud: str, gridctl: Gridctl, backend: FakeBackend, owner_setups: OwnerSetups
     ) -> None:
-        deploy(gridctl, cloud, "--workers", "1", "--network")
+        deploy(gridctl, cloud, "--workers", "1", "--database", "managed")
         before = backend.last("up")
         result = gridctl.json("workers", "scale", "3", "--name", "demo")
         after = backend.last("up")
@@ -426,7 +432,7 @@ class TestScale:
                                               owner_setups: OwnerSetups) -> None:
         deploy(gridctl, "aws", "--workers", "1")
         gridctl.json("workers", "scale", "4", "--name", "demo")
-        deploy(gridctl, "aws", "--network")
+        deploy(gridctl, "aws", "--allow-cidr", "198.51.100.0/24")
         assert backend.last("up").settings.workers == 4
 
     def test_an_unknown_deployment_is_not_found(self, gridctl: Gridctl, backend: FakeBackend) -> None:
