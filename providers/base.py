@@ -244,10 +244,10 @@ class Provider(ABC):
         """Named values of the deployment: URL, addresses, bucket names..."""
         return self.status(name).outputs
 
+    @abstractmethod
     def scale_workers(self, name: str, count: int) -> DeploymentStatus:
-        """Change the number of Workers; only the Worker pool changes."""
-        self.require(Feature.scale_workers)
-        raise NotImplementedError
+        """Change the number of Workers; only the Worker pool changes (``require(Feature.scale_workers)``
+        first where a provider may lack it)."""
 
 
 # --- helpers for providers ---------------------------------------------------------------------------

@@ -32,6 +32,7 @@ import os
 import shutil
 import ssl
 import time
+from abc import abstractmethod
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, fields
 from pathlib import Path
@@ -149,17 +150,17 @@ class CloudProvider(Provider):
 
     # --- the hooks each cloud implements -----------------------------------------------------------------
 
+    @abstractmethod
     def credential_problem(self) -> str | None:
         """``None`` when credentials for this cloud are found in the environment or the usual files."""
-        raise NotImplementedError
 
+    @abstractmethod
     def stack_config(self, settings: CloudSettings) -> dict[str, str]:
         """Pulumi stack configuration (``aws:region``...)."""
-        raise NotImplementedError
 
+    @abstractmethod
     def fetch_root_certificate(self, settings: CloudSettings, outputs: Mapping[str, Any]) -> bytes | None:
         """The Node's TLS root certificate from the deployment's bucket; ``None`` while it is not there yet."""
-        raise NotImplementedError
 
     def extra_settings(self, spec: DeploymentSpec, state: Mapping[str, Any], *, offline: bool) -> dict[str, Any]:
         """Cloud-only ``CloudSettings`` fields (GCP's project, Azure's admin key)."""
