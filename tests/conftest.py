@@ -19,6 +19,7 @@ from grid_runtime.core.settings import NodeSettings
 from grid_runtime.node.app import create_app
 from tests.factories import Factory
 from tests.live import LiveNode, start_live_node
+from tests.ray_cluster import RayNode, start_ray_node
 
 PG_URL = os.environ.get("GRID_TEST_POSTGRES_URL")
 # Nodes made by tests run without Ray unless a test asks for it (tests/test_training_e2e.py starts one cluster).
@@ -93,6 +94,16 @@ def any_db_factory(any_db_client: TestClient) -> Factory:
 def live_node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveNode]:
     """A real Node served by uvicorn in a subprocess, with its Owner set up. Shared by the session."""
     node = start_live_node(tmp_path_factory.mktemp("live-node"))
+    try:
+        yield node
+    finally:
+        node.stop()
+
+
+@pytest.fixture(scope="session")
+def ray_node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RayNode]:
+    """The session's one Ray cluster: a Node with its Ray head and 2 Workers (Ray takes seconds to start)."""
+    node = start_ray_node(tmp_path_factory.mktemp("ray-node"), workers=2)
     try:
         yield node
     finally:

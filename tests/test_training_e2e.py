@@ -11,10 +11,8 @@ import math
 import os
 import signal
 import subprocess
-import sys
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -26,7 +24,7 @@ from torch import nn
 from gridctl import DP
 from gridctl.sdk.errors import GridctlError
 from gridctl.sdk.node import Node
-from tests.live import OWNER_EMAIL, OWNER_PASSWORD, free_port, wait_healthy
+from tests.ray_cluster import RayNode
 
 ROWS, FEATURES, CLASSES = 2000, 10, 3
 PASSWORD = "data scientist pw 1"
@@ -46,32 +44,11 @@ def _mlp() -> nn.Sequential:
 
 
 @dataclass
-class Cluster:
-    url: str
-    state_dir: Path
-    node: subprocess.Popen[bytes]
-    workers: list[subprocess.Popen[bytes]] = field(default_factory=list)
-    owner_token: str = ""
+class Cluster(RayNode):
+    """The session's Ray cluster, with this module's dataset on it."""
+
     dataset: str = "synthetic"
     dataset_id: int = 0
-
-    @property
-    def api(self) -> str:
-        return f"{self.url}/api/v1"
-
-    def owner(self) -> Node:
-        return Node(self.url, token=self.owner_token)
-
-    def start_worker(self) -> subprocess.Popen[bytes]:
-        address = (self.state_dir / "ray-address").read_text().strip()
-        log = (self.state_dir / f"worker-{len(self.workers) + 1}.log").open("wb")
-        worker = subprocess.Popen(
-            [sys.executable, "-m", "grid_runtime.compute.cluster", "worker", "--address", address,
-             "--token-file", str(self.state_dir / "secrets" / "ray-token"), "--num-cpus", "1",
-             "--object-store-bytes", str(100 * 1024**2)],
-            stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-        self.workers.append(worker)
-        return worker
 
     def user(self, email: str, *, budget: float | None = None) -> Node:
         owner = self.owner()
@@ -92,19 +69,6 @@ class Cluster:
         return int(self.owner().http.get("/workers")["tasks_submitted"])
 
 
-def _stop_group(process: subprocess.Popen[bytes], timeout: float = 10) -> None:
-    for signum in (signal.SIGTERM, signal.SIGKILL):
-        try:
-            os.killpg(process.pid, signum)
-        except ProcessLookupError:
-            return
-        try:
-            process.wait(timeout=timeout)
-            return
-        except subprocess.TimeoutExpired:
-            continue
-
-
 def _upload(cluster: Cluster, name: str, tensor: torch.Tensor, role: str) -> None:
     body = save({"tensor": tensor.contiguous()})
     response = httpx.post(f"{cluster.api}/tensors", content=body, timeout=30,
@@ -114,45 +78,18 @@ def _upload(cluster: Cluster, name: str, tensor: torch.Tensor, role: str) -> Non
 
 
 @pytest.fixture(scope="module")
-def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
-    state_dir = tmp_path_factory.mktemp("ray-node")
-    port = free_port()
-    env = {**os.environ, "GRID_NODE_STATE_DIR": str(state_dir), "GRID_NODE_PORT": str(port),
-           "GRID_NODE_RAY_ENABLED": "true", "GRID_NODE_RAY_PORT": str(free_port()),
-           "GRID_NODE_RAY_OBJECT_STORE_BYTES": str(100 * 1024**2), "GRID_NODE_JOB_MAX_CONCURRENT": "5",
-           "GRID_NODE_JOB_STALL_SECONDS": "20"}
-    log = state_dir / "node.log"
-    with log.open("wb") as out:
-        node = subprocess.Popen([sys.executable, "-m", "grid_runtime.node"], env=env, stdout=out,
-                                stderr=subprocess.STDOUT, start_new_session=True)
-    cluster = Cluster(url=f"http://127.0.0.1:{port}", state_dir=state_dir, node=node)
-    try:
-        wait_healthy(cluster.url, node, log, timeout=120)
-        setup_token = (state_dir / "setup-token").read_text().strip()
-        httpx.post(f"{cluster.api}/setup", json={"setup_token": setup_token, "email": OWNER_EMAIL,
-                                                 "password": OWNER_PASSWORD}).raise_for_status()
-        cluster.owner_token = httpx.post(f"{cluster.api}/auth/login", json={
-            "email": OWNER_EMAIL, "password": OWNER_PASSWORD}).json()["token"]
-        owner = cluster.owner()
-        created = owner.http.post("/datasets", json={"name": cluster.dataset, "visibility": "private"})
-        cluster.dataset_id = created["id"]
-        x, y = _problem(1, ROWS)
-        _upload(cluster, "synthetic-features", x, "features")
-        _upload(cluster, "synthetic-labels", y, "labels")
-        owner.http.put(f"/datasets/{cluster.dataset}/bounds",
-                       json={"features": {"lower": -4.0, "upper": 4.0}})
-        for count in (1, 2):  # one at a time: two raylets starting at once on 2 cores time out
-            cluster.start_worker()
-            deadline = time.monotonic() + 120
-            while sum(w["alive"] for w in owner.http.get("/workers")["workers"]) < count:
-                assert time.monotonic() < deadline, f"Worker {count} did not join within 120s"
-                assert cluster.workers[-1].poll() is None, f"Worker {count} exited; see its log"
-                time.sleep(0.5)
-        yield cluster
-    finally:
-        for worker in cluster.workers:
-            _stop_group(worker)
-        _stop_group(node, timeout=60)  # the Node stops its Ray head on the way out
+def cluster(ray_node: RayNode) -> Cluster:
+    """The session's cluster (a Node, its Ray head and 2 Workers) with a private, learnable dataset."""
+    cluster = Cluster(url=ray_node.url, state_dir=ray_node.state_dir, node=ray_node.node, workers=ray_node.workers,
+                      owner_token=ray_node.owner_token)
+    owner = cluster.owner()
+    created = owner.http.post("/datasets", json={"name": cluster.dataset, "visibility": "private"})
+    cluster.dataset_id = created["id"]
+    x, y = _problem(1, ROWS)
+    _upload(cluster, "synthetic-features", x, "features")
+    _upload(cluster, "synthetic-labels", y, "labels")
+    owner.http.put(f"/datasets/{cluster.dataset}/bounds", json={"features": {"lower": -4.0, "upper": 4.0}})
+    return cluster
 
 
 def _expected_epsilon(rows: int, batch_size: int, epochs: int, sigma: float, delta: float) -> float:

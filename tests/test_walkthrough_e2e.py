@@ -9,15 +9,6 @@ result would exceed the budget, so it is auto-denied with a reason the data scie
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
-import time
-from collections.abc import Iterator
-from dataclasses import dataclass, field
-from pathlib import Path
-
 import httpx
 import pytest
 import torch
@@ -29,7 +20,7 @@ from grid_runtime.privacy import accounting, events
 from gridctl import DP
 from gridctl.sdk.node import Node
 from gridctl.sdk.releases import ReleaseNotApproved
-from tests.live import OWNER_EMAIL, OWNER_PASSWORD, free_port, wait_healthy
+from tests.ray_cluster import RayNode
 
 ROWS, FEATURES, CLASSES = 2000, 10, 3
 BATCH, EPOCHS, SIGMA = 100, 1, 1.0
@@ -50,73 +41,6 @@ def _mlp() -> nn.Sequential:
     return nn.Sequential(nn.Linear(FEATURES, 16), nn.ReLU(), nn.Linear(16, CLASSES))
 
 
-@dataclass
-class Deployment:
-    url: str
-    state_dir: Path
-    node: subprocess.Popen[bytes]
-    workers: list[subprocess.Popen[bytes]] = field(default_factory=list)
-    owner_token: str = ""
-
-    @property
-    def api(self) -> str:
-        return f"{self.url}/api/v1"
-
-
-def _stop_group(process: subprocess.Popen[bytes], timeout: float = 30) -> None:
-    for signum in (signal.SIGTERM, signal.SIGKILL):
-        try:
-            os.killpg(process.pid, signum)
-        except ProcessLookupError:
-            return
-        try:
-            process.wait(timeout=timeout)
-            return
-        except subprocess.TimeoutExpired:
-            continue
-
-
-@pytest.fixture(scope="module")
-def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]:
-    """A Node (Ray head) and one Worker, started here and stopped by pid (process group)."""
-    state_dir = tmp_path_factory.mktemp("walkthrough")
-    port = free_port()
-    env = {**os.environ, "GRID_NODE_STATE_DIR": str(state_dir), "GRID_NODE_PORT": str(port),
-           "GRID_NODE_RAY_ENABLED": "true", "GRID_NODE_RAY_PORT": str(free_port()),
-           "GRID_NODE_RAY_OBJECT_STORE_BYTES": str(100 * 1024**2), "GRID_NODE_JOB_STALL_SECONDS": "30"}
-    log = state_dir / "node.log"
-    with log.open("wb") as out:
-        node = subprocess.Popen([sys.executable, "-m", "grid_runtime.node"], env=env, stdout=out,
-                                stderr=subprocess.STDOUT, start_new_session=True)
-    deployment = Deployment(url=f"http://127.0.0.1:{port}", state_dir=state_dir, node=node)
-    try:
-        wait_healthy(deployment.url, node, log, timeout=120)
-        setup_token = (state_dir / "setup-token").read_text().strip()
-        httpx.post(f"{deployment.api}/setup", json={"setup_token": setup_token, "email": OWNER_EMAIL,
-                                                    "password": OWNER_PASSWORD}).raise_for_status()
-        deployment.owner_token = httpx.post(f"{deployment.api}/auth/login", json={
-            "email": OWNER_EMAIL, "password": OWNER_PASSWORD}).json()["token"]
-        address = (state_dir / "ray-address").read_text().strip()
-        worker_log = (state_dir / "worker.log").open("wb")
-        worker = subprocess.Popen(
-            [sys.executable, "-m", "grid_runtime.compute.cluster", "worker", "--address", address,
-             "--token-file", str(state_dir / "secrets" / "ray-token"), "--num-cpus", "1",
-             "--object-store-bytes", str(100 * 1024**2)],
-            stdout=worker_log, stderr=subprocess.STDOUT, start_new_session=True)
-        deployment.workers.append(worker)
-        owner = Node(deployment.url, token=deployment.owner_token)
-        deadline = time.monotonic() + 120
-        while not any(w["alive"] for w in owner.http.get("/workers")["workers"]):
-            assert time.monotonic() < deadline, "the Worker did not join within 120s"
-            assert worker.poll() is None, "the Worker exited; see its log"
-            time.sleep(0.5)
-        yield deployment
-    finally:
-        for worker in deployment.workers:
-            _stop_group(worker)
-        _stop_group(node, timeout=60)
-
-
 def _problem(seed: int) -> tuple[torch.Tensor, torch.Tensor]:
     x = torch.randn(ROWS, FEATURES, generator=torch.Generator().manual_seed(seed))
     w = torch.randn(FEATURES, CLASSES, generator=torch.Generator().manual_seed(7))
@@ -131,24 +55,24 @@ def _user(owner: Node, url: str, email: str, **fields: object) -> Node:
 
 
 class TestWalkthrough:
-    def test_the_roadmap_walkthrough(self, deployment: Deployment) -> None:
-        owner = Node(deployment.url, token=deployment.owner_token)
+    def test_the_roadmap_walkthrough(self, ray_node: RayNode) -> None:
+        owner = Node(ray_node.url, token=ray_node.owner_token)
 
         # The owner hosts private tensors as a dataset.
         owner.http.post("/datasets", json={"name": "patients", "visibility": "private",
                                            "description": "synthetic patient features"})
         x, y = _problem(1)
         for name, tensor, role in (("patients-features", x, "features"), ("patients-labels", y, "labels")):
-            response = httpx.post(f"{deployment.api}/tensors", content=save({"tensor": tensor.contiguous()}),
-                                  headers={"Authorization": f"Bearer {deployment.owner_token}"}, timeout=30,
+            response = httpx.post(f"{ray_node.api}/tensors", content=save({"tensor": tensor.contiguous()}),
+                                  headers={"Authorization": f"Bearer {ray_node.owner_token}"}, timeout=30,
                                   params={"name": name, "dataset": "patients", "role": role,
                                           "format": "safetensors"})
             assert response.status_code == 201, response.text
 
         # A data scientist with a budget that admits one such run, and a compliance officer.
         budget = _budget_for_one()
-        scientist = _user(owner, deployment.url, "ds@example.com", budget_epsilon=budget)
-        officer = _user(owner, deployment.url, "officer@example.com", role="Compliance Officer")
+        scientist = _user(owner, ray_node.url, "ds@example.com", budget_epsilon=budget)
+        officer = _user(owner, ray_node.url, "officer@example.com", role="Compliance Officer")
 
         # Search, then ask for compute on the dataset; the officer approves.
         hits = scientist.search("patients")
