@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import logging
 import os
 import random
 import secrets
@@ -256,7 +257,7 @@ def connect_driver(address: str, token_path: Path, *, deadline: float | None = N
     previous = signal.getsignal(signal.SIGTERM) if main_thread else None
     while True:
         try:
-            ray.init(address=address, namespace=NAMESPACE, log_to_driver=False, logging_level="ERROR",
+            ray.init(address=address, namespace=NAMESPACE, log_to_driver=False, logging_level=logging.ERROR,
                      configure_logging=False)
             if main_thread:
                 # ray.init replaces SIGTERM handling (Python's and, in C++, a stack-dumping handler that kills

@@ -58,7 +58,7 @@ DB = Annotated[Session, Depends(db, scope="function")]
 
 
 def settings(request: Request) -> NodeSettings:
-    return request.app.state.settings  # type: ignore[no-any-return]
+    return request.app.state.settings
 
 
 def client_address(request: Request) -> str:

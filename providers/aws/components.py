@@ -441,7 +441,7 @@ class Database(pulumi.ComponentResource):
             tags=_tags(args.tags, f"{name}-postgres"),
             opts=child,
         )
-        self.url = pulumi.Output.secret(
+        self.url: pulumi.Output[str] = pulumi.Output.secret(
             pulumi.Output.all(self.instance.address, args.password).apply(
                 lambda values: f"postgresql+psycopg://gridctl:{values[1]}@{values[0]}:5432/grid?sslmode=require"
             )

@@ -357,7 +357,7 @@ class Database(pulumi.ComponentResource):
             resource_group_name=where.resource_group,
             opts=child,
         )
-        self.url = pulumi.Output.secret(
+        self.url: pulumi.Output[str] = pulumi.Output.secret(
             pulumi.Output.all(self.server.fully_qualified_domain_name, args.password).apply(
                 lambda values: f"postgresql+psycopg://gridctl:{values[1]}@{values[0]}:5432/grid?sslmode=require"
             )

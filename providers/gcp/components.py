@@ -280,7 +280,7 @@ class Database(pulumi.ComponentResource):
             password=pulumi.Output.secret(args.password),
             opts=child,
         )
-        self.url = pulumi.Output.secret(
+        self.url: pulumi.Output[str] = pulumi.Output.secret(
             pulumi.Output.all(self.instance.private_ip_address, args.password).apply(
                 lambda values: f"postgresql+psycopg://gridctl:{values[1]}@{values[0]}:5432/grid?sslmode=require"
             )
