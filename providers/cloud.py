@@ -151,18 +151,26 @@ def new_suffix() -> str:
     return secrets_module.token_hex(3)
 
 
+# The Node keeps tensors in the deployment's bucket: its fsspec driver comes with this extra of gridctl.
+STORAGE_EXTRA = {"aws": "s3", "gcp": "gcs", "azure": "azure-storage"}
+
+
 def pip_packages(settings: CloudSettings, *, cloud: str) -> list[str]:
-    packages = [settings.package, RAY_SPEC]
+    packages = [f"{settings.package}[{STORAGE_EXTRA[cloud]}]", RAY_SPEC]
     if cloud == "aws":
         packages.append("boto3")  # bootstrap.py signs Secrets Manager and S3 calls with it
     return packages
 
 
 def machine_context(
-    settings: CloudSettings, *, cloud: str, secrets: list[dict[str, str]], bucket: str, **cloud_context: Any
+    settings: CloudSettings, *, cloud: str, secrets: list[dict[str, str]], bucket: str,
+    object_store_options: dict[str, Any] | None = None, **cloud_context: Any
 ) -> dict[str, Any]:
-    """The context cloud-init templates are rendered with: names and addresses only, never a secret value."""
+    """The context cloud-init templates are rendered with: names and addresses only, never a secret value.
+    ``object_store_options`` are the Node's fsspec options for its bucket (credentials come from the
+    machine's identity, never from here)."""
     return {
+        "object_store_options": object_store_options or {},
         "cloud": cloud,
         "deployment": settings.name,
         "domain": settings.domain or "",

@@ -98,6 +98,30 @@ class TestCloudInit:
         assert [u["ssh_authorized_keys"] for u in users if "ssh_authorized_keys" in u] == [[SSH_KEY]]
 
 
+class TestNodeEnv:
+    @pytest.mark.parametrize(("cloud", "driver"), [("aws", "s3fs"), ("gcp", "gcsfs"), ("azure", "adlfs")])
+    def test_the_node_reads_its_bucket_and_the_ray_service_from_it(self, cloud, driver, monkeypatch):
+        from grid_runtime.core.settings import NodeSettings
+
+        text = rendered(cloud, "node")
+        for line in embedded_file(text, "/etc/gridctl/node.env").splitlines():
+            if line and not line.startswith("#"):
+                name, _, value = line.partition("=")
+                monkeypatch.setenv(name, value)
+        node = NodeSettings()
+        scheme = {"aws": "s3", "gcp": "gs", "azure": "az"}[cloud]
+        assert node.resolved_object_store_url.startswith(f"{scheme}://")
+        from providers.cloud import NODE_PRIVATE_IP, RAY_PORTS
+
+        assert node.ray_address == f"{NODE_PRIVATE_IP}:{RAY_PORTS.gcs_port}"  # ray-head.service's, not its own
+        assert str(node.ray_token_file) == "/var/lib/gridctl/secrets/ray-token"
+        if cloud == "azure":  # adlfs needs the account; the VM's managed identity signs in
+            assert node.object_store_options == {"account_name": node.object_store_options["account_name"],
+                                                 "anon": False}
+        # the machine installs the store's driver with gridctl
+        assert f"gridctl[{ {'aws': 's3', 'gcp': 'gcs', 'azure': 'azure-storage'}[cloud] }]" in text
+
+
 class TestRender:
     def test_a_missing_variable_is_an_error_naming_it(self):
         with pytest.raises(TemplateError, match="'deployment' is undefined"):

@@ -24,6 +24,7 @@ from torch import nn
 from gridctl import DP
 from gridctl.sdk.errors import GridctlError
 from gridctl.sdk.node import Node
+from tests.live import start_live_node
 from tests.ray_cluster import RayNode
 
 ROWS, FEATURES, CLASSES = 2000, 10, 3
@@ -262,6 +263,23 @@ class TestTrainingWithoutDP:
         for name, sent in module.state_dict().items():
             assert torch.allclose(trained[name], sent, atol=1e-6), name
         assert job.result.lineage["settings"]["initial_weights"]["sha256"]
+
+
+class TestExistingHead:
+    def test_a_node_drives_a_head_it_did_not_start_and_leaves_it_running(self, cluster: Cluster,
+                                                                          tmp_path: Path) -> None:
+        address = (cluster.state_dir / "ray-address").read_text().strip()
+        second = start_live_node(tmp_path, extra_env={
+            "GRID_NODE_RAY_ENABLED": "true", "GRID_NODE_RAY_ADDRESS": address,
+            "GRID_NODE_RAY_TOKEN_FILE": str(cluster.state_dir / "secrets" / "ray-token")})
+        try:
+            workers = Node(second.url, token=second.owner_token).http.get("/workers")
+            assert workers["head_address"] == address
+            assert sum(w["alive"] for w in workers["workers"]) == 2  # the session's Workers, seen through it
+        finally:
+            second.stop()
+        # the head belongs to the first Node: it outlives the second one
+        assert sum(w["alive"] for w in cluster.owner().http.get("/workers")["workers"]) == 2
 
 
 class TestStatistics:

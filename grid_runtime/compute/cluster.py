@@ -227,13 +227,7 @@ class RayHead:
 
     def stop(self) -> None:
         """Disconnect the driver and stop the head's process group (by pid, never ``ray stop``)."""
-        try:
-            import ray
-
-            if ray.is_initialized():
-                ray.shutdown()
-        except Exception:  # noqa: BLE001, S110 - shutting down regardless
-            pass
+        disconnect_driver()
         if self.process is not None:
             stop_group(self.process.pid)
             with contextlib.suppress(subprocess.TimeoutExpired):
@@ -244,6 +238,38 @@ class RayHead:
             import shutil
 
             shutil.rmtree(self.temp_dir, ignore_errors=True)
+
+
+class ExistingHead:
+    """A Ray head someone else runs (a cloud deploy runs it as a systemd service beside the Node, on the
+    ports its firewall opens): the Node only connects to it as the driver, and leaves it running."""
+
+    def __init__(self, address: str, token_path: Path, *, start_timeout: float) -> None:
+        self.address = address
+        self.token_path = token_path
+        self.start_timeout = start_timeout
+
+    def start(self) -> str:
+        connect_driver(self.address, self.token_path, deadline=time.monotonic() + self.start_timeout)
+        return self.address
+
+    def alive(self) -> bool:
+        import ray
+
+        return bool(ray.is_initialized())
+
+    def stop(self) -> None:
+        disconnect_driver()
+
+
+def disconnect_driver() -> None:
+    try:
+        import ray
+
+        if ray.is_initialized():
+            ray.shutdown()
+    except Exception:  # noqa: BLE001, S110 - shutting down regardless
+        pass
 
 
 def connect_driver(address: str, token_path: Path, *, deadline: float | None = None) -> None:

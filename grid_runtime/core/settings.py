@@ -45,6 +45,11 @@ class NodeSettings(BaseSettings):
     # Workers (docs/jobs.md): the Node starts a Ray head without compute and is its only driver; Workers join
     # with `ray start --address=HOST:ray_port` and the token in state_dir/secrets/ray-token (made at first start).
     ray_enabled: bool = Field(default=True, description="start a Ray head and run jobs; false: jobs are refused")
+    ray_address: str | None = Field(
+        default=None, description="HOST:PORT of a Ray head run beside the Node (a cloud deploy's service) to drive "
+                                  "instead of starting one; its token is ray_token_file")
+    ray_token_file: Path | None = Field(
+        default=None, description="the cluster token of ray_address's head (default: state_dir/secrets/ray-token)")
     ray_host: str = Field(default="127.0.0.1", description="the address the Ray head listens on, for Workers")
     ray_port: int = Field(default=6390, ge=0, le=65535, description="the Ray head's GCS port (0: a free one)")
     ray_client_server_port: int = Field(default=0, ge=0, le=65535, description="0: a free port")

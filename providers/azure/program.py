@@ -48,7 +48,9 @@ def machine_context(role: str, settings: CloudSettings) -> dict[str, Any]:
         storage_account=config.storage_account(settings),
         vault_url=config.vault_url(settings),
         ca_object=config.NETWORK_CA_OBJECT if role == "network" else config.CA_OBJECT,
-        object_store_url=f"https://{config.storage_account(settings)}.blob.core.windows.net/{config.CONTAINER}",
+        # adlfs: the container as az://, the account (and the managed identity, anon false) as options
+        object_store_url=f"az://{config.CONTAINER}",
+        object_store_options={"account_name": config.storage_account(settings), "anon": False},
         identity_note="the VM's user-assigned managed identity",
     )
 

@@ -38,23 +38,31 @@ log = logging.getLogger("grid_runtime.node.jobs")
 
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-    """With Ray enabled: start the head (no compute), connect as its driver, start the job runner; stop
-    them in reverse on shutdown. Runs inside the app's own lifespan, after migrations."""
+    """With Ray enabled: start the head (no compute), or use the one at ``ray_address``; connect as its
+    driver, start the job runner; stop them in reverse on shutdown. Runs inside the app's own lifespan,
+    after migrations."""
     node: NodeSettings = app.state.settings
     app.state.ray_head = None
     app.state.job_runner = None
     if not node.ray_enabled:
         yield
         return
-    from grid_runtime.compute.cluster import HeadConfig, RayHead
+    from grid_runtime.compute.cluster import ExistingHead, HeadConfig, RayHead, ensure_token
     from grid_runtime.node.jobs.runner import JobRunner
 
-    head = RayHead(HeadConfig(host=node.ray_host, port=node.ray_port, client_server_port=node.ray_client_server_port,
-                              node_manager_port=node.ray_node_manager_port,
-                              object_manager_port=node.ray_object_manager_port,
-                              dashboard_port=node.ray_dashboard_port, object_store_bytes=node.ray_object_store_bytes,
-                              start_timeout=node.ray_start_timeout_seconds), state_dir=node.state_dir)
-    head.start()  # on the event loop's thread, which lives as long as the Node (the head dies with it)
+    head: RayHead | ExistingHead
+    if node.ray_address:
+        head = ExistingHead(node.ray_address, node.ray_token_file or ensure_token(node.state_dir),
+                            start_timeout=node.ray_start_timeout_seconds)
+    else:
+        head = RayHead(HeadConfig(host=node.ray_host, port=node.ray_port,
+                                  client_server_port=node.ray_client_server_port,
+                                  node_manager_port=node.ray_node_manager_port,
+                                  object_manager_port=node.ray_object_manager_port,
+                                  dashboard_port=node.ray_dashboard_port,
+                                  object_store_bytes=node.ray_object_store_bytes,
+                                  start_timeout=node.ray_start_timeout_seconds), state_dir=node.state_dir)
+    head.start()  # on the event loop's thread, which lives as long as the Node (a head it starts dies with it)
     log.info("Ray head at %s", head.address)
     runner = JobRunner(app.state.sessions, node)
     try:
