@@ -104,6 +104,12 @@ class DeploymentSpec:
     domain: str | None = None  # a public certificate for this name; without one the Node's own CA signs
     project: str | None = None  # GCP project
     backend_url: str | None = None  # where Pulumi keeps the stack's state; a file backend in the state dir if None
+    # What encrypts the stack's secrets: a cloud KMS key (awskms://, gcpkms://, azurekeyvault://), or a
+    # passphrase kept in the state dir if None (providers/stack.py).
+    secrets_provider: str | None = None
+    # Allow a deploy that must replace the Node's machine (its user-data changed: a new gridctl build, a domain,
+    # a database...): the data on its disk (the SQLite database) is lost. Never remembered.
+    replace_node: bool = False
 
     def __post_init__(self) -> None:
         validate_name(self.name)
@@ -165,6 +171,7 @@ class DeploymentStatus:
     url: str
     running: bool  # the deployment's processes or instances are up
     healthy: bool  # the Node answered GET /api/v1/health
+    version: str | None = None  # the gridctl build the deployment runs (its version and wheel sha256)
     processes: list[dict[str, Any]] = field(default_factory=list)  # local: role, pid, alive
     outputs: dict[str, Any] = field(default_factory=dict)
 

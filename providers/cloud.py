@@ -14,6 +14,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from providers.base import DeploymentSpec, validate_name
+from providers.build import MachineBuild
 
 # Addresses inside every deployment's private network. The Node's address is fixed so that the Workers'
 # cloud-init (and so the Worker pool) never depends on the Node's instance: changing one never touches the other.
@@ -27,7 +28,15 @@ API_PORT = 8000  # the Node's uvicorn on 127.0.0.1; Caddy serves it on 443
 HTTPS_PORT = 443
 SSH_PORT = 22
 POSTGRES_PORT = 5432
-RAY_SPEC = "ray[default]==2.60.0"  # Node and Workers must run the same Ray
+HTTP_PORT = 80  # opened (to everyone) only with --domain: the ACME server's HTTP-01 challenge
+# The Ray head beside the Node runs no tasks (jobs run on Workers only) and keeps a bounded object store: the
+# Node's model specs and results pass through it, the tensors do not (Workers read them from the bucket).
+HEAD_OBJECT_STORE_BYTES = 1024**3
+# Ray's session directory (its unix sockets, logs): shared by the head and the Node, its driver, which must
+# reach the head's sockets. It is under /var/lib/gridctl, which the Node's sandbox may write, not under /tmp,
+# which systemd's PrivateTmp would make a different directory for each service.
+RAY_TEMP_DIR = "/var/lib/gridctl/ray"
+WORKER_RESOURCE = "grid_worker"  # grid_runtime/compute/cluster.py's: every job requires it (its test checks both agree)
 
 
 @dataclass(frozen=True)
@@ -41,15 +50,24 @@ class RayPorts:
     dashboard_agent_grpc_port: int = 6383
     dashboard_agent_listen_port: int = 6384
     metrics_export_port: int = 6385
-    min_worker_port: int = 10000
-    max_worker_port: int = 10999
+    # Ray's own defaults are avoided: 10001 is the client server's (head), 10002-19999 the default worker
+    # range, 8265 the dashboard, 52365 the dashboard agent's; a worker range holding one of them makes
+    # 'ray start' refuse ("worker_ports is trying to use a port number 10001 ...").
+    min_worker_port: int = 11000
+    max_worker_port: int = 11999
 
     def ranges(self) -> list[tuple[int, int]]:
         """(first, last) port ranges, inclusive."""
         return [(self.gcs_port, self.metrics_export_port), (self.min_worker_port, self.max_worker_port)]
 
+    def opened(self) -> set[int]:
+        return {port for first, last in self.ranges() for port in range(first, last + 1)}
+
 
 RAY_PORTS = RayPorts()
+#: Ports Ray uses by default when not told otherwise: none may fall in what the firewall opens for Ray, except
+#: the GCS port, which gridctl sets explicitly.
+RAY_DEFAULT_PORTS = {"ray_client_server_port": 10001, "dashboard_port": 8265, "dashboard_agent_listen_port": 52365}
 
 
 @dataclass(frozen=True)
@@ -95,7 +113,9 @@ class CloudSettings:
     # half was never kept (and no SSH rule exists anyway).
     admin_public_key: str | None = None
     domain: str | None = None  # with a domain, Caddy gets a public certificate; without, its own CA signs
-    package: str = "gridctl"  # what the machines pip install
+    # The operator's own gridctl (providers/build.py): uploaded to the bucket, installed by hash on every machine.
+    build: MachineBuild | None = None
+    subscription: str | None = None  # Azure subscription, recorded at first deploy
     project: str | None = None  # GCP project
     disk_gb: int = 50
 
@@ -155,30 +175,34 @@ def new_suffix() -> str:
 STORAGE_EXTRA = {"aws": "s3", "gcp": "gcs", "azure": "azure-storage"}
 
 
-def pip_packages(settings: CloudSettings, *, cloud: str) -> list[str]:
-    packages = [f"{settings.package}[{STORAGE_EXTRA[cloud]}]", RAY_SPEC]
-    if cloud == "aws":
-        packages.append("boto3")  # bootstrap.py signs Secrets Manager and S3 calls with it
-    return packages
+def require_build(settings: CloudSettings) -> MachineBuild:
+    if settings.build is None:
+        raise ValueError("a cloud deployment ships the operator's own gridctl build (providers/build.py); none given")
+    return settings.build
 
 
 def machine_context(
     settings: CloudSettings, *, cloud: str, secrets: list[dict[str, str]], bucket: str,
-    object_store_options: dict[str, Any] | None = None, **cloud_context: Any
+    object_store_options: dict[str, Any] | None = None, public_address: str = "", **cloud_context: Any
 ) -> dict[str, Any]:
     """The context cloud-init templates are rendered with: names and addresses only, never a secret value.
     ``object_store_options`` are the Node's fsspec options for its bucket (credentials come from the
-    machine's identity, never from here)."""
+    machine's identity, never from here). ``public_address`` is the machine's public IP as the program knows
+    it (Caddy serves on it); empty for Workers, which have none."""
     return {
         "object_store_options": object_store_options or {},
         "cloud": cloud,
         "deployment": settings.name,
         "domain": settings.domain or "",
         "ssh_public_key": settings.ssh_public_key if settings.ssh_cidrs else "",
-        "pip_packages": pip_packages(settings, cloud=cloud),
+        "build": require_build(settings).machine_context(STORAGE_EXTRA[cloud]),
         "head_address": NODE_PRIVATE_IP,
         "api_port": API_PORT,
         "ray": RAY_PORTS,
+        "ray_temp_dir": RAY_TEMP_DIR,
+        "worker_resource": WORKER_RESOURCE,
+        "head_object_store_bytes": HEAD_OBJECT_STORE_BYTES,
+        "public_address": public_address,
         "secrets": secrets,
         "bucket": bucket,
         **cloud_context,

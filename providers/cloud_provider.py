@@ -17,6 +17,7 @@ State directory of a cloud deployment (mode 0700)::
     deployment.json    the DeploymentRecord; settings: the spec, suffix, admin key, outputs, owner_created
     secrets.json       the generated secrets (setup token, Ray token, database password), owner-only
     tls-root.crt       the Node's TLS root certificate, pinned (without --domain)
+    build/             the gridctl wheel and constraints the machines install (providers/build.py)
     pulumi/            the Pulumi workspace and, by default, the stack's file backend
     pulumi-passphrase  encrypts the stack's secrets (providers/stack.py)
 
@@ -25,12 +26,14 @@ The runner is made by :func:`make_runner`, the one seam tests replace with a fak
 
 from __future__ import annotations
 
+import hashlib
 import importlib
 import importlib.util
 import json
 import os
 import shutil
 import ssl
+import tempfile
 import time
 from abc import abstractmethod
 from collections.abc import Callable, Mapping, Sequence
@@ -54,6 +57,7 @@ from providers.base import (
     utc_timestamp,
     write_state_file,
 )
+from providers.build import MachineBuild, operator_build
 from providers.cloud import CloudSettings, DeploymentSecrets, new_suffix
 
 if TYPE_CHECKING:
@@ -62,6 +66,8 @@ if TYPE_CHECKING:
 PROJECT = "gridctl"  # the Pulumi project of every deployment; the stack is named after the deployment
 SECRETS_FILE = "secrets.json"
 TLS_ROOT_FILE = "tls-root.crt"
+BUILD_DIR = "build"
+BOOT_LOG_LINES = 40  # of the machine's console shown when the Node does not come up
 CLI_TOKEN_NAME = "gridctl-cli"  # noqa: S105  (the name of the context's API token, not a secret)
 # A new machine installs its packages (Ray, gridctl) before the Node answers: minutes, not seconds.
 START_TIMEOUT = float(os.environ.get("GRIDCTL_CLOUD_START_TIMEOUT", "1500"))
@@ -72,7 +78,7 @@ PLACEHOLDER_PROJECT = "your-gcp-project"
 CHECKIP_URL = "https://checkip.amazonaws.com"
 # The spec fields a deployment remembers, so that a later deploy changes only what the operator gives.
 REMEMBERED = ("region", "workers", "instance_type", "worker_instance_type", "database", "network", "allow_cidr",
-              "ssh_cidr", "ssh_public_key", "domain", "project", "backend_url", "owner_email")
+              "ssh_cidr", "ssh_public_key", "domain", "project", "backend_url", "secrets_provider", "owner_email")
 
 
 def require_modules(cloud: str, *modules: str) -> None:
@@ -93,17 +99,26 @@ def make_runner(
     program: Callable[[], None],
     backend_url: str | None,
     config: Mapping[str, str],
+    secrets_provider: str | None = None,
 ) -> StackRunner:
     """The runner of one deployment's stack: the one seam between providers and Pulumi (tests replace it).
 
     Refuses before anything is written when the Pulumi CLI is missing, saying how to install it.
     """
-    from providers.stack import PulumiMissing, StackRunner, pulumi_cli_missing
+    from providers.stack import StackRunner
+
+    require_pulumi()
+    return StackRunner(project=project, stack=stack, state_dir=state_dir, program=program,
+                       backend_url=backend_url, config=config, secrets_provider=secrets_provider)
+
+
+def require_pulumi() -> None:
+    """Raise ``PulumiMissing`` (how to install it) unless the Pulumi CLI can run here. Tests that replace
+    :func:`make_runner` replace this too."""
+    from providers.stack import PulumiMissing, pulumi_cli_missing
 
     if pulumi_cli_missing():
         raise PulumiMissing
-    return StackRunner(project=project, stack=stack, state_dir=state_dir, program=program,
-                       backend_url=backend_url, config=config)
 
 
 def operator_cidr(timeout: float = 10.0) -> str:
@@ -166,6 +181,19 @@ class CloudProvider(Provider):
         """Cloud-only ``CloudSettings`` fields (GCP's project, Azure's admin key)."""
         return {}
 
+    def identity_problem(self) -> str | None:
+        """``None`` when the cloud's identity API accepts this machine's credentials (STS, ADC, Azure AD);
+        otherwise what it answered. Called by ``gridctl check`` after :meth:`credential_problem`."""
+        return None
+
+    def console_output(self, settings: CloudSettings, outputs: Mapping[str, Any]) -> str | None:
+        """The Node machine's console (serial) output, read with the operator's credentials; ``None`` when the
+        cloud has none yet."""
+        return None
+
+    def remember_outputs(self, record: DeploymentRecord, outputs: Mapping[str, Any]) -> None:
+        """Keep what the first update learnt (Azure's subscription) in the record."""
+
     def new_state(self, spec: DeploymentSpec) -> dict[str, Any]:
         """What a new deployment generates once and keeps (besides its secrets)."""
         return {"suffix": new_suffix()}
@@ -173,10 +201,14 @@ class CloudProvider(Provider):
     # --- credentials ------------------------------------------------------------------------------------
 
     def check_credentials(self) -> str | None:
+        """What keeps this machine from deploying here: no Pulumi CLI, no credentials, or credentials the cloud's
+        identity API refuses (it is called: a config file alone proves nothing)."""
         from providers.stack import pulumi_cli_missing
 
         pulumi = "the Pulumi CLI is not installed (https://www.pulumi.com/docs/install/)"
-        problems = [problem for problem in (pulumi if pulumi_cli_missing() else None, self.credential_problem())
+        credentials = self.credential_problem()
+        identity = None if credentials else self.identity_problem()
+        problems = [problem for problem in (pulumi if pulumi_cli_missing() else None, credentials, identity)
                     if problem]
         return "; ".join(problems) or None
 
@@ -197,20 +229,45 @@ class CloudProvider(Provider):
         return DeploymentSpec(name=name, **values)
 
     def settings(self, name: str) -> CloudSettings:
-        """The settings the deployment was last deployed with."""
+        """The settings the deployment was last deployed with, its build included."""
         record = self.record(name)
         spec = DeploymentSpec(name=name, **record.settings["spec"])
-        return self._settings(spec, record.settings, self._load_secrets(name))
+        return self._settings(spec, record.settings, self._load_secrets(name), build=self.recorded_build(record))
+
+    def recorded_build(self, record: DeploymentRecord) -> MachineBuild | None:
+        """The build the deployment's machines run (``None`` for a deployment made before builds were shipped)."""
+        values = record.settings.get("build")
+        return MachineBuild.from_record(values) if values else None
 
     def _settings(self, spec: DeploymentSpec, state: Mapping[str, Any], secrets: DeploymentSecrets, *,
-                  offline: bool = False) -> CloudSettings:
+                  offline: bool = False, build: MachineBuild | None = None) -> CloudSettings:
         try:
             return CloudSettings.from_spec(
                 spec, secrets=secrets, suffix=state["suffix"], worker_instance_type=spec.worker_instance_type,
-                ssh_cidrs=tuple(spec.ssh_cidr), ssh_public_key=spec.ssh_public_key, domain=spec.domain,
+                ssh_cidrs=tuple(spec.ssh_cidr), ssh_public_key=spec.ssh_public_key, domain=spec.domain, build=build,
                 **self.extra_settings(spec, state, offline=offline))
         except ValueError as exc:
             raise ProviderError(str(exc), code="usage") from None
+
+    def _fresh_build(self, name: str, work_dir: Path) -> tuple[MachineBuild, MachineBuild]:
+        """The running gridctl built into ``work_dir``: (that build, the same build at its place in the
+        deployment's state directory, where :meth:`_keep_build` moves it once the deploy goes ahead)."""
+        built = operator_build(work_dir)
+        final_dir = self.state_dir(name) / BUILD_DIR
+        return built, MachineBuild(
+            version=built.version, wheel_sha256=built.wheel_sha256, constraints_sha256=built.constraints_sha256,
+            wheel_path=str(final_dir / Path(built.wheel_path).name),
+            constraints_path=str(final_dir / Path(built.constraints_path).name))
+
+    @staticmethod
+    def _keep_build(built: MachineBuild, final: MachineBuild) -> None:
+        final_dir = Path(final.wheel_path).parent
+        make_private_dir(final_dir)
+        for stale in final_dir.iterdir():
+            if stale.is_file():
+                stale.unlink()
+        shutil.copyfile(built.wheel_path, final.wheel_path)
+        shutil.copyfile(built.constraints_path, final.constraints_path)
 
     def _load_secrets(self, name: str) -> DeploymentSecrets:
         path = self.state_dir(name) / SECRETS_FILE
@@ -226,10 +283,43 @@ class CloudProvider(Provider):
 
     def _runner(self, settings: CloudSettings, record: DeploymentRecord | None = None,
                 spec: DeploymentSpec | None = None) -> StackRunner:
-        backend = spec.backend_url if spec else (record.settings["spec"].get("backend_url") if record else None)
+        remembered = record.settings.get("spec", {}) if record else {}
+        backend = spec.backend_url if spec else remembered.get("backend_url")
+        secrets_provider = spec.secrets_provider if spec else remembered.get("secrets_provider")
         program = importlib.import_module(self.program_module).build(settings)
         return make_runner(project=PROJECT, stack=settings.name, state_dir=self.state_dir(settings.name),
-                           program=program, backend_url=backend, config=self.stack_config(settings))
+                           program=program, backend_url=backend, config=self.stack_config(settings),
+                           secrets_provider=secrets_provider)
+
+    def node_user_data_digest(self, settings: CloudSettings) -> str:
+        """A digest of the Node's user-data (its address aside): when it changes, only a new machine runs it."""
+        text = importlib.import_module(self.program_module).user_data("node", settings, "0.0.0.0")  # noqa: S104
+        return hashlib.sha256(text.encode()).hexdigest()
+
+    def _check_node_replacement(self, record: DeploymentRecord, settings: CloudSettings,
+                                spec: DeploymentSpec) -> None:
+        """A changed user-data replaces the Node's machine, and with it the data on its disk: only when asked."""
+        before = record.settings.get("node_user_data_sha256")
+        if before is None or before == self.node_user_data_digest(settings) or spec.replace_node:
+            return
+        was = self.recorded_build(record)
+        now = settings.build
+        reasons = []
+        if was is None or now is None or was.wheel_sha256 != now.wheel_sha256:
+            reasons.append(f"gridctl {now.version if now else '?'} (wheel sha256 "
+                           f"{now.wheel_sha256[:12] if now else '?'}) instead of "
+                           f"{was.version if was else 'an older build'}"
+                           f"{f' ({was.wheel_sha256[:12]})' if was else ''}")
+        before_spec = record.settings["spec"]
+        for option, key in (("--domain", "domain"), ("--database", "database"), ("--ssh-key", "ssh_public_key"),
+                            ("--ssh-cidr", "ssh_cidr")):
+            if before_spec.get(key) != getattr(spec, key):
+                reasons.append(f"{option} changed")
+        raise DeploymentConflict(
+            f"this deploy changes what the Node's machine boots ({'; '.join(reasons) or 'its cloud-init'}): cloud-init "
+            "runs once, so it takes effect only on a new machine, and replacing the Node loses the data on its disk "
+            "(the SQLite database, its setup). Run it again with --replace-node to replace the machine, or deploy "
+            "with the gridctl and options that made it")
 
     def _progress(self, event: ProgressEvent) -> None:
         if self.on_progress is not None:
@@ -254,10 +344,12 @@ class CloudProvider(Provider):
             state, secrets = self.new_state(spec), DeploymentSecrets.generate()
         if not spec.allow_cidr:
             spec.allow_cidr = [PLACEHOLDER_CIDR]
-        settings = self._settings(spec, state, secrets, offline=True)
         plan_program: Callable[[CloudSettings], list[DeclaredResource]] = importlib.import_module(
             self.program_module).plan
-        return plan_program(settings)
+        with tempfile.TemporaryDirectory(prefix="gridctl-build-") as work_dir:
+            build = operator_build(Path(work_dir))
+            settings = self._settings(spec, state, secrets, offline=True, build=build)
+            return plan_program(settings)
 
     def preview(self, spec: DeploymentSpec) -> list[PlannedChange]:
         """What ``deploy(spec)`` would change, as Pulumi's preview of the stack sees it. Writes nothing but the
@@ -270,7 +362,6 @@ class CloudProvider(Provider):
             secrets = self._load_secrets(spec.name)
         else:
             record, state, secrets = None, self.new_state(spec), DeploymentSecrets.generate()
-        settings = self._settings(spec, state, secrets)
         changes: list[PlannedChange] = []
 
         def collect(event: ProgressEvent) -> None:
@@ -278,7 +369,9 @@ class CloudProvider(Provider):
                 changes.append(PlannedChange(event.action, event.resource_type, event.resource_name))
             self._progress(event)
 
-        self._runner(settings, record, spec).preview(collect)
+        with tempfile.TemporaryDirectory(prefix="gridctl-build-") as work_dir:
+            settings = self._settings(spec, state, secrets, build=operator_build(Path(work_dir)))
+            self._runner(settings, record, spec).preview(collect)
         return changes
 
     # --- deploy -------------------------------------------------------------------------------------------
@@ -286,7 +379,8 @@ class CloudProvider(Provider):
     def _check_unchanged(self, record: DeploymentRecord, spec: DeploymentSpec) -> None:
         """Options that would move or rebuild every resource are refused on an existing deployment."""
         before = record.settings["spec"]
-        for option, key in (("--region", "region"), ("--project", "project"), ("--backend-url", "backend_url")):
+        for option, key in (("--region", "region"), ("--project", "project"), ("--backend-url", "backend_url"),
+                            ("--secrets-provider", "secrets_provider")):
             if before.get(key) != getattr(spec, key):
                 raise DeploymentConflict(
                     f"deployment {spec.name!r} was made with {option} {before.get(key)!r}; it cannot move to "
@@ -308,15 +402,22 @@ class CloudProvider(Provider):
             record = DeploymentRecord(name=spec.name, provider=self.name, url="", created_at=utc_timestamp(),
                                       owner_email=spec.owner_email, settings=self.new_state(spec))
             secrets = DeploymentSecrets.generate()
-        settings = self._settings(spec, record.settings, secrets)
-        runner = self._runner(settings, record, spec)  # refuses here, before anything is written, without Pulumi
+        with tempfile.TemporaryDirectory(prefix="gridctl-build-") as work_dir:
+            built, build = self._fresh_build(spec.name, Path(work_dir))
+            settings = self._settings(spec, record.settings, secrets, build=build)
+            if existing:
+                self._check_node_replacement(record, settings, spec)
+            runner = self._runner(settings, record, spec)  # refuses here, before anything is written, without Pulumi
 
-        # Saved before the update: if it fails half-way, 'gridctl destroy' still knows the stack.
-        make_private_dir(self.deployments_dir)
-        make_private_dir(state_dir)
+            # Saved before the update: if it fails half-way, 'gridctl destroy' still knows the stack.
+            make_private_dir(self.deployments_dir)
+            make_private_dir(state_dir)
+            self._keep_build(built, build)
         if not existing:
             self._save_secrets(spec.name, secrets)
         record.settings["spec"] = self._spec_state(spec)
+        record.settings["build"] = build.as_record()
+        record.settings["node_user_data_sha256"] = self.node_user_data_digest(settings)
         record.save(state_dir)
 
         outcome = runner.up(self._progress)
@@ -338,15 +439,23 @@ class CloudProvider(Provider):
 
     def _remember_outputs(self, record: DeploymentRecord, outcome: StackOutcome) -> None:
         record.settings["outputs"] = dict(outcome.outputs)
+        self.remember_outputs(record, outcome.outputs)
         record.url = str(outcome.outputs.get("url") or record.url)
         record.save(self.state_dir(record.name))
 
     def _create_owner(self, result: DeployResult, spec: DeploymentSpec, settings: CloudSettings,
                       outputs: Mapping[str, Any]) -> None:
         """Wait for the Node, pin its TLS root, create the Owner with the setup token, mint the CLI's token."""
+        if settings.domain:
+            address = outputs.get("node_public_ip") or "the Node's public address"
+            self._say(f"create this DNS record now, if it does not exist yet: {dns_record(settings.domain, address)} "
+                      f"(Caddy gets {settings.domain}'s certificate from Let's Encrypt once the name points there)")
         verify = self._trust(settings, outputs)
         self._say(f"waiting for the Node at {result.url} (its machine installs its software at first boot)...")
-        wait_until_healthy(result.url, verify, timeout=START_TIMEOUT)
+        try:
+            wait_until_healthy(result.url, verify, timeout=START_TIMEOUT)
+        except ProviderError as exc:
+            raise ProviderError(exc.message + self.boot_log(settings, outputs)) from None
         password = spec.owner_password or generate_password()
         result.api_token = set_up_owner(result.url, verify=verify, setup_token=settings.secrets.setup_token,
                                         email=spec.owner_email, password=password)
@@ -366,12 +475,23 @@ class CloudProvider(Provider):
             while pem is None:
                 if time.monotonic() > deadline:
                     raise ProviderError(
-                        f"the Node did not publish its TLS root certificate within {START_TIMEOUT:.0f}s; "
-                        f"see its machine's cloud-init log, then run the same deploy again")
+                        f"the Node did not publish its TLS root certificate within {START_TIMEOUT:.0f}s; fix what "
+                        "its console shows, then run the same deploy again" + self.boot_log(settings, outputs))
                 time.sleep(POLL_SECONDS)
                 pem = self.fetch_root_certificate(settings, outputs)
             write_state_file(path, pem.decode())
         return pinned_context(path)
+
+    def boot_log(self, settings: CloudSettings, outputs: Mapping[str, Any]) -> str:
+        """The tail of the Node machine's console, to append to an error (never raises: a failure says why)."""
+        try:
+            text = self.console_output(settings, outputs)
+        except Exception as exc:  # noqa: BLE001  (any SDK error: the deploy's own error matters more)
+            return f"\n(the Node's console output could not be read: {type(exc).__name__}: {exc})"
+        if not text:
+            return "\n(the Node's machine has no console output yet)"
+        lines = text.rstrip().splitlines()[-BOOT_LOG_LINES:]
+        return f"\nthe last {len(lines)} lines of the Node machine's console:\n" + "\n".join(lines)
 
     def _verify_for(self, name: str, record: DeploymentRecord) -> ssl.SSLContext | bool:
         path = self.state_dir(name) / TLS_ROOT_FILE
@@ -400,7 +520,10 @@ class CloudProvider(Provider):
         url = str(outputs.get("url") or record.url)
         running = bool(outputs.get("url"))
         healthy = running and is_healthy(url, self._verify_for(name, record))
+        build = self.recorded_build(record)
+        version = f"{build.version} (wheel sha256 {build.wheel_sha256[:12]})" if build else None
         return DeploymentStatus(name=name, provider=self.name, url=url, running=running, healthy=healthy,
+                                version=version,
                                 processes=[{"role": "node", "pid": None, "alive": running,
                                             "address": outputs.get("node_public_ip")},
                                            {"role": "workers", "pid": None, "alive": running,
@@ -413,6 +536,11 @@ class CloudProvider(Provider):
             raise ProviderError("the Worker count must be 0 or more", code="usage")
         record = self.record(name)
         settings = self.settings(name).with_workers(count)
+        # New Workers install the build the Node runs (kept in the state directory), not whatever this CLI is now.
+        if settings.build is None or not settings.build.exists():
+            raise ProviderError(f"the gridctl build deployment {name!r} runs is not in "
+                                f"{self.state_dir(name) / BUILD_DIR} any more; run 'gridctl deploy {self.name} "
+                                f"--name {name} --replace-node' to ship this CLI's build")
         outcome = self._runner(settings, record).up(self._progress)
         record.settings["spec"]["workers"] = count
         self._remember_outputs(record, outcome)
@@ -422,6 +550,11 @@ class CloudProvider(Provider):
                                 healthy=running and is_healthy(record.url, self._verify_for(name, record)),
                                 processes=[{"role": "workers", "pid": None, "alive": running, "count": count}],
                                 outputs=outputs)
+
+
+def dns_record(domain: str, address: str) -> str:
+    """The record that points ``domain`` at the Node, in zone-file form."""
+    return f"{domain}. 300 IN A {address}"
 
 
 # --- talking to the new Node over HTTPS ----------------------------------------------------------------------

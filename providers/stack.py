@@ -139,6 +139,7 @@ class StackRunner:
         program: Callable[[], None],
         backend_url: str | None = None,
         config: Mapping[str, str] | None = None,
+        secrets_provider: str | None = None,
     ) -> None:
         self.project = project
         self.stack_name = stack
@@ -147,6 +148,9 @@ class StackRunner:
         self.work_dir = state_dir / PULUMI_DIR
         self.backend_url = backend_url or f"file://{self.work_dir / 'state'}"
         self.config = dict(config or {})
+        #: A cloud KMS key URL (awskms://, gcpkms://, azurekeyvault://, hashivault://), or None for a passphrase
+        #: kept owner-only in the state directory.
+        self.secrets_provider = check_secrets_provider(secrets_provider)
 
     # -- the passphrase that encrypts the stack's secrets ---------------------------------------------------
 
@@ -162,6 +166,24 @@ class StackRunner:
 
     # -- the Automation API --------------------------------------------------------------------------------
 
+    def workspace_options(self) -> Any:
+        """The Automation API's workspace options: the backend, and the secrets provider with what it needs
+        (a passphrase only when no KMS key is given; a KMS key is used with the operator's cloud credentials)."""
+        from pulumi import automation as auto
+
+        env_vars = {"PULUMI_SKIP_UPDATE_CHECK": "true"}
+        if self.secrets_provider is None:
+            # Handed to each pulumi command, never put in this process's environment.
+            env_vars["PULUMI_CONFIG_PASSPHRASE"] = self.passphrase()
+        return auto.LocalWorkspaceOptions(
+            work_dir=str(self.work_dir),
+            env_vars=env_vars,
+            secrets_provider=self.secrets_provider or "passphrase",
+            project_settings=auto.ProjectSettings(
+                name=self.project, runtime="python", backend=auto.ProjectBackend(url=self.backend_url)
+            ),
+        )
+
     def _stack(self) -> Any:
         if pulumi_cli_missing():
             raise PulumiMissing
@@ -170,15 +192,7 @@ class StackRunner:
         make_private_dir(self.work_dir)
         if self.backend_url.startswith("file://"):
             make_private_dir(Path(self.backend_url.removeprefix("file://")))
-        options = auto.LocalWorkspaceOptions(
-            work_dir=str(self.work_dir),
-            # Handed to each pulumi command, never put in this process's environment.
-            env_vars={"PULUMI_CONFIG_PASSPHRASE": self.passphrase(), "PULUMI_SKIP_UPDATE_CHECK": "true"},
-            secrets_provider="passphrase",
-            project_settings=auto.ProjectSettings(
-                name=self.project, runtime="python", backend=auto.ProjectBackend(url=self.backend_url)
-            ),
-        )
+        options = self.workspace_options()
         try:
             stack = auto.create_or_select_stack(
                 stack_name=self.stack_name, project_name=self.project, program=self.program, opts=options
@@ -225,6 +239,19 @@ class StackRunner:
         return {key: value.value for key, value in stack.outputs().items()}
 
 
+SECRETS_PROVIDER_SCHEMES = ("awskms://", "gcpkms://", "azurekeyvault://", "hashivault://")
+
+
+def check_secrets_provider(url: str | None) -> str | None:
+    """``url`` if it names a KMS key Pulumi can encrypt the stack's secrets with; ``None`` stays ``None``."""
+    if url is None:
+        return None
+    if not url.startswith(SECRETS_PROVIDER_SCHEMES) or len(url.split("://", 1)[1]) < 3:
+        raise ProviderError(f"--secrets-provider {url!r}: give a KMS key URL starting with "
+                            f"{', '.join(SECRETS_PROVIDER_SCHEMES)} (see docs/clouds/state.md)", code="usage")
+    return url
+
+
 def _short(exc: Exception) -> str:
     """The useful line of a Pulumi command error: its stderr's last error lines, not the whole transcript."""
     stderr = getattr(exc, "stderr", "") or str(exc)
@@ -253,6 +280,8 @@ class DeclaredResource:
     inputs: dict[str, Any]
     custom: bool = True  # False for components (Node, WorkerPool, ...), which group the others
     parent: str | None = None  # the logical name of the component it belongs to
+    # Logical names of the resources it waits for (explicit depends_on and the resources its inputs come from).
+    dependencies: tuple[str, ...] = ()
 
 
 MockCall = Callable[[Mapping[str, Any]], dict[str, Any]]
@@ -307,6 +336,7 @@ def plan(
 
     declared: list[DeclaredResource] = []
     parent_urns: dict[tuple[str, str], str] = {}  # (type, name) -> its parent's URN
+    dependency_urns: dict[tuple[str, str], list[str]] = {}  # (type, name) -> the URNs it depends on
     answers = dict(calls or {})
 
     class Recorder(pulumi_mocks.Mocks):
@@ -329,6 +359,7 @@ def plan(
     class Monitor(pulumi_mocks.MockMonitor):
         def RegisterResource(self, request: Any) -> Any:  # noqa: N802  (the gRPC method's name)
             parent_urns[(request.type, request.name)] = request.parent
+            dependency_urns[(request.type, request.name)] = list(request.dependencies)
             return super().RegisterResource(request)
 
     recorder = Recorder()
@@ -349,6 +380,8 @@ def plan(
             inputs=_redact(r.inputs, secrets) if redact else r.inputs,
             custom=r.custom,
             parent=parent_name(r),
+            dependencies=tuple(sorted({urn.rsplit("::", 1)[-1]
+                                       for urn in dependency_urns.get((r.type, r.name), [])})),
         )
         for r in declared
     ]

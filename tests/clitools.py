@@ -6,6 +6,7 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -47,7 +48,8 @@ class Gridctl:
 
     def subprocess(self, *args: str, input: str | None = None, **env: str | None) -> subprocess.CompletedProcess[str]:
         """The real console script, as a user's shell runs it."""
-        executable = shutil.which("gridctl")
+        beside = Path(sys.executable).parent / "gridctl"  # the venv's own script, when its bin is not on PATH
+        executable = str(beside) if beside.exists() else shutil.which("gridctl")
         assert executable, "the gridctl console script is not installed (pip install -e .)"
         full_env = {k: v for k, v in os.environ.items() if k not in _GRIDCTL_ENV}
         full_env.update({k: v for k, v in self.environment(**env).items() if v is not None})

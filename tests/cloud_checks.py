@@ -3,12 +3,16 @@ declares (which resources take tags, which inputs differ between two plans)."""
 
 from __future__ import annotations
 
+import hashlib
 import importlib
 import inspect
 import json
+import tempfile
 from functools import cache
+from pathlib import Path
 from typing import Any
 
+from providers.build import MachineBuild
 from providers.cloud import CloudSettings, DeploymentSecrets
 from providers.stack import DeclaredResource
 
@@ -26,6 +30,22 @@ THROWAWAY_KEY = "ssh-rsa AAAAB3NzaC1yc2EAAAADAQABAAABAQThrowawayKeyForTests"
 _PACKAGES = {"aws": "pulumi_aws", "gcp": "pulumi_gcp", "azure-native": "pulumi_azure_native"}
 
 
+@cache
+def fake_build() -> MachineBuild:
+    """A stand-in for the operator's build (providers/build.py): two small files of fixed content, so the
+    snapshots' digests never move. The real build is tested in tests/test_providers.py."""
+    directory = Path(tempfile.gettempdir()) / "gridctl-test-build"
+    directory.mkdir(exist_ok=True)
+    wheel = directory / "gridctl-0.1.0.dev0-py3-none-any.whl"
+    constraints = directory / "constraints.txt"
+    wheel.write_bytes(b"not a real wheel: tests/cloud_checks.py\n")
+    constraints.write_text("torch==2.13.0+cpu\n")
+    return MachineBuild(version="0.1.0.dev0", wheel_path=str(wheel),
+                        wheel_sha256=hashlib.sha256(wheel.read_bytes()).hexdigest(),
+                        constraints_path=str(constraints),
+                        constraints_sha256=hashlib.sha256(constraints.read_bytes()).hexdigest())
+
+
 def settings(**overrides: Any) -> CloudSettings:
     values: dict[str, Any] = {
         "name": "demo",
@@ -36,6 +56,7 @@ def settings(**overrides: Any) -> CloudSettings:
         "workers": 2,
         "project": "demo-project",
         "admin_public_key": THROWAWAY_KEY,
+        "build": fake_build(),
     }
     values.update(overrides)
     return CloudSettings(**values)
@@ -80,8 +101,14 @@ def one(plan: list[DeclaredResource], type_token: str, name: str) -> DeclaredRes
     return found[0]
 
 
+def _plain(value: Any) -> Any:
+    """A Pulumi asset as the file it names (its repr holds its address in memory)."""
+    path = getattr(value, "path", None)
+    return f"asset:{path}" if path is not None else str(value)
+
+
 def text(resource: DeclaredResource) -> str:
-    return json.dumps(resource.inputs, default=str, sort_keys=True)
+    return json.dumps(resource.inputs, default=_plain, sort_keys=True)
 
 
 def changed(before: list[DeclaredResource], after: list[DeclaredResource]) -> set[tuple[str, str]]:

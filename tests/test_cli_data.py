@@ -414,13 +414,13 @@ class TestProgressBars:
             console.set_output(console.Output.table)
 
     def test_none_when_stderr_is_not_a_terminal(self, monkeypatch: pytest.MonkeyPatch) -> None:
-        monkeypatch.setattr(console, "stderr", Console(file=io.StringIO(), force_terminal=False))
+        monkeypatch.setitem(console._consoles, True, Console(file=io.StringIO(), force_terminal=False))
         with console.transfer_progress("uploading") as progress:
             assert progress is None
 
     def test_draws_a_bar_on_a_terminal(self, monkeypatch: pytest.MonkeyPatch) -> None:
         buffer = io.StringIO()
-        monkeypatch.setattr(console, "stderr", Console(file=buffer, force_terminal=True, width=120))
+        monkeypatch.setitem(console._consoles, True, Console(file=buffer, force_terminal=True, width=120))
         with console.transfer_progress("uploading numbers.npy") as progress:
             assert progress is not None
             progress(0, 2048)

@@ -28,6 +28,7 @@ from providers.azure.provider import AzureProvider
 from providers.cloud import CloudSettings
 from providers.gcp.provider import GcpProvider
 from providers.stack import DeclaredResource, ProgressEvent, StackOutcome, plan
+from tests.cloud_checks import fake_build, text
 from tests.clitools import Gridctl
 from tests.test_providers import CLOUD_ENV, install_fake_pulumi, tls_node_fixture  # noqa: F401  (a fixture)
 
@@ -51,6 +52,7 @@ class FakeRunner:
     program: Callable[[], None]
     backend_url: str | None
     config: dict[str, str]
+    secrets_provider: str | None = None
 
     @property
     def settings(self) -> CloudSettings:
@@ -105,6 +107,18 @@ class FakeBackend:
         return next(runner for op, runner in reversed(self.calls) if op == operation)
 
 
+def fixed_build(out_dir: Path) -> Any:
+    """providers.build.operator_build's stand-in: the fixed files of tests/cloud_checks.py, copied to ``out_dir``."""
+    import shutil
+    from dataclasses import replace
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    build = fake_build()
+    wheel = shutil.copy(build.wheel_path, out_dir / Path(build.wheel_path).name)
+    constraints = shutil.copy(build.constraints_path, out_dir / "constraints.txt")
+    return replace(build, wheel_path=str(wheel), constraints_path=str(constraints))
+
+
 @dataclass
 class OwnerSetups:
     calls: list[dict[str, Any]] = field(default_factory=list)
@@ -139,6 +153,9 @@ def machine(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 def backend(monkeypatch: pytest.MonkeyPatch, machine: Path, ca_pem: bytes) -> FakeBackend:
     fake = FakeBackend()
     monkeypatch.setattr(cloud_provider, "make_runner", fake.make_runner)
+    monkeypatch.setattr(cloud_provider, "require_pulumi", lambda: None)
+    # The tree under test changes while tests run: a fixed build keeps one deployment's build one build.
+    monkeypatch.setattr(cloud_provider, "operator_build", fixed_build)
     monkeypatch.setattr(cloud_provider, "wait_until_healthy", lambda url, verify, timeout: None)
     monkeypatch.setattr(cloud_provider, "is_healthy", lambda url, verify, timeout=5.0: True)
     for provider_class in PROVIDER_CLASSES.values():
@@ -387,7 +404,7 @@ class TestPlan:
         resources = gridctl.json("deploy", cloud, "--name", "demo", "--plan", "--workers", "2")
         declared_names = {(r["type"], r["name"]) for r in resources}
         assert EXPECTED_IN_PLAN[cloud] <= declared_names
-        components = {r["component"] for r in resources if r["custom"]}
+        components = {r["component"] for r in resources}
         assert {"demo-net", "demo-node", "demo-workers", "demo-storage", "demo-secrets"} <= components
         assert "[secret]" in json.dumps(resources)  # the setup and Ray tokens are redacted
         assert "gsetup_" not in json.dumps(resources)
@@ -425,7 +442,7 @@ class TestScale:
         old, new = declared(cloud, before), declared(cloud, after)
         changed = {(r.type, r.name, r.parent) for r in new} ^ {(r.type, r.name, r.parent) for r in old}
         changed |= {(r.type, r.name, r.parent) for r in new for o in old
-                    if (o.type, o.name) == (r.type, r.name) and o.inputs != r.inputs}
+                    if (o.type, o.name) == (r.type, r.name) and text(o) != text(r)}
         assert changed and {parent for _, _, parent in changed} == {"demo-workers"}
 
     def test_is_remembered_by_the_next_deploy(self, gridctl: Gridctl, backend: FakeBackend,

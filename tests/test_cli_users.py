@@ -72,10 +72,12 @@ class TestUsersAdd:
         assert result.exit_code == 7
         assert "email" in result.stderr
 
-    def test_unknown_role_exits_7_naming_it(self, owner: Gridctl) -> None:
-        result = owner("users", "add", "--email", new_email(), "--password", PASSWORD, "--role", "Wizard")
-        assert result.exit_code == 7
+    def test_unknown_role_exits_5_like_roles_show_naming_it(self, owner: Gridctl) -> None:
+        email = new_email()
+        result = owner("users", "add", "--email", email, "--password", PASSWORD, "--role", "Wizard")
+        assert result.exit_code == 5 == owner("roles", "show", "Wizard").exit_code
         assert "Wizard" in result.stderr
+        assert owner("users", "show", email).exit_code == 5  # nothing was created
 
 
 class TestUsersList:

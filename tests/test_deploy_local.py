@@ -24,6 +24,8 @@ from gridctl.sdk.errors import GridctlError
 from gridctl.sdk.node import Node
 from providers import base
 from providers.base import DeploymentSpec, Feature, Unsupported
+from providers.local import processes
+from providers.local.processes import ProcessTable
 from providers.local.provider import LocalProvider
 from tests.live import free_port
 
@@ -101,7 +103,7 @@ def gridctl(tmp_path: Path) -> Iterator[Gridctl]:
     tool = Gridctl(tmp_path / "home")
     yield tool
     for record in base.known_deployments(tool.home / "deployments"):
-        tool("destroy", "local", "--name", record.name)
+        tool("destroy", "local", "--name", record.name, "--yes")
 
 
 class TestFirstDeploy:
@@ -206,7 +208,7 @@ class TestLifecycle:
         assert first["owner_email"] == "ada@example.com"
         gridctl.node("lab").http.post("/tokens", json={"name": "made-before-restart"})
 
-        destroyed = gridctl.ok("destroy", "local", "--name", "lab")
+        destroyed = gridctl.ok("destroy", "local", "--name", "lab", "--yes")
         assert destroyed["stopped_pids"] == [first["pid"]] and destroyed["purged"] is False
         assert not pid_exists(first["pid"]) and not port_open(port)
         [row] = gridctl.ok("status", "lab")["deployments"]
@@ -234,6 +236,38 @@ class TestLifecycle:
         assert run.code == 2 and "--yes" in run.stderr
         assert gridctl.state_dir("keep").exists() and pid_exists(first["pid"])
         assert "keep" in gridctl.contexts()["contexts"]
+
+    def test_destroy_without_yes_and_without_a_terminal_refuses_and_keeps_the_node_running(
+        self, gridctl: Gridctl
+    ) -> None:
+        first = gridctl.ok("deploy", "local", "--name", "ask", "--port", str(free_port()))
+        run = gridctl("destroy", "local", "--name", "ask", "--output", "json")
+        assert run.code == 2 and "--yes" in run.stderr and run.stdout == ""
+        assert pid_exists(first["pid"])
+        [row] = gridctl.ok("status", "ask")["deployments"]
+        assert row["running"] is True
+
+    def test_fewer_workers_on_redeploy_asks_first_and_says_which_stop(self, gridctl: Gridctl) -> None:
+        first = gridctl.ok("deploy", "local", "--name", "pool", "--port", str(free_port()))
+        assert first["workers"] == 0
+        state_dir = gridctl.state_dir("pool")
+        # A stand-in Worker process (a real Ray Worker needs a Ray head): tracked as the provider tracks one.
+        worker = processes.start("worker-1", ["sleep", "300"], env=dict(os.environ), cwd=state_dir,
+                                 log=state_dir / "logs" / "worker-1.log")
+        ProcessTable(state_dir).put(worker)
+        try:
+            kept = gridctl.ok("deploy", "local", "--name", "pool")  # no --workers: the Worker stays
+            assert kept["state"] == "running" and kept["workers"] == 1 and processes.is_alive(worker)
+
+            refused = gridctl("deploy", "local", "--name", "pool", "--workers", "0", "--output", "json")
+            assert refused.code == 2 and refused.stdout == ""
+            assert "stops worker-1" in refused.stderr.replace("\n", " ") and "--yes" in refused.stderr
+            assert processes.is_alive(worker)
+
+            done = gridctl.ok("deploy", "local", "--name", "pool", "--workers", "0", "--yes")
+            assert done["workers"] == 0 and not processes.is_alive(worker)
+        finally:
+            processes.stop(worker, timeout=5)
 
     def test_a_node_that_cannot_start_fails_with_the_log_tail(self, gridctl: Gridctl) -> None:
         run = gridctl("deploy", "local", "--port", str(free_port()),

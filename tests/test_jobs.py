@@ -25,7 +25,7 @@ def _dataset(factory: Factory) -> int:
 
         tensor = session.get(Tensor, labels)
         assert tensor is not None
-        tensor.shape, tensor.ndim, tensor.shape_key = [2], 1, ",2,"
+        tensor.shape, tensor.ndim, tensor.shape_key, tensor.dtype = [2], 1, ",2,", "int64"  # class indices
     return factory.dataset("cohort", tensors={"features": features, "labels": labels})
 
 
@@ -80,16 +80,17 @@ class TestSubmitTraining:
         from grid_runtime.compute.builder import build_module
 
         dataset = _dataset(factory)
-        owner, scientist = factory.owner(), factory.user()
+        owner, scientist = factory.owner(), factory.user(budget=10.0)
         _grant(client, owner, scientist, dataset, "compute")
-        not_base64 = _train(client, scientist, initial_weights="not base64 at all!")
+        dp = {"noise_multiplier": 5.0}
+        not_base64 = _train(client, scientist, initial_weights="not base64 at all!", dp=dp)
         assert not_base64.status_code == 422 and "not base64" in not_base64.json()["message"]
         wrong = save({"0.weight": torch.zeros(9, 9)})
-        refused = _train(client, scientist, initial_weights=base64.b64encode(wrong).decode())
+        refused = _train(client, scientist, initial_weights=base64.b64encode(wrong).decode(), dp=dp)
         assert refused.status_code == 422 and "initial_weights do not fit the spec" in refused.json()["message"]
         assert factory.count(Job) == 0
         fitting = save({k: v.contiguous() for k, v in build_module(MLP).state_dict().items()})
-        accepted = _train(client, scientist, initial_weights=base64.b64encode(fitting).decode())
+        accepted = _train(client, scientist, initial_weights=base64.b64encode(fitting).decode(), dp=dp)
         # past every check on the input: only the missing Workers of this Ray-less Node refuse it now
         assert accepted.status_code == 503, accepted.text
 

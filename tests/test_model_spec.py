@@ -11,6 +11,7 @@ from safetensors.torch import save
 from torch import nn
 
 from grid_runtime.compute.builder import build_module, load_weights
+from grid_runtime.compute.contracts import MAX_INITIAL_WEIGHT
 from grid_runtime.compute.spec import MAX_PARAMETERS, SpecError, layer_table, parse_spec
 from gridctl.models import SpecConversionError, to_spec, to_weights
 
@@ -210,6 +211,47 @@ class TestWeights:
         state["0.bias"][0] = float("nan")
         with pytest.raises(SpecError, match="not finite"):
             load_weights(module, save(state))
+
+    def test_weights_that_overflow_the_training_dtype_are_refused(self):
+        """Finite as float64, infinite once cast to the module's float32: checked after the cast."""
+        module = build_module(to_spec(mlp()))
+        state = {k: v.double() for k, v in module.state_dict().items()}
+        state["0.weight"][0, 0] = 1e39
+        assert torch.isfinite(state["0.weight"]).all()
+        with pytest.raises(SpecError, match="0.weight has values that are not finite as float32"):
+            load_weights(module, save(state))
+
+    def test_weights_above_the_magnitude_limit_are_refused(self):
+        module = build_module(to_spec(mlp()))
+        state = {k: v.clone() for k, v in module.state_dict().items()}
+        state["3.bias"][1] = -(MAX_INITIAL_WEIGHT * 1.5)
+        with pytest.raises(SpecError, match="3.bias has values above 10000 in magnitude"):
+            load_weights(module, save(state))
+        state["3.bias"][1] = -MAX_INITIAL_WEIGHT  # the limit itself is allowed
+        load_weights(module, save(state))
+        assert float(module.state_dict()["3.bias"][1]) == -MAX_INITIAL_WEIGHT
+
+
+class TestInitialisation:
+    def test_a_seed_gives_the_same_parameters_and_leaves_the_global_generator_alone(self):
+        spec = to_spec(mlp())
+        torch.manual_seed(123)
+        expected_next = torch.rand(1)
+        torch.manual_seed(123)
+        first = build_module(spec, seed=5)
+        assert torch.equal(torch.rand(1), expected_next)
+        second = build_module(spec, seed=5)
+        other = build_module(spec, seed=6)
+        for name, tensor in first.state_dict().items():
+            assert torch.equal(tensor, second.state_dict()[name])
+        assert not torch.equal(first.state_dict()["0.weight"], other.state_dict()["0.weight"])
+
+    def test_without_a_seed_the_global_seed_does_not_decide_the_parameters(self):
+        torch.manual_seed(0)
+        first = build_module(to_spec(mlp()))
+        torch.manual_seed(0)
+        second = build_module(to_spec(mlp()))
+        assert not torch.equal(first.state_dict()["0.weight"], second.state_dict()["0.weight"])
 
 
 class TestLayerTable:

@@ -90,7 +90,7 @@ class TestIngress:
         assert https == {OPERATOR_CIDR, WIDER_CIDR}
 
     def test_ray_ports_are_open_only_between_node_and_worker_security_groups(self, plan):
-        ray = [r for r in of_type(plan, INGRESS) if r.inputs["fromPort"] in (6379, 10000)]
+        ray = [r for r in of_type(plan, INGRESS) if r.inputs["fromPort"] in (6379, 11000)]
         assert len(ray) == 6
         for rule in ray:
             assert "cidrIpv4" not in rule.inputs and rule.inputs["referencedSecurityGroupId"]
@@ -194,7 +194,7 @@ class TestSecrets:
 
 class TestUserData:
     def test_the_node_boots_the_template_rendered_from_templates(self, spec, plan):
-        expected = render("cloud-init/node.yaml.j2", **program.machine_context("node", spec))
+        expected = render("cloud-init/node.yaml.j2", **program.machine_context("node", spec, "192.0.2.10"))
         assert one(plan, "aws:ec2/instance:Instance", "demo-node-instance").inputs["userData"] == expected
 
     def test_workers_boot_the_worker_template(self, spec, plan):
@@ -203,7 +203,7 @@ class TestUserData:
         assert base64.b64decode(encoded).decode() == expected
 
     def test_the_network_service_boots_the_network_template(self, spec, plan):
-        expected = render("cloud-init/network.yaml.j2", **program.machine_context("network", spec))
+        expected = render("cloud-init/network.yaml.j2", **program.machine_context("network", spec, "192.0.2.10"))
         assert one(plan, "aws:ec2/instance:Instance", "demo-network-instance").inputs["userData"] == expected
 
 

@@ -193,20 +193,22 @@ class TestSecrets:
         }
 
 
-    def test_the_operator_may_only_read_the_storage_account_to_fetch_the_tls_root(self, plan):
+    def test_the_operator_and_the_workers_may_only_read_the_storage_account(self, plan):
         from providers.azure.config import STORAGE_BLOB_DATA_READER
 
         readers = [r.inputs for r in of_type(plan, "azure-native:authorization:RoleAssignment")
                    if r.inputs["roleDefinitionId"].endswith(STORAGE_BLOB_DATA_READER)]
-        # the deploying principal (objectId of the client config), on the storage account alone
-        assert [(r["principalId"], r["scope"]) for r in readers] == [
-            ("00000000-0000-0000-0000-000000000002", "demo-storage-account-id")]
+        # the deploying principal (objectId of the client config) to fetch the TLS root, and the Workers'
+        # identity (the build they install, the tensors their jobs read), on the storage account alone
+        assert sorted((r["principalId"], r["scope"]) for r in readers) == [
+            ("00000000-0000-0000-0000-000000000002", "demo-storage-account-id"),
+            ("principal-demo-identity-worker", "demo-storage-account-id")]
 
 
 class TestUserData:
     @pytest.mark.parametrize(("role", "resource"), [("node", "demo-node-vm"), ("network", "demo-network-vm")])
     def test_servers_boot_the_template_rendered_from_templates(self, spec, plan, role, resource):
-        expected = render(f"cloud-init/{role}.yaml.j2", **program.machine_context(role, spec))
+        expected = render(f"cloud-init/{role}.yaml.j2", **program.machine_context(role, spec, "192.0.2.10"))
         assert custom_data(one(plan, VM, resource).inputs) == expected
 
     def test_workers_boot_the_worker_template(self, spec, plan):

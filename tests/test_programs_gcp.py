@@ -109,11 +109,14 @@ class TestStorage:
         assert bucket["uniformBucketLevelAccess"] is True
         assert bucket["publicAccessPrevention"] == "enforced"
 
-    def test_only_the_node_and_network_service_may_use_the_bucket(self, plan):
-        members = {r.inputs["member"] for r in of_type(plan, "gcp:storage/bucketIAMMember:BucketIAMMember")}
+    def test_only_the_node_and_network_service_may_write_the_bucket_and_workers_read_it(self, plan):
+        members = {(r.inputs["member"], r.inputs["role"])
+                   for r in of_type(plan, "gcp:storage/bucketIAMMember:BucketIAMMember")}
         assert members == {
-            "serviceAccount:gridctl-demo-node@demo-project.iam.gserviceaccount.com",
-            "serviceAccount:gridctl-demo-network@demo-project.iam.gserviceaccount.com",
+            ("serviceAccount:gridctl-demo-node@demo-project.iam.gserviceaccount.com", "roles/storage.objectUser"),
+            ("serviceAccount:gridctl-demo-network@demo-project.iam.gserviceaccount.com", "roles/storage.objectUser"),
+            ("serviceAccount:gridctl-demo-worker@demo-project.iam.gserviceaccount.com",
+             "roles/storage.objectViewer"),
         }
 
     def test_no_database_is_declared_with_sqlite(self):
@@ -177,7 +180,7 @@ class TestUserData:
         ("role", "resource"), [("node", "demo-node-instance"), ("network", "demo-network-instance")]
     )
     def test_servers_boot_the_template_rendered_from_templates(self, spec, plan, role, resource):
-        expected = render(f"cloud-init/{role}.yaml.j2", **program.machine_context(role, spec))
+        expected = render(f"cloud-init/{role}.yaml.j2", **program.machine_context(role, spec, "192.0.2.10"))
         assert one(plan, "gcp:compute/instance:Instance", resource).inputs["metadata"]["user-data"] == expected
 
     def test_workers_boot_the_worker_template(self, spec, plan):

@@ -1,45 +1,98 @@
-"""Start-up is a feature: ``gridctl --help`` must not import the heavy stacks (ML, clusters, clouds, server)."""
+"""Start-up is a feature: ``gridctl --help`` imports no command module and none of the heavy stacks, a command
+imports only what it uses, and the entry point behaves at the edges (``--version``, a closed pipe)."""
 
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import subprocess
 import sys
+from importlib.metadata import version
+from pathlib import Path
 
 import pytest
+import typer
+import typer.main
+
+from gridctl.cli import commands
 
 HEAVY = ["torch", "ray", "pulumi", "pulumi_aws", "pulumi_gcp", "pulumi_azure_native", "fastapi", "sqlalchemy",
          "boto3", "google.cloud", "azure", "opacus", "opendp", "uvicorn", "alembic", "grid_runtime"]
+# What `gridctl --help` needs none of: Rich (tables, help panels), the HTTP stack, YAML (the contexts file),
+# click itself (Typer carries its own copy), pygments.
+NOT_FOR_HELP = ["rich", "httpx", "httpcore", "yaml", "click", "pygments", "ssl", "certifi"]
+COMMAND_MODULES = sorted({f"gridctl.cli.{m}" for modules, _ in commands.COMMANDS.values() for m in modules})
 
-# A fresh interpreter runs the app's --help in process, then reports what it imported.
+# A fresh interpreter runs the app in process, then reports what it imported.
 PROBE = """
 import json, sys
-from gridctl.cli.app import app
+from gridctl.cli.app import main
+sys.argv = ["gridctl", *{args!r}]
 try:
-    app({args!r}, prog_name="gridctl")
+    main()
 except SystemExit:
     pass
 print("MODULES=" + json.dumps(sorted(sys.modules)), file=sys.stderr)
 """
 
 
-def imported_by(*args: str) -> set[str]:
+def imported_by(*args: str, env: dict[str, str] | None = None) -> set[str]:
     result = subprocess.run([sys.executable, "-c", PROBE.format(args=list(args))], capture_output=True, text=True,
-                            timeout=120, env={"PATH": "/usr/bin:/bin", "GRIDCTL_HOME": "/nonexistent"})
+                            timeout=120, env={"PATH": "/usr/bin:/bin", "GRIDCTL_HOME": "/nonexistent", **(env or {})})
     line = next(line for line in result.stderr.splitlines() if line.startswith("MODULES="))
     return set(json.loads(line.removeprefix("MODULES=")))
 
 
-def heavy_in(modules: set[str]) -> list[str]:
-    return sorted(m for m in modules if any(m == h or m.startswith(h + ".") for h in HEAVY))
+def among(modules: set[str], names: list[str]) -> list[str]:
+    return sorted(m for m in modules if any(m == n or m.startswith(n + ".") for n in names))
 
 
-@pytest.mark.parametrize("args", [["--help"], ["users", "--help"], ["deploy", "local", "--help"],
-                                  ["audit", "--help"]])
-def test_help_imports_nothing_heavy(args: list[str]) -> None:
+def test_root_help_imports_no_command_module_and_nothing_heavy() -> None:
+    modules = imported_by("--help")
+    assert "gridctl.cli.app" in modules
+    assert among(modules, COMMAND_MODULES) == []
+    assert among(modules, HEAVY + NOT_FOR_HELP) == []
+
+
+@pytest.mark.parametrize("args", [["users", "--help"], ["deploy", "local", "--help"], ["audit", "--help"],
+                                  ["workers", "--help"]])
+def test_a_commands_help_imports_its_own_modules_only(args: list[str]) -> None:
     modules = imported_by(*args)
-    assert "gridctl.cli.users" in modules  # the probe really built the whole command tree
-    assert heavy_in(modules) == []
+    own = {f"gridctl.cli.{m}" for m in commands.COMMANDS[args[0]][0]}
+    assert own <= modules  # the probe really built the command
+    others = set(COMMAND_MODULES) - own - {"gridctl.cli.deploy"}  # clouds.py builds on deploy.py's groups
+    assert among(modules, sorted(others)) == []
+    assert among(modules, HEAVY) == []
+
+
+def test_users_list_against_a_plain_http_node_loads_no_tls_and_no_httpx_cli() -> None:
+    """The command runs up to its request (nothing listens on port 1: exit 9), importing what it uses only."""
+    modules = imported_by("users", "list", env={"GRIDCTL_URL": "http://127.0.0.1:1", "GRIDCTL_TOKEN": "gapi_x"})
+    assert {"gridctl.cli.users", "httpx", "gridctl.sdk.http"} <= modules
+    # httpx's own command-line client (click, pygments) is skipped.
+    assert among(modules, ["httpx._main", "click", "pygments"]) == []
+    assert among(modules, HEAVY) == []
+    assert among(modules, [m for m in COMMAND_MODULES if m != "gridctl.cli.users"]) == []
+
+
+def test_a_plain_http_client_reads_no_ca_bundle(monkeypatch: pytest.MonkeyPatch) -> None:
+    import ssl
+
+    from gridctl.sdk.http import Http
+
+    loads: list[object] = []
+    real = ssl.SSLContext.load_verify_locations
+
+    def counting(self: ssl.SSLContext, *args: object, **kwargs: object) -> None:
+        loads.append(args or kwargs)
+        real(self, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(ssl.SSLContext, "load_verify_locations", counting)
+    Http("http://127.0.0.1:1", "gapi_x").close()
+    assert loads == []
+    Http("https://127.0.0.1:1", "gapi_x").close()  # the control: an https Node gets the CA bundle
+    assert len(loads) == 1
 
 
 def test_importtime_of_the_console_script_names_nothing_heavy() -> None:
@@ -50,7 +103,7 @@ def test_importtime_of_the_console_script_names_nothing_heavy() -> None:
     assert result.returncode == 0, result.stderr[-2000:]
     imported = {line.split("|")[-1].strip() for line in result.stderr.splitlines() if line.startswith("import time:")}
     assert "gridctl.cli.app" in imported
-    assert heavy_in(imported) == []
+    assert among(imported, HEAVY + NOT_FOR_HELP + COMMAND_MODULES) == []
 
 
 def test_the_sdk_imports_nothing_heavy() -> None:
@@ -59,4 +112,110 @@ def test_the_sdk_imports_nothing_heavy() -> None:
     result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120)
     modules = set(json.loads(result.stdout))
     assert {"gridctl.sdk.connect", "httpx"} <= modules
-    assert heavy_in(modules) == []
+    assert among(modules, HEAVY + ["httpx._main", "click", "pygments", "typer", "rich"]) == []
+
+
+def test_httpx_cli_stays_importable_after_the_sdk_skipped_it() -> None:
+    probe = "import gridctl.sdk.http, httpx._main, sys; print(sys.modules['httpx._main'] is not None)"
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120)
+    assert result.stdout.strip() == "True", result.stderr[-2000:]
+
+
+def eager_tree() -> dict[str, typer.main.TyperGroup]:
+    """Every top-level command the command modules register, built the old way: all modules at once."""
+    import importlib
+
+    scratch = typer.Typer(rich_markup_mode=None, add_completion=False)
+    scratch.callback()(lambda: None)
+    for name in COMMAND_MODULES:
+        module = importlib.import_module(name)
+        if hasattr(module, "register"):
+            module.register(scratch)
+    for command, (modules, _) in commands.COMMANDS.items():
+        module = importlib.import_module(f"gridctl.cli.{modules[0]}")
+        if not hasattr(module, "register") and command == modules[0]:
+            scratch.add_typer(module.app, name=command)
+    return typer.main.get_command(scratch).commands  # type: ignore[attr-defined, no-any-return]
+
+
+def test_the_table_lists_every_command_the_modules_define() -> None:
+    assert sorted(eager_tree()) == sorted(commands.COMMANDS)
+
+
+@pytest.mark.parametrize("name", list(commands.COMMANDS))
+def test_each_summary_is_the_commands_own_first_sentence(name: str) -> None:
+    built = commands.build(name)
+    expected = commands.first_sentence(built.help or "")
+    assert commands.summary(name) == expected, (
+        f"gridctl/cli/commands.py: the summary of {name!r} should read {expected!r}")
+
+
+@pytest.mark.parametrize("name", list(commands.COMMANDS))
+def test_a_lazily_built_command_is_the_whole_command(name: str) -> None:
+    def shape(command: object) -> object:
+        subs = getattr(command, "commands", None)
+        if subs is None:
+            return sorted(p.name or "" for p in command.params)  # type: ignore[attr-defined]
+        return {n: shape(subs[n]) for n in subs}
+
+    assert shape(commands.build(name)) == shape(eager_tree()[name])
+
+
+def console_script() -> str:
+    path = shutil.which("gridctl", path=str(Path(sys.executable).parent)) or shutil.which("gridctl")
+    assert path, "the gridctl console script is not installed (pip install -e .)"
+    return path
+
+
+def test_root_help_lists_every_command_with_a_whole_sentence(tmp_path: Path) -> None:
+    result = subprocess.run([console_script(), "--help"], capture_output=True, text=True, timeout=60,
+                            env={**os.environ, "GRIDCTL_HOME": str(tmp_path), "COLUMNS": "80"})
+    assert result.returncode == 0, result.stderr
+    listed = result.stdout.split("Commands:", 1)[1]
+    for name in commands.COMMANDS:
+        assert f"\n  {name} " in listed
+    assert "..." not in listed  # click would cut a long summary to the width
+    assert " ".join(listed.split()).count(" ".join(commands.summary("check").split())) == 1
+
+
+def test_group_help_shows_whole_sentences(tmp_path: Path) -> None:
+    result = subprocess.run([console_script(), "deploy", "--help"], capture_output=True, text=True, timeout=60,
+                            env={**os.environ, "GRIDCTL_HOME": str(tmp_path), "COLUMNS": "80"})
+    assert result.returncode == 0, result.stderr
+    listed = result.stdout.split("Commands:", 1)[1]
+    assert "\n  local " in listed
+    assert "..." not in listed
+
+
+def test_version_prints_the_installed_version(tmp_path: Path) -> None:
+    result = subprocess.run([console_script(), "--version"], capture_output=True, text=True, timeout=60,
+                            env={**os.environ, "GRIDCTL_HOME": str(tmp_path)})
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == f"gridctl {version('gridctl')}\n"
+    assert result.stderr == ""
+
+
+@pytest.mark.parametrize("args", [["--help"], ["users", "--help"], ["--version"], ["context", "list", "-o", "json"],
+                                  ["status"]])
+def test_a_closed_pipe_ends_the_command_quietly(args: list[str], tmp_path: Path) -> None:
+    """``gridctl ... | head``: the reader has gone before gridctl writes; no traceback, no 'unexpected' error."""
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    try:
+        result = subprocess.run([console_script(), *args], stdout=write_end, stderr=subprocess.PIPE, text=True,
+                                timeout=60, env={**os.environ, "GRIDCTL_HOME": str(tmp_path)})
+    finally:
+        os.close(write_end)
+    assert result.returncode in (0, 1)
+    assert "Error" not in result.stderr and "Traceback" not in result.stderr and "unexpected" not in result.stderr, (
+        result.stderr)
+
+
+def test_a_reader_that_stops_early_gets_no_traceback(tmp_path: Path) -> None:
+    """The shape of ``gridctl --help | head -1`` with the writer still writing when head exits."""
+    script = (f"{console_script()} users --help; {console_script()} --help; {console_script()} users --help"
+              " | head -c 10 >/dev/null")
+    result = subprocess.run(["bash", "-c", f"set -o pipefail; ({script}) | head -n 1"], capture_output=True,
+                            text=True, timeout=120, env={**os.environ, "GRIDCTL_HOME": str(tmp_path)})
+    assert result.stdout.startswith("Usage: gridctl users")
+    assert "Traceback" not in result.stderr and "BrokenPipe" not in result.stderr, result.stderr

@@ -72,6 +72,22 @@ class TestLocalStore:
         settings = NodeSettings(state_dir=tmp_path / "state")
         assert settings.resolved_object_store_url == (tmp_path / "state" / "objects").resolve().as_uri()
 
+    def test_blobs_are_0600_and_their_directories_0700(self, tmp_path: Path) -> None:
+        store = ObjectStore((tmp_path / "objects").as_uri())
+        store.put_stream("tensors/a.safetensors", io.BytesIO(b"data"))
+        assert (tmp_path / "objects").stat().st_mode & 0o777 == 0o700
+        assert (tmp_path / "objects" / "tensors").stat().st_mode & 0o777 == 0o700
+        assert (tmp_path / "objects" / ".tmp").stat().st_mode & 0o777 == 0o700
+        assert (tmp_path / "objects" / "tensors" / "a.safetensors").stat().st_mode & 0o777 == 0o600
+
+    def test_sweeping_removes_only_temporaries(self, tmp_path: Path) -> None:
+        store = ObjectStore((tmp_path / "objects").as_uri())
+        store.put_stream("tensors/kept.safetensors", io.BytesIO(b"data"))
+        (tmp_path / "objects" / ".tmp" / "killed.part").write_bytes(b"half")
+        assert store.pending_temporaries() == [".tmp/killed.part"]
+        assert store.sweep_temporaries() == [".tmp/killed.part"]
+        assert store.pending_temporaries() == [] and store.keys() == ["tensors/kept.safetensors"]
+
 
 @pytest.fixture(scope="module")
 def s3_endpoint() -> Iterator[str]:
@@ -126,3 +142,21 @@ class TestS3Store:
                                  aws_secret_access_key="testing",  # noqa: S106
                                  region_name="us-east-1").list_objects_v2(Bucket=bucket)
             assert after.get("KeyCount", 0) == 0
+
+    def test_a_restart_reconciles_a_bucket_with_the_database(self, s3_bucket: tuple[str, dict[str, Any]],
+                                                            tmp_path: Path) -> None:
+        bucket, options = s3_bucket
+        settings = NodeSettings(state_dir=tmp_path / "state", database_url=f"sqlite:///{tmp_path / 'n.db'}",
+                                object_store_url=f"s3://{bucket}/node", object_store_options=options)
+        store = ObjectStore(settings.resolved_object_store_url, options)
+        with TestClient(create_app(settings)) as client:
+            owner = Factory(client).owner()
+            kept = upload(client, owner.headers, npy_bytes(np.ones(3)), fmt="npy")
+            assert kept.status_code == 201
+        # What a Node killed between the blob's write and its row's commit leaves, and a killed write's part.
+        store.put_stream("tensors/orphan.safetensors", io.BytesIO(b"x"))
+        store.fs.pipe(f"{store.root}/.tmp/killed.part", b"half")
+        assert len(store.keys("tensors/")) == 2 and store.pending_temporaries() == [".tmp/killed.part"]
+        with TestClient(create_app(settings)):
+            assert store.keys("tensors/") != [] and "tensors/orphan.safetensors" not in store.keys("tensors/")
+            assert len(store.keys("tensors/")) == 1 and store.pending_temporaries() == []

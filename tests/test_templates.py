@@ -25,9 +25,12 @@ ROLES = ("node", "worker", "network")
 CASES = [(cloud, role) for cloud in PROGRAMS for role in ROLES]
 
 
+PUBLIC_ADDRESS = "192.0.2.10"  # what the program passes: the machine's static public address
+
+
 def rendered(cloud: str, role: str, **overrides) -> str:
     spec = settings(region=REGIONS[cloud], managed_database=True, network=True, **overrides)
-    return PROGRAMS[cloud].user_data(role, spec)
+    return PROGRAMS[cloud].user_data(role, spec, "" if role == "worker" else PUBLIC_ADDRESS)
 
 
 def embedded_file(cloud_init: str, path: str) -> str:
@@ -119,7 +122,9 @@ class TestNodeEnv:
             assert node.object_store_options == {"account_name": node.object_store_options["account_name"],
                                                  "anon": False}
         # the machine installs the store's driver with gridctl
-        assert f"gridctl[{ {'aws': 's3', 'gcp': 'gcs', 'azure': 'azure-storage'}[cloud] }]" in text
+        bootstrap = embedded_file(text, "/opt/gridctl/bootstrap.py")
+        assert f'"extra": "{ {"aws": "s3", "gcp": "gcs", "azure": "azure-storage"}[cloud] }"' in bootstrap
+        assert "f\"gridctl[{BUILD['extra']}] @ file://{wheel}\"" in bootstrap
 
 
 class TestRender:

@@ -1,11 +1,16 @@
 """Build the `nn.Module` of a model spec on the Node, and load initial weights safely.
 
 No user code runs: each allowlisted layer name maps to a fixed constructor below, called with the spec's
-validated arguments. Weights come as safetensors (no pickle) and must match the built module exactly.
+validated arguments. Weights come as safetensors (no pickle) and must match the built module exactly; after the
+cast to the module's dtype (float32) every value must be finite and at most ``MAX_INITIAL_WEIGHT`` in magnitude.
+
+A user's ``seed`` seeds the initialisation of the parameters and nothing else (see `training` for where the
+rest of a run's randomness comes from); without one, the initialisation is seeded from ``os.urandom``.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from typing import Any
 
@@ -16,6 +21,7 @@ from safetensors.torch import save as save_safetensors
 from torch import nn
 
 from grid_runtime.compute import spec as s
+from grid_runtime.compute.contracts import MAX_INITIAL_WEIGHT
 
 
 def _tuple(value: Any) -> Any:
@@ -69,10 +75,15 @@ _CONSTRUCTORS: dict[type[s._Layer], Callable[[Any], nn.Module]] = {
 assert set(_CONSTRUCTORS) == set(s.LAYER_TYPES.values()), "every allowlisted layer needs a constructor"
 
 
-def build_module(spec: s.ModelSpec | dict[str, Any], weights: bytes | None = None) -> nn.Sequential:
-    """The `nn.Sequential` a spec describes, with freshly initialized parameters or the given weights."""
+def build_module(spec: s.ModelSpec | dict[str, Any], weights: bytes | None = None, *,
+                 seed: int | None = None) -> nn.Sequential:
+    """The `nn.Sequential` a spec describes, with the given weights or freshly initialized parameters: from
+    ``seed`` when given (the same seed, the same parameters), else from a seed drawn from ``os.urandom``.
+    The caller's global random state is left as it was."""
     model_spec = s.parse_spec(spec)
-    module = nn.Sequential(*(_CONSTRUCTORS[type(layer)](layer) for layer in model_spec.layers))
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed if seed is not None else int.from_bytes(os.urandom(8), "little") >> 1)
+        module = nn.Sequential(*(_CONSTRUCTORS[type(layer)](layer) for layer in model_spec.layers))
     if weights is not None:
         load_weights(module, weights)
     return module
@@ -104,9 +115,14 @@ def load_weights(module: nn.Module, weights: bytes) -> None:
             )
         if not tensor.dtype.is_floating_point:
             raise s.SpecError(f"weights do not match the model: {name} has dtype {tensor.dtype}, expected floats")
-        if not torch.isfinite(tensor).all():
-            raise s.SpecError(f"weights do not match the model: {name} has values that are not finite")
     converted = {name: tensor.to(expected[name].dtype) for name, tensor in tensors.items()}
+    for name, tensor in converted.items():  # checked after the cast: a float64 1e39 is inf in float32
+        if not torch.isfinite(tensor).all():
+            raise s.SpecError(f"initial weights: {name} has values that are not finite as "
+                              f"{str(tensor.dtype).removeprefix('torch.')}")
+        if tensor.numel() and float(tensor.abs().max()) > MAX_INITIAL_WEIGHT:
+            raise s.SpecError(f"initial weights: {name} has values above {MAX_INITIAL_WEIGHT:g} in magnitude; "
+                              f"the limit is |w| <= {MAX_INITIAL_WEIGHT:g}")
     module.load_state_dict(converted, strict=True)
 
 

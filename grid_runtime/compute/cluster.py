@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import importlib.util
 import logging
 import os
 import random
@@ -106,12 +107,21 @@ class HeadConfig:
     start_timeout: float = 90.0
 
 
+def _client_server_argv(config: HeadConfig) -> list[str]:
+    # Nothing here uses Ray Client (ray://). Ray starts its server anyway, on the fixed port 10001, whenever its
+    # dependencies ('ray[client]': grpcio) are importable, so then it gets a free port (two heads on one machine
+    # must not collide); without them the option is an error, and leaving it out starts no client server.
+    if importlib.util.find_spec("grpc") is None:
+        return []
+    return [f"--ray-client-server-port={_port(config.client_server_port)}"]
+
+
 def head_argv(config: HeadConfig, temp_dir: Path) -> list[str]:
     port = _port(config.port)
     return [
         sys.executable, "-m", "ray.scripts.scripts", "start", "--head", "--block", "--num-cpus=0", "--num-gpus=0",
         f"--node-ip-address={config.host}", f"--port={port}",
-        f"--ray-client-server-port={_port(config.client_server_port)}",
+        *_client_server_argv(config),
         f"--node-manager-port={_port(config.node_manager_port)}",
         f"--object-manager-port={_port(config.object_manager_port)}",
         "--include-dashboard=false", "--dashboard-host=127.0.0.1", f"--dashboard-port={_port(config.dashboard_port)}",

@@ -1,18 +1,19 @@
 """What runs on a Worker: one job as a Ray task that streams its reports back to the Node.
 
-`run_job(payload)` is a generator (a Ray streaming-generator task). It yields small dicts:
+`run_job(payload)` is a generator (a Ray streaming-generator task). Its payload is a
+`grid_runtime.compute.contracts.TrainingPayload` or `StatisticsPayload` as JSON, and it yields the contract's
+reports as JSON dicts:
 
-- ``{"type": "started", "node_id", "pid"}`` once it runs;
-- ``{"type": "progress", "progress", "epoch", "metrics"}`` while training, and ``{"type": "heartbeat"}`` at least
-  every `HEARTBEAT_SECONDS`, so the Node can tell a silent (lost) task from a slow one;
-- a last ``{"type": "done", ...}`` with the artifact's object-store key and sha256 (or the statistic's value),
-  the metrics and the privacy event of what actually ran; or ``{"type": "error", "message"}``.
+- ``Started`` once it runs;
+- ``ProgressReport`` while training, and ``Heartbeat`` at least every `HEARTBEAT_SECONDS`, so the Node can tell
+  a silent (lost) task from a slow one;
+- a last ``ModelDone`` (the artifact's object-store key and sha256) or ``StatisticDone`` (the value), with the
+  metrics and the privacy event of what actually ran; or ``Failed`` with a stable ``ErrorCode`` and an
+  officer-only detail. The exception text never goes anywhere but that detail.
 
-The payload is plain JSON built by the Node from validated settings: object-store keys and sha256s of the
-inputs, the model spec (a list of allowlisted layers) and the training or statistic settings. Inputs are read
-from the object store and checked against their sha256; the module is built from the spec by
-`grid_runtime.compute.builder`; the trained parameters are written back as safetensors. No code or pickle from
-a user is ever loaded here.
+Inputs are read from the object store and checked against their sha256; the module is built from the spec by
+`grid_runtime.compute.builder` (its initialisation seeded by the user's seed, if any, and nothing else); the
+trained parameters are written back as safetensors. No code or pickle from a user is ever loaded here.
 """
 
 from __future__ import annotations
@@ -27,6 +28,22 @@ import uuid
 from collections.abc import Iterator
 from typing import Any
 
+from grid_runtime.compute.contracts import (
+    Bounds,
+    EpochMetric,
+    ErrorCode,
+    Failed,
+    Heartbeat,
+    ModelDone,
+    ProgressReport,
+    Started,
+    StatisticConfig,
+    StatisticDone,
+    StatisticsPayload,
+    TrainingPayload,
+    parse_payload,
+)
+
 HEARTBEAT_SECONDS = 2.0
 RESULT_PREFIX = "results/"
 
@@ -38,8 +55,11 @@ class InputError(ValueError):
 def _read_tensor(store: Any, key: str, sha256: str) -> Any:
     from safetensors.torch import load
 
-    with store.open(key) as reader:
-        data = reader.read()
+    try:
+        with store.open(key) as reader:
+            data = reader.read()
+    except (FileNotFoundError, OSError) as exc:
+        raise InputError(f"the stored object {key} cannot be read: {type(exc).__name__}") from None
     if hashlib.sha256(data).hexdigest() != sha256:
         raise InputError(f"the stored object {key} does not match its recorded sha256")
     tensors = load(data)
@@ -52,18 +72,18 @@ def _statistic(kind: str, column: Any, params: dict[str, Any], delta: float) -> 
     from grid_runtime.compute import statistics
 
     common = {"epsilon": params["epsilon"], "delta": delta}
+    mechanism: Any = params.get("mechanism") or "laplace"  # checked by the statistic
     if kind == "count":
-        return statistics.count(column, mechanism=params.get("mechanism", "laplace"), **common)
+        return statistics.count(column, mechanism=mechanism, **common)
     bounds = params["bounds"]
     if kind in ("sum", "mean"):
         fn = statistics.sum if kind == "sum" else statistics.mean
-        return fn(column, bounds=bounds, mechanism=params.get("mechanism", "laplace"), **common)
+        return fn(column, bounds=bounds, mechanism=mechanism, **common)
     if kind == "histogram":
-        return statistics.histogram(column, bounds=bounds, bins=params["bins"],
-                                    mechanism=params.get("mechanism", "laplace"), **common)
+        return statistics.histogram(column, bounds=bounds, bins=params["bins"], mechanism=mechanism, **common)
     if kind == "quantiles":
         return statistics.quantiles(column, bounds=bounds, alphas=params["alphas"],
-                                    candidates=params.get("candidates", 1000), **common)
+                                    candidates=params.get("candidates") or 1000, **common)
     raise ValueError(f"unknown statistic {kind!r}")
 
 
@@ -84,47 +104,78 @@ def _column(tensor: Any, column: int | None) -> Any:
     raise ValueError(f"statistics need a 1-D or 2-D tensor, got {tensor.dim()} dimensions")
 
 
-def _train(payload: dict[str, Any], store: Any, reports: queue.Queue[dict[str, Any]],
-           cancel: threading.Event) -> dict[str, Any]:
+def _bounds(bounds: Bounds | None) -> tuple[Any, Any] | None:
+    return None if bounds is None else (bounds.lower, bounds.upper)
+
+
+def _train(payload: TrainingPayload, store: Any, reports: queue.Queue[dict[str, Any]],
+           cancel: threading.Event) -> ModelDone:
     from grid_runtime.compute import builder, training
     from grid_runtime.privacy import event_to_dict
 
-    inputs = payload["inputs"]
-    features = _read_tensor(store, inputs["features"]["key"], inputs["features"]["sha256"])
-    labels = _read_tensor(store, inputs["labels"]["key"], inputs["labels"]["sha256"])
+    inputs = payload.inputs
+    features = _read_tensor(store, inputs.features.key, inputs.features.sha256)
+    labels = _read_tensor(store, inputs.labels.key, inputs.labels.sha256)
     weights = None
-    if payload.get("weights"):
-        with store.open(payload["weights"]["key"]) as reader:
-            weights = reader.read()
-    module = builder.build_module(payload["spec"], weights)
-    s = payload["settings"]
-    dp = training.DPSettings(noise_multiplier=s["dp"]["noise_multiplier"], max_grad_norm=s["dp"]["max_grad_norm"]
-                             ) if s.get("dp") else None
-    settings = training.TrainingSettings(loss=s["loss"], optimizer=s["optimizer"], lr=s["lr"], epochs=s["epochs"],
-                                         batch_size=s["batch_size"], dp=dp, seed=s.get("seed"))
+    if payload.weights is not None:
+        try:
+            with store.open(payload.weights.key) as reader:
+                weights = reader.read()
+        except (FileNotFoundError, OSError) as exc:
+            raise InputError(f"the initial weights cannot be read: {type(exc).__name__}") from None
+        if hashlib.sha256(weights).hexdigest() != payload.weights.sha256:
+            raise InputError("the initial weights do not match their recorded sha256")
+    s = payload.settings
+    module = builder.build_module(payload.spec, weights, seed=s.seed)  # the user's seed: initialisation only
+    dp = training.DPSettings(noise_multiplier=s.dp.noise_multiplier, max_grad_norm=s.dp.max_grad_norm
+                             ) if s.dp is not None else None
+    settings = training.TrainingSettings(loss=s.loss, optimizer=s.optimizer, lr=s.lr, epochs=s.epochs,
+                                         batch_size=s.batch_size, dp=dp)
+
+    def metrics_of(items: list[training.EpochMetrics]) -> list[EpochMetric]:
+        return [EpochMetric(epoch=m.epoch, loss=m.loss, accuracy=m.accuracy) for m in items]
 
     def progress(p: training.Progress) -> None:
-        reports.put({"type": "progress", "progress": min(1.0, p.step / max(1, p.steps)), "epoch": p.epoch,
-                     "metrics": [vars(m) for m in p.metrics]})
+        report = ProgressReport(progress=min(1.0, p.step / max(1, p.steps)), epoch=p.epoch,
+                                metrics=metrics_of(p.metrics))
+        reports.put(report.model_dump(mode="json"))
 
-    result = training.train(module, features, labels, settings, progress=progress, should_cancel=cancel.is_set)
+    result = training.train(module, features, labels, settings, feature_bounds=_bounds(inputs.features.bounds),
+                            label_bounds=_bounds(inputs.labels.bounds), label_classes=payload.label_classes,
+                            progress=progress, should_cancel=cancel.is_set)
     key = f"{RESULT_PREFIX}{uuid.uuid4().hex}.safetensors"
     stored = store.put_stream(key, io.BytesIO(result.weights))
-    return {"type": "done", "kind": "model", "object_key": key, "sha256": stored.sha256, "size": stored.size,
-            "metrics": [vars(m) for m in result.metrics], "event": event_to_dict(result.event),
-            "steps": result.steps, "sample_rate": result.sample_rate, "zeroed_samples": result.zeroed_samples,
-            "seconds": result.seconds}
+    return ModelDone(object_key=key, sha256=stored.sha256, size=stored.size, metrics=metrics_of(result.metrics),
+                     event=event_to_dict(result.event), steps=result.steps, sample_rate=result.sample_rate,
+                     zeroed_samples=result.zeroed_samples, seconds=result.seconds)
 
 
-def _statistics(payload: dict[str, Any], store: Any) -> dict[str, Any]:
+def _statistics(payload: StatisticsPayload, store: Any) -> StatisticDone:
     from grid_runtime.privacy import event_to_dict
 
-    source = payload["inputs"]["column"]
-    tensor = _read_tensor(store, source["key"], source["sha256"])
-    params = payload["settings"]
-    outcome = _statistic(params["statistic"], _column(tensor, params.get("column")), params, payload["delta"])
-    return {"type": "done", "kind": "statistic", "value": outcome.value, "mechanism": outcome.mechanism,
-            "event": event_to_dict(outcome.event), "noise_scale": outcome.noise_scale, "metrics": []}
+    source = payload.inputs.column
+    tensor = _read_tensor(store, source.key, source.sha256)
+    params: StatisticConfig = payload.settings
+    outcome = _statistic(params.statistic, _column(tensor, params.column), params.model_dump(), payload.delta)
+    return StatisticDone(value=outcome.value, mechanism=outcome.mechanism, event=event_to_dict(outcome.event),
+                         noise_scale=outcome.noise_scale)
+
+
+def error_code_of(exc: BaseException) -> ErrorCode:
+    """The stable code of a failure on a Worker, from the exception's type alone (never from its text, which
+    can quote private data; and the classes below are raised for reasons that do not depend on values)."""
+    if isinstance(exc, InputError):
+        return ErrorCode.input_invalid
+    if isinstance(exc, MemoryError) or type(exc).__name__ == "OutOfMemoryError":
+        return ErrorCode.out_of_memory
+    if isinstance(exc, RuntimeError) and ("can't allocate memory" in str(exc) or "out of memory" in str(exc)):
+        return ErrorCode.out_of_memory
+    return ErrorCode.internal
+
+
+def failure_of(exc: BaseException) -> Failed:
+    """The report of a failed job: a code anyone may read, the exception for officers only."""
+    return Failed(error_code=error_code_of(exc), error_detail=f"{type(exc).__name__}: {str(exc)[:1500]}")
 
 
 def run_job(payload: dict[str, Any]) -> Iterator[dict[str, Any]]:
@@ -134,23 +185,27 @@ def run_job(payload: dict[str, Any]) -> Iterator[dict[str, Any]]:
 
     from grid_runtime.core.storage import open_store
 
-    torch.set_num_threads(max(1, int(payload.get("cpus", 1))))  # the task's CPUs, not the machine's
-    yield {"type": "started", "node_id": ray.get_runtime_context().get_node_id(), "pid": os.getpid()}
-    store = open_store(payload["store_url"], payload.get("store_options") or {})
+    yield Started(node_id=ray.get_runtime_context().get_node_id(), pid=os.getpid()).model_dump(mode="json")
+    try:
+        job = parse_payload(payload)
+    except ValueError as exc:  # pydantic's ValidationError: the Node and the Worker disagree on the contract
+        yield Failed(error_code=ErrorCode.internal,
+                     error_detail=f"the Worker cannot read the job's payload: {exc}"[:1500]).model_dump(mode="json")
+        return
+    torch.set_num_threads(max(1, int(job.cpus)))  # the task's CPUs, not the machine's
     reports: queue.Queue[dict[str, Any]] = queue.Queue()
     cancel = threading.Event()
-    outcome: dict[str, Any] = {}
+    outcome: list[dict[str, Any]] = []
 
     def work() -> None:
         try:
-            if payload["kind"] == "train":
-                outcome.update(_train(payload, store, reports, cancel))
-            else:
-                outcome.update(_statistics(payload, store))
-        except Exception as exc:  # noqa: BLE001 - reported to the Node as the job's failure
-            outcome.update(type="error", message=f"{type(exc).__name__}: {str(exc)[:1500]}")
+            store = open_store(job.store_url, job.store_options)
+            done = _train(job, store, reports, cancel) if isinstance(job, TrainingPayload) else _statistics(job, store)
+            outcome.append(done.model_dump(mode="json"))
+        except BaseException as exc:  # noqa: BLE001 - reported to the Node as the job's failure
+            outcome.append(failure_of(exc).model_dump(mode="json"))
 
-    thread = threading.Thread(target=work, name=f"grid-job-{payload.get('job_id')}", daemon=True)
+    thread = threading.Thread(target=work, name=f"grid-job-{job.job_id}", daemon=True)
     thread.start()
     try:
         last = time.monotonic()
@@ -160,11 +215,12 @@ def run_job(payload: dict[str, Any]) -> Iterator[dict[str, Any]]:
             except queue.Empty:
                 if time.monotonic() - last >= HEARTBEAT_SECONDS:
                     last = time.monotonic()
-                    yield {"type": "heartbeat"}
+                    yield Heartbeat().model_dump(mode="json")
                 continue
             last = time.monotonic()
             yield report
         thread.join()
-        yield outcome or {"type": "error", "message": "the job ended without a result"}
+        yield outcome[0] if outcome else Failed(
+            error_code=ErrorCode.internal, error_detail="the job ended without a result").model_dump(mode="json")
     finally:
         cancel.set()  # ray.cancel interrupts the generator; stop the training thread at its next step

@@ -31,3 +31,12 @@ PRESET_ROLES: dict[str, frozenset[Capability]] = {
     "Administrator": ALL - {Capability.edit_roles, Capability.manage_infrastructure},
     OWNER_ROLE: ALL,
 }
+
+# What each preset is for: stored as the role's description, so `gridctl roles list` explains them.
+PRESET_DESCRIPTIONS: dict[str, str] = {
+    DEFAULT_ROLE: "Finds data, asks for access, runs private jobs within their ε budget and asks to release results.",
+    "Compliance Officer": "Decides requests (access, release, budget), sets privacy budgets and reads the statistics.",
+    "Administrator": "Runs the Node day to day: users, groups, data, permissions and settings; not roles or "
+                     "infrastructure.",
+    OWNER_ROLE: "Every capability; the account that set up the Node. Ownership can be transferred, not removed.",
+}

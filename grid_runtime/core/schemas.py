@@ -1,4 +1,10 @@
-"""Shapes shared by every domain's API: pagination and field types with their limits."""
+"""Shapes shared by every domain's API: pagination, ids and field types with their limits.
+
+Ids: every id a caller sends (in a path, a query or a body) is an ``Id``, bounded to the database's integer
+range, so a number past 2**63 is a 422 and never reaches SQLite or PostgreSQL (where it overflows). A *ref*
+(``/users/{ref}``) is an id when it is ASCII digits and a name otherwise: ``as_id`` decides, once for every
+domain (``str.isdigit()`` is true for "²", which ``int()`` refuses).
+"""
 
 from __future__ import annotations
 
@@ -10,6 +16,32 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstra
 from grid_runtime.core.security import MAX_PASSWORD_LENGTH, MIN_PASSWORD_LENGTH
 
 T = TypeVar("T")
+
+MAX_ID = 2**63 - 1
+"""The largest id any table holds (SQLite's INTEGER and PostgreSQL's BIGINT)."""
+
+Id = Annotated[int, Field(ge=1, le=MAX_ID, description="a row id")]
+"""An id sent by a caller: 1 .. 2**63-1."""
+
+_ASCII_DIGITS = re.compile(r"^[0-9]+$")
+
+
+def as_id(ref: str | int) -> int | None:
+    """The row id ``ref`` names, or ``None`` when it is a name.
+
+    An id is an int or a string of ASCII digits (surrounding spaces ignored). One outside the database's range
+    names no row: it becomes 0, which every lookup answers with "not found" instead of an overflow.
+    """
+    if isinstance(ref, bool):
+        return None
+    if isinstance(ref, int):
+        value = ref
+    else:
+        text = ref.strip()
+        if not _ASCII_DIGITS.match(text):
+            return None
+        value = int(text) if len(text) <= 19 else 0
+    return value if 1 <= value <= MAX_ID else 0
 
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+$")
 
@@ -42,7 +74,7 @@ class Out(BaseModel):
 
 class PageParams(BaseModel):
     limit: int = Field(50, ge=1, le=500)
-    offset: int = Field(0, ge=0)
+    offset: int = Field(0, ge=0, le=MAX_ID)
 
 
 class Page(BaseModel, Generic[T]):

@@ -23,6 +23,23 @@ class NodeSettings(BaseSettings):
     login_max_failures: int = Field(default=5, gt=0, description="failed logins per window, per account or address")
     login_window_seconds: int = Field(default=300, gt=0)
     max_upload_bytes: int = Field(default=2 * 1024**3, gt=0)
+    login_backoff_seconds: float = Field(
+        default=1.0, gt=0, description="after login_max_failures for one account from one address, each further "
+                                       "failure doubles the wait before the next try (from this many seconds)")
+    login_backoff_max_seconds: float = Field(default=900.0, gt=0, description="the longest login back-off")
+    max_body_bytes: int = Field(default=1024**2, gt=0, description="request-body limit of every non-upload route")
+    body_read_timeout_seconds: float = Field(
+        default=30.0, gt=0, description="a request body that sends nothing this long is refused (408)")
+    min_body_rate_bytes: int = Field(
+        default=4096, ge=0, description="bytes/s a request body must average after its first "
+                                        "body_read_timeout_seconds (slow clients are refused with 408)")
+    keep_alive_seconds: float = Field(default=5.0, gt=0, description="idle keep-alive connections are closed after")
+    trusted_proxies: list[str] = Field(
+        default_factory=list, description="peer addresses whose X-Forwarded-For is believed (none by default)")
+    api_docs: bool = Field(default=True, description="serve the OpenAPI document and /docs (public routes)")
+    webhook_allow_private: bool = Field(
+        default=False, description="let the webhook URL be http:// or a private, loopback or link-local address")
+    webhook_max_per_minute: int = Field(default=30, ge=1, description="webhook deliveries a minute at most")
     cors_origins: list[str] = Field(default_factory=list)
     object_store_url: str | None = Field(
         default=None, description="where tensors are stored: file://, s3://, gs:// or az://; state_dir/objects if unset"
@@ -59,6 +76,9 @@ class NodeSettings(BaseSettings):
     ray_object_store_bytes: int = Field(default=256 * 1024**2, ge=78 * 1024**2, description="per Ray node")
     ray_start_timeout_seconds: float = Field(default=90.0, gt=0)
     job_cpus: float = Field(default=1.0, gt=0, description="CPUs a job's Ray task takes (torch uses as many)")
+    worker_memory_bytes: int = Field(
+        default=4 * 1024**3, ge=256 * 1024**2, description="memory one job may use on a Worker: a job whose "
+        "estimated peak (compute/memory.py) is larger is refused, and each job's Ray task reserves its estimate")
     job_max_attempts: int = Field(default=2, ge=1, le=10, description="a job whose Worker is lost is retried")
     job_stall_seconds: float = Field(default=60.0, gt=0, description="a running task silent this long is lost")
     job_max_concurrent: int = Field(default=2, ge=0, description="default quota: queued or running jobs a user")

@@ -6,14 +6,18 @@ the extras ``gridctl[s3]`` (s3fs), ``gridctl[gcs]`` (gcsfs) and ``gridctl[azure-
 as an S3 ``endpoint_url`` come from ``object_store_options``. Credentials come from the environment the Node
 runs in (instance roles), never from the Node's database.
 
-Writes are atomic: bytes go to a temporary object under ``.tmp/`` and are then renamed (moved) to their key, so
-a reader never sees a half-written blob and a failed write leaves nothing under the key. The sha256 and size
-are computed while the bytes stream through, in the same pass as the write.
+Writes are atomic: bytes go to a temporary object under ``.tmp/`` (the store's staging area) and are then
+renamed (moved) to their key, so a reader never sees a half-written blob and a failed write leaves nothing under
+the key. The sha256 and size are computed while the bytes stream through, in the same pass as the write. A
+process killed mid-write leaves a temporary object, which ``sweep_temporaries`` removes at the next start
+(``grid_runtime.node.bootstrap.recover``, which also reconciles the keys with the database's rows). On a local
+store, directories are created 0700 and blobs 0600: only the Node's user reads them.
 """
 
 from __future__ import annotations
 
 import hashlib
+import os
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -54,8 +58,9 @@ class ObjectStore:
             raise ObjectStoreError(f"cannot open the object store {url!r}: {exc}{hint}") from exc
         self.url = url
         self.root = root.rstrip("/")
-        if protocol in ("file", "local"):
-            self.fs.makedirs(self.root, exist_ok=True)
+        self.local = protocol in ("file", "local")
+        if self.local:
+            os.makedirs(self.root, mode=0o700, exist_ok=True)
 
     def _path(self, key: str) -> str:
         if not key or key.startswith("/") or ".." in key.split("/"):
@@ -73,8 +78,11 @@ class ObjectStore:
         temporary = self._path(f"{_TMP}/{uuid.uuid4().hex}.part")
         digest = hashlib.sha256()
         size = 0
+        if self.local:  # private directories before fsspec would make them with the default mode
+            for path in (temporary, final):
+                os.makedirs(path.rsplit("/", 1)[0], mode=0o700, exist_ok=True)
         try:
-            with self.fs.open(temporary, "wb") as writer:
+            with self._open_for_write(temporary) as writer:
                 while chunk := reader.read(CHUNK_SIZE):
                     digest.update(chunk)
                     size += len(chunk)
@@ -85,6 +93,11 @@ class ObjectStore:
             self._remove_quietly(final)
             raise
         return StoredObject(key=key, size=size, sha256=digest.hexdigest())
+
+    def _open_for_write(self, path: str) -> IO[bytes]:
+        if self.local:
+            return os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "wb")
+        return self.fs.open(path, "wb")
 
     def open(self, key: str) -> IO[bytes]:
         return self.fs.open(self._path(key), "rb")
@@ -122,6 +135,15 @@ class ObjectStore:
             return sorted(str(p)[len(base):] for p in self.fs.find(self._path(_TMP)))
         except FileNotFoundError:
             return []
+
+    def sweep_temporaries(self) -> list[str]:
+        """Remove every temporary object (left by a write that was killed); returns their keys.
+
+        Only safe while nothing writes to the store: the Node calls it at start, before it serves."""
+        swept = self.pending_temporaries()
+        for key in swept:
+            self._remove_quietly(self._path(key))
+        return swept
 
     def _remove_quietly(self, path: str) -> None:
         try:

@@ -24,24 +24,11 @@ from grid_runtime.node.workers import router as workers
 
 PUBLIC_ROUTES = {("GET", "/health"), ("POST", "/setup"), ("POST", "/auth/login")}
 
-public = APIRouter()
-public.include_router(health.router)
-public.include_router(auth.public)
-
-protected = APIRouter(dependencies=[Depends(current_actor)])
-protected.include_router(auth.router)
-protected.include_router(users.router)
-protected.include_router(roles.router)
-protected.include_router(groups.router)
-protected.include_router(audit.router)
-protected.include_router(permissions.router)
-protected.include_router(requests.router)
-protected.include_router(tensors.router)
-protected.include_router(datasets.router)
-protected.include_router(budget.router)
-protected.include_router(jobs.router)
-protected.include_router(workers.router)
-
 api_router = APIRouter()
-api_router.include_router(public)
-api_router.include_router(protected)
+api_router.include_router(health.router)
+api_router.include_router(auth.public)
+# Each domain's router is included once, with authentication as a router-level dependency (a flat tree:
+# FastAPI matches every request against it, so each level of nesting costs every request).
+for _router in (auth.router, users.router, roles.router, groups.router, audit.router, permissions.router,
+                requests.router, tensors.router, datasets.router, budget.router, jobs.router, workers.router):
+    api_router.include_router(_router, dependencies=[Depends(current_actor)])

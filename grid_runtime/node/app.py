@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -12,11 +11,12 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from grid_runtime.core.database import create_database_engine, make_sessionmaker, session_slots, transaction, upgrade
+from grid_runtime.core.database import create_database_engine, transaction, upgrade
 from grid_runtime.core.errors import GridError
 from grid_runtime.core.settings import NodeSettings
 from grid_runtime.node import bootstrap
 from grid_runtime.node.api import api_router
+from grid_runtime.node.deps import Database, RetryReadAsWrite
 
 log = logging.getLogger("grid_runtime.node")
 API_PREFIX = "/api/v1"
@@ -32,27 +32,30 @@ def create_app(settings: NodeSettings | None = None) -> FastAPI:
         settings.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         engine = create_database_engine(settings.resolved_database_url)
         upgrade(engine)
+        database = Database(engine)
         app.state.engine = engine
-        app.state.sessions = make_sessionmaker(engine)
-        app.state.session_slots = asyncio.Semaphore(session_slots(engine))
+        app.state.database = database
+        app.state.sessions = database.sessions
         with transaction(app.state.sessions) as session:
             bootstrap.prepare(session, settings)
         try:
             yield
         finally:
+            await database.drain()
             engine.dispose()
 
     app = FastAPI(
         title="gridctl Node API",
         version="1",
         lifespan=lifespan,
-        openapi_url=f"{API_PREFIX}/openapi.json",
-        docs_url=f"{API_PREFIX}/docs",
+        openapi_url=f"{API_PREFIX}/openapi.json" if settings.api_docs else None,
+        docs_url=f"{API_PREFIX}/docs" if settings.api_docs else None,
         redoc_url=None,
     )
     app.state.settings = settings
     app.include_router(api_router, prefix=API_PREFIX)
     _install_error_handlers(app)
+    app.add_middleware(RetryReadAsWrite)
     if settings.cors_origins:
         from fastapi.middleware.cors import CORSMiddleware
 

@@ -2,59 +2,265 @@
 
 Every protected route declares what it needs with ``Depends(Requires(...))``: ``Requires()`` for any
 authenticated user, ``Requires(Capability.x)`` for a capability. Nothing checks role names inline.
+
+Sessions and concurrency (docs/benchmarks.md, "Load"):
+
+- A ``GET``/``HEAD``/``OPTIONS`` request gets a *read* session. On SQLite it begins a plain WAL read
+  transaction: it neither takes ``BEGIN IMMEDIATE`` nor waits for the writer, and up to ``READ_SLOTS`` run
+  at once. Should such a request write after all (an audited download, a request expired on the way), the
+  read transaction refuses the write (``WriteNeeded``) and ``RetryReadAsWrite`` runs the request again,
+  this time as a write. The token's ``last_used_at`` is touched after a read in its own short write.
+- Any other method gets a *write* session: on SQLite one writer at a time (``BEGIN IMMEDIATE``, one slot);
+  on PostgreSQL reads and writes share the pool's slots.
+- Slots are taken on the event loop, never in a worker thread, so threads never wait for one another.
+- Password hashing, file I/O and network never run inside a transaction: routes do that work before
+  their session is used or after ``released_session``.
+
+Streaming bodies: FastAPI reads a JSON body before any dependency runs, so such routes never hold a
+session while the body arrives. A route that streams its own body (``request.stream()``, uploads) must
+not hold one either: wrap the streaming (and any conversion of the file) in
+``async with released_session(request):``, which commits what authentication did, gives the slot back,
+and takes a slot again when the block ends; the session stays usable afterwards (new transaction)::
+
+    async def upload(request: Request, session: DB, actor: Actor = Depends(Requires(...))) -> Out:
+        async with released_session(request):
+            await receive_body(request, path, limit)        # no session, no slot held here
+        return await run_in_threadpool(store, session, ...)  # a fresh write transaction
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import asyncio
+import logging
+import os
+from collections.abc import AsyncIterator, Callable, Iterable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Annotated
+from typing import Annotated, Any, TypeVar
 
+import anyio
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy import Engine, bindparam, event, select, update
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.orm import ORMExecuteState, Session, sessionmaker
+from starlette.concurrency import run_in_threadpool
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from grid_runtime.core.capabilities import Capability
-from grid_runtime.core.database import utcnow
+from grid_runtime.core.database import POOL_SIZE, READ_SLOTS, is_sqlite, make_sessionmaker, read_engine, utcnow
 from grid_runtime.core.errors import Forbidden, Unauthorized
 from grid_runtime.core.security import hash_token
 from grid_runtime.core.settings import NodeSettings
 from grid_runtime.node.auth.models import Token
 from grid_runtime.node.users.models import User
 
+log = logging.getLogger("grid_runtime.node")
 _bearer = HTTPBearer(auto_error=False, description="a session token from login, or a named API token")
 _TOUCH_INTERVAL = timedelta(minutes=1)
+READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+_AS_WRITE = "grid.as_write"
+_READ_ONLY = "read_only"
+T = TypeVar("T")
+
+
+class WriteNeeded(Exception):
+    """A read transaction (SQLite) was asked to write: the request is run again with a write session."""
+
+
+def _refuse_flush(session: Session, _context: Any, _instances: Any) -> None:
+    raise WriteNeeded("a read transaction tried to write")
+
+
+def _refuse_dml(state: ORMExecuteState) -> None:
+    if state.is_insert or state.is_update or state.is_delete:
+        raise WriteNeeded("a read transaction tried to write")
+
+
+class Database:
+    """The app's engine, its session factories and the slots that bound the open transactions."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.sessions: sessionmaker[Session] = make_sessionmaker(engine)
+        """Write sessions (also what background work and tests use)."""
+        self.sqlite = is_sqlite(engine)
+        if self.sqlite:
+            self.read_sessions: sessionmaker[Session] = sessionmaker(
+                bind=read_engine(engine), expire_on_commit=False, info={_READ_ONLY: True})
+            event.listen(self.read_sessions, "before_flush", _refuse_flush)
+            event.listen(self.read_sessions, "do_orm_execute", _refuse_dml)
+            self.read_slots = asyncio.Semaphore(READ_SLOTS)
+            self.write_slots = asyncio.Semaphore(1)
+        else:
+            self.read_sessions = self.sessions
+            self.read_slots = self.write_slots = asyncio.Semaphore(POOL_SIZE)
+        self.hash_slots = asyncio.Semaphore(max(1, (os.cpu_count() or 2) // 2))
+        self._touching: set[int] = set()
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    @asynccontextmanager
+    async def begin(self, *, write: bool = True) -> AsyncIterator[Session]:
+        """A transaction of its own, for a route that does slow work (argon2, a body) between short ones.
+
+        Taken on the event loop like the request's; use the session from worker threads
+        (``await database.run(fn)`` does both)."""
+        lease = _Lease(self, write=write)
+        await lease.acquire()
+        try:
+            yield lease.session
+            with anyio.CancelScope(shield=True):
+                await run_in_threadpool(_finish, lease.session, commit=True)
+        except BaseException:
+            with anyio.CancelScope(shield=True):
+                await run_in_threadpool(_finish, lease.session, commit=False)
+            raise
+        finally:
+            lease.release()
+
+    async def run(self, fn: Callable[[Session], T], *, write: bool = True) -> T:
+        """``fn(session)`` in a worker thread, in a short transaction of its own (committed if it returns)."""
+        async with self.begin(write=write) as session:
+            return await run_in_threadpool(fn, session)
+
+    async def hash(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run argon2 (``hash_password``, ``verify_password``) in a worker thread, outside any transaction,
+        with at most ``hash_slots`` at once: a crowd of logins never takes every core from the rest."""
+        async with self.hash_slots:
+            return await run_in_threadpool(fn, *args)
+
+    def touch_later(self, token_ids: Iterable[int]) -> None:
+        """Record that these tokens were used, in a short write of its own that no response waits for."""
+        ids = set(token_ids) - self._touching
+        if not ids:
+            return
+        self._touching |= ids
+        task = asyncio.get_running_loop().create_task(self._touch(ids))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _touch(self, ids: set[int]) -> None:
+        try:
+            async with self.write_slots:
+                await run_in_threadpool(self._touch_now, ids)
+        except Exception:  # a lost touch costs nothing but a stale "last used"
+            log.warning("could not record the use of tokens %s", sorted(ids), exc_info=True)
+        finally:
+            self._touching -= ids
+
+    def _touch_now(self, ids: set[int]) -> None:
+        with self.sessions.begin() as session:
+            session.execute(update(Token).where(Token.id.in_(ids)).values(last_used_at=utcnow()))
+
+    async def drain(self) -> None:
+        """Wait for the pending touches (at shutdown)."""
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+
+
+class _Lease:
+    """A request's session and whether it holds its slot."""
+
+    def __init__(self, database: Database, *, write: bool) -> None:
+        self.database = database
+        self.write = write
+        self.slot = database.write_slots if write else database.read_slots
+        self.session = (database.sessions if write else database.read_sessions)()
+        self.held = False
+        self.touches: set[int] = set()
+
+    async def acquire(self) -> None:
+        await self.slot.acquire()
+        self.held = True
+
+    def release(self) -> None:
+        if self.held:
+            self.held = False
+            self.slot.release()
+
+
+def _finish(session: Session, *, commit: bool) -> None:
+    try:
+        if commit:
+            session.commit()
+        else:
+            session.rollback()
+    finally:
+        session.close()
 
 
 async def db(request: Request) -> AsyncIterator[Session]:
     """One transaction per request: committed when the route returns, rolled back if it raises.
 
-    A request waits for a session slot here, on the event loop, before it touches the database: a
-    request's steps hop between worker threads (dependencies, then the route), and if threads could block
-    on the pool or on SQLite's write lock, every thread could end up waiting for a transaction whose next
-    step needs a thread (a deadlock until the timeouts). With no more open transactions than connections
-    (one on SQLite, see ``session_slots``), threads never wait for one another. The commit also runs
-    here, on the event loop; commits are short.
-
-    On SQLite a transaction holds the write lock from its start, so a route must not open a second
-    session while this one is open (see ``auth.router.login`` for work that must outlive a rollback).
+    A read (``GET``...) or a write, by the request's method (see the module's docstring). The slot is
+    taken here, on the event loop, before the request touches the database; commit or rollback run in a
+    worker thread, shielded from cancellation so that a client that goes away never leaks a connection.
     """
-    async with request.app.state.session_slots:
-        session = request.app.state.sessions()
-        try:
-            yield session
-            session.commit()
-        except BaseException:
-            session.rollback()
-            raise
-        finally:
-            session.close()
+    database: Database = request.app.state.database
+    write = request.method not in READ_METHODS or bool(request.scope.get(_AS_WRITE))
+    lease = _Lease(database, write=write)
+    request.state.db_lease = lease
+    await lease.acquire()
+    try:
+        yield lease.session
+        with anyio.CancelScope(shield=True):
+            await run_in_threadpool(_finish, lease.session, commit=True)
+    except BaseException as exc:
+        with anyio.CancelScope(shield=True):
+            await run_in_threadpool(_finish, lease.session, commit=False)
+        if not write and database.sqlite and isinstance(exc, OperationalError) and "locked" in str(exc):
+            raise WriteNeeded("a read transaction could not write") from exc
+        raise
+    finally:
+        lease.release()
+        if lease.touches:
+            database.touch_later(lease.touches)
 
 
 DB = Annotated[Session, Depends(db, scope="function")]
 """The request's session; its transaction ends before the response is sent."""
+
+
+@asynccontextmanager
+async def released_session(request: Request) -> AsyncIterator[None]:
+    """Commit the request's transaction and give its slot back for the block (a body streaming in, a file
+    being converted); the slot is taken again when the block ends and the session stays usable."""
+    lease: _Lease = request.state.db_lease
+    await run_in_threadpool(lease.session.commit)
+    lease.release()
+    try:
+        yield
+    finally:
+        await lease.acquire()
+
+
+class RetryReadAsWrite:
+    """ASGI middleware: a read request whose transaction had to write is run again as a write.
+
+    Only before its response has started (a read request has no body to replay)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] not in READ_METHODS:
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def watch(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, receive, watch)
+        except WriteNeeded:
+            if started:
+                raise
+            await self.app({**scope, _AS_WRITE: True}, receive, send)
 
 
 def settings(request: Request) -> NodeSettings:
@@ -62,7 +268,17 @@ def settings(request: Request) -> NodeSettings:
 
 
 def client_address(request: Request) -> str:
-    return request.client.host if request.client else "unknown"
+    """The caller's address: the peer's, or the ``X-Forwarded-For`` one when the peer is a trusted proxy
+    (``trusted_proxies``; none by default, so nobody can write what they like into the audit log)."""
+    peer = request.client.host if request.client else "unknown"
+    node: NodeSettings = request.app.state.settings
+    if node.trusted_proxies and peer in node.trusted_proxies:
+        forwarded = request.headers.get("x-forwarded-for", "")
+        # The right-most address not itself a trusted proxy is the one the proxy saw.
+        for hop in reversed([h.strip() for h in forwarded.split(",") if h.strip()]):
+            if hop not in node.trusted_proxies:
+                return hop[:64]
+    return peer
 
 
 @dataclass(frozen=True)
@@ -82,6 +298,12 @@ class Actor:
         return capability in self.capabilities
 
 
+_ACTOR_QUERY = (select(Token, User).join(User, User.id == Token.user_id)
+                .where(Token.token_hash == bindparam("token_hash")))
+"""Built once: authentication runs on every request."""
+INVALID_TOKEN = "token is invalid, expired or revoked; log in again"  # noqa: S105  (a message)
+
+
 def current_actor(
     request: Request,
     session: DB,
@@ -89,15 +311,19 @@ def current_actor(
 ) -> Actor:
     if credentials is None or credentials.scheme.lower() != "bearer":
         raise Unauthorized("authentication required: send 'Authorization: Bearer <token>'")
-    token = session.scalar(select(Token).where(Token.token_hash == hash_token(credentials.credentials)))
+    row = session.execute(_ACTOR_QUERY, {"token_hash": hash_token(credentials.credentials)}).first()
     now = utcnow()
-    if token is None or token.revoked_at is not None or (token.expires_at and token.expires_at <= now):
-        raise Unauthorized("token is invalid, expired or revoked; log in again")
-    user = session.get(User, token.user_id)
-    if user is None or user.disabled:
-        raise Unauthorized("this account is disabled")
+    if row is None:
+        raise Unauthorized(INVALID_TOKEN)
+    token, user = row[0], row[1]
+    if token.revoked_at is not None or (token.expires_at and token.expires_at <= now) or user.disabled:
+        # A disabled account's tokens are revoked; the same answer whichever it is.
+        raise Unauthorized(INVALID_TOKEN)
     if token.last_used_at is None or now - token.last_used_at > _TOUCH_INTERVAL:
-        token.last_used_at = now
+        if session.info.get(_READ_ONLY):
+            request.state.db_lease.touches.add(token.id)
+        else:
+            token.last_used_at = now
     caps = frozenset(Capability(c) for c in user.role.capabilities)
     return Actor(user=user, capabilities=caps, token_id=token.id, client_address=client_address(request))
 
@@ -108,7 +334,8 @@ class Requires:
     def __init__(self, *capabilities: Capability) -> None:
         self.capabilities = frozenset(capabilities)
 
-    def __call__(self, actor: Actor = Depends(current_actor)) -> Actor:
+    async def __call__(self, actor: Actor = Depends(current_actor)) -> Actor:
+        # async: a pure check, run on the event loop rather than a worker thread
         missing = sorted(self.capabilities - actor.capabilities)
         if missing:
             raise Forbidden(

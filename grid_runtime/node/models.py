@@ -1,8 +1,16 @@
 """Every table of the Node, imported in one place so Alembic and create_app see them all."""
 
 from grid_runtime.node.audit.models import AuditEvent
-from grid_runtime.node.auth.models import LoginFailure, SetupToken, Token
-from grid_runtime.node.budget.models import DatasetCap, LedgerEntry, PrivacySettings, ReleasePolicy
+from grid_runtime.node.auth.models import LoginThrottle, SetupToken, Token
+from grid_runtime.node.budget.models import (
+    BudgetChange,
+    DatasetCap,
+    LedgerDataset,
+    LedgerEntry,
+    NonPrivateAllowance,
+    PrivacySettings,
+    ReleasePolicy,
+)
 from grid_runtime.node.datasets.models import Dataset, DatasetMember
 from grid_runtime.node.groups.models import Group, GroupMember
 from grid_runtime.node.jobs.models import Job, JobQuota, Result
@@ -13,7 +21,7 @@ from grid_runtime.node.tensors.models import Tensor, TensorTag
 from grid_runtime.node.users.models import User
 
 __all__ = [
-    "AuditEvent", "Dataset", "DatasetCap", "DatasetMember", "Grant", "Group", "GroupMember", "Job", "JobQuota",
-    "LedgerEntry", "LoginFailure", "PrivacySettings", "ReleasePolicy", "Request",
-    "RequestEvent", "Result", "Role", "SetupToken", "Tensor", "TensorTag", "Token", "User",
+    "AuditEvent", "BudgetChange", "Dataset", "DatasetCap", "DatasetMember", "Grant", "Group", "GroupMember", "Job",
+    "JobQuota", "LedgerDataset", "LedgerEntry", "LoginThrottle", "NonPrivateAllowance", "PrivacySettings",
+    "ReleasePolicy", "Request", "RequestEvent", "Result", "Role", "SetupToken", "Tensor", "TensorTag", "Token", "User",
 ]

@@ -24,13 +24,20 @@ def hit_rate_bound(epsilon: float, delta: float, false_positive_rate: float = 0.
     return max(false_positive_rate, min(upper, other))
 
 
-def plain_reading(epsilon: float, delta: float, false_positive_rate: float = 0.05) -> str:
-    """One sentence an officer can read, e.g. for ε = 1: "...bounds an attacker's hit rate by 13.6%"."""
+def plain_reading(epsilon: float, delta: float, false_positive_rate: float = 0.05, *,
+                  one_row_per_person: bool = False) -> str:
+    """One sentence an officer can read, e.g. for ε = 1: "...bounds an attacker's hit rate by 13.6%".
+
+    `epsilon` should be the user's enforced cumulative ε (what everything they obtained reveals together),
+    not one request's. The unit protected is a row of the data; only where the owner declared one row per
+    person does the sentence say "a given person" (otherwise a person with several rows is protected less).
+    """
+    unit = "a given person" if one_row_per_person else "a given row"
     if math.isinf(epsilon):
-        return "Not differentially private: an attacker may learn anything about any person in the data."
+        return f"Not differentially private: an attacker may learn anything about {unit} of the data."
     bound = hit_rate_bound(epsilon, delta, false_positive_rate)
     return (
         f"At a {false_positive_rate:.0%} false-positive rate, ε = {epsilon:.3g} (δ = {delta:.0e}) bounds an "
-        f"attacker's hit rate at telling whether a given person is in the data by {bound:.1%} "
+        f"attacker's hit rate at telling whether {unit} is in the data by {bound:.1%} "
         f"(a blind guess gets {false_positive_rate:.0%})."
     )

@@ -27,7 +27,11 @@ def audit(
     offset: OffsetOption = 0,
     output: OutputOption = None,
 ) -> None:
-    """Show the audit log, newest first, with filters."""
+    """Show the audit log, newest first, with filters.
+
+    Needs view_statistics; times are ISO 8601. JSON: [{id, at, actor_id, actor_email, action, target_type,
+    target_id, client_address, details}].
+    """
     page = common.connect(output).audit.page(actor=actor, action=action, target_type=target_type,
                                              target_id=target_id, since=since, until=until, limit=limit,
                                              offset=offset)

@@ -31,20 +31,25 @@ def default_context_name(url: str) -> str:
 def login(
     url: Annotated[str, typer.Argument(help="The Node's URL, e.g. http://127.0.0.1:8000.", show_default=False)],
     email: Annotated[str, typer.Option(envvar="GRIDCTL_EMAIL", help="Your email.", show_default=False)],
-    password: Annotated[str, typer.Option(envvar="GRIDCTL_PASSWORD", prompt=True, hide_input=True,
-                                          help="Your password; prompted for (hidden) when not given.",
-                                          show_default=False)],
-    context_name: Annotated[str | None, typer.Option(help="Name of the saved context.  [default: HOST:PORT]",
+    password: Annotated[str | None, typer.Option(envvar="GRIDCTL_PASSWORD",
+                                                 help="Your password; prompted for (hidden, on stderr) when not "
+                                                 "given.", show_default=False)] = None,
+    context_name: Annotated[str | None, typer.Option(help="Name of the saved context (default: HOST:PORT).",
                                                      show_default=False)] = None,
     output: OutputOption = None,
 ) -> None:
-    """Log in to a Node and save it as the current context."""
+    """Log in to a Node and save it as the current context.
+
+    The password is prompted for (hidden, on stderr) when not given. The session token is saved in a context
+    named --context-name (default: the URL's HOST:PORT), never printed. JSON: {context, url, email, user_id,
+    expires_at}.
+    """
     from gridctl.cli.contexts import Context, ContextFile
     from gridctl.sdk.node import Node
 
     common.use_output(output)
-    with Node(url) as node:
-        session = node.login(email, password)
+    with Node(url) as node:  # a malformed URL fails before the password is asked
+        session = node.login(email, common.secret("Password") if password is None else password)
         name = context_name or default_context_name(node.url)
         saved = ContextFile.load()
         previous = saved.contexts.get(name)
@@ -59,7 +64,8 @@ def login(
 def logout(output: OutputOption = None) -> None:
     """Log out: revoke the session token on the Node and forget it.
 
-    The context is removed, except one that 'gridctl deploy' made: that keeps its URL for 'gridctl login'.
+    The context is removed, except one that 'gridctl deploy' made: that keeps its URL for 'gridctl login'. If the
+    Node cannot be reached, the context is forgotten anyway and a warning says the token was not revoked.
     """
     from gridctl.cli.contexts import ContextFile
     from gridctl.sdk.node import Node
@@ -125,11 +131,14 @@ def context_use(
 
 @context_app.command("show")
 def context_show(
-    name: Annotated[str | None, typer.Argument(help="A saved context.  [default: the one in use]",
+    name: Annotated[str | None, typer.Argument(help="A saved context (default: the one in use).",
                                                show_default=False)] = None,
     output: OutputOption = None,
 ) -> None:
-    """Show the context in use (or NAME): which Node and which login; GRIDCTL_URL/GRIDCTL_TOKEN win."""
+    """Show the context in use (or NAME): which Node and which login; GRIDCTL_URL/GRIDCTL_TOKEN win.
+
+    source says where it comes from: context, or GRIDCTL_URL when the environment overrides it.
+    """
     import os
 
     from gridctl.cli.contexts import ContextFile

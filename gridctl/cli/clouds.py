@@ -107,8 +107,15 @@ DomainOption = Annotated[str | None, typer.Option(
          "(default: the Node's address, with its own CA, pinned).")]
 BackendOption = Annotated[str | None, typer.Option(
     "--backend-url", envvar="GRIDCTL_PULUMI_BACKEND", show_default=False,
-    help="Where Pulumi keeps the stack's state (s3://, gs://, azblob://, https://api.pulumi.com) "
-         "(default: a file backend in the deployment's state directory).")]
+    help="Where Pulumi keeps the stack's state (s3://, gs://, azblob://, https://api.pulumi.com): a bucket "
+         "survives a lost laptop (default: a file backend in the deployment's state directory).")]
+SecretsProviderOption = Annotated[str | None, typer.Option(
+    "--secrets-provider", envvar="GRIDCTL_PULUMI_SECRETS_PROVIDER", show_default=False,
+    help="The KMS key that encrypts the stack's secrets (awskms://, gcpkms://, azurekeyvault://) "
+         "(default: a passphrase kept in the deployment's state directory).")]
+ReplaceNodeOption = Annotated[bool, typer.Option(
+    "--replace-node", help="Allow replacing the Node's machine when what it boots changed (a new gridctl build, "
+                           "--domain, --database...); the data on its disk is lost.")]
 OwnerEmailOption = Annotated[str | None, typer.Option(
     "--owner-email", envvar="GRIDCTL_OWNER_EMAIL", show_default=False,
     help="The Owner's email, at first deploy (default: owner@localhost).")]
@@ -136,31 +143,41 @@ def _provider(cloud: str) -> CloudProvider:
 
 def _show_progress(event: ProgressEvent) -> None:
     """Pulumi's progress on stderr, one line per resource step; stdout stays for the result."""
-    from rich.markup import escape
-
-    text = escape(event.message)
     if event.kind == "step":
-        console.stderr.print(f"  [cyan]{escape(event.action or '')}[/cyan] {escape(event.resource_type or '')} "
-                             f"{escape(event.resource_name or '')}", highlight=False)
+        console.line("  ", (event.action or "", "cyan"), " ", event.resource_type or "", " ", event.resource_name or "")
     elif event.kind == "failed":
-        console.stderr.print(f"  [bold red]failed[/bold red] {text}", highlight=False)
+        console.line("  ", ("failed", "bold red"), " ", event.message)
     elif event.kind == "diagnostic":
-        style = {"error": "bold red", "warning": "yellow"}.get(event.severity or "", "")
-        console.stderr.print(f"[{style}]{text}[/{style}]" if style else text, highlight=False)
+        console.styled(event.message, {"error": "bold red", "warning": "yellow"}.get(event.severity or "", ""))
     elif event.kind == "summary":
-        console.stderr.print(f"[bold]{text}[/bold]", highlight=False)
+        console.styled(event.message, "bold")
 
 
 # --- gridctl check ---------------------------------------------------------------------------------------
 
-def check(output: OutputOption = None) -> None:
-    """Which targets this machine can deploy to now (extra installed, Pulumi CLI, credentials), and why not."""
+def check(
+    targets: Annotated[list[str] | None, typer.Argument(
+        help="The targets to check (local, aws, gcp, azure; default: every one).", show_default=False)] = None,
+    output: OutputOption = None,
+) -> None:
+    """Which targets this machine can deploy to now (extra installed, Pulumi CLI, credentials), and why not.
+
+    A row per target (local, aws, gcp, azure): ready or not, and why not: the cloud's extra not installed
+    (pip install 'gridctl[aws]'), the Pulumi CLI missing, or no credentials found in the environment or the usual
+    files (~/.aws/, gcloud's application-default credentials, ~/.azure/). It changes nothing and exits 0.
+    """
+    from gridctl.cli import exit_codes
+    from gridctl.sdk.errors import GridctlError
     from providers.base import available_providers, provider_names
 
     use_output(output)
+    known = provider_names()
+    unknown = [target for target in targets or () if target not in known]
+    if unknown:
+        raise GridctlError("usage", f"unknown target {unknown[0]!r}; known: {', '.join(known)}")
     available = available_providers()
     rows = []
-    for name in provider_names():
+    for name in targets or known:
         provider_class = available.get(name)
         if provider_class is None:
             reason: str | None = f"the '{name}' extra is not installed: pip install 'gridctl[{name}]'"
@@ -168,15 +185,19 @@ def check(output: OutputOption = None) -> None:
             reason = provider_class(deployments_dir()).check_credentials()
         rows.append({"provider": name, "ready": reason is None, "reason": reason})
     console.emit(rows, columns=["provider", "ready", "reason"], title="Deployment targets")
+    if not all(row["ready"] for row in rows):
+        raise typer.Exit(exit_codes.ERROR)
 
 
 # --- gridctl deploy aws|gcp|azure ------------------------------------------------------------------------
 
 def _deploy(cloud: str, name: str, given: dict[str, Any], *, preview: bool, plan: bool, yes: bool,
             output: Output | None) -> None:
+    from providers import cloud_provider
     from providers.cloud_provider import PLACEHOLDER_CIDR, operator_cidr
 
     use_output(output)
+    given["replace_node"] = given.get("replace_node") or None
     if given.get("ssh_public_key") is not None:
         given["ssh_public_key"] = Path(given["ssh_public_key"]).expanduser().read_text().strip()
     if given.get("database") is not None:
@@ -190,6 +211,8 @@ def _deploy(cloud: str, name: str, given: dict[str, Any], *, preview: bool, plan
             console.message(f"API ingress is shown for {PLACEHOLDER_CIDR}, a stand-in for your address (a plan "
                             "stays offline); pass --allow-cidr to see your own")
         return
+    # Said before anything calls out (to learn this machine's address): without Pulumi nothing can go on.
+    cloud_provider.require_pulumi()
     if not spec.allow_cidr:
         spec.allow_cidr = [operator_cidr()]
         console.message(f"the API will accept {spec.allow_cidr[0]} (this machine's public address) only; "
@@ -209,15 +232,30 @@ def _deploy(cloud: str, name: str, given: dict[str, Any], *, preview: bool, plan
     _report_deploy(result, _save_context(result), workers=spec.workers, region=spec.region)
 
 
+def _plain(value: Any) -> Any:
+    """A plan's inputs as JSON: a Pulumi file asset (the build the machines install) as the file it names."""
+    if isinstance(value, dict):
+        return {key: _plain(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(item) for item in value]
+    path = getattr(value, "path", None)
+    if path is not None and not isinstance(value, str | int | float | bool):
+        return {"file": str(path)}
+    return value
+
+
 def _report_plan(resources: list[DeclaredResource]) -> None:
+    """The cloud resources the program declares (components only group them): the same list, and count, in
+    the table and in ``-o json``."""
+    declared = [r for r in resources if r.custom]
     if console.output() is Output.json:
-        console.emit([{"component": r.parent, "type": r.type, "name": r.name, "custom": r.custom,
-                       "inputs": r.inputs} for r in resources])
+        console.emit([{"component": r.parent, "type": r.type, "name": r.name, "inputs": _plain(r.inputs)}
+                      for r in declared])
         return
-    rows = [{"component": r.parent or "-", "type": r.type, "name": r.name} for r in resources if r.custom]
+    rows = [{"component": r.parent or "-", "type": r.type, "name": r.name} for r in declared]
     console.emit(rows, columns=["component", "type", "name"], title="Resources the deployment declares")
-    console.message(f"{len(rows)} resources in {len({r.parent for r in resources if r.custom})} components; "
-                    "'--plan -o json' shows their inputs (secrets as \\[secret])")
+    console.message(f"{len(rows)} resources in {len({r.parent for r in declared})} components; "
+                    "'--plan -o json' lists the same with their inputs (secrets as [secret])")
 
 
 def _report_changes(changes: list[PlannedChange], *, title: str) -> None:
@@ -258,18 +296,29 @@ def deploy_aws(
     instance_type: InstanceTypeOption = None, worker_instance_type: WorkerInstanceTypeOption = None,
     database: DatabaseOption = None, network: NetworkOption = None, allow_cidr: AllowCidrOption = None,
     ssh_cidr: SshCidrOption = None, ssh_key: SshKeyOption = None, domain: DomainOption = None,
-    backend_url: BackendOption = None, owner_email: OwnerEmailOption = None,
+    backend_url: BackendOption = None, secrets_provider: SecretsProviderOption = None,
+    replace_node: ReplaceNodeOption = False, owner_email: OwnerEmailOption = None,
     owner_password: OwnerPasswordOption = None, preview: PreviewOption = False, plan: PlanOption = False,
     yes: YesOption = False, output: OutputOption = None,
 ) -> None:
     """Deploy a Node, its Workers and optionally a Network to AWS through Pulumi, and save a context.
 
-    Running it again on an existing deployment applies the options given and keeps the rest.
+    Without --yes it shows Pulumi's preview and asks before changing anything. The API accepts HTTPS (443) from
+    --allow-cidr only, by default this machine's public address; there is no SSH unless --ssh-cidr and --ssh-key
+    are both given. After the update it waits for the Node (its machine installs its software at first boot:
+    minutes), pins the Node's TLS root certificate (with --domain a public certificate is used instead), creates
+    the Owner, shows a generated password once and saves a context named after the deployment.
+
+    Running it again on an existing deployment applies the options given and keeps the rest; the region, project
+    and backend cannot change. --preview shows Pulumi's preview (needs the Pulumi CLI and credentials); --plan lists
+    the resources the deployment declares, offline (-o json adds their inputs, secrets shown as [secret]).
+    --network is refused for now: the Network service is not built yet. See docs/clouds/aws.md.
     """
     _deploy("aws", name, dict(
         region=region, workers=workers, instance_type=instance_type, worker_instance_type=worker_instance_type,
         database=database, network=network, allow_cidr=allow_cidr, ssh_cidr=ssh_cidr, ssh_public_key=ssh_key,
-        domain=domain, backend_url=backend_url, owner_email=_email(owner_email), owner_password=owner_password,
+        domain=domain, backend_url=backend_url, secrets_provider=secrets_provider, replace_node=replace_node,
+        owner_email=_email(owner_email), owner_password=owner_password,
     ), preview=preview, plan=plan, yes=yes, output=output)
 
 
@@ -279,18 +328,23 @@ def deploy_gcp(
     instance_type: InstanceTypeOption = None, worker_instance_type: WorkerInstanceTypeOption = None,
     database: DatabaseOption = None, network: NetworkOption = None, allow_cidr: AllowCidrOption = None,
     ssh_cidr: SshCidrOption = None, ssh_key: SshKeyOption = None, domain: DomainOption = None,
-    backend_url: BackendOption = None, owner_email: OwnerEmailOption = None,
+    backend_url: BackendOption = None, secrets_provider: SecretsProviderOption = None,
+    replace_node: ReplaceNodeOption = False, owner_email: OwnerEmailOption = None,
     owner_password: OwnerPasswordOption = None, preview: PreviewOption = False, plan: PlanOption = False,
     yes: YesOption = False, output: OutputOption = None,
 ) -> None:
     """Deploy a Node, its Workers and optionally a Network to GCP through Pulumi, and save a context.
 
+    The same options and behaviour as 'gridctl deploy aws', on GCP. The project comes from --project, else
+    GOOGLE_CLOUD_PROJECT (or GOOGLE_PROJECT, CLOUDSDK_CORE_PROJECT), else gcloud's configured project.
     Running it again on an existing deployment applies the options given and keeps the rest.
+    See docs/clouds/gcp.md.
     """
     _deploy("gcp", name, dict(
         region=region, workers=workers, project=project, instance_type=instance_type,
         worker_instance_type=worker_instance_type, database=database, network=network, allow_cidr=allow_cidr,
         ssh_cidr=ssh_cidr, ssh_public_key=ssh_key, domain=domain, backend_url=backend_url,
+        secrets_provider=secrets_provider, replace_node=replace_node,
         owner_email=_email(owner_email), owner_password=owner_password,
     ), preview=preview, plan=plan, yes=yes, output=output)
 
@@ -301,18 +355,22 @@ def deploy_azure(
     instance_type: InstanceTypeOption = None, worker_instance_type: WorkerInstanceTypeOption = None,
     database: DatabaseOption = None, network: NetworkOption = None, allow_cidr: AllowCidrOption = None,
     ssh_cidr: SshCidrOption = None, ssh_key: SshKeyOption = None, domain: DomainOption = None,
-    backend_url: BackendOption = None, owner_email: OwnerEmailOption = None,
+    backend_url: BackendOption = None, secrets_provider: SecretsProviderOption = None,
+    replace_node: ReplaceNodeOption = False, owner_email: OwnerEmailOption = None,
     owner_password: OwnerPasswordOption = None, preview: PreviewOption = False, plan: PlanOption = False,
     yes: YesOption = False, output: OutputOption = None,
 ) -> None:
     """Deploy a Node, its Workers and optionally a Network to Azure through Pulumi, and save a context.
 
-    Running it again on an existing deployment applies the options given and keeps the rest.
+    The same options and behaviour as 'gridctl deploy aws', on Azure. The subscription is the Azure CLI's
+    default or ARM_SUBSCRIPTION_ID. Running it again on an existing deployment applies the options given and keeps
+    the rest. See docs/clouds/azure.md.
     """
     _deploy("azure", name, dict(
         region=region, workers=workers, instance_type=instance_type, worker_instance_type=worker_instance_type,
         database=database, network=network, allow_cidr=allow_cidr, ssh_cidr=ssh_cidr, ssh_public_key=ssh_key,
-        domain=domain, backend_url=backend_url, owner_email=_email(owner_email), owner_password=owner_password,
+        domain=domain, backend_url=backend_url, secrets_provider=secrets_provider, replace_node=replace_node,
+        owner_email=_email(owner_email), owner_password=owner_password,
     ), preview=preview, plan=plan, yes=yes, output=output)
 
 
@@ -360,7 +418,8 @@ def _destroy_command(cloud: str) -> None:
         _destroy(cloud, name, yes=yes, output=output)
 
     destroy.__doc__ = (f"Delete every {cloud.upper() if cloud != 'azure' else 'Azure'} resource of a deployment, "
-                       "its data included, its state and its context.")
+                       "its data included, its state and its context.\n\nIts bucket and database go with all their "
+                       "data. It asks first (without a terminal to ask on, it needs --yes).")
     destroy_app.command(cloud)(destroy)
 
 
@@ -377,7 +436,12 @@ def scale_workers(
     name: NameOption,
     output: OutputOption = None,
 ) -> None:
-    """Change a deployment's number of Workers; only its Worker pool changes."""
+    """Change a deployment's number of Workers; only its Worker pool changes.
+
+    For a cloud deployment the stack is updated with only the Worker count changed (Auto Scaling group, managed
+    instance group or scale set), and a later deploy keeps the new count. For a local deployment it starts or
+    stops Worker processes until COUNT run (the newest stop first).
+    """
     from providers.base import DeploymentNotFound, get_provider, known_deployments
     from providers.cloud_provider import CloudProvider
 

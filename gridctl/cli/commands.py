@@ -1,35 +1,125 @@
-"""The CLI's nouns, in the order ``gridctl --help`` lists them. Add a module here to add a noun."""
+"""The CLI's top-level commands, in the order ``gridctl --help`` lists them, and the modules that build each.
+
+``gridctl`` imports a command's modules only when that command is looked up (to run it, or for its own
+``--help``): ``gridctl --help`` prints the summaries below and imports none of them, and ``gridctl users list``
+imports ``gridctl.cli.users`` alone. Each module under ``gridctl/cli/`` defines ``app`` (a Typer, added as the
+group of the command's name) or ``register(root)`` (which adds top-level commands to ``root``).
+
+To add a command: its module, and one line here. tests/test_startup.py fails when a summary differs from the
+command's own help, or when a module registers a top-level command this table does not list.
+"""
 
 from __future__ import annotations
 
 import importlib
-from collections.abc import Iterator
-from types import ModuleType
+from collections.abc import Iterator, MutableMapping
+from typing import TYPE_CHECKING
 
-NOUNS: list[tuple[str, str]] = [
-    # (command name, module under gridctl.cli)
-    ("deploy", "deploy"),  # register(root): deploy, status, destroy
-    ("check", "clouds"),  # register(root): check, workers scale; adds the cloud targets to deploy and destroy
-    ("auth", "auth"),  # register(root): login, logout, context
-    ("users", "users"),
-    ("roles", "roles"),
-    ("groups", "groups"),
-    ("tokens", "tokens"),
-    ("audit", "audit"),  # register(root): the top-level audit command
-    ("tensors", "tensors"),
-    ("datasets", "datasets"),
-    ("permissions", "permissions"),
-    ("requests", "requests"),
-    ("jobs", "jobs"),
-    ("workers", "workers"),  # register(root): list, add, remove join the `workers` group of clouds.py
-]
+if TYPE_CHECKING:
+    from typer._click import Command
+
+# name: (modules under gridctl.cli that build it, in order; the one line `gridctl --help` shows for it)
+COMMANDS: dict[str, tuple[tuple[str, ...], str]] = {
+    # deploy.py: deploy, status, destroy; clouds.py adds the cloud targets to deploy and destroy
+    "deploy": (("deploy", "clouds"), "Deploy a Node: on this machine (local); clouds come with their extras."),
+    "status": (("deploy",), "Deployments made from this machine (running, healthy, pid) and the current context."),
+    "destroy": (("deploy", "clouds"), "Stop a deployment, and with --purge delete its data."),
+    "check": (("clouds",), "Which targets this machine can deploy to now (extra installed, Pulumi CLI, "
+                           "credentials), and why not."),
+    # clouds.py defines the group and `scale`; workers.py adds list, add and remove to it
+    "workers": (("clouds", "workers"), "The Workers of a deployment."),
+    "login": (("auth",), "Log in to a Node and save it as the current context."),
+    "logout": (("auth",), "Log out: revoke the session token on the Node and forget it."),
+    "context": (("auth",), "List, select and show saved contexts (Node URL + login)."),
+    "users": (("users",), "Manage users: add, list, update, disable, remove, set budgets."),
+    "roles": (("roles",), "Manage roles: preset and custom sets of capabilities."),
+    "groups": (("groups",), "Manage groups and their members."),
+    "tokens": (("tokens",), "Manage your API tokens for scripts and CI."),
+    "audit": (("audit",), "Show the audit log, newest first, with filters."),
+    "tensors": (("tensors",), "Upload, search, download and manage tensors."),
+    "datasets": (("datasets",), "Create and manage datasets: named collections of tensors."),
+    "permissions": (("permissions",), "Grant, revoke, list and explain permissions on tensors and datasets."),
+    "requests": (("requests",), "File, follow and decide requests (access, release, budget)."),
+    "budget": (("budget",), "Your privacy budget: ε spent and remaining, the cap, and your last privacy events."),
+    "jobs": (("jobs",), "List, show and cancel jobs; read and set job quotas."),
+}
 
 
-# The order of ``gridctl --help``'s command list (Typer would list plain commands before groups).
-HELP_ORDER = ["deploy", "status", "destroy", "check", "workers", "login", "logout", "context", "users", "roles",
-              "groups", "tokens", "audit", "tensors", "datasets", "permissions", "requests", "jobs"]
+def summary(name: str) -> str:
+    return COMMANDS[name][1]
 
 
-def modules() -> Iterator[tuple[str, ModuleType]]:
-    for name, module in NOUNS:
-        yield name, importlib.import_module(f"gridctl.cli.{module}")
+def build(name: str) -> Command:
+    """The click command ``name``: imports its modules and converts their Typer apps (help in plain text)."""
+    import typer
+    import typer.main
+
+    scratch = typer.Typer(rich_markup_mode=None, add_completion=False)
+    scratch.callback()(_group)  # a group even when the modules add a single command
+    for module_name in COMMANDS[name][0]:
+        module = importlib.import_module(f"gridctl.cli.{module_name}")
+        if hasattr(module, "register"):
+            module.register(scratch)
+        else:
+            scratch.add_typer(module.app, name=module_name)
+    group = typer.main.get_command(scratch)
+    command = group.commands.get(name)  # type: ignore[attr-defined]
+    if command is None:
+        raise LookupError(f"gridctl.cli.commands: none of {COMMANDS[name][0]} defines the command {name!r}")
+    _whole_summaries(command)
+    return command  # type: ignore[no-any-return]
+
+
+def first_sentence(help_text: str) -> str:
+    """What a command list shows for a command: the first sentence of its help, however long."""
+    from typer._click.utils import make_default_short_help
+
+    return make_default_short_help(help_text, max_length=100_000)
+
+
+def _whole_summaries(command: Command) -> None:
+    # click cuts a listed command's help to the terminal width with "..."; a whole sentence, wrapped, reads better.
+    for sub in (getattr(command, "commands", None) or {}).values():
+        if not sub.short_help and sub.help:
+            sub.short_help = first_sentence(sub.help)
+        _whole_summaries(sub)
+
+
+def _group() -> None:
+    """Scratch group."""
+
+
+class LazyCommands(MutableMapping[str, "Command"]):
+    """The root group's ``commands``: every name of ``COMMANDS`` (and any added), each built on first lookup."""
+
+    def __init__(self, added: MutableMapping[str, Command] | None = None) -> None:
+        self._built: dict[str, Command] = dict(added or {})
+        self._names = list(COMMANDS) + [n for n in self._built if n not in COMMANDS]
+
+    def __getitem__(self, name: str) -> Command:
+        if name not in self._built:
+            if name not in COMMANDS:
+                raise KeyError(name)
+            self._built[name] = build(name)
+        return self._built[name]
+
+    def __setitem__(self, name: str, command: Command) -> None:
+        if name not in self._names:
+            self._names.append(name)
+        self._built[name] = command
+
+    def __delitem__(self, name: str) -> None:
+        self._names.remove(name)
+        self._built.pop(name, None)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(list(self._names))
+
+    def __len__(self) -> int:
+        return len(self._names)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._names
+
+    def is_built(self, name: str) -> bool:
+        return name in self._built

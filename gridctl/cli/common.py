@@ -45,15 +45,34 @@ def connect(output: Output | None) -> Node:
 
 
 def confirm(question: str, *, yes: bool) -> None:
-    """Ask before a destructive action unless ``--yes``; without a terminal to ask on, insist on --yes."""
+    """Ask before a destructive action unless ``--yes`` (on stderr; stdout stays clean for JSON). Without an
+    answer on stdin (no terminal, end of input) refuse: a usage error saying to pass --yes. Nothing changed."""
     if yes:
         return
-    try:
-        agreed = typer.confirm(question, default=False, err=True)
-    except typer.Abort:
-        raise GridctlError("usage", "not confirmed: pass --yes to confirm without a prompt") from None
+    agreed = console.ask_yes_no(question)
+    if agreed is None:
+        raise GridctlError("usage", "not confirmed: pass --yes to confirm without a prompt")
     if not agreed:
         raise GridctlError("cancelled", "cancelled; nothing was changed")
+
+
+def secret(question: str, *, twice: bool = False) -> str:
+    """A password, prompted for on stderr (hidden on a terminal); ``twice`` asks again until both match."""
+    while True:
+        first = console.ask(question, hidden=True)
+        if first is None:
+            raise GridctlError("usage", f"no answer to {question!r}: pass it as an option instead")
+        if not first:
+            console.message("it cannot be empty")
+            continue
+        if not twice:
+            return first
+        again = console.ask("Repeat for confirmation", hidden=True)
+        if again == first:
+            return first
+        if again is None:
+            raise GridctlError("usage", f"no answer to {question!r}: pass it as an option instead")
+        console.message("error: the two entries do not match")
 
 
 def removed(kind: str, ref: str) -> None:
@@ -80,3 +99,36 @@ def flatten(record: dict[str, Any], **renames: str) -> dict[str, Any]:
     for new, old in renames.items():
         row[new] = record.get(old)
     return row
+
+
+class Names:
+    """Names for the ids a record holds (datasets, tensors, users), fetched once each; the id when the Node
+    will not say (no such object any more, or no right to see it)."""
+
+    def __init__(self, node: Node) -> None:
+        self.node = node
+        self.cache: dict[tuple[str, Any], str] = {}
+
+    def _lookup(self, kind: str, ref: Any, fetch: Any, key: str) -> str:
+        if ref is None:
+            return "-"
+        if (kind, ref) not in self.cache:
+            try:
+                self.cache[kind, ref] = str(fetch(ref)[key])
+            except GridctlError:
+                self.cache[kind, ref] = str(ref)
+        return self.cache[kind, ref]
+
+    def dataset(self, dataset_id: Any) -> str:
+        return self._lookup("dataset", dataset_id, self.node.datasets.get, "name")
+
+    def tensor(self, tensor_id: Any) -> str:
+        return self._lookup("tensor", tensor_id, self.node.tensors.get, "name")
+
+    def target(self, target_type: str | None, target_id: Any) -> str:
+        """``dataset NAME``, ``tensor NAME`` or ``result ID``: what a request or a grant is about."""
+        if target_type == "dataset":
+            return f"dataset {self.dataset(target_id)}"
+        if target_type == "tensor":
+            return f"tensor {self.tensor(target_id)}"
+        return f"{target_type} {target_id}" if target_type else "-"

@@ -81,8 +81,8 @@ def create(
                                                   show_default=False)] = None,
     description: Annotated[str | None, typer.Option("--description", "-d", help="What the dataset holds.",
                                                     show_default=False)] = None,
-    public: Annotated[bool | None, typer.Option("--public/--private", help="Who may download it by default.  "
-                                                "[default: private]", show_default=False)] = None,
+    public: Annotated[bool | None, typer.Option("--public/--private", help="Who may download it by default "
+                                                "(default: private).", show_default=False)] = None,
     from_csv: Annotated[Path | None, typer.Option("--from-csv", exists=True, dir_okay=False, readable=True,
                                                   metavar="FILE", help="Build it from one CSV: the --label column "
                                                   "becomes 'labels', the others 'features'.",
@@ -91,7 +91,11 @@ def create(
                                               "--from-csv).", show_default=False)] = None,
     output: OutputOption = None,
 ) -> None:
-    """Create a dataset from tensors you uploaded (--tensor ROLE=ID ...) or from one CSV (--from-csv)."""
+    """Create a dataset from tensors you uploaded (--tensor ROLE=ID ...) or from one CSV (--from-csv).
+
+    --tensor features=3 --tensor labels=4 names the members. --from-csv FILE --label COLUMN streams one CSV: the
+    label column becomes 'labels', the other columns 'features' (float32, names kept). Private unless --public.
+    """
     visibility = None if public is None else ("public" if public else "private")
     tags = common.split_values(tag)
     if from_csv is not None:
@@ -149,7 +153,10 @@ def add(
                                               show_default=False)],
     output: OutputOption = None,
 ) -> None:
-    """Add tensors you uploaded to a dataset, each under a role."""
+    """Add tensors you uploaded to a dataset, each under a role.
+
+    A role that is taken is replaced, with its bounds.
+    """
     members = parse_members(tensor)
     node = common.connect(output)
     updated: dict[str, Any] = {}
@@ -162,7 +169,7 @@ def add(
 @app.command("remove")
 def remove(
     dataset: DatasetArg,
-    roles: Annotated[list[str], typer.Argument(metavar="ROLE...", help="Roles to take out (the tensors stay).",
+    roles: Annotated[list[str], typer.Argument(metavar="ROLE", help="Roles to take out (the tensors stay).",
                                                show_default=False)],
     output: OutputOption = None,
 ) -> None:
@@ -178,14 +185,18 @@ def remove(
 @app.command("set-bounds")
 def set_bounds(
     dataset: DatasetArg,
-    bounds: Annotated[list[str], typer.Argument(metavar="ROLE=LOWER:UPPER...", help="Bounds of a member's columns: "
+    bounds: Annotated[list[str], typer.Argument(metavar="ROLE=LOWER:UPPER", help="Bounds of a member's columns: "
                                                 "one number for all (features=0:1) or one per column "
                                                 "(features=0,0:1,255).", show_default=False)],
     replace: Annotated[bool, typer.Option("--replace", help="Drop the bounds of roles not named here (default: "
                                           "keep them).")] = False,
     output: OutputOption = None,
 ) -> None:
-    """Declare per-column bounds (used by DP statistics); never derived from the data."""
+    """Declare per-column bounds (used by DP statistics); never derived from the data.
+
+    One number for every column (features=0:1) or one per column (features=0,0:1,255). Bounds of roles not named
+    are kept unless --replace. Declare them from what you know of the data's domain, never from the data.
+    """
     declared = parse_bounds(bounds)
     node = common.connect(output)
     merged = declared if replace else {**node.datasets.get(dataset).get("bounds", {}), **declared}

@@ -72,31 +72,65 @@ def deploy_local(
     name: NameOption = "local",
     port: Annotated[int | None, typer.Option(
         "--port", "-p", min=1, max=65535, envvar="GRIDCTL_LOCAL_PORT", show_default=False,
-        help="Port on 127.0.0.1 [default: 8470 at first deploy, then the deployment's own].")] = None,
+        help="Port on 127.0.0.1 (default: 8470 at first deploy, then the deployment's own).")] = None,
     owner_email: Annotated[str, typer.Option(
         "--owner-email", envvar="GRIDCTL_OWNER_EMAIL", callback=_valid_email,
         help="The Owner's email, at first deploy.")] = "owner@localhost",
     owner_password: Annotated[str | None, typer.Option(
         "--owner-password", envvar="GRIDCTL_OWNER_PASSWORD", callback=_valid_password, show_default=False,
-        help="The Owner's password, at first deploy [default: generated and shown once].")] = None,
-    workers: Annotated[int, typer.Option(
-        "--workers", "-w", min=0, max=64, envvar="GRIDCTL_LOCAL_WORKERS",
-        help="Ray Worker processes to run beside the Node (each a Ray node with 1 CPU).")] = 0,
+        help="The Owner's password, at first deploy (default: generated and shown once).")] = None,
+    workers: Annotated[int | None, typer.Option(
+        "--workers", "-w", min=0, max=64, envvar="GRIDCTL_LOCAL_WORKERS", show_default=False,
+        help="Ray Worker processes to run beside the Node, each a Ray node with 1 CPU (default: 0 at first "
+             "deploy, then as many as the deployment has). Fewer than are running stops some: it asks first.")
+    ] = None,
+    yes: YesOption = False,
     output: OutputOption = None,
 ) -> None:
     """Start a Node on this machine in the background and save a context for it.
 
-    The first deploy creates the Owner and shows the password once; a later one restarts it, keeping the data.
+    The Node listens on 127.0.0.1. The first deploy waits until it is healthy, creates the Owner, shows a
+    generated password once (unless --owner-password) and saves a context named after the deployment; a later
+    deploy restarts a stopped Node, keeping the data, and leaves a running one as it is.
+
+    With --workers K it also runs K Worker processes (each a Ray node with 1 CPU joining the Node's Ray head with
+    the cluster's token), tracked by pid beside the Node and stopped before it. Running Workers are kept unless
+    --workers asks for fewer: then it names the Workers it would stop and asks first.
     """
     from providers.base import DeploymentSpec
 
     use_output(output)
+    provider = _provider("local")
+    running = _running_workers(provider, name)
+    if workers is not None and workers < len(running):
+        stopping = running[workers:]
+        confirm(f"Deployment {name!r} runs {len(running)} Worker(s); --workers {workers} stops "
+                f"{', '.join(stopping)} (a job running there is retried on another Worker or fails). Continue?",
+                yes=yes)
     spec = DeploymentSpec(name=name, port=port, owner_email=owner_email, owner_password=owner_password,
-                          workers=workers)
+                          workers=workers or 0)
     console.message(f"deploying {name!r} on this machine...")
-    result = _provider("local").deploy(spec)
+    result = provider.deploy(spec)
+    if workers == 0 and running:
+        provider.scale_workers(name, 0)  # the provider reads 0 as "as many as before"
+    after = len(_running_workers(provider, name))
+    if workers is not None and after != len(running):
+        console.message(f"Workers of {name!r}: {len(running)} -> {after}")
     context_note = _save_context(result)
-    _report(result, context_note)
+    _report(result, context_note, workers=after)
+
+
+def _running_workers(provider: Provider, name: str) -> list[str]:
+    """The live Worker roles of a running local deployment, oldest first (none when it is not running)."""
+    from providers.base import DeploymentRecord
+
+    if not DeploymentRecord.path(provider.state_dir(name)).exists():
+        return []
+    found = provider.status(name)
+    if not found.running:
+        return []
+    roles = [p["role"] for p in found.processes if p["role"].startswith("worker-") and p["alive"]]
+    return sorted(roles, key=lambda role: int(role.split("-")[1]))
 
 
 def _save_context(result: DeployResult) -> str:
@@ -118,11 +152,11 @@ def _save_context(result: DeployResult) -> str:
     return result.name
 
 
-def _report(result: DeployResult, context: str) -> None:
+def _report(result: DeployResult, context: str, *, workers: int) -> None:
     summary: dict[str, Any] = {
         "name": result.name, "provider": result.provider, "state": result.state, "url": result.url,
         "context": context or None, "owner_email": result.owner_email, "pid": result.outputs.get("pid"),
-        "log": result.outputs.get("log"),
+        "workers": workers, "log": result.outputs.get("log"),
     }
     if console.output() is Output.json:
         if result.owner_password:
@@ -144,7 +178,10 @@ def status(
                                                show_default=False)] = None,
     output: OutputOption = None,
 ) -> None:
-    """Deployments made from this machine (running, healthy, pid) and the current context."""
+    """Deployments made from this machine (running, healthy, pid) and the current context.
+
+    JSON: {deployments: [{name, provider, url, running, healthy, pid, note}], current_context, env_override}.
+    """
     import os
 
     from gridctl.cli.contexts import ContextFile
@@ -201,15 +238,22 @@ def destroy_local(
     yes: YesOption = False,
     output: OutputOption = None,
 ) -> None:
-    """Stop a local deployment's processes (SIGTERM, then SIGKILL); its data is kept unless --purge."""
+    """Stop a local deployment's processes (SIGTERM, then SIGKILL); its data is kept unless --purge.
+
+    --purge also deletes its data, logs and saved context. It asks first whenever something is running or
+    --purge is given (without a terminal to ask on, it needs --yes). A later 'gridctl deploy local' restarts a
+    stopped deployment with its data.
+    """
     from gridctl.cli.contexts import ContextFile
 
     use_output(output)
     provider = _provider("local")
     provider.record(name)  # an unknown name fails before anything is asked
-    if purge:
-        confirm(f"Delete deployment {name!r} with all its data and its context?", yes=yes)
     running = [str(p["pid"]) for p in provider.status(name).processes if p["alive"]]
+    if purge:
+        confirm(f"Stop deployment {name!r} and delete all its data and its context?", yes=yes)
+    elif running:
+        confirm(f"Stop deployment {name!r} ({len(running)} process(es); its data is kept)?", yes=yes)
     provider.destroy(name, purge=purge)
 
     context_removed = False

@@ -11,14 +11,23 @@ from gridctl.cli.common import LimitOption, OffsetOption, OutputOption
 
 app = typer.Typer(help="List, show and cancel jobs; read and set job quotas.", no_args_is_help=True)
 
-COLUMNS = ["id", "kind", "state", "progress", "planned_epsilon", "attempts", "created_at", "error"]
+COLUMNS = ["id", "kind", "state", "progress", "dataset", "planned_epsilon", "created_at", "error"]
+DETAIL_FIELDS = ["id", "kind", "state", "progress", "owner_id", "dataset", "inputs", "settings", "planned_epsilon",
+                 "time_limit_seconds", "attempts", "worker", "created_at", "started_at", "finished_at", "result_id",
+                 "error_code", "error", "error_detail"]
 LAYER_COLUMNS = ["index", "layer", "args", "output_shape", "parameters"]
 
 
-def _row(job: dict[str, Any]) -> dict[str, Any]:
+def _row(job: dict[str, Any], names: common.Names | None = None) -> dict[str, Any]:
+    """A job for a table: progress in percent, its dataset by name, ε rounded, the error's first line."""
     eps = job.get("planned_epsilon")
-    return {**job, "progress": f"{job['progress']:.0%}", "planned_epsilon": "none (not DP)" if eps is None
-            else f"{eps:.4g}", "error": (job.get("error") or "")[:60]}
+    dataset = job.get("dataset_id")
+    return {**job, "progress": f"{float(job.get('progress') or 0):.0%}",
+            "planned_epsilon": "none (not DP)" if eps is None else eps,
+            "dataset": names.dataset(dataset) if names else dataset,
+            "inputs": {role: (i.get("name") or i.get("tensor_id")) if isinstance(i, dict) else i
+                       for role, i in (job.get("inputs") or {}).items()},
+            "error": (job.get("error") or "").splitlines()[0] if job.get("error") else None}
 
 
 @app.command("list")
@@ -30,12 +39,16 @@ def list_jobs(
     offset: OffsetOption = 0,
     output: OutputOption = None,
 ) -> None:
-    """Your jobs, newest first."""
-    page = common.connect(output).jobs.list(all_users=all_users, state=state, limit=limit, offset=offset)
-    if console.output() is console.Output.json:
-        console.emit(page)
-        return
-    console.emit([_row(j) for j in page["items"]], columns=COLUMNS)
+    """Your jobs, newest first.
+
+    With state, progress, the dataset, planned ε and errors; --all shows every user's (needs triage_requests).
+    JSON: the list of jobs.
+    """
+    node = common.connect(output)
+    page = node.jobs.list(all_users=all_users, state=state, limit=limit, offset=offset)
+    names = common.Names(node)
+    rows = [] if console.output() is console.Output.json else [_row(j, names) for j in page["items"]]
+    console.emit_items(page["items"], rows=rows, columns=COLUMNS, page=page)
 
 
 @app.command("show")
@@ -43,16 +56,23 @@ def show(
     job_id: Annotated[int, typer.Argument(metavar="JOB", help="The job's id.", show_default=False)],
     output: OutputOption = None,
 ) -> None:
-    """One job: state, progress, settings, planned cost, the spec as a layer table (metrics for officers)."""
-    job = common.connect(output).jobs[job_id].data
+    """One job: state, progress, settings, planned cost, the spec as a layer table (metrics for officers).
+
+    The layer table has each layer's output shape and parameter count; the per-epoch metrics, computed on private
+    data, are shown to officers only.
+    """
+    node = common.connect(output)
+    job = node.jobs[job_id].data
     if console.output() is console.Output.json:
         console.emit(job)
         return
-    console.emit(_row(job), title=f"Job {job['id']}")
+    row = _row(job, common.Names(node))
+    console.emit(row, columns=[f for f in DETAIL_FIELDS if f in row], title=f"Job {job['id']}")
     if job.get("layers"):
         console.emit(job["layers"], columns=LAYER_COLUMNS, title="Model")
     if job.get("metrics"):
-        console.emit(job["metrics"], columns=["epoch", "loss", "accuracy"], title="Metrics (officers only)")
+        console.emit(job["metrics"], columns=list(dict.fromkeys(k for m in job["metrics"] for k in m)),
+                     title="Metrics (officers only)")
 
 
 @app.command("cancel")
@@ -60,7 +80,10 @@ def cancel(
     job_id: Annotated[int, typer.Argument(metavar="JOB", help="The job's id.", show_default=False)],
     output: OutputOption = None,
 ) -> None:
-    """Cancel a queued or running job."""
+    """Cancel a queued or running job.
+
+    Yours, or any as an officer; its Ray task is cancelled and the job ends cancelled.
+    """
     job = common.connect(output).jobs.cancel(job_id).data
     console.message(f"job {job['id']}: cancellation requested")
     console.emit(_row(job), columns=COLUMNS)
@@ -78,7 +101,11 @@ def quota(
     reset: Annotated[bool, typer.Option("--reset", help="Back to the Node's defaults.")] = False,
     output: OutputOption = None,
 ) -> None:
-    """Show a user's job quotas, or set them (administrators: manage_users)."""
+    """Show a user's job quotas, or set them (administrators: manage_users).
+
+    Unset figures follow the Node's defaults (GRID_NODE_JOB_MAX_CONCURRENT, GRID_NODE_JOB_MAX_PER_DAY,
+    GRID_NODE_JOB_MAX_RUN_SECONDS).
+    """
     jobs = common.connect(output).jobs
     if reset or concurrent is not None or per_day is not None or run_time is not None:
         current = jobs.quota(user)

@@ -16,7 +16,7 @@ from gridctl.cli.common import LimitOption, OffsetOption, OutputOption
 
 app = typer.Typer(help="Grant, revoke, list and explain permissions on tensors and datasets.", no_args_is_help=True)
 
-COLUMNS = ["id", "subject_type", "subject_name", "target_type", "target_id", "level", "created_at", "updated_at"]
+COLUMNS = ["id", "subject", "target", "level", "created_at", "updated_at"]
 EXPLAIN_FIELDS = ["user_id", "target_type", "target_id", "level", "rule", "grant_id", "explanation"]
 
 # Targets and subjects, shared with ``gridctl requests ask``.
@@ -58,6 +58,12 @@ def one_subject(user: str | None, group: str | None, *, required: bool = True) -
     return {"user": user} if user is not None else {"group": group}
 
 
+def _row(grant: dict[str, Any], names: common.Names) -> dict[str, Any]:
+    """A grant for a table: ``user ada@example.com`` on ``dataset cohort``."""
+    return {**grant, "subject": f"{grant['subject_type']} {grant.get('subject_name') or grant.get('subject_id')}",
+            "target": names.target(grant.get("target_type"), grant.get("target_id"))}
+
+
 @app.command("grant")
 def grant(
     level: Annotated[GrantLevel, typer.Option("--level", "-l", help="search, compute, download, or deny "
@@ -68,17 +74,22 @@ def grant(
     dataset: DatasetTarget = None,
     output: OutputOption = None,
 ) -> None:
-    """Grant a level (or a deny) to a user or group on a tensor or dataset; replaces their earlier level."""
+    """Grant a level (or a deny) to a user or group on a tensor or dataset; replaces their earlier level.
+
+    Needs manage_permissions. Subjects: --user (email or id) or --group (name or id); targets: --tensor ID or
+    --dataset (name or id).
+    """
     subject, target = one_subject(user, group), one_target(tensor, dataset)
-    granted = common.connect(output).permissions.grant(level.value, **subject, **target)
-    console.message(f"{granted['subject_type']} {granted['subject_name'] or granted['subject_id']} has "
-                    f"{granted['level']} on {granted['target_type']} {granted['target_id']} (grant {granted['id']})")
-    console.emit(granted, columns=COLUMNS)
+    node = common.connect(output)
+    granted = node.permissions.grant(level.value, **subject, **target)
+    row = _row(granted, common.Names(node))
+    console.message(f"{row['subject']} has {granted['level']} on {row['target']} (grant {granted['id']})")
+    console.emit(granted if console.output() is console.Output.json else row, columns=COLUMNS)
 
 
 @app.command("revoke")
 def revoke(
-    grant_id: Annotated[int | None, typer.Argument(metavar="[GRANT_ID]", help="The grant's id (or name the "
+    grant_id: Annotated[int | None, typer.Argument(metavar="GRANT_ID", help="The grant's id (or name the "
                                                    "subject and the target instead).", show_default=False)] = None,
     user: UserSubject = None,
     group: GroupSubject = None,
@@ -86,7 +97,10 @@ def revoke(
     dataset: DatasetTarget = None,
     output: OutputOption = None,
 ) -> None:
-    """Revoke a grant, by id or by subject and target; the subject falls back to the next rule."""
+    """Revoke a grant, by id or by subject and target; the subject falls back to the next rule.
+
+    Prints {"removed": "grant", "ref": ID} in JSON.
+    """
     node = common.connect(output)
     if grant_id is None:
         found = node.permissions.find(**one_subject(user, group), **one_target(tensor, dataset))
@@ -111,8 +125,9 @@ def list_grants(
     node = common.connect(output)
     page = node.permissions.page(**one_subject(user, group, required=False),
                                  **one_target(tensor, dataset, required=False), limit=limit, offset=offset)
-    console.emit(page["items"], columns=COLUMNS)
-    console.page_note(page)
+    names = common.Names(node)
+    rows = [] if console.output() is console.Output.json else [_row(g, names) for g in page["items"]]
+    console.emit_items(page["items"], rows=rows, columns=COLUMNS, page=page)
 
 
 @app.command("explain")
@@ -120,10 +135,14 @@ def explain(
     tensor: TensorTarget = None,
     dataset: DatasetTarget = None,
     user: Annotated[str | None, typer.Option("--user", metavar="USER", help="Whose level (email or id; others "
-                                             "need manage_permissions).  [default: you]",
+                                             "need manage_permissions; default: you).",
                                              show_default=False)] = None,
     output: OutputOption = None,
 ) -> None:
-    """Explain a user's level on a tensor or dataset: the rule and the grant that decided it."""
+    """Explain a user's level on a tensor or dataset: the rule and the grant that decided it.
+
+    JSON: {user_id, target_type, target_id, level, rule, grant_id, explanation}, rule being user_on_tensor,
+    user_on_dataset, group_on_tensor, group_on_dataset or visibility.
+    """
     answer = common.connect(output).permissions.explain(**one_target(tensor, dataset), user=user)
     console.emit(answer, columns=EXPLAIN_FIELDS)

@@ -15,6 +15,7 @@ import typer
 from gridctl.cli import common, console
 from gridctl.cli.common import LimitOption, OffsetOption, OutputOption
 from gridctl.cli.permissions import DatasetTarget, TensorTarget, one_target
+from gridctl.sdk.errors import GridctlError
 
 app = typer.Typer(help="File, follow and decide requests (access, release, budget).", no_args_is_help=True)
 policies_app = typer.Typer(help="Officers' standing release policies (auto-approve small releases).",
@@ -54,11 +55,13 @@ class AccessLevel(StrEnum):
     download = "download"
 
 
-def _row(request: dict[str, Any]) -> dict[str, Any]:
+def _row(request: dict[str, Any], names: common.Names | None = None) -> dict[str, Any]:
+    """A request for a table: its target by name (``dataset cohort``) where ``names`` can say."""
     row = dict(request)
     payload = request.get("payload") or {}
     if request.get("target_type"):
-        row["target"] = f"{request['target_type']} {request['target_id']}"
+        row["target"] = (names.target(request["target_type"], request["target_id"]) if names
+                         else f"{request['target_type']} {request['target_id']}")
     row["level"] = payload.get("level")
     if request.get("kind") == "release":
         row["epsilon"] = "∞ (not private)" if payload.get("non_private") else payload.get("epsilon")
@@ -123,15 +126,23 @@ def show_card(card: dict[str, Any]) -> None:
                      title="the requester's history")
 
 
-def show_request(request: dict[str, Any]) -> None:
+def show_request(request: dict[str, Any], names: common.Names | None = None) -> None:
     if console.output() is console.Output.json:
         console.emit(request)
         return
-    console.emit(_row(request), columns=DETAIL_FIELDS)
+    console.emit(_row(request, names), columns=DETAIL_FIELDS)
     if request.get("events"):
         console.emit(request["events"], columns=EVENT_COLUMNS, title="history")
     if request.get("card"):
         show_card(request["card"])
+
+
+def _filed(request: dict[str, Any], names: common.Names | None = None) -> None:
+    """Show a request just filed; one the Node denied at once (``auto_denied``) exits DENIED (10) with why."""
+    show_request(request, names)
+    if request.get("state") == "auto_denied":
+        raise GridctlError("request_denied", f"request {request['id']} was denied at once: "
+                           f"{request.get('decision_note') or 'no reason given'}")
 
 
 @app.command("list")
@@ -151,15 +162,21 @@ def list_requests(
     page = node.requests.page(status=status.value if status else None, kind=kind.value if kind else None,
                               requester=requester, limit=limit, offset=offset)
     items = page["items"]
-    console.emit(items if console.output() is console.Output.json else [_row(r) for r in items],
-                 columns=LIST_COLUMNS)
-    console.page_note(page)
+    names = common.Names(node)
+    rows = [] if console.output() is console.Output.json else [_row(r, names) for r in items]
+    console.emit_items(items, rows=rows, columns=LIST_COLUMNS, page=page)
 
 
 @app.command("show")
 def show(request: RequestArg, output: OutputOption = None) -> None:
-    """Show a request with its history: every transition, who made it, when, and the note."""
-    show_request(common.connect(output).requests.get(request))
+    """Show a request with its history: every transition, who made it, when, and the note.
+
+    For a release, officers also see the cost card: mechanism and settings, the request's own ε, the user's and
+    the dataset's ε before and after with the remaining budget, the requester's history, the model's layer table,
+    the training metrics with a small chart of each, and a plain reading of ε.
+    """
+    node = common.connect(output)
+    show_request(node.requests.get(request), common.Names(node))
 
 
 @app.command("approve")
@@ -172,10 +189,17 @@ def approve(
     output: OutputOption = None,
 ) -> None:
     """Approve a pending request (access: the requester gets the level; release: the budget is re-checked and
-    debited; budget: the requester's budget grows by what they asked)."""
-    decided = common.connect(output).requests.approve(request, note=note, fingerprint=fingerprint)
+    debited; budget: the requester's budget grows by what they asked).
+
+    Needs triage_requests (budget requests: manage_budgets). For access, an existing grant is raised, never
+    lowered. For a release the budget is re-checked and debited in the same transaction (exit 6 budget_exceeded
+    if it no longer fits; the request stays pending), and --fingerprint refuses (exit 6) if the artifact is not the
+    one you inspected.
+    """
+    node = common.connect(output)
+    decided = node.requests.approve(request, note=note, fingerprint=fingerprint)
     console.message(f"request {decided['id']} approved")
-    show_request(decided)
+    show_request(decided, common.Names(node))
 
 
 @app.command("deny")
@@ -184,10 +208,14 @@ def deny(
     reason: Annotated[str, typer.Option("--reason", "-r", help="Why (the requester reads it).", show_default=False)],
     output: OutputOption = None,
 ) -> None:
-    """Deny a pending request with a reason."""
-    decided = common.connect(output).requests.deny(request, reason)
+    """Deny a pending request with a reason.
+
+    Needs the capability that decides the kind; the requester reads the reason. A denied release spends nothing.
+    """
+    node = common.connect(output)
+    decided = node.requests.deny(request, reason)
     console.message(f"request {decided['id']} denied")
-    show_request(decided)
+    show_request(decided, common.Names(node))
 
 
 @app.command("withdraw")
@@ -197,9 +225,10 @@ def withdraw(
     output: OutputOption = None,
 ) -> None:
     """Withdraw your own pending request."""
-    withdrawn = common.connect(output).requests.withdraw(request, note=note)
+    node = common.connect(output)
+    withdrawn = node.requests.withdraw(request, note=note)
     console.message(f"request {withdrawn['id']} withdrawn")
-    show_request(withdrawn)
+    show_request(withdrawn, common.Names(node))
 
 
 @ask_app.command("access")
@@ -212,12 +241,19 @@ def ask_access(
     dataset: DatasetTarget = None,
     output: OutputOption = None,
 ) -> None:
-    """Ask for compute or download on a tensor or dataset; an officer approves or denies."""
+    """Ask for compute or download on a tensor or dataset; an officer approves or denies.
+
+    Refused (exit 6) if you already have that level, or already have a pending request on the target. In the SDK:
+    ptr.request_access("download", reason).
+    """
     target = one_target(tensor, dataset)
-    request = common.connect(output).requests.ask_access(level=level.value, reason=reason, **target)
-    console.message(f"request {request.id} filed: {request.level} on {request.target_type} {request.target_id} "
-                    f"({request.status}); follow it with 'gridctl requests show {request.id}'")
-    show_request(request.data)
+    node = common.connect(output)
+    request = node.requests.ask_access(level=level.value, reason=reason, **target)
+    names = common.Names(node)
+    console.message(f"request {request.id} filed: {request.level} on "
+                    f"{names.target(request.target_type, request.target_id)} ({request.status}); follow it with "
+                    f"'gridctl requests show {request.id}'")
+    _filed(request.data, names)
 
 
 @ask_app.command("release")
@@ -229,14 +265,21 @@ def ask_release(
                                                show_default=False)] = None,
     output: OutputOption = None,
 ) -> None:
-    """Ask to download a result or a private tensor; the Node computes its privacy cost and may decide at once."""
+    """Ask to download a result or a private tensor; the Node computes its privacy cost and may decide at once.
+
+    It may be auto_denied with the reason (over your budget or a dataset's cap; not differentially private under
+    the dp_only policy): the request is printed and the command exits 10. It may be auto_approved under an
+    officer's policy; otherwise it is pending. In the SDK: result.get() files it (or finds yours) and raises
+    ReleaseNotApproved naming the request, its state and the reason; result.get(wait=True, timeout=S) waits.
+    """
     if (result is None) == (tensor is None):
         raise typer.BadParameter("give exactly one of --result and --tensor")
     node = common.connect(output)
     request = node.requests.ask_release(result=result, tensor=tensor, reason=reason)
-    console.message(f"request {request.id} filed: release of {request.target_type} {request.target_id} "
+    names = common.Names(node)
+    console.message(f"request {request.id} filed: release of {names.target(request.target_type, request.target_id)} "
                     f"({request.status})" + (f": {request.decision_note}" if request.decision_note else ""))
-    show_request(request.data)
+    _filed(request.data, names)
 
 
 @ask_app.command("budget")
@@ -246,10 +289,13 @@ def ask_budget(
     reason: Annotated[str, typer.Option("--reason", "-r", help="Why (the officer reads it).", show_default=False)],
     output: OutputOption = None,
 ) -> None:
-    """Ask for more privacy budget; a holder of manage_budgets decides."""
+    """Ask for more privacy budget; a holder of manage_budgets decides.
+
+    Approval raises your budget by what you asked. In the SDK: node.requests.ask_budget(E, reason).
+    """
     request = common.connect(output).requests.ask_budget(epsilon, reason)
     console.message(f"request {request.id} filed: ε {epsilon:g} more ({request.status})")
-    show_request(request.data)
+    _filed(request.data)
 
 
 @app.command("wait")
@@ -259,9 +305,14 @@ def wait(
                                                   show_default=False)] = None,
     output: OutputOption = None,
 ) -> None:
-    """Wait until a request is decided, then show it."""
-    decided = common.connect(output).requests.wait(request, timeout)
-    show_request(decided.data)
+    """Wait until a request is decided, then show it.
+
+    Also ends when it is withdrawn or expires; exits 1 (timeout) after --timeout seconds. In the SDK:
+    request.wait(timeout).
+    """
+    node = common.connect(output)
+    decided = node.requests.wait(request, timeout)
+    show_request(decided.data, common.Names(node))
 
 
 @app.command("watch")
@@ -273,10 +324,14 @@ def watch(
                                                   "(default: until interrupted).", show_default=False)] = None,
     output: OutputOption = None,
 ) -> None:
-    """Print new pending requests as they arrive (officers), polling the Node; one line (or JSON) each."""
+    """Print new pending requests as they arrive (officers), polling the Node; one line (or JSON) each.
+
+    Runs until interrupted or --timeout.
+    """
     import time
 
     node = common.connect(output)
+    names = common.Names(node)
     seen = {r["id"] for r in node.requests.list(status="pending", kind=kind.value if kind else None, limit=500)}
     console.message(f"watching for new pending requests ({len(seen)} already pending); Ctrl-C to stop")
     deadline = None if timeout is None else time.monotonic() + timeout
@@ -287,19 +342,28 @@ def watch(
                      if r["id"] not in seen]
             for request in sorted(fresh, key=lambda r: r["id"]):
                 seen.add(request["id"])
-                console.emit(request if console.output() is console.Output.json else [_row(request)],
+                console.emit(request if console.output() is console.Output.json else [_row(request, names)],
                              columns=LIST_COLUMNS)
     except KeyboardInterrupt:
         pass
 
 
-POLICY_COLUMNS = ["id", "action", "dataset_id", "max_epsilon", "note", "created_by", "created_at"]
+POLICY_COLUMNS = ["id", "action", "dataset", "max_epsilon", "note", "created_by", "created_at"]
+
+
+def _policy_row(policy: dict[str, Any], names: common.Names) -> dict[str, Any]:
+    dataset = policy.get("dataset_id")
+    return {**policy, "dataset": "any" if dataset is None else names.dataset(dataset)}
 
 
 @policies_app.command("list")
 def list_policies(output: OutputOption = None) -> None:
     """The release policies applied when a release request is created (triage_requests)."""
-    console.emit(common.connect(output).http.get("/release-policies"), columns=POLICY_COLUMNS)
+    node = common.connect(output)
+    policies = node.http.get("/release-policies")
+    names = common.Names(node)
+    console.emit_items(policies, rows=[] if console.output() is console.Output.json else
+                       [_policy_row(p, names) for p in policies], columns=POLICY_COLUMNS)
 
 
 @policies_app.command("add")
@@ -311,11 +375,17 @@ def add_policy(
     note: Annotated[str, typer.Option("--note", help="Why, for the other officers.")] = "",
     output: OutputOption = None,
 ) -> None:
-    """Add an auto-approve policy (triage_requests)."""
-    policy = common.connect(output).http.post("/release-policies", json={"max_epsilon": max_epsilon,
-                                                                        "dataset_id": dataset, "note": note})
+    """Add an auto-approve policy (triage_requests).
+
+    Private releases that cost at most --max-epsilon (on that dataset, or any) and that the budget admits are
+    approved when the request is created.
+    """
+    node = common.connect(output)
+    policy = node.http.post("/release-policies", json={"max_epsilon": max_epsilon, "dataset_id": dataset,
+                                                       "note": note})
     console.message(f"release policy {policy['id']} added")
-    console.emit(policy, columns=POLICY_COLUMNS)
+    console.emit(policy if console.output() is console.Output.json else _policy_row(policy, common.Names(node)),
+                 columns=POLICY_COLUMNS)
 
 
 @policies_app.command("remove")
@@ -323,4 +393,4 @@ def remove_policy(policy: Annotated[int, typer.Argument(metavar="ID", help="The 
                   output: OutputOption = None) -> None:
     """Remove a release policy (triage_requests)."""
     common.connect(output).http.delete(f"/release-policies/{policy}")
-    console.message(f"release policy {policy} removed")
+    common.removed("release policy", str(policy))

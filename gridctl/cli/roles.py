@@ -41,7 +41,10 @@ def add(
     description: Annotated[str | None, typer.Option(help="What the role is for.", show_default=False)] = None,
     output: OutputOption = None,
 ) -> None:
-    """Add a custom role. You can only grant capabilities you hold yourself."""
+    """Add a custom role. You can only grant capabilities you hold yourself.
+
+    Capabilities may be repeated (-c a -c b) or comma-separated (-c view_statistics,triage_requests).
+    """
     node = common.connect(output)
     role = node.roles.create(name, common.split_values(capability) or [], description=description)
     console.message(f"role {role['name']} created")
@@ -62,7 +65,10 @@ def update(
                                                      show_default=False)] = None,
     output: OutputOption = None,
 ) -> None:
-    """Rename a custom role, or change its description or capabilities (presets cannot change)."""
+    """Rename a custom role, or change its description or capabilities (presets cannot change).
+
+    -c replaces the set of capabilities; --grant and --revoke change it.
+    """
     capabilities, added, taken = (common.split_values(v) for v in (capability, grant, revoke))
     if capabilities is not None and (added or taken):
         raise typer.BadParameter("--capability replaces the set: do not combine it with --grant or --revoke")
@@ -80,7 +86,7 @@ def update(
 
 @app.command("remove")
 def remove(role: RoleArg, yes: YesOption = False, output: OutputOption = None) -> None:
-    """Delete a custom role that no user holds."""
+    """Delete a custom role that no user holds (one in use: exit 6)."""
     node = common.connect(output)
     common.confirm(f"Delete role {role}?", yes=yes)
     node.roles.remove(role)

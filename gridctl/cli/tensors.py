@@ -27,7 +27,7 @@ DatasetFilter = Annotated[str | None, typer.Option("--dataset", help="Only tenso
 UploaderOption = Annotated[int | None, typer.Option("--uploader", help="Only tensors uploaded by this user id.",
                                                     show_default=False)]
 SortOption = Annotated[str | None, typer.Option("--sort", help="created_at, name or size; a leading - sorts "
-                                                "descending.  [default: -created_at]", show_default=False)]
+                                                "descending (default: -created_at).", show_default=False)]
 
 
 class Visibility(StrEnum):
@@ -73,19 +73,25 @@ def upload(
     name: Annotated[str, typer.Option("--name", "-n", help="The tensor's name.", show_default=False)],
     tag: TagOption = None,
     public: Annotated[bool | None, typer.Option("--public/--private", help="Who may download it by default: "
-                                                "everyone (public) or only those granted it.  [default: private]",
+                                                "everyone (public) or only those granted it (default: private).",
                                                 show_default=False)] = None,
     description: Annotated[str | None, typer.Option("--description", "-d", help="What the tensor holds.",
                                                     show_default=False)] = None,
     dataset: Annotated[str | None, typer.Option("--dataset", help="Add it to this dataset you own (name or id).",
                                                 show_default=False)] = None,
-    role: Annotated[str | None, typer.Option("--role", help="Its role in --dataset.  [default: its name]",
+    role: Annotated[str | None, typer.Option("--role", help="Its role in --dataset (default: its name).",
                                              show_default=False)] = None,
-    format: Annotated[str | None, typer.Option("--format", help="safetensors, npy, npz, pt or csv.  [default: "
-                                               "from the file's suffix]", show_default=False)] = None,
+    format: Annotated[str | None, typer.Option("--format", help="safetensors, npy, npz, pt or csv (default: "
+                                               "from the file's suffix).", show_default=False)] = None,
     output: OutputOption = None,
 ) -> None:
-    """Upload a tensor file (streamed); prints the new tensor (its id in JSON)."""
+    """Upload a tensor file (streamed); prints the new tensor (its id in JSON).
+
+    A .safetensors, .npy, .npz (no pickles), .pt (weights only) or .csv (numbers only, a header row) file is
+    checked by the Node, stored as safetensors with its sha256, and private unless --public. --dataset adds it to
+    a dataset you own under --role (its name by default); --format overrides the file's suffix. A file the Node
+    refuses is one error line naming the problem, and nothing is stored.
+    """
     if role is not None and dataset is None:
         raise typer.BadParameter("--role needs --dataset")
     node = common.connect(output)
@@ -117,7 +123,11 @@ def search(
     offset: OffsetOption = 0,
     output: OutputOption = None,
 ) -> None:
-    """Search tensor metadata; each hit shows your level (search, compute, download or deny)."""
+    """Search tensor metadata; each hit shows your level (search, compute, download or deny).
+
+    TEXT matches words in names and descriptions; tags must all match unless --any-tag; --shape 60000,784 (* for
+    any one dimension); --sort created_at, name or size (a leading - for descending; newest first by default).
+    """
     node = common.connect(output)
     page = node.tensors.search_page(text, tags=common.split_values(tag), any_tag=any_tag, dataset=dataset,
                                     visibility=visibility.value if visibility else None, dtype=dtype, shape=shape,
@@ -153,14 +163,26 @@ def show(tensor: TensorArg, output: OutputOption = None) -> None:
 @app.command("download")
 def download(
     tensor: TensorArg,
-    out: Annotated[Path, typer.Option("--out", "-O", help="Where to save it (a file, or a folder to save "
-                                      "NAME.safetensors in).", show_default=False)],
+    path: Annotated[Path | None, typer.Argument(metavar="PATH", help="Where to save it: a file, or a folder to "
+                                                "save NAME.safetensors in (default: NAME.safetensors here).",
+                                                show_default=False)] = None,
+    out: Annotated[Path | None, typer.Option("--out", "-O", help="The same as PATH.", show_default=False)] = None,
     force: Annotated[bool, typer.Option("--force", "-f", help="Replace the file if it exists.")] = False,
     output: OutputOption = None,
 ) -> None:
-    """Download a tensor as safetensors, verified against its sha256 (needs download level)."""
+    """Download a tensor as safetensors, verified against its sha256 (needs download level).
+
+    PATH (or -O PATH) is a file, or a folder to save NAME.safetensors in (default: the current folder). Without
+    download level it exits 4, with the Node's message naming the level you have and how to ask for more. The bytes
+    stream to a temporary file beside PATH, are checked against the sha256 the Node publishes, and are renamed into
+    place only if they match: on a mismatch it exits 1 (checksum_mismatch) and nothing is left at PATH. An existing
+    PATH is kept (exit 6) unless --force. JSON: {id, name, path, sha256, size_bytes, verified}.
+    """
     from gridctl.sdk.data import TensorPointer, file_name
 
+    if path is not None and out is not None:
+        raise typer.BadParameter("give the path once: as PATH or as --out, not both")
+    out = path or out or Path.cwd()
     node = common.connect(output)
     pointer = TensorPointer(node.http, node.tensors.get(tensor))
     target = out / f"{file_name(pointer.name, pointer.id)}.safetensors" if out.is_dir() else out
@@ -176,10 +198,13 @@ def download(
 @app.command("tag")
 def tag_tensor(
     tensor: TensorArg,
-    tags: Annotated[list[str], typer.Argument(metavar="TAG...", help="Tags to add.", show_default=False)],
+    tags: Annotated[list[str], typer.Argument(metavar="TAG", help="Tags to add.", show_default=False)],
     output: OutputOption = None,
 ) -> None:
-    """Add tags to a tensor (its uploader, or manage_permissions)."""
+    """Add tags to a tensor (its uploader, or manage_permissions).
+
+    Tags are lower-case letters, digits and _ . : -.
+    """
     updated = common.connect(output).tensors.tag(tensor, *(common.split_values(tags) or []))
     console.message(f"tensor {tensor} tagged: {', '.join(updated['tags']) or '-'}")
     show_tensor(updated)
@@ -188,7 +213,7 @@ def tag_tensor(
 @app.command("untag")
 def untag_tensor(
     tensor: TensorArg,
-    tags: Annotated[list[str], typer.Argument(metavar="TAG...", help="Tags to remove.", show_default=False)],
+    tags: Annotated[list[str], typer.Argument(metavar="TAG", help="Tags to remove.", show_default=False)],
     output: OutputOption = None,
 ) -> None:
     """Remove tags from a tensor."""
@@ -204,7 +229,10 @@ def set_visibility(
                                                      "(search only, unless granted).", show_default=False)],
     output: OutputOption = None,
 ) -> None:
-    """Make a tensor public or private (its uploader, or manage_permissions)."""
+    """Make a tensor public or private (its uploader, or manage_permissions).
+
+    Public tensors default to download for every user, private ones to search.
+    """
     updated = common.connect(output).tensors.set_visibility(tensor, visibility.value)
     console.message(f"tensor {tensor} is now {updated['visibility']}")
     show_tensor(updated)

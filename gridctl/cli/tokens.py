@@ -17,11 +17,14 @@ COLUMNS = ["id", "name", "created_at", "expires_at", "last_used_at", "revoked_at
 @app.command("create")
 def create(
     name: Annotated[str, typer.Argument(help="A name to recognise the token by.", show_default=False)],
-    expires_in_days: Annotated[int | None, typer.Option(min=1, max=3650, help="Expire after this many days.  "
-                                                        "[default: never]", show_default=False)] = None,
+    expires_in_days: Annotated[int | None, typer.Option(min=1, max=3650, help="Expire after this many days "
+                                                        "(default: never).", show_default=False)] = None,
     output: OutputOption = None,
 ) -> None:
-    """Create an API token. The secret is shown once (in JSON: "token")."""
+    """Create an API token. The secret is shown once (in JSON: "token").
+
+    In table mode the secret is printed on stderr. Use it as GRIDCTL_TOKEN or gridctl.connect(url, token=...).
+    """
     created = common.connect(output).tokens.create(name, expires_in_days=expires_in_days)
     if console.output() is console.Output.json:
         console.emit(created)

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from gridctl.cli import common, console
 from gridctl.cli.common import LimitOption, OffsetOption, OutputOption, YesOption
+
+if TYPE_CHECKING:
+    from gridctl.sdk.node import Node
 
 app = typer.Typer(help="Manage users: add, list, update, disable, remove, set budgets.", no_args_is_help=True)
 
@@ -25,7 +28,12 @@ def _show(user: dict[str, Any]) -> None:
 def _password(value: str | None, *, prompt: str) -> str:
     if value is not None:
         return value
-    return str(typer.prompt(prompt, hide_input=True, confirmation_prompt=True, err=True))
+    return common.secret(prompt, twice=True)
+
+
+def _existing_role(node: Node, role: str) -> str:
+    """The role's name; an unknown role fails as 'roles show' does (not found, exit 5), before anything changes."""
+    return str(node.roles.get(role)["name"])
 
 
 @app.command("list")
@@ -65,15 +73,22 @@ def add(
     email: Annotated[str, typer.Option(help="The new user's email (their login).", show_default=False)],
     password: Annotated[str | None, typer.Option(help="Initial password; prompted for (hidden, twice) when "
                                                  "not given.", show_default=False)] = None,
-    role: Annotated[str | None, typer.Option(help="Role name or id.  [default: Data Scientist]",
+    role: Annotated[str | None, typer.Option(help="Role name or id (default: Data Scientist).",
                                              show_default=False)] = None,
     budget: Annotated[float | None, typer.Option(min=0, metavar="EPS", help="Total privacy budget ε "
                                                  "(needs manage_budgets).", show_default=False)] = None,
     full_name: Annotated[str | None, typer.Option(help="Display name.", show_default=False)] = None,
     output: OutputOption = None,
 ) -> None:
-    """Add a user (a Data Scientist unless --role says otherwise)."""
+    """Add a user (a Data Scientist unless --role says otherwise).
+
+    The password is prompted for (hidden, twice) when not given. A budget needs manage_budgets; a role can be
+    given only if you hold all its capabilities. An unknown role fails as 'gridctl roles show' does (exit 5),
+    before anything is created.
+    """
     node = common.connect(output)
+    if role is not None:
+        role = _existing_role(node, role)
     secret = _password(password, prompt=f"Password for {email}")
     user = node.users.create(email, secret, full_name=full_name, role=role, budget_epsilon=budget)
     console.message(f"user {user['email']} created (id {user['id']}, role {user['role']['name']})")
@@ -94,6 +109,8 @@ def update(
     node = common.connect(output)
     if email is None and full_name is None and role is None and enable is None:
         raise typer.BadParameter("nothing to change: give --email, --full-name, --role, --enable or --disable")
+    if role is not None:
+        role = _existing_role(node, role)
     updated = node.users.update(user, email=email, full_name=full_name, role=role,
                                 disabled=None if enable is None else not enable)
     console.message(f"user {updated['email']} updated")
@@ -110,7 +127,7 @@ def disable(user: UserArg, output: OutputOption = None) -> None:
 
 @app.command("remove")
 def remove(user: UserArg, yes: YesOption = False, output: OutputOption = None) -> None:
-    """Delete a user."""
+    """Delete a user. The Owner cannot be removed, nor can you remove yourself."""
     node = common.connect(output)
     common.confirm(f"Delete user {user}?", yes=yes)
     node.users.remove(user)

@@ -26,10 +26,13 @@ def _rows(workers: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 @app.command("list")
 def list_workers(output: OutputOption = None) -> None:
-    """The Workers attached to the Node, with their resources and load (needs view_statistics)."""
+    """The Workers attached to the Node, with their resources and load (needs view_statistics).
+
+    JSON: the list of Workers (empty when the Node runs without them).
+    """
     found = common.connect(output).jobs.workers()
     if console.output() is console.Output.json:
-        console.emit(found)
+        console.emit(found["workers"])
         return
     if not found["enabled"]:
         console.message("this Node runs without Workers (GRID_NODE_RAY_ENABLED=false)")
@@ -56,7 +59,11 @@ def add(
     name: NameOption = "local",
     output: OutputOption = None,
 ) -> None:
-    """Start Worker processes for a local deployment; each joins the Node's Ray head with its token."""
+    """Start Worker processes for a local deployment; each joins the Node's Ray head with its token.
+
+    Each new Worker is waited for until its Ray node joined. Workers use the token in the Node's
+    secrets/ray-token (mode 0600).
+    """
     use_output(output)
     provider = _local()
     current = len(provider.workers(name))
@@ -67,12 +74,15 @@ def add(
 
 @app.command("remove")
 def remove(
-    worker: Annotated[str | None, typer.Argument(help="A Worker's role (worker-2) or pid [default: the newest].",
+    worker: Annotated[str | None, typer.Argument(help="A Worker's role (worker-2) or pid (default: the newest).",
                                                  show_default=False)] = None,
     name: NameOption = "local",
     output: OutputOption = None,
 ) -> None:
-    """Stop a Worker of a local deployment (its running job, if any, is retried on another or fails)."""
+    """Stop a Worker of a local deployment (its running job, if any, is retried on another or fails).
+
+    The newest Worker when none is named.
+    """
     use_output(output)
     provider = _local()
     if worker is None:

@@ -3,13 +3,33 @@
 from __future__ import annotations
 
 import ssl
+import sys
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlsplit
 
-import httpx
 
-from gridctl.sdk.errors import ConnectionFailed, GridctlError, ServerError, from_response
+def _skip_httpx_command_line() -> None:
+    """``import httpx`` also imports httpx's own command-line client (``httpx._main``: click, rich's syntax
+    highlighting, pygments) whenever those are installed, as they are here: about 70 ms of every ``gridctl``
+    command that talks to a Node, for a tool neither the CLI nor the SDK uses. A ``None`` in ``sys.modules``
+    makes that one import fail, which httpx expects (its ``main`` then explains how to install its CLI); the
+    entry is removed again at once, so a later ``import httpx._main`` works."""
+    if "httpx" in sys.modules or "httpx._main" in sys.modules:
+        return
+    sys.modules["httpx._main"] = None  # type: ignore[assignment]
+    try:
+        import httpx  # noqa: F401
+    finally:
+        if sys.modules.get("httpx._main", "") is None:
+            del sys.modules["httpx._main"]
+
+
+_skip_httpx_command_line()
+
+import httpx  # noqa: E402  (after the function above)
+
+from gridctl.sdk.errors import ConnectionFailed, GridctlError, ServerError, from_response  # noqa: E402
 
 API_PREFIX = "/api/v1"
 
@@ -30,6 +50,15 @@ def segment(ref: object) -> str:
     return quote(str(ref), safe="@")
 
 
+def _no_tls() -> ssl.SSLContext:
+    """For a plain-http Node: httpx builds a TLS context for every client, and its default one loads the whole
+    CA bundle (a tenth of a ``gridctl users list``) for a connection that never uses it. This one loads nothing
+    and still verifies, so it refuses any TLS peer should one ever be reached (it trusts no certificate)."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    return context
+
+
 class Http:
     def __init__(self, url: str, token: str | None = None, *, timeout: float = 30.0,
                  ca_file: str | None = None) -> None:
@@ -41,6 +70,8 @@ class Http:
         verify: ssl.SSLContext | bool = True
         if ca_file:
             verify = ssl.create_default_context(cadata=Path(ca_file).read_text())
+        elif self.url.startswith("http://"):
+            verify = _no_tls()
         self.client = httpx.Client(base_url=self.url + API_PREFIX, headers=headers, timeout=timeout, verify=verify)
 
     @property

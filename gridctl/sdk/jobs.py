@@ -8,9 +8,9 @@
 >>> result.epsilon, result.delta
 >>> weights = result.get()       # a state dict, when you may download it (else: ask for its release)
 
-``DP(target_epsilon=...)`` is calibrated here, before submission, with dp-accounting at the Node's δ (the same
-accountant the Node uses; the Node checks the figure again). torch, safetensors and dp-accounting are imported
-only inside the calls that need them.
+``DP(target_epsilon=...)`` is sent as it is: the Node calibrates σ from it (dp-accounting at the Node's δ, for
+the dataset's row count) and records σ in the job's settings; the SDK does no privacy arithmetic of its own
+and does not import dp-accounting. torch and safetensors are imported only inside the calls that need them.
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ FINISHED = ("succeeded", "failed", "cancelled")
 @dataclass(frozen=True)
 class DP:
     """Differential privacy for a training job: ``noise_multiplier`` σ and ``max_grad_norm`` C, or a
-    ``target_epsilon`` that σ is calibrated to (at the Node's δ) before the job is sent."""
+    ``target_epsilon`` that the Node calibrates σ to (at its δ); the job's ``settings["dp"]`` shows the σ."""
 
     noise_multiplier: float | None = None
     max_grad_norm: float = 1.0
@@ -181,34 +181,20 @@ class Jobs:
         body: Json = {"spec": spec, "dataset": str(dataset), "features": features, "labels": labels, "loss": loss,
                       "optimizer": optimizer, "lr": lr, "epochs": epochs, "batch_size": batch_size, "seed": seed}
         if dp is not None:
-            body["dp"] = self._dp(dp, dataset=dataset, features=features, batch_size=batch_size, epochs=epochs)
+            body["dp"] = self._dp(dp)
         if weights is not None:
             body["initial_weights"] = base64.b64encode(weights).decode()
         return Job(self._http, self._http.post("/jobs/train", json=body))
 
-    def _dp(self, dp: DP, *, dataset: str | int, features: str, batch_size: int, epochs: int) -> Json:
+    @staticmethod
+    def _dp(dp: DP) -> Json:
+        """The request's DP settings: σ as given, or the target ε for the Node to calibrate σ to."""
         body: Json = {"max_grad_norm": dp.max_grad_norm}
         if dp.noise_multiplier is not None:
             body["noise_multiplier"] = dp.noise_multiplier
         if dp.target_epsilon is not None:
             body["target_epsilon"] = dp.target_epsilon
-            if dp.noise_multiplier is None:
-                body["noise_multiplier"] = self.calibrate(dp.target_epsilon, dataset=dataset, features=features,
-                                                          batch_size=batch_size, epochs=epochs)
         return body
-
-    def calibrate(self, target_epsilon: float, *, dataset: str | int, features: str = "features",
-                  batch_size: int, epochs: int) -> float:
-        """The noise multiplier for ``target_epsilon`` at the Node's δ, for this dataset's rows and settings."""
-        from grid_runtime.privacy import calibrate_noise, dp_sgd_plan
-
-        delta = float(self.options()["delta"])
-        members = {m["role"]: m for m in self._http.get(f"/datasets/{segment(dataset)}")["members"]}
-        if features not in members:
-            raise GridctlError("usage", f"dataset {dataset!r} has no member {features!r}")
-        rows = int(members[features]["shape"][0])
-        sample_rate, steps = dp_sgd_plan(rows=rows, batch_size=min(batch_size, rows), epochs=epochs)
-        return calibrate_noise(target_epsilon, delta, sample_rate=sample_rate, steps=steps)
 
     def statistic(self, statistic: str, *, dataset: str | int, member: str, epsilon: float,
                   column: int | None = None, mechanism: str = "laplace", bins: int | None = None,

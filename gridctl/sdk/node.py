@@ -8,13 +8,14 @@ from typing import Any
 from gridctl.sdk.admin import Audit, Groups, Roles, Tokens, Users
 from gridctl.sdk.data import Datasets, Permissions, Requests, SearchResults, Tensors
 from gridctl.sdk.errors import NotConfigured
-from gridctl.sdk.http import Http
+from gridctl.sdk.http import Http, segment
 from gridctl.sdk.jobs import Job, Jobs, Results
 
 
 class Node:
     """One Node's API. Sub-APIs: ``users``, ``roles``, ``groups``, ``tokens``, ``audit``; data: ``tensors``,
-    ``datasets``, ``permissions``, ``requests`` and ``search(...)``.
+    ``datasets``, ``permissions``, ``requests`` and ``search(...)``; privacy: ``budget()`` and
+    ``budget_ledger()``.
 
     ``Node(url, token=...)`` uses an existing token; ``node.login(email, password)`` gets a session token.
     Usable as a context manager (closes the connection pool).
@@ -56,6 +57,19 @@ class Node:
         ``dataset``, ``visibility``, ``dtype``, ``shape``, ``sort``, ``limit``, ``offset``. Returns one page
         of ``TensorPointer``s, each with your ``level``; ``.total`` counts every match."""
         return self.tensors.search(text, **filters)
+
+    def budget(self, user: int | str | None = None) -> dict[str, Any]:
+        """Your privacy budget (or, with manage_budgets, ``user``'s, by id or email): ``budget_epsilon`` (the
+        cap), ``spent_epsilon`` (the Rényi filter's figure, the one enforced), ``simple_sum_epsilon`` (each
+        event's own ε added up, for comparison), ``remaining_epsilon`` (the largest single further event the
+        filter admits), ``ceiling_epsilon`` (the highest cap ever held, where the Node reports it), ``events``,
+        ``delta`` and ``rdp_order``."""
+        return self.http.get("/budget" if user is None else f"/budget/users/{segment(user)}")
+
+    def budget_ledger(self, user: int | str | None = None, *, limit: int = 50, offset: int = 0) -> dict[str, Any]:
+        """One page (``items``, ``total``) of your privacy events, newest first (``user``: manage_budgets)."""
+        path = "/budget/ledger" if user is None else f"/budget/users/{segment(user)}/ledger"
+        return self.http.get(path, params={"limit": limit, "offset": offset})
 
     def health(self) -> dict[str, Any]:
         return self.http.get("/health")

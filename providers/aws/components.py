@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 import pulumi
@@ -49,6 +49,8 @@ class PrivateNetworkArgs:
     ssh_cidrs: Sequence[str]  # 22; empty means no SSH rule at all
     tags: Mapping[str, str]
     ray_ports: RayPorts = RAY_PORTS
+    nat: bool = True  # a NAT gateway (~$35/month) for the Workers' way out; none while there are no Workers
+    acme: bool = False  # with --domain: port 80 open to everyone for the ACME HTTP-01 challenge
 
 
 class PrivateNetwork(pulumi.ComponentResource):
@@ -73,6 +75,7 @@ class PrivateNetwork(pulumi.ComponentResource):
         gateway = aws.ec2.InternetGateway(
             f"{name}-igw", vpc_id=self.vpc.id, tags=_tags(tags, f"{name}-igw"), opts=child
         )
+        self.gateway = gateway
         self.public_subnet = aws.ec2.Subnet(
             f"{name}-public",
             vpc_id=self.vpc.id,
@@ -114,24 +117,30 @@ class PrivateNetwork(pulumi.ComponentResource):
         aws.ec2.RouteTableAssociation(
             f"{name}-public-routes", subnet_id=self.public_subnet.id, route_table_id=public_routes.id, opts=child
         )
-        nat_address = aws.ec2.Eip(f"{name}-nat", domain="vpc", tags=_tags(tags, f"{name}-nat"), opts=child)
-        nat = aws.ec2.NatGateway(
-            f"{name}-nat",
-            allocation_id=nat_address.id,
-            subnet_id=self.public_subnet.id,
-            tags=_tags(tags, f"{name}-nat"),
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[gateway]),
-        )
-        private_routes = aws.ec2.RouteTable(
-            f"{name}-private-routes",
-            vpc_id=self.vpc.id,
-            routes=[{"cidr_block": EVERYWHERE, "nat_gateway_id": nat.id}],
-            tags=_tags(tags, f"{name}-private-routes"),
-            opts=child,
-        )
-        aws.ec2.RouteTableAssociation(
-            f"{name}-worker-routes", subnet_id=self.worker_subnet.id, route_table_id=private_routes.id, opts=child
-        )
+        # What Workers need before they boot (their way out to the package mirrors); empty without Workers.
+        self.worker_egress: list[pulumi.Resource] = []
+        if args.nat:
+            after_gateway = pulumi.ResourceOptions(parent=self, depends_on=[gateway])
+            nat_address = aws.ec2.Eip(f"{name}-nat", domain="vpc", tags=_tags(tags, f"{name}-nat"), opts=after_gateway)
+            nat = aws.ec2.NatGateway(
+                f"{name}-nat",
+                allocation_id=nat_address.id,
+                subnet_id=self.public_subnet.id,
+                tags=_tags(tags, f"{name}-nat"),
+                opts=after_gateway,
+            )
+            private_routes = aws.ec2.RouteTable(
+                f"{name}-private-routes",
+                vpc_id=self.vpc.id,
+                routes=[{"cidr_block": EVERYWHERE, "nat_gateway_id": nat.id}],
+                tags=_tags(tags, f"{name}-private-routes"),
+                opts=child,
+            )
+            association = aws.ec2.RouteTableAssociation(
+                f"{name}-worker-routes", subnet_id=self.worker_subnet.id, route_table_id=private_routes.id,
+                opts=child,
+            )
+            self.worker_egress = [nat, association]
 
         self.node_group = aws.ec2.SecurityGroup(
             f"{name}-node",
@@ -186,6 +195,9 @@ class PrivateNetwork(pulumi.ComponentResource):
                 cidr=cidr,
                 description="Network API over TLS",
             )
+        if args.acme:
+            ingress("node-acme", self.node_group, (80, 80), cidr=EVERYWHERE,
+                    description="ACME HTTP-01 for the domain's certificate (Caddy answers nothing else on 80)")
         for i, cidr in enumerate(args.ssh_cidrs):
             ingress(f"node-ssh-{i}", self.node_group, (22, 22), cidr=cidr, description="SSH, asked for")
             ingress(f"network-ssh-{i}", self.network_service_group, (22, 22), cidr=cidr, description="SSH, asked for")
@@ -287,6 +299,7 @@ class Storage(pulumi.ComponentResource):
     def __init__(self, name: str, args: StorageArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("gridctl:aws:Storage", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
+        self.tags = args.tags
         self.bucket = aws.s3.Bucket(
             f"{name}-bucket",
             bucket=args.bucket_name,
@@ -337,6 +350,14 @@ class Storage(pulumi.ComponentResource):
             opts=child,
         )
         self.register_outputs({"bucket": self.bucket.bucket, "arn": self.bucket.arn})
+
+    def put_file(self, name: str, key: str, path: str) -> aws.s3.BucketObjectv2:
+        """A file of the operator's machine as an object of the bucket (the build the machines install)."""
+        return aws.s3.BucketObjectv2(
+            name, bucket=self.bucket.id, key=key, source=pulumi.FileAsset(path),
+            content_type="application/octet-stream", tags=_tags(self.tags, name),
+            opts=pulumi.ResourceOptions(parent=self),
+        )
 
     def access_policy(self, *, prefix: str = "", write: bool = True) -> pulumi.Output[str]:
         actions = ["s3:GetObject", "s3:PutObject", "s3:DeleteObject"] if write else ["s3:GetObject"]
@@ -469,9 +490,14 @@ class ServerArgs:
     image_id: pulumi.Input[str]
     instance_type: str
     instance_profile: pulumi.Input[str]
-    user_data: str
+    # The machine's cloud-init, given its public address (Caddy serves on it): known from the Elastic IP here,
+    # never asked of the instance metadata.
+    user_data: Callable[[pulumi.Output[str]], pulumi.Input[str]]
     disk_gb: int
     tags: Mapping[str, str]
+    # Resources the machine needs before it boots: the internet gateway (its Elastic IP needs one), the build
+    # objects it installs.
+    depends_on: Sequence[pulumi.Resource] = ()
 
 
 class Server(pulumi.ComponentResource):
@@ -490,7 +516,8 @@ class Server(pulumi.ComponentResource):
             opts=child,
         )
         self.address = aws.ec2.Eip(
-            f"{name}-ip", domain="vpc", network_interface=interface.id, tags=_tags(args.tags, f"{name}-ip"), opts=child
+            f"{name}-ip", domain="vpc", network_interface=interface.id, tags=_tags(args.tags, f"{name}-ip"),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=list(args.depends_on)),
         )
         self.instance = aws.ec2.Instance(
             f"{name}-instance",
@@ -498,14 +525,17 @@ class Server(pulumi.ComponentResource):
             instance_type=args.instance_type,
             iam_instance_profile=args.instance_profile,
             primary_network_interface={"network_interface_id": interface.id},
-            user_data=args.user_data,
-            user_data_replace_on_change=False,
+            user_data=args.user_data(self.address.public_ip),
+            # cloud-init runs once: a changed user-data takes effect only on a new machine (the provider asks
+            # the operator before it replaces a Node holding data, see providers/cloud_provider.py).
+            user_data_replace_on_change=True,
             root_block_device=_encrypted_root(args.disk_gb),
             metadata_options=IMDS_V2_ONLY,
             tags=_tags(args.tags, f"{name}-instance"),
             volume_tags=_tags(args.tags, f"{name}-disk"),
             # A newer Ubuntu image must not replace a machine holding the Node's data.
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[self.address], ignore_changes=["ami"]),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[self.address, *args.depends_on],
+                                        ignore_changes=["ami"]),
         )
         self.public_ip = self.address.public_ip
         self.register_outputs(
@@ -538,6 +568,7 @@ class WorkerPoolArgs:
     user_data: str
     disk_gb: int
     tags: Mapping[str, str]
+    depends_on: Sequence[pulumi.Resource] = ()  # the NAT route and the build objects: needed at first boot
 
 
 class WorkerPool(pulumi.ComponentResource):
@@ -546,7 +577,6 @@ class WorkerPool(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: WorkerPoolArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("gridctl:aws:WorkerPool", name, None, opts)
-        child = pulumi.ResourceOptions(parent=self)
         self.template = aws.ec2.LaunchTemplate(
             f"{name}-template",
             image_id=args.image_id,
@@ -588,11 +618,13 @@ class WorkerPool(pulumi.ComponentResource):
             desired_capacity=args.count,
             vpc_zone_identifiers=[args.subnet_id],
             health_check_type="EC2",
-            launch_template={"id": self.template.id, "version": "$Latest"},
+            launch_template={"id": self.template.id, "version": self.template.latest_version.apply(str)},
+            # A new template version (new user-data: a new build) replaces the Workers, one at a time.
+            instance_refresh={"strategy": "Rolling", "preferences": {"min_healthy_percentage": 0}},
             tags=[
                 {"key": key, "value": value, "propagate_at_launch": True}
                 for key, value in _tags(args.tags, f"{name}-worker").items()
             ],
-            opts=child,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=list(args.depends_on)),
         )
         self.register_outputs({"group": self.group.name, "count": args.count})

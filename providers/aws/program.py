@@ -38,10 +38,11 @@ from providers.stack import plan as plan_offline
 from templates.render import render
 
 
-def machine_context(role: str, settings: CloudSettings) -> dict[str, Any]:
+def machine_context(role: str, settings: CloudSettings, public_address: str = "") -> dict[str, Any]:
     prefix = config.secret_prefix(settings)
     return cloud.machine_context(
         settings,
+        public_address=public_address,
         cloud=config.CLOUD,
         secrets=cloud.role_secrets(role, settings, lambda key: f"{prefix}/{key}"),
         bucket=config.bucket_name(settings),
@@ -52,9 +53,14 @@ def machine_context(role: str, settings: CloudSettings) -> dict[str, Any]:
     )
 
 
-def user_data(role: str, settings: CloudSettings) -> str:
+def user_data(role: str, settings: CloudSettings, public_address: str = "") -> str:
     """The cloud-init a ``role`` machine boots with, rendered from ``templates/cloud-init/<role>.yaml.j2``."""
-    return render(f"cloud-init/{role}.yaml.j2", **machine_context(role, settings))
+    return render(f"cloud-init/{role}.yaml.j2", **machine_context(role, settings, public_address))
+
+
+def user_data_output(role: str, settings: CloudSettings, public_address: pulumi.Input[str]) -> pulumi.Output[str]:
+    """The user-data of a machine whose public address the program allocates (Caddy serves on it)."""
+    return pulumi.Output.from_input(public_address).apply(lambda address: user_data(role, settings, address))
 
 
 def build(settings: CloudSettings) -> Callable[[], None]:
@@ -80,12 +86,18 @@ def build(settings: CloudSettings) -> Callable[[], None]:
                 allow_cidrs=settings.allow_cidrs,
                 ssh_cidrs=settings.ssh_cidrs,
                 tags=tags,
+                nat=settings.workers > 0,
+                acme=bool(settings.domain),
             ),
             opts=with_provider,
         )
         storage = Storage(
             f"{name}-storage", StorageArgs(bucket_name=config.bucket_name(settings), tags=tags), opts=with_provider
         )
+        build = cloud.require_build(settings)
+        shipped = [storage.put_file(f"{name}-build-wheel", build.object_key("wheel"), build.wheel_path),
+                   storage.put_file(f"{name}-build-constraints", build.object_key("constraints"),
+                                    build.constraints_path)]
 
         values: dict[str, pulumi.Input[str]] = dict(cloud.stored_secrets(settings))
         database = None
@@ -125,6 +137,8 @@ def build(settings: CloudSettings) -> Callable[[], None]:
             MachineIdentityArgs(
                 policies={
                     "secrets": secrets.read_policy(*cloud.role_secret_keys("worker", settings)),
+                    # the build it installs, and the tensors its jobs read
+                    "bucket": storage.access_policy(write=False),
                 },
                 tags=tags,
             ),
@@ -140,9 +154,10 @@ def build(settings: CloudSettings) -> Callable[[], None]:
                 image_id=image_id,
                 instance_type=config.node_instance_type(settings),
                 instance_profile=node_identity.profile.name,
-                user_data=user_data("node", settings),
+                user_data=lambda address: user_data_output("node", settings, address),
                 disk_gb=settings.disk_gb,
                 tags=tags,
+                depends_on=[network.gateway, *shipped],
             ),
             opts=with_provider,
         )
@@ -158,6 +173,7 @@ def build(settings: CloudSettings) -> Callable[[], None]:
                 user_data=user_data("worker", settings),
                 disk_gb=settings.disk_gb,
                 tags=tags,
+                depends_on=[*network.worker_egress, *shipped],
             ),
             opts=with_provider,
         )
@@ -169,6 +185,9 @@ def build(settings: CloudSettings) -> Callable[[], None]:
         pulumi.export("workers", settings.workers)
         pulumi.export("worker_group", workers.group.name)
         pulumi.export("region", settings.region)
+        pulumi.export("node_instance_id", node.instance.id)
+        pulumi.export("gridctl_version", build.version)
+        pulumi.export("gridctl_wheel_sha256", build.wheel_sha256)
         if database is not None:
             pulumi.export("database_address", database.instance.address)
 
@@ -193,9 +212,10 @@ def build(settings: CloudSettings) -> Callable[[], None]:
                     image_id=image_id,
                     instance_type=config.NETWORK_INSTANCE_TYPE,
                     instance_profile=network_identity.profile.name,
-                    user_data=user_data("network", settings),
+                    user_data=lambda address: user_data_output("network", settings, address),
                     disk_gb=20,
                     tags=tags,
+                    depends_on=[network.gateway, *shipped],
                 ),
                 opts=with_provider,
             )
@@ -223,7 +243,12 @@ def offline_calls(settings: CloudSettings) -> dict[str, Callable[[Any], dict[str
 def offline_outputs(resource_type: str, name: str, inputs: Any) -> dict[str, Any]:
     """Outputs AWS would compute, so policies naming ARNs read as they would."""
     service = resource_type.split(":")[1].split("/")[0]
-    return {"arn": f"arn:aws:{service}:offline:000000000000:{name}"}
+    computed: dict[str, Any] = {"arn": f"arn:aws:{service}:offline:000000000000:{name}"}
+    if resource_type == "aws:ec2/eip:Eip":
+        computed["publicIp"] = "192.0.2.10"  # documentation range (RFC 5737)
+    if resource_type == "aws:ec2/launchTemplate:LaunchTemplate":
+        computed["latestVersion"] = 1
+    return computed
 
 
 def plan(settings: CloudSettings, *, redact: bool = True) -> list[DeclaredResource]:

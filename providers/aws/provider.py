@@ -33,6 +33,31 @@ class AwsProvider(CloudProvider):
         return ("no AWS credentials found: set AWS_PROFILE or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, "
                 "or run 'aws configure' (or 'aws sso login')")
 
+    def identity_problem(self) -> str | None:
+        """Ask STS who these credentials are (``sts get-caller-identity``): a config file alone proves nothing."""
+        import boto3
+        from botocore.config import Config
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or config.DEFAULT_REGION
+        try:
+            boto3.client("sts", region_name=region, config=Config(
+                connect_timeout=5, read_timeout=10, retries={"max_attempts": 1})).get_caller_identity()
+        except (BotoCoreError, ClientError) as exc:
+            return f"AWS did not accept these credentials (sts get-caller-identity): {exc}"
+        return None
+
+    def console_output(self, settings: CloudSettings, outputs: Mapping[str, Any]) -> str | None:
+        """The Node instance's console output (EC2 GetConsoleOutput, the latest)."""
+        import boto3
+
+        instance_id = outputs.get("node_instance_id")
+        if not instance_id:
+            return None
+        answer = boto3.client("ec2", region_name=settings.region).get_console_output(
+            InstanceId=str(instance_id), Latest=True)
+        return str(answer.get("Output") or "") or None
+
     def stack_config(self, settings: CloudSettings) -> dict[str, str]:
         return {"aws:region": settings.region}
 

@@ -8,7 +8,7 @@ Imported only by ``program.py`` (and so only when a stack runs or a plan is made
 from __future__ import annotations
 
 import base64
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 import pulumi
@@ -55,6 +55,8 @@ class PrivateNetworkArgs:
     allow_cidrs: Sequence[str]
     ssh_cidrs: Sequence[str]
     ray_ports: RayPorts = RAY_PORTS
+    nat: bool = True  # a NAT gateway (~$32/month) for the Workers' way out; none while there are no Workers
+    acme: bool = False  # with --domain: port 80 open to everyone for the ACME HTTP-01 challenge
 
 
 class PrivateNetwork(pulumi.ComponentResource):
@@ -70,8 +72,12 @@ class PrivateNetwork(pulumi.ComponentResource):
         ray = _ranges(args.ray_ports.ranges())
 
         def rule(
-            rule_name: str, priority: int, ports: list[str], sources: Sequence[str], access: str = "Allow"
+            rule_name: str, priority: int, ports: list[str], sources: Sequence[str] | str, access: str = "Allow"
         ) -> dict:
+            # A list of CIDRs goes in the plural field; a service tag (VirtualNetwork, Internet) only in the
+            # singular one: Azure refuses a tag in the list (SecurityRuleParameterContainsUnsupportedValue).
+            source = ({"source_address_prefix": sources} if isinstance(sources, str)
+                      else {"source_address_prefixes": list(sources)})
             return {
                 "name": rule_name,
                 "priority": priority,
@@ -80,18 +86,20 @@ class PrivateNetwork(pulumi.ComponentResource):
                 "protocol": "Tcp" if access == "Allow" else "*",
                 "source_port_range": "*",
                 "destination_port_ranges": ports,
-                "source_address_prefixes": list(sources),
+                **source,
                 "destination_address_prefix": "*",
             }
 
         node_rules = [rule(f"https-{i}", 100 + i, ["443"], [cidr]) for i, cidr in enumerate(args.allow_cidrs)]
         node_rules += [rule(f"ssh-{i}", 200 + i, ["22"], [cidr]) for i, cidr in enumerate(args.ssh_cidrs)]
+        if args.acme:
+            node_rules.append(rule("acme-http", 250, ["80"], "Internet"))
         node_rules.append(rule("ray-from-workers", 300, ray, [args.worker_subnet_cidr]))
-        node_rules.append(rule("deny-rest-of-vnet", 4000, ["0-65535"], ["VirtualNetwork"], access="Deny"))
+        node_rules.append(rule("deny-rest-of-vnet", 4000, ["0-65535"], "VirtualNetwork", access="Deny"))
         worker_rules = [
             rule("ray-from-node", 100, ray, [f"{args.node_ip}/32"]),
             rule("ray-between-workers", 110, ray, [args.worker_subnet_cidr]),
-            rule("deny-rest-of-vnet", 4000, ["0-65535"], ["VirtualNetwork"], access="Deny"),
+            rule("deny-rest-of-vnet", 4000, ["0-65535"], "VirtualNetwork", access="Deny"),
         ]
         self.node_nsg = network.NetworkSecurityGroup(
             f"{name}-node-nsg", security_rules=node_rules, **common, opts=child
@@ -105,12 +113,15 @@ class PrivateNetwork(pulumi.ComponentResource):
             **common,
             opts=pulumi.ResourceOptions(parent=self, ignore_changes=["subnets"]),
         )
-        nat_ip = network.PublicIPAddress(
-            f"{name}-nat-ip", sku={"name": "Standard"}, public_ip_allocation_method="Static", **common, opts=child
-        )
-        nat = network.NatGateway(
-            f"{name}-nat", sku={"name": "Standard"}, public_ip_addresses=[{"id": nat_ip.id}], **common, opts=child
-        )
+        nat_gateway: dict | None = None
+        if args.nat:
+            nat_ip = network.PublicIPAddress(
+                f"{name}-nat-ip", sku={"name": "Standard"}, public_ip_allocation_method="Static", **common, opts=child
+            )
+            nat = network.NatGateway(
+                f"{name}-nat", sku={"name": "Standard"}, public_ip_addresses=[{"id": nat_ip.id}], **common, opts=child
+            )
+            nat_gateway = {"id": nat.id}
         in_vnet = {"resource_group_name": where.resource_group, "virtual_network_name": self.vnet.name}
         self.public_subnet = network.Subnet(
             f"{name}-public",
@@ -123,7 +134,7 @@ class PrivateNetwork(pulumi.ComponentResource):
             f"{name}-workers",
             address_prefix=args.worker_subnet_cidr,
             network_security_group={"id": self.worker_nsg.id},
-            nat_gateway={"id": nat.id},
+            nat_gateway=nat_gateway,
             default_outbound_access=False,
             **in_vnet,
             opts=pulumi.ResourceOptions(parent=self, depends_on=[self.public_subnet]),
@@ -210,16 +221,17 @@ class SecretStore(pulumi.ComponentResource):
                 opts=child,
             )
         reader_role = _role_definition(args.subscription_id, config.KEY_VAULT_SECRETS_USER)
+        self.grants: list[pulumi.Resource] = []  # machines boot after these exist
         for role, (principal_id, keys) in args.readers.items():
             for key in keys:
-                authorization.RoleAssignment(
+                self.grants.append(authorization.RoleAssignment(
                     f"{name}-{role}-{key}",
                     principal_id=principal_id,
                     principal_type="ServicePrincipal",
                     role_definition_id=reader_role,
                     scope=self.secrets[key].id,
                     opts=child,
-                )
+                ))
         self.register_outputs({"vault": self.vault.name})
 
 
@@ -233,6 +245,8 @@ class StorageArgs:
     # Principal ids allowed to read blobs: the operator who deploys, to fetch the Node's TLS root certificate
     # (shared keys are disabled, so nothing else could read it).
     readers: Sequence[pulumi.Input[str]] = ()
+    # Managed identities allowed to read blobs: the Workers (the build they install, the tensors jobs read).
+    machine_readers: Sequence[pulumi.Input[str]] = ()
 
 
 class Storage(pulumi.ComponentResource):
@@ -292,7 +306,25 @@ class Storage(pulumi.ComponentResource):
                 scope=self.account.id,
                 opts=child,
             )
+        self.grants: list[pulumi.Resource] = []  # machines boot after these exist (they still take minutes
+        for i, principal_id in enumerate(args.machine_readers):  # to propagate: bootstrap.py retries)
+            self.grants.append(authorization.RoleAssignment(
+                f"{name}-machine-reader-{i}",
+                principal_id=principal_id,
+                principal_type="ServicePrincipal",
+                role_definition_id=reader_role,
+                scope=self.account.id,
+                opts=child,
+            ))
         self.register_outputs({"account": self.account.name, "container": self.container.name})
+
+    def put_file(self, name: str, key: str, path: str, resource_group: pulumi.Input[str]) -> storage.Blob:
+        """A file of the operator's machine as a blob of the container (the build the machines install)."""
+        return storage.Blob(
+            name, blob_name=key, container_name=self.container.name, account_name=self.account.name,
+            resource_group_name=resource_group, type=storage.BlobType.BLOCK, source=pulumi.FileAsset(path),
+            content_type="application/octet-stream", opts=pulumi.ResourceOptions(parent=self),
+        )
 
 
 @dataclass
@@ -401,8 +433,11 @@ class ServerArgs:
     identity_id: pulumi.Input[str]
     admin_user: str
     admin_public_key: str
-    user_data: str
+    # The machine's cloud-init, given its static public address (Caddy serves on it): known from the Pulumi
+    # output, because Azure's instance metadata does not report a Standard-SKU public address.
+    user_data: Callable[[pulumi.Output[str]], pulumi.Input[str]]
     disk_gb: int
+    depends_on: Sequence[pulumi.Resource] = ()  # role grants and the build objects it needs at first boot
 
 
 class Server(pulumi.ComponentResource):
@@ -435,11 +470,18 @@ class Server(pulumi.ComponentResource):
             f"{name}-vm",
             hardware_profile={"vm_size": args.vm_size},
             storage_profile={"image_reference": dict(args.image), "os_disk": _os_disk(args.disk_gb)},
-            os_profile=_os_profile(name[:15], args.admin_user, args.admin_public_key, args.user_data),
+            os_profile=pulumi.Output.from_input(args.user_data(self.address.ip_address)).apply(
+                lambda user_data: _os_profile(name[:15], args.admin_user, args.admin_public_key, user_data)),
             network_profile={"network_interfaces": [{"id": nic.id, "primary": True}]},
             identity={"type": "UserAssigned", "user_assigned_identities": [args.identity_id]},
+            # Boot diagnostics (managed storage): gridctl shows the serial log when the Node does not come up.
+            diagnostics_profile={"boot_diagnostics": {"enabled": True}},
             **common,
-            opts=pulumi.ResourceOptions(parent=self, ignore_changes=["storage_profile.image_reference"]),
+            # Azure cannot change custom_data in place, and cloud-init runs once: new user-data means a new
+            # machine (the provider asks the operator before it replaces a Node holding data).
+            opts=pulumi.ResourceOptions(parent=self, ignore_changes=["storage_profile.image_reference"],
+                                        replace_on_changes=["osProfile.customData"],
+                                        depends_on=list(args.depends_on)),
         )
         self.public_ip = self.address.ip_address
         self.register_outputs({"public_ip": self.public_ip, "private_ip": args.private_ip, "vm": self.vm.name})
@@ -471,6 +513,7 @@ class WorkerPoolArgs:
     admin_public_key: str
     user_data: str
     disk_gb: int
+    depends_on: Sequence[pulumi.Resource] = ()  # role grants and the build objects they need at first boot
 
 
 class WorkerPool(pulumi.ComponentResource):
@@ -488,7 +531,8 @@ class WorkerPool(pulumi.ComponentResource):
             sku={"name": args.vm_size, "tier": "Standard", "capacity": args.count},
             orchestration_mode="Uniform",
             overprovision=False,
-            upgrade_policy={"mode": "Manual"},
+            # A new model (new user-data: a new build) is rolled onto every Worker.
+            upgrade_policy={"mode": "Automatic"},
             identity={"type": "UserAssigned", "user_assigned_identities": [args.identity_id]},
             virtual_machine_profile={
                 "os_profile": _os_profile(None, args.admin_user, args.admin_public_key, args.user_data),
@@ -500,6 +544,7 @@ class WorkerPool(pulumi.ComponentResource):
                         "managed_disk": {"storage_account_type": "Premium_LRS"},
                     },
                 },
+                "diagnostics_profile": {"boot_diagnostics": {"enabled": True}},
                 # No public_ip_address_configuration: Workers have no public address.
                 "network_profile": {
                     "network_interface_configurations": [
@@ -513,6 +558,6 @@ class WorkerPool(pulumi.ComponentResource):
                     ]
                 },
             },
-            opts=pulumi.ResourceOptions(parent=self),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=list(args.depends_on)),
         )
         self.register_outputs({"scale_set": self.scale_set.name, "count": args.count})

@@ -39,9 +39,10 @@ from providers.stack import plan as plan_offline
 from templates.render import render
 
 
-def machine_context(role: str, settings: CloudSettings) -> dict[str, Any]:
+def machine_context(role: str, settings: CloudSettings, public_address: str = "") -> dict[str, Any]:
     return cloud.machine_context(
         settings,
+        public_address=public_address,
         cloud=config.CLOUD,
         secrets=cloud.role_secrets(role, settings, lambda key: key),
         bucket=config.CONTAINER,
@@ -55,9 +56,14 @@ def machine_context(role: str, settings: CloudSettings) -> dict[str, Any]:
     )
 
 
-def user_data(role: str, settings: CloudSettings) -> str:
+def user_data(role: str, settings: CloudSettings, public_address: str = "") -> str:
     """The cloud-init a ``role`` machine boots with, rendered from ``templates/cloud-init/<role>.yaml.j2``."""
-    return render(f"cloud-init/{role}.yaml.j2", **machine_context(role, settings))
+    return render(f"cloud-init/{role}.yaml.j2", **machine_context(role, settings, public_address))
+
+
+def user_data_output(role: str, settings: CloudSettings, public_address: pulumi.Input[str]) -> pulumi.Output[str]:
+    """The user-data of a machine whose public address the program allocates (Caddy serves on it)."""
+    return pulumi.Output.from_input(public_address).apply(lambda address: user_data(role, settings, address))
 
 
 def _admin_key(settings: CloudSettings) -> str:
@@ -94,6 +100,8 @@ def build(settings: CloudSettings) -> Callable[[], None]:
                 node_ip=cloud.NODE_PRIVATE_IP,
                 allow_cidrs=settings.allow_cidrs,
                 ssh_cidrs=settings.ssh_cidrs,
+                nat=settings.workers > 0,
+                acme=bool(settings.domain),
             ),
         )
         identities = Identities(f"{name}-identity", IdentitiesArgs(where=where, roles=roles))
@@ -108,8 +116,13 @@ def build(settings: CloudSettings) -> Callable[[], None]:
                 subscription_id=client.subscription_id,
                 writers=writers,
                 readers=[client.object_id],
+                machine_readers=[principals["worker"]],
             ),
         )
+        build = cloud.require_build(settings)
+        shipped = [storage.put_file(f"{name}-build-wheel", build.object_key("wheel"), build.wheel_path, group.name),
+                   storage.put_file(f"{name}-build-constraints", build.object_key("constraints"),
+                                    build.constraints_path, group.name)]
 
         values: dict[str, pulumi.Input[str]] = dict(cloud.stored_secrets(settings))
         database = None
@@ -127,7 +140,7 @@ def build(settings: CloudSettings) -> Callable[[], None]:
                 ),
             )
             values[cloud.DATABASE_URL] = database.url
-        SecretStore(
+        secret_store = SecretStore(
             f"{name}-secrets",
             SecretStoreArgs(
                 where=where,
@@ -149,8 +162,9 @@ def build(settings: CloudSettings) -> Callable[[], None]:
                 identity_id=identities.by_role[role].id,
                 admin_user=config.ADMIN_USER,
                 admin_public_key=_admin_key(settings),
-                user_data=user_data(role, settings),
+                user_data=lambda address: user_data_output(role, settings, address),
                 disk_gb=disk_gb,
+                depends_on=[*secret_store.grants, *storage.grants, *shipped],
             )
 
         node = Node(
@@ -169,6 +183,7 @@ def build(settings: CloudSettings) -> Callable[[], None]:
                 admin_public_key=_admin_key(settings),
                 user_data=user_data("worker", settings),
                 disk_gb=settings.disk_gb,
+                depends_on=[*secret_store.grants, *storage.grants, *shipped],
             ),
         )
 
@@ -180,6 +195,11 @@ def build(settings: CloudSettings) -> Callable[[], None]:
         pulumi.export("workers", settings.workers)
         pulumi.export("worker_group", workers.scale_set.name)
         pulumi.export("region", settings.region)
+        pulumi.export("subscription_id", client.subscription_id)
+        pulumi.export("resource_group", group.name)
+        pulumi.export("node_vm", node.vm.name)
+        pulumi.export("gridctl_version", build.version)
+        pulumi.export("gridctl_wheel_sha256", build.wheel_sha256)
         if database is not None:
             pulumi.export("database_address", database.server.fully_qualified_domain_name)
         if settings.network:

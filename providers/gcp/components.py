@@ -7,7 +7,7 @@ Imported only by ``program.py`` (and so only when a stack runs or a plan is made
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 import pulumi
@@ -34,6 +34,7 @@ class PrivateNetworkArgs:
     services_range: tuple[str, int]
     labels: Mapping[str, str]
     ray_ports: RayPorts = RAY_PORTS
+    acme: bool = False  # with --domain: port 80 open to everyone for the ACME HTTP-01 challenge
 
 
 class PrivateNetwork(pulumi.ComponentResource):
@@ -100,6 +101,14 @@ class PrivateNetwork(pulumi.ComponentResource):
             sources=args.allow_cidrs,
             description="the API over TLS from the allowed CIDRs",
         )
+        if args.acme:
+            firewall(
+                "acme",
+                ["80"],
+                [args.node_tag],
+                sources=["0.0.0.0/0"],
+                description="ACME HTTP-01 for the domain's certificate (Caddy answers nothing else on 80)",
+            )
         if args.ssh_cidrs:
             firewall(
                 "ssh",
@@ -141,6 +150,9 @@ class PrivateNetwork(pulumi.ComponentResource):
                 network=self.network.id,
                 service="servicenetworking.googleapis.com",
                 reserved_peering_ranges=[reserved.name],
+                # Google keeps the peering until the Cloud SQL instance is gone for good (days after its
+                # deletion): deleting it fails the destroy. Abandoned, it goes with the network.
+                deletion_policy="ABANDON",
                 opts=child,
             )
         self.register_outputs(
@@ -207,6 +219,13 @@ class Storage(pulumi.ComponentResource):
         )
         self.register_outputs({"bucket": self.bucket.name})
 
+    def put_file(self, name: str, key: str, path: str) -> gcp.storage.BucketObject:
+        """A file of the operator's machine as an object of the bucket (the build the machines install)."""
+        return gcp.storage.BucketObject(
+            name, bucket=self.bucket.name, name=key, source=pulumi.FileAsset(path),
+            content_type="application/octet-stream", opts=pulumi.ResourceOptions(parent=self),
+        )
+
     def grant(self, name: str, member: pulumi.Input[str], role: str = "roles/storage.objectUser") -> None:
         gcp.storage.BucketIAMMember(
             f"{name}-bucket",
@@ -261,6 +280,8 @@ class Database(pulumi.ComponentResource):
             region=args.region,
             deletion_protection=False,
             settings={
+                # PostgreSQL 16 defaults to ENTERPRISE_PLUS, which refuses custom and shared-core tiers.
+                "edition": "ENTERPRISE",
                 "tier": args.tier,
                 "user_labels": dict(args.labels),
                 "ip_configuration": {
@@ -306,10 +327,12 @@ class ServerArgs:
     machine_type: str
     image: str
     service_account: pulumi.Input[str]
-    user_data: str
+    # The machine's cloud-init, given its static external address (Caddy serves on it).
+    user_data: Callable[[pulumi.Output[str]], pulumi.Input[str]]
     disk_gb: int
     network_tag: str
     labels: Mapping[str, str]
+    depends_on: Sequence[pulumi.Resource] = ()  # the build objects it installs at first boot
 
 
 class Server(pulumi.ComponentResource):
@@ -326,7 +349,7 @@ class Server(pulumi.ComponentResource):
             labels=dict(args.labels),
             tags=[args.network_tag],
             allow_stopping_for_update=True,
-            metadata=_metadata(args.user_data),
+            metadata=pulumi.Output.from_input(args.user_data(self.address.address)).apply(_metadata),
             boot_disk={
                 "auto_delete": True,
                 "initialize_params": {
@@ -345,7 +368,10 @@ class Server(pulumi.ComponentResource):
             ],
             service_account={"email": args.service_account, "scopes": ["cloud-platform"]},
             shielded_instance_config=SHIELDED,
-            opts=pulumi.ResourceOptions(parent=self, ignore_changes=["boot_disk"]),
+            # cloud-init runs once: new user-data takes effect only on a new machine (the provider asks the
+            # operator before it replaces a Node holding data, see providers/cloud_provider.py).
+            opts=pulumi.ResourceOptions(parent=self, ignore_changes=["boot_disk"], replace_on_changes=["metadata"],
+                                        depends_on=list(args.depends_on)),
         )
         self.public_ip = self.address.address
         self.register_outputs(
@@ -380,6 +406,7 @@ class WorkerPoolArgs:
     disk_gb: int
     network_tag: str
     labels: Mapping[str, str]
+    depends_on: Sequence[pulumi.Resource] = ()  # the build objects the Workers install at first boot
 
 
 class WorkerPool(pulumi.ComponentResource):
@@ -417,7 +444,10 @@ class WorkerPool(pulumi.ComponentResource):
             zone=args.zone,
             target_size=args.count,
             versions=[{"instance_template": self.template.self_link_unique, "name": "workers"}],
+            # A new template (new user-data: a new build) replaces the Workers.
+            update_policy={"type": "PROACTIVE", "minimal_action": "REPLACE", "max_surge_fixed": 1,
+                           "max_unavailable_fixed": 1},
             wait_for_instances=False,
-            opts=pulumi.ResourceOptions(parent=self),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=list(args.depends_on)),
         )
         self.register_outputs({"group": self.group.name, "count": args.count})

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+
 from providers.cloud import CloudSettings
 
 CLOUD = "gcp"
@@ -32,6 +34,20 @@ def node_machine_type(settings: CloudSettings) -> str:
 
 def worker_machine_type(settings: CloudSettings) -> str:
     return settings.worker_instance_type or WORKER_MACHINE_TYPE
+
+
+SERVICE_ACCOUNT_ID_MAX = 30  # GCP: 6-30 characters, [a-z][-a-z0-9]*[a-z0-9]
+
+
+def service_account_id(settings: CloudSettings, role: str) -> str:
+    """The id of ``role``'s service account: ``gridctl-<name>-<role>`` when it fits in 30 characters; else the
+    name is cut and a hash of the whole name keeps ids of different deployments apart, the role always last."""
+    account_id = f"gridctl-{settings.name}-{role}"
+    if len(account_id) <= SERVICE_ACCOUNT_ID_MAX:
+        return account_id
+    digest = hashlib.sha256(settings.name.encode()).hexdigest()[:6]
+    room = SERVICE_ACCOUNT_ID_MAX - len(f"g--{digest}-{role}")
+    return f"g-{settings.name[:room].rstrip('-')}-{digest}-{role}"
 
 
 def network_tag(settings: CloudSettings, role: str) -> str:

@@ -44,9 +44,10 @@ def _project(settings: CloudSettings) -> str:
     return settings.project
 
 
-def machine_context(role: str, settings: CloudSettings) -> dict[str, Any]:
+def machine_context(role: str, settings: CloudSettings, public_address: str = "") -> dict[str, Any]:
     return cloud.machine_context(
         settings,
+        public_address=public_address,
         cloud=config.CLOUD,
         secrets=cloud.role_secrets(role, settings, lambda key: config.secret_id(settings, key)),
         bucket=config.bucket_name(settings),
@@ -57,9 +58,14 @@ def machine_context(role: str, settings: CloudSettings) -> dict[str, Any]:
     )
 
 
-def user_data(role: str, settings: CloudSettings) -> str:
+def user_data(role: str, settings: CloudSettings, public_address: str = "") -> str:
     """The cloud-init a ``role`` machine boots with, rendered from ``templates/cloud-init/<role>.yaml.j2``."""
-    return render(f"cloud-init/{role}.yaml.j2", **machine_context(role, settings))
+    return render(f"cloud-init/{role}.yaml.j2", **machine_context(role, settings, public_address))
+
+
+def user_data_output(role: str, settings: CloudSettings, public_address: pulumi.Input[str]) -> pulumi.Output[str]:
+    """The user-data of a machine whose public address the program allocates (Caddy serves on it)."""
+    return pulumi.Output.from_input(public_address).apply(lambda address: user_data(role, settings, address))
 
 
 def build(settings: CloudSettings) -> Callable[[], None]:
@@ -90,6 +96,7 @@ def build(settings: CloudSettings) -> Callable[[], None]:
                 private_services=settings.managed_database,
                 services_range=config.SERVICES_RANGE,
                 labels=labels,
+                acme=bool(settings.domain),
             ),
             opts=with_provider,
         )
@@ -98,6 +105,10 @@ def build(settings: CloudSettings) -> Callable[[], None]:
             StorageArgs(bucket_name=config.bucket_name(settings), location=settings.region, labels=labels),
             opts=with_provider,
         )
+        build = cloud.require_build(settings)
+        shipped = [storage.put_file(f"{name}-build-wheel", build.object_key("wheel"), build.wheel_path),
+                   storage.put_file(f"{name}-build-constraints", build.object_key("constraints"),
+                                    build.constraints_path)]
 
         values: dict[str, pulumi.Input[str]] = dict(cloud.stored_secrets(settings))
         database = None
@@ -127,12 +138,15 @@ def build(settings: CloudSettings) -> Callable[[], None]:
         for role in roles:
             identity = MachineIdentity(
                 f"{name}-{role}",
-                MachineIdentityArgs(account_id=f"gridctl-{name}-{role}"[:30], description=f"gridctl {name} {role}"),
+                MachineIdentityArgs(account_id=config.service_account_id(settings, role),
+                                    description=f"gridctl {name} {role}"),
                 opts=with_provider,
             )
             secrets.grant(f"{name}-{role}", identity.member, *cloud.role_secret_keys(role, settings))
             identities[role] = identity
         storage.grant(f"{name}-node", identities["node"].member)
+        # Workers read the build they install and the tensors their jobs use; they write nothing.
+        storage.grant(f"{name}-worker", identities["worker"].member, role="roles/storage.objectViewer")
 
         node = Node(
             f"{name}-node",
@@ -144,10 +158,11 @@ def build(settings: CloudSettings) -> Callable[[], None]:
                 machine_type=config.node_machine_type(settings),
                 image=config.IMAGE,
                 service_account=identities["node"].email,
-                user_data=user_data("node", settings),
+                user_data=lambda address: user_data_output("node", settings, address),
                 disk_gb=settings.disk_gb,
                 network_tag=tag("node"),
                 labels=labels,
+                depends_on=shipped,
             ),
             opts=with_provider,
         )
@@ -165,6 +180,7 @@ def build(settings: CloudSettings) -> Callable[[], None]:
                 disk_gb=settings.disk_gb,
                 network_tag=tag("worker"),
                 labels=labels,
+                depends_on=shipped,
             ),
             opts=with_provider,
         )
@@ -176,6 +192,11 @@ def build(settings: CloudSettings) -> Callable[[], None]:
         pulumi.export("workers", settings.workers)
         pulumi.export("worker_group", workers.group.name)
         pulumi.export("region", settings.region)
+        pulumi.export("project", project)
+        pulumi.export("zone", zone)
+        pulumi.export("node_instance", node.instance.name)
+        pulumi.export("gridctl_version", build.version)
+        pulumi.export("gridctl_wheel_sha256", build.wheel_sha256)
         if database is not None:
             pulumi.export("database_address", database.instance.private_ip_address)
 
@@ -191,10 +212,11 @@ def build(settings: CloudSettings) -> Callable[[], None]:
                     machine_type=config.NETWORK_MACHINE_TYPE,
                     image=config.IMAGE,
                     service_account=identities["network"].email,
-                    user_data=user_data("network", settings),
+                    user_data=lambda address: user_data_output("network", settings, address),
                     disk_gb=20,
                     network_tag=tag("network"),
                     labels=labels,
+                    depends_on=shipped,
                 ),
                 opts=with_provider,
             )

@@ -55,6 +55,46 @@ class GcpProvider(CloudProvider):
         return ("no Google Cloud credentials found: run 'gcloud auth application-default login' or set "
                 "GOOGLE_APPLICATION_CREDENTIALS to a key file")
 
+    def identity_problem(self) -> str | None:
+        """Load Application Default Credentials and get a token with them: a file alone proves nothing."""
+        import google.auth
+        import google.auth.exceptions
+        import google.auth.transport.requests
+
+        try:
+            credentials, _ = google.auth.default(scopes=["https://www.googleapis.com/auth/cloud-platform"])
+            credentials.refresh(google.auth.transport.requests.Request())
+        except google.auth.exceptions.GoogleAuthError as exc:
+            return f"Google Cloud did not accept these credentials (application default credentials): {exc}"
+        return None
+
+    def console_output(self, settings: CloudSettings, outputs: Mapping[str, Any]) -> str | None:
+        """The Node instance's serial port 1 (cloud-init and the services log there)."""
+        import httpx
+
+        zone, instance = outputs.get("zone"), outputs.get("node_instance")
+        if not zone or not instance:
+            return None
+        url = (f"https://compute.googleapis.com/compute/v1/projects/{settings.project}/zones/{zone}/instances/"
+               f"{instance}/serialPort?port=1")
+        response = httpx.get(url, headers={"Authorization": f"Bearer {self._token()}"}, timeout=30)
+        if not response.is_success:
+            raise ProviderError(f"reading the serial port of {instance} failed: HTTP {response.status_code}")
+        return str(response.json().get("contents") or "") or None
+
+    @staticmethod
+    def _token() -> str:
+        import google.auth
+        import google.auth.exceptions
+        import google.auth.transport.requests
+
+        try:
+            credentials, _ = google.auth.default(scopes=["https://www.googleapis.com/auth/cloud-platform"])
+            credentials.refresh(google.auth.transport.requests.Request())
+        except google.auth.exceptions.GoogleAuthError as exc:
+            raise ProviderError(f"Google Cloud credentials: {exc}") from None
+        return str(credentials.token)
+
     def extra_settings(self, spec: DeploymentSpec, state: Mapping[str, Any], *, offline: bool) -> dict[str, Any]:
         project = spec.project or default_project()
         if not project:

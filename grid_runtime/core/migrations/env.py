@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from alembic import context
 
-from grid_runtime.core.database import Base, create_database_engine
+from grid_runtime.core.database import Base, create_database_engine, sqlite_foreign_keys_off
 from grid_runtime.node import models  # noqa: F401  (registers every table on Base.metadata)
 
 config = context.config
@@ -25,7 +25,7 @@ def run() -> None:
         return
     engine = create_database_engine(config.get_main_option("sqlalchemy.url") or "")
     try:
-        with engine.connect() as conn:
+        with engine.connect() as conn, sqlite_foreign_keys_off(conn):
             context.configure(connection=conn, target_metadata=target_metadata, render_as_batch=True,
                               include_object=include_object)
             with context.begin_transaction():

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.orm import Session
 
+from grid_runtime.core.schemas import as_id
 from grid_runtime.node.audit.models import AuditEvent
 
 if TYPE_CHECKING:
@@ -59,7 +60,8 @@ def list_events(
     conditions: list[ColumnElement[bool]] = []
     if actor is not None:
         conditions.append(
-            AuditEvent.actor_id == int(actor) if actor.isdigit() else AuditEvent.actor_email == actor.strip().lower()
+            AuditEvent.actor_id == actor_id if (actor_id := as_id(actor)) is not None
+            else AuditEvent.actor_email == actor.strip().lower()
         )
     if action is not None:
         if action.endswith("*"):

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, String
+from sqlalchemy import ForeignKey, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from grid_runtime.core.database import Base, utcnow
@@ -27,15 +27,22 @@ class Token(Base):
     last_used_at: Mapped[datetime | None]
 
 
-class LoginFailure(Base):
-    """Failed logins, kept for rate limiting per account and per client address."""
+class LoginThrottle(Base):
+    """Login attempts per account and client address (``email`` empty: every account from that address).
 
-    __tablename__ = "login_failures"
+    An attempt is counted before its password is checked, in a row-locked update, so parallel guesses can
+    never exceed the allowance; past it each attempt pushes ``blocked_until`` back exponentially. A success
+    clears the account's row. Nobody can lock an account out from another address."""
+
+    __tablename__ = "login_throttle"
+    __table_args__ = (UniqueConstraint("email", "client_address"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    email: Mapped[str] = mapped_column(String(254), index=True)
-    client_address: Mapped[str] = mapped_column(String(64), index=True)
-    at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+    email: Mapped[str] = mapped_column(String(254))
+    client_address: Mapped[str] = mapped_column(String(64))
+    attempts: Mapped[int] = mapped_column(default=0)
+    blocked_until: Mapped[datetime | None]
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
 class SetupToken(Base):

@@ -37,6 +37,7 @@ class TokenCreateIn(Schema):
 
 class TokenOut(Out):
     id: int
+    kind: str = Field(description="session (from login) or api (named API token)")
     name: str | None
     created_at: datetime
     expires_at: datetime | None

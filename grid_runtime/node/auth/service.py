@@ -1,26 +1,28 @@
-"""Setup of the Owner, login with rate limiting, sessions, named API tokens and password changes."""
+"""Setup of the Owner, login with rate limiting, sessions, named API tokens and password changes.
+
+Argon2 (hashing and checking passwords) never runs inside a transaction: the routes do it between short
+transactions (``begin_login`` / ``finish_login``), so a login never holds the writer while it hashes."""
 
 from __future__ import annotations
 
+import math
+from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 
-from sqlalchemy import delete, func, or_, select
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy import delete, or_, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.orm import Session
 
 from grid_runtime.core.capabilities import OWNER_ROLE
-from grid_runtime.core.database import transaction, utcnow
-from grid_runtime.core.errors import AlreadyExists, Forbidden, NotFound, RateLimited, Unauthorized
-from grid_runtime.core.security import (
-    hash_password,
-    hash_token,
-    new_token,
-    verify_password,
-    write_private_file,
-)
+from grid_runtime.core.database import utcnow
+from grid_runtime.core.errors import AlreadyExists, Forbidden, NotFound, RateLimited
+from grid_runtime.core.schemas import as_id
+from grid_runtime.core.security import hash_token, new_token, write_private_file
 from grid_runtime.core.settings import NodeSettings
 from grid_runtime.node.audit import service as audit
-from grid_runtime.node.auth.models import API, SESSION, LoginFailure, SetupToken, Token
+from grid_runtime.node.auth.models import API, SESSION, LoginThrottle, SetupToken, Token
 from grid_runtime.node.deps import Actor
 from grid_runtime.node.roles.models import Role
 from grid_runtime.node.users.models import User
@@ -57,10 +59,12 @@ def issue_setup_token(session: Session, state_dir: Path) -> None:
 
 
 def complete_setup(
-    session: Session, *, setup_token: str, email: str, password: str, full_name: str, state_dir: Path,
+    session: Session, *, setup_token: str, email: str, password_hash: str, full_name: str, state_dir: Path,
     client_address: str,
 ) -> User:
-    """Create the Owner with the one-time token; the token is consumed and its file removed."""
+    """Create the Owner with the one-time token; the token is consumed and its file removed.
+
+    ``password_hash`` is hashed by the caller before the transaction (argon2 never runs inside one)."""
     row = session.scalar(
         select(SetupToken).where(SetupToken.token_hash == hash_token(setup_token)).with_for_update()
     )
@@ -70,52 +74,100 @@ def complete_setup(
     assert role is not None, "preset roles are seeded at start"
     if session.scalar(select(User.id).where(User.email == email)):
         raise AlreadyExists(f"a user with email {email} already exists")
-    owner = User(email=email, full_name=full_name, password_hash=hash_password(password), role=role)
+    owner = User(email=email, full_name=full_name, password_hash=password_hash, role=role)
     session.add(owner)
     row.used_at = utcnow()
     session.flush()
     audit.record(session, actor=None, action="node.setup", target_type="user", target_id=owner.id,
                  details={"email": email}, client_address=client_address)
-    (state_dir / SETUP_TOKEN_FILE).unlink(missing_ok=True)
     return owner
 
 
-def check_login_rate(session: Session, *, email: str, client_address: str, settings: NodeSettings) -> None:
-    since = utcnow() - timedelta(seconds=settings.login_window_seconds)
-    recent = select(func.count()).select_from(LoginFailure).where(LoginFailure.at > since)
-    by_account = session.scalar(recent.where(LoginFailure.email == email)) or 0
-    by_address = session.scalar(recent.where(LoginFailure.client_address == client_address)) or 0
-    # An address may try a few accounts (a shared office), an account only its own allowance.
-    if by_account >= settings.login_max_failures or by_address >= 4 * settings.login_max_failures:
-        raise RateLimited(
-            f"too many failed logins; try again in {settings.login_window_seconds} seconds",
-            details={"retry_after": settings.login_window_seconds},
-        )
+def remove_setup_token_file(state_dir: Path) -> None:
+    """After the setup transaction committed (file I/O never runs inside a transaction)."""
+    (state_dir / SETUP_TOKEN_FILE).unlink(missing_ok=True)
 
 
-def record_login_failure(factory: sessionmaker[Session], *, email: str, client_address: str) -> None:
-    """Recorded in its own transaction: the failed request's transaction is rolled back."""
-    with transaction(factory) as session:
-        session.add(LoginFailure(email=email, client_address=client_address))
-        audit.record(session, actor=None, action="auth.login_failed", target_type="user", target_id=None,
-                     details={"email": email}, client_address=client_address)
+# --- login ----------------------------------------------------------------------------------------------
+
+LOGIN_FAILED = "invalid email or password"
+ANY_ACCOUNT = ""
+"""The throttle row of an address for every account (``email`` empty): it allows 4× an account's attempts."""
 
 
-def login(
-    session: Session, *, email: str, password: str, client_address: str, settings: NodeSettings
-) -> tuple[Token, str]:
-    """Check the password and open a session. Raises ``Unauthorized`` with one message for any failure."""
-    check_login_rate(session, email=email, client_address=client_address, settings=settings)
+@dataclass(frozen=True)
+class LoginAttempt:
+    """What the first, short transaction of a login hands to the password check (outside any transaction)."""
+
+    user_id: int | None
+    password_hash: str | None
+    disabled: bool
+
+
+def _throttle_row(session: Session, email: str, client_address: str) -> LoginThrottle:
+    """The row for this key, created if missing, locked for the rest of the transaction.
+
+    ``INSERT .. ON CONFLICT DO NOTHING`` then ``SELECT .. FOR UPDATE``: concurrent first attempts create one
+    row, and on PostgreSQL every attempt on the key waits for the row lock (SQLite writers are serialized)."""
+    insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    session.execute(insert(LoginThrottle).values(email=email, client_address=client_address, attempts=0,
+                                                 updated_at=utcnow())
+                    .on_conflict_do_nothing(index_elements=["email", "client_address"]))
+    row = session.scalar(select(LoginThrottle).where(LoginThrottle.email == email,
+                                                     LoginThrottle.client_address == client_address)
+                         .with_for_update().execution_options(populate_existing=True))
+    assert row is not None
+    return row
+
+
+def _count_attempt(row: LoginThrottle, *, allowance: int, settings: NodeSettings) -> None:
+    """Count one attempt on ``row``, or refuse it (429) while the row's back-off lasts."""
+    now = utcnow()
+    if row.blocked_until is not None and row.blocked_until > now:
+        wait = max(1, math.ceil((row.blocked_until - now).total_seconds()))
+        raise RateLimited(f"too many failed logins; try again in {wait} seconds", details={"retry_after": wait})
+    if now - row.updated_at > timedelta(seconds=settings.login_window_seconds):
+        row.attempts = 0  # a quiet window forgives old failures
+    row.attempts += 1
+    row.updated_at = now
+    beyond = row.attempts - allowance
+    if beyond >= 0:
+        delay = min(settings.login_backoff_seconds * 2.0 ** min(beyond, 30), settings.login_backoff_max_seconds)
+        row.blocked_until = now + timedelta(seconds=delay)
+
+
+def begin_login(session: Session, *, email: str, client_address: str, settings: NodeSettings) -> LoginAttempt:
+    """First transaction of a login: count the attempt (or refuse it) and read the account's hash."""
+    _count_attempt(_throttle_row(session, email, client_address), allowance=settings.login_max_failures,
+                   settings=settings)
+    _count_attempt(_throttle_row(session, ANY_ACCOUNT, client_address),
+                   allowance=4 * settings.login_max_failures, settings=settings)
     user = session.scalar(select(User).where(User.email == email))
-    if not verify_password(user.password_hash if user else None, password) or user is None:
-        raise Unauthorized("invalid email or password")
-    if user.disabled:
-        raise Unauthorized("this account is disabled")
+    if user is None:
+        return LoginAttempt(None, None, False)
+    return LoginAttempt(user.id, user.password_hash, user.disabled)
+
+
+def finish_login(
+    session: Session, *, email: str, attempt: LoginAttempt, password_ok: bool, client_address: str,
+    settings: NodeSettings,
+) -> tuple[Token, str] | None:
+    """Second transaction: open a session, or record the failure and return ``None`` (the caller answers
+    ``Unauthorized(LOGIN_FAILED)`` once this transaction committed the failure's audit event).
+
+    A wrong password, an unknown email and a disabled account get the same answer."""
+    user = session.get(User, attempt.user_id) if attempt.user_id is not None else None
+    if (not password_ok or user is None or user.disabled or attempt.disabled
+            or user.password_hash != attempt.password_hash):
+        audit.record(session, actor=None, action="auth.login_failed", target_type="user",
+                     target_id=user.id if user else None, details={"email": email}, client_address=client_address)
+        return None
     secret, digest = new_token("gsess")
     token = Token(user_id=user.id, kind=SESSION, token_hash=digest,
                   expires_at=utcnow() + timedelta(seconds=settings.session_ttl_seconds))
     session.add(token)
-    session.execute(delete(LoginFailure).where(LoginFailure.email == email))
+    session.execute(delete(LoginThrottle).where(LoginThrottle.email == email,
+                                                LoginThrottle.client_address == client_address))
     session.flush()
     audit.record(session, actor=None, action="auth.login", target_type="user", target_id=user.id,
                  client_address=client_address)
@@ -129,19 +181,29 @@ def logout(session: Session, *, actor: Actor) -> None:
     audit.record(session, actor=actor, action="auth.logout", target_type="token", target_id=actor.token_id)
 
 
-def change_password(session: Session, *, actor: Actor, current_password: str, new_password: str) -> None:
-    """Change one's own password. Other sessions are revoked; named API tokens stay valid."""
-    user = actor.user
-    if not verify_password(user.password_hash, current_password):
+def revoke_all_tokens(session: Session, *, user_id: int, keep: int | None = None) -> int:
+    """Revoke every live token of a user (sessions and API tokens) but ``keep``; how many were revoked."""
+    conditions = [Token.user_id == user_id, Token.revoked_at.is_(None)]
+    if keep is not None:
+        conditions.append(Token.id != keep)
+    result = session.execute(update(Token).where(*conditions).values(revoked_at=utcnow()))
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
+def change_password(
+    session: Session, *, actor: Actor, current_ok: bool, seen_hash: str, new_password_hash: str,
+) -> None:
+    """Change one's own password. Every other token of the account (sessions and API tokens) is revoked.
+
+    The current password was checked, and the new one hashed, by the caller before this transaction;
+    ``seen_hash`` is the hash that check read, so a concurrent change is refused rather than overwritten."""
+    user = session.get(User, actor.id, with_for_update=True, populate_existing=True)
+    if not current_ok or user is None or user.password_hash != seen_hash:
         raise Forbidden("current password is wrong")
-    user.password_hash = hash_password(new_password)
-    now = utcnow()
-    for token in session.scalars(
-        select(Token).where(Token.user_id == user.id, Token.kind == SESSION, Token.id != actor.token_id,
-                            Token.revoked_at.is_(None))
-    ):
-        token.revoked_at = now  # other logged-in sessions must log in again
-    audit.record(session, actor=actor, action="user.password_changed", target_type="user", target_id=user.id)
+    user.password_hash = new_password_hash
+    revoked = revoke_all_tokens(session, user_id=user.id, keep=actor.token_id)
+    audit.record(session, actor=actor, action="user.password_changed", target_type="user", target_id=user.id,
+                 details={"tokens_revoked": revoked})
 
 
 def create_api_token(
@@ -168,7 +230,8 @@ def list_api_tokens(session: Session, *, actor: Actor) -> list[Token]:
 
 def revoke_api_token(session: Session, *, actor: Actor, ref: str) -> Token:
     """Revoke one of the caller's own API tokens, named by id or by name."""
-    match = or_(Token.name == ref, Token.id == int(ref)) if ref.isdigit() else Token.name == ref
+    token_id = as_id(ref)
+    match = or_(Token.name == ref, Token.id == token_id) if token_id is not None else Token.name == ref
     token = session.scalar(
         select(Token).where(Token.user_id == actor.id, Token.kind == API, Token.revoked_at.is_(None), match)
     )
@@ -178,3 +241,47 @@ def revoke_api_token(session: Session, *, actor: Actor, ref: str) -> Token:
     audit.record(session, actor=actor, action="token.revoked", target_type="token", target_id=token.id,
                  details={"name": token.name})
     return token
+
+
+# --- every token of a user, for manage_users -------------------------------------------------------------
+
+
+def _managed_user(session: Session, *, actor: Actor, ref: str, doing: str) -> User:
+    from grid_runtime.node.users import service as users
+
+    user = users.resolve(session, ref)
+    users.check_may_manage(actor, user, doing=doing)
+    return user
+
+
+def list_user_tokens(session: Session, *, actor: Actor, ref: str, active_only: bool = False) -> list[Token]:
+    """Every token of a user (sessions and API tokens, never their secrets), oldest first."""
+    user = _managed_user(session, actor=actor, ref=ref, doing="inspected")
+    query = select(Token).where(Token.user_id == user.id)
+    if active_only:
+        query = query.where(Token.revoked_at.is_(None))
+    return list(session.scalars(query.order_by(Token.id)))
+
+
+def revoke_user_token(session: Session, *, actor: Actor, ref: str, token_ref: str) -> Token:
+    """Revoke one token of a user, by id or (API tokens) by name."""
+    user = _managed_user(session, actor=actor, ref=ref, doing="managed")
+    token_id = as_id(token_ref)
+    match = or_(Token.name == token_ref, Token.id == token_id) if token_id is not None else Token.name == token_ref
+    token = session.scalar(select(Token).where(Token.user_id == user.id, Token.revoked_at.is_(None), match)
+                           .order_by(Token.id).limit(1))
+    if token is None:
+        raise NotFound(f"{user.email} has no active token {token_ref!r}")
+    token.revoked_at = utcnow()
+    audit.record(session, actor=actor, action="token.revoked", target_type="token", target_id=token.id,
+                 details={"user_id": user.id, "email": user.email, "name": token.name, "kind": token.kind})
+    return token
+
+
+def revoke_user_tokens(session: Session, *, actor: Actor, ref: str) -> int:
+    """Revoke every token of a user (sessions and API tokens); how many were live."""
+    user = _managed_user(session, actor=actor, ref=ref, doing="managed")
+    count = revoke_all_tokens(session, user_id=user.id, keep=actor.token_id if user.id == actor.id else None)
+    audit.record(session, actor=actor, action="token.revoked_all", target_type="user", target_id=user.id,
+                 details={"email": user.email, "revoked": count})
+    return count

@@ -15,8 +15,14 @@ class LedgerEntry(Base):
     Append-only in the database itself (UPDATE and DELETE are refused by triggers, like ``audit_events``).
     No foreign keys: an entry outlives the user, dataset, request or result it names, as a record must.
     ``rdp`` is the event's RDP at ``rdp_order`` (the node's order when recorded); ``epsilon`` its own ε at
-    ``delta``. A non-private release approved under the ``allow_non_private`` policy is recorded with
-    ``non_private`` set and no figures: it is outside differential privacy and the filter cannot count it.
+    ``delta``. An entry is made when a job is admitted (``job_id``: its event, charged before any Worker
+    sees the data), or when a private tensor (or a result of a job admitted before charging at admission)
+    is released (``request_id``). Something outside differential privacy (a job run without DP, a raw
+    tensor released under the ``allow_non_private`` policy) is recorded with ``non_private`` set and no
+    figures: the filter cannot count it.
+
+    The datasets an entry is charged to (every dataset holding one of the job's inputs) are its
+    ``LedgerDataset`` rows; ``dataset_id`` only names the dataset the job was submitted on.
     """
 
     __tablename__ = "privacy_ledger"
@@ -29,7 +35,8 @@ class LedgerEntry(Base):
     at: Mapped[datetime] = mapped_column(default=utcnow)
     user_id: Mapped[int]
     user_email: Mapped[str] = mapped_column(String(254))
-    dataset_id: Mapped[int | None]
+    dataset_id: Mapped[int | None]  # the dataset the job named; every dataset charged is in LedgerDataset
+    job_id: Mapped[int | None] = mapped_column(index=True)  # the job whose admission charged this event
     request_id: Mapped[int | None] = mapped_column(index=True)
     result_id: Mapped[int | None]
     tensor_id: Mapped[int | None]
@@ -39,6 +46,42 @@ class LedgerEntry(Base):
     rdp: Mapped[float | None]
     epsilon: Mapped[float | None]
     delta: Mapped[float]
+
+
+class LedgerDataset(Base):
+    """A dataset a ledger entry is charged to ("caps follow the data"): every dataset that holds one of the
+    job's inputs. Append-only like the ledger; no foreign keys, for the same reason."""
+
+    __tablename__ = "privacy_ledger_datasets"
+
+    entry_id: Mapped[int] = mapped_column(primary_key=True)
+    dataset_id: Mapped[int] = mapped_column(primary_key=True, index=True)
+
+
+class BudgetChange(Base):
+    """Every change of a user's ε cap (set by an officer, or a budget request approved). The highest cap a
+    user ever had (``ceiling_epsilon``) is the budget the Rényi filter's guarantee holds at."""
+
+    __tablename__ = "budget_changes"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    from_epsilon: Mapped[float]
+    to_epsilon: Mapped[float]
+    set_by: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    via_request: Mapped[int | None]
+    at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class NonPrivateAllowance(Base):
+    """A user an administrator allowed to run jobs without differential privacy (where the node's settings
+    allow such jobs at all). No row: not allowed."""
+
+    __tablename__ = "non_private_allowances"
+
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
+    allowed_by: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    allowed_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
 class DatasetCap(Base):
@@ -76,6 +119,8 @@ class PrivacySettings(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     release_policy: Mapped[str | None] = mapped_column(String(32))
+    non_private_jobs: Mapped[bool | None]  # may jobs without DP run at all (for users allowed it)
+    max_policy_epsilon: Mapped[float | None]  # the largest ε an auto-approve policy may name
     webhook_url: Mapped[str | None] = mapped_column(String(2000))
     updated_by: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)

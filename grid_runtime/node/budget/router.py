@@ -11,10 +11,12 @@ from fastapi.responses import Response, StreamingResponse
 
 from grid_runtime.core.capabilities import Capability
 from grid_runtime.core.errors import Conflict
-from grid_runtime.core.schemas import Page
+from grid_runtime.core.schemas import MAX_ID, Id, Page
 from grid_runtime.core.settings import NodeSettings
+from grid_runtime.node import flows, lookup
 from grid_runtime.node.audit import service as audit
-from grid_runtime.node.budget import schemas, service
+from grid_runtime.node.budget import ledger, schemas, service
+from grid_runtime.node.budget.models import LedgerEntry
 from grid_runtime.node.datasets.models import Dataset
 from grid_runtime.node.deps import DB, Actor, Requires, settings
 from grid_runtime.node.jobs.models import Result
@@ -23,7 +25,6 @@ from grid_runtime.node.permissions.service import resolve_user
 from grid_runtime.node.tensors.models import Tensor
 from grid_runtime.node.tensors.router import SHA256_HEADER, Store
 from grid_runtime.node.users.models import User
-from grid_runtime.privacy import accounting
 
 router = APIRouter(tags=["budget"])
 Settings = Annotated[NodeSettings, Depends(settings)]
@@ -31,29 +32,37 @@ Settings = Annotated[NodeSettings, Depends(settings)]
 
 def _budget_out(session: DB, user: User, node: NodeSettings) -> schemas.BudgetOut:
     cfg = service.config(session, node)
-    spent = service.spent(session, cfg, user_id=user.id)
+    figures = service.figures(session, cfg, user)
     return schemas.BudgetOut(
-        user_id=user.id, email=user.email, budget_epsilon=user.budget_epsilon, spent_epsilon=spent.epsilon,
-        simple_sum_epsilon=spent.simple_sum, remaining_epsilon=max(0.0, user.budget_epsilon - spent.epsilon),
-        spent_rdp=spent.rdp, rdp_budget=accounting.rdp_budget(user.budget_epsilon, cfg.delta, cfg.order),
-        events=spent.events, non_private_releases=spent.non_private_releases, delta=cfg.delta, rdp_order=cfg.order,
+        user_id=user.id, email=user.email, budget_epsilon=figures.budget_epsilon,
+        spent_epsilon=figures.spent.epsilon, simple_sum_epsilon=figures.spent.simple_sum,
+        remaining_epsilon=figures.remaining_epsilon, ceiling_epsilon=figures.ceiling_epsilon,
+        spent_rdp=figures.spent.rdp, rdp_budget=figures.rdp_budget, events=figures.spent.events,
+        non_private_releases=figures.spent.non_private_events,
+        non_private_jobs_allowed=service.non_private_allowed(session, user.id), delta=cfg.delta,
+        rdp_order=cfg.order,
     )
+
+
+def _entries(session: DB, rows: list[LedgerEntry]) -> list[schemas.LedgerEntryOut]:
+    charged = ledger.charged_datasets(session, [r.id for r in rows])
+    return [schemas.LedgerEntryOut.model_validate(r).model_copy(update={"dataset_ids": charged[r.id]}) for r in rows]
 
 
 @router.get("/budget")
 def my_budget(session: DB, node: Settings, actor: Actor = Depends(Requires())) -> schemas.BudgetOut:
-    """Your privacy budget, what you spent (the enforced filter figure and the simple sum) and what remains."""
+    """Your privacy budget, what you spent (the enforced filter figure and the simple sum), the largest single
+    further event that still fits, and the highest budget you ever had."""
     return _budget_out(session, actor.user, node)
 
 
 @router.get("/budget/ledger")
 def my_ledger(session: DB, limit: Annotated[int, Query(ge=1, le=500)] = 50,
-              offset: Annotated[int, Query(ge=0)] = 0,
+              offset: Annotated[int, Query(ge=0, le=MAX_ID)] = 0,
               actor: Actor = Depends(Requires())) -> Page[schemas.LedgerEntryOut]:
     """Your privacy events, newest first."""
-    rows, total = service.ledger(session, user_id=actor.id, limit=limit, offset=offset)
-    return Page(items=[schemas.LedgerEntryOut.model_validate(r) for r in rows], total=total, limit=limit,
-                offset=offset)
+    rows, total = service.entries(session, user_id=actor.id, limit=limit, offset=offset)
+    return Page(items=_entries(session, rows), total=total, limit=limit, offset=offset)
 
 
 @router.get("/budget/users/{ref}")
@@ -65,13 +74,23 @@ def user_budget(ref: str, session: DB, node: Settings,
 
 @router.get("/budget/users/{ref}/ledger")
 def user_ledger(ref: str, session: DB, limit: Annotated[int, Query(ge=1, le=500)] = 50,
-                offset: Annotated[int, Query(ge=0)] = 0,
+                offset: Annotated[int, Query(ge=0, le=MAX_ID)] = 0,
                 actor: Actor = Depends(Requires(Capability.manage_budgets))) -> Page[schemas.LedgerEntryOut]:
     """A user's privacy events, newest first (manage_budgets)."""
     user = resolve_user(session, ref)
-    rows, total = service.ledger(session, user_id=user.id, limit=limit, offset=offset)
-    return Page(items=[schemas.LedgerEntryOut.model_validate(r) for r in rows], total=total, limit=limit,
-                offset=offset)
+    rows, total = service.entries(session, user_id=user.id, limit=limit, offset=offset)
+    return Page(items=_entries(session, rows), total=total, limit=limit, offset=offset)
+
+
+@router.put("/budget/users/{ref}/non-private")
+def allow_non_private(ref: str, body: schemas.NonPrivateIn, session: DB,
+                      actor: Actor = Depends(Requires())) -> schemas.NonPrivateOut:
+    """Allow (or stop allowing) a user to run jobs without differential privacy, where the node's privacy
+    settings allow such jobs at all (manage_budgets or manage_users; not yourself); audited. Their results
+    never leave without an officer's decision."""
+    user = resolve_user(session, ref)
+    allowed = service.set_non_private_allowed(session, actor=actor, user=user, allowed=body.allowed)
+    return schemas.NonPrivateOut(user_id=user.id, email=user.email, allowed=allowed)
 
 
 def _dataset_out(session: DB, dataset: Dataset, node: NodeSettings) -> schemas.DatasetBudgetOut:
@@ -80,22 +99,21 @@ def _dataset_out(session: DB, dataset: Dataset, node: NodeSettings) -> schemas.D
     cap = service.dataset_cap(session, dataset.id)
     return schemas.DatasetBudgetOut(
         dataset_id=dataset.id, name=dataset.name, cap_epsilon=cap, spent_epsilon=spent.epsilon,
-        simple_sum_epsilon=spent.simple_sum, remaining_epsilon=None if cap is None else max(0.0, cap - spent.epsilon),
+        simple_sum_epsilon=spent.simple_sum, remaining_epsilon=None if cap is None else spent.remaining(cap),
         events=spent.events, delta=cfg.delta, rdp_order=cfg.order,
     )
 
 
 @router.get("/budget/datasets/{dataset_id}")
-def dataset_budget(dataset_id: int, session: DB, node: Settings,
+def dataset_budget(dataset_id: Id, session: DB, node: Settings,
                    actor: Actor = Depends(Requires(Capability.manage_budgets))) -> schemas.DatasetBudgetOut:
-    """A dataset's privacy cap and what all users together spent on it (manage_budgets)."""
-    from grid_runtime.node.datasets.service import get_dataset
-
-    return _dataset_out(session, get_dataset(session, dataset_id), node)
+    """A dataset's privacy cap and what all users together spent on it (manage_budgets): every event charged
+    to it, i.e. of every job that read a tensor it holds."""
+    return _dataset_out(session, lookup.dataset(session, dataset_id), node)
 
 
 @router.put("/budget/datasets/{dataset_id}")
-def set_dataset_cap(dataset_id: int, body: schemas.CapIn, session: DB, node: Settings,
+def set_dataset_cap(dataset_id: Id, body: schemas.CapIn, session: DB, node: Settings,
                     actor: Actor = Depends(Requires(Capability.manage_budgets))) -> schemas.DatasetBudgetOut:
     """Set a dataset's privacy cap (null removes it): what all users together may learn (manage_budgets)."""
     service.set_dataset_cap(session, actor=actor, dataset_id=dataset_id, epsilon=body.epsilon)
@@ -111,17 +129,18 @@ def list_policies(session: DB, actor: Actor = Depends(Requires(Capability.triage
 
 
 @router.post("/release-policies", status_code=status.HTTP_201_CREATED)
-def create_policy(body: schemas.PolicyIn, session: DB,
+def create_policy(body: schemas.PolicyIn, session: DB, node: Settings,
                   actor: Actor = Depends(Requires(Capability.triage_requests))) -> schemas.PolicyOut:
-    """Auto-approve private releases costing at most ``max_epsilon`` (on a dataset, or any) that the budget
-    filter admits (triage_requests)."""
+    """Auto-approve private releases costing at most ``max_epsilon`` (on a dataset, or any), at most the node's
+    ``max_policy_epsilon`` (403 naming the rule above it). A policy never covers its author's own requests nor
+    those of anyone holding triage_requests (triage_requests)."""
     policy = service.create_policy(session, actor=actor, dataset_id=body.dataset_id, max_epsilon=body.max_epsilon,
-                                   note=body.note)
+                                   note=body.note, settings=node)
     return schemas.PolicyOut.model_validate(policy)
 
 
 @router.delete("/release-policies/{policy_id}", status_code=status.HTTP_204_NO_CONTENT)
-def delete_policy(policy_id: int, session: DB, actor: Actor = Depends(Requires(Capability.triage_requests))) -> None:
+def delete_policy(policy_id: Id, session: DB, actor: Actor = Depends(Requires(Capability.triage_requests))) -> None:
     """Remove a release policy (triage_requests)."""
     service.delete_policy(session, actor=actor, policy_id=policy_id)
 
@@ -129,7 +148,9 @@ def delete_policy(policy_id: int, session: DB, actor: Actor = Depends(Requires(C
 def _settings_out(session: DB, node: NodeSettings) -> schemas.PrivacySettingsOut:
     cfg = service.config(session, node)
     return schemas.PrivacySettingsOut(delta=cfg.delta, rdp_order=cfg.order, release_policy=cfg.release_policy,
-                                      webhook_url=cfg.webhook_url, request_ttl_seconds=node.request_ttl_seconds)
+                                      non_private_jobs=cfg.non_private_jobs,
+                                      max_policy_epsilon=cfg.max_policy_epsilon, webhook_url=cfg.webhook_url,
+                                      request_ttl_seconds=node.request_ttl_seconds)
 
 
 @router.get("/privacy/settings")
@@ -141,9 +162,11 @@ def privacy_settings(session: DB, node: Settings, actor: Actor = Depends(Require
 @router.patch("/privacy/settings")
 def update_privacy_settings(body: schemas.PrivacySettingsIn, session: DB, node: Settings,
                             actor: Actor = Depends(Requires(Capability.edit_settings))) -> schemas.PrivacySettingsOut:
-    """Change the release policy or the decision webhook's URL (edit_settings)."""
+    """Change the release policy, the decision webhook's URL, whether jobs without DP may run, or the largest
+    ε an auto-approve policy may name (edit_settings)."""
     service.update_settings(session, actor=actor, release_policy=body.release_policy, webhook_url=body.webhook_url,
-                            clear_webhook=body.clear_webhook)
+                            clear_webhook=body.clear_webhook, non_private_jobs=body.non_private_jobs,
+                            max_policy_epsilon=body.max_policy_epsilon)
     return _settings_out(session, node)
 
 
@@ -159,11 +182,11 @@ def rotate_webhook_secret(session: DB, node: Settings, body: schemas.SecretIn | 
 
 @router.get("/releases/{request_id}/data", response_class=StreamingResponse,
             responses={200: {"content": {"application/octet-stream": {}, "application/json": {}}}})
-def download_release(request_id: int, session: DB, store: Store,
+def download_release(request_id: Id, session: DB, store: Store, node: Settings,
                      actor: Actor = Depends(Requires())) -> Response:
     """Download what an approved release request released (its requester only): a result's safetensors or a
     statistic's JSON value, or a private tensor; its sha256 is in X-Content-SHA256."""
-    request, target = service.released_artifact(session, actor=actor, request_id=request_id)
+    request, target = flows.released_artifact(session, actor=actor, request_id=request_id, settings=node)
     audit.record(session, actor=actor, action="release.downloaded", target_type=target.target_type,
                  target_id=target.target_id, details={"request_id": request_id, "sha256": target.sha256})
     if target.target_type == "tensor":

@@ -5,7 +5,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field, StringConstraints
 
-from grid_runtime.core.schemas import Out, Schema
+from grid_runtime.core.schemas import Id, Out, Schema
 
 Epsilon = Annotated[float, Field(ge=0, le=1e6, allow_inf_nan=False)]
 
@@ -18,11 +18,19 @@ class BudgetOut(Schema):
     budget_epsilon: float
     spent_epsilon: float = Field(description="the Rényi filter's sum at the node's order, converted to ε at δ")
     simple_sum_epsilon: float = Field(description="the sum of each event's own ε, for comparison (not enforced)")
-    remaining_epsilon: float
+    remaining_epsilon: float = Field(
+        description="the largest ε of one further event that still fits the Rényi filter (its own ε at δ, for the "
+                    "Gaussian mechanism; other mechanisms of the same RDP differ somewhat). Not the budget minus "
+                    "the spent ε: the filter counts RDP at the node's order")
+    ceiling_epsilon: float = Field(
+        description="the highest budget you ever had: the ε the filter's guarantee holds at over everything you "
+                    "were charged")
     spent_rdp: float
     rdp_budget: float = Field(description="the RDP at the node's order that converts to the budget at δ")
     events: int
-    non_private_releases: int
+    non_private_releases: int = Field(description="events outside differential privacy (jobs run without DP, raw "
+                                      "tensors released): the filter cannot count them")
+    non_private_jobs_allowed: bool = Field(description="whether an administrator allowed jobs without DP")
     delta: float
     rdp_order: float
 
@@ -33,7 +41,8 @@ class DatasetBudgetOut(Schema):
     cap_epsilon: float | None
     spent_epsilon: float
     simple_sum_epsilon: float
-    remaining_epsilon: float | None
+    remaining_epsilon: float | None = Field(
+        description="the largest ε of one further (Gaussian-mechanism) event its cap still admits; null: no cap")
     events: int
     delta: float
     rdp_order: float
@@ -49,6 +58,8 @@ class LedgerEntryOut(Out):
     user_id: int
     user_email: str
     dataset_id: int | None
+    dataset_ids: list[int] = Field(default_factory=list, description="every dataset the event was charged to")
+    job_id: int | None = Field(description="the job whose admission charged it")
     request_id: int | None
     result_id: int | None
     tensor_id: int | None
@@ -62,7 +73,7 @@ class LedgerEntryOut(Out):
 
 class PolicyIn(Schema):
     action: Literal["auto_approve"] = "auto_approve"
-    dataset_id: int | None = Field(default=None, ge=1, description="null: releases on any dataset")
+    dataset_id: Id | None = Field(default=None, description="null: releases on any dataset")
     max_epsilon: float = Field(gt=0, le=1e6, allow_inf_nan=False)
     note: Annotated[str, StringConstraints(strip_whitespace=True, max_length=500)] = ""
 
@@ -81,6 +92,8 @@ class PrivacySettingsOut(Schema):
     delta: float
     rdp_order: float
     release_policy: str
+    non_private_jobs: bool = Field(description="whether jobs without DP may run (for users allowed them)")
+    max_policy_epsilon: float = Field(description="the largest ε an auto-approve policy may name")
     webhook_url: str | None
     request_ttl_seconds: int
 
@@ -93,6 +106,19 @@ class PrivacySettingsIn(Schema):
     release_policy: Literal["dp_only", "allow_non_private"] | None = None
     webhook_url: WebhookUrl | None = Field(default=None, description="http(s) URL that receives each decision")
     clear_webhook: bool = False
+    non_private_jobs: bool | None = Field(default=None, description="allow jobs without DP (for allowed users)")
+    max_policy_epsilon: float | None = Field(default=None, ge=0, le=1e6, allow_inf_nan=False,
+                                             description="the largest ε an auto-approve policy may name")
+
+
+class NonPrivateIn(Schema):
+    allowed: bool = Field(description="whether the user may run jobs without DP (where the node allows them)")
+
+
+class NonPrivateOut(Schema):
+    user_id: int
+    email: str
+    allowed: bool
 
 
 class SecretIn(Schema):

@@ -19,6 +19,11 @@ class Dataset(Base):
     # Per-column bounds declared by the owner, e.g. {"features": {"lower": [..], "upper": [..]}}; never read
     # from the data (differentially private statistics rely on them).
     bounds: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    # Declared by the owner (never read from the data): how many classes the labels take (0 .. n-1), checked
+    # against a classifier's output width at admission; and whether each row is a different person, which
+    # lets the cost card's plain reading say "a person" instead of "a row".
+    label_classes: Mapped[int | None]
+    one_row_per_person: Mapped[bool] = mapped_column(default=False)
     visibility: Mapped[str] = mapped_column(String(8), default="private", index=True)  # core.levels.Visibility
     owner_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"), index=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)

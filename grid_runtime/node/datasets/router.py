@@ -10,7 +10,7 @@ from starlette.concurrency import run_in_threadpool
 
 from grid_runtime.core.capabilities import Capability
 from grid_runtime.core.levels import Visibility
-from grid_runtime.core.schemas import Description, Page
+from grid_runtime.core.schemas import MAX_ID, Description, Page
 from grid_runtime.core.settings import NodeSettings
 from grid_runtime.node.datasets import flows, service
 from grid_runtime.node.datasets.schemas import (
@@ -21,9 +21,16 @@ from grid_runtime.node.datasets.schemas import (
     DatasetUpdateIn,
     MemberIn,
 )
-from grid_runtime.node.deps import DB, Actor, Requires, settings
+from grid_runtime.node.deps import DB, Actor, Requires, released_session, settings
 from grid_runtime.node.tensors import formats
-from grid_runtime.node.tensors.router import Store, commit_or_discard, receive_body, upload_workdir
+from grid_runtime.node.tensors.router import (
+    Store,
+    commit_or_discard,
+    discard_staged,
+    put_staged,
+    receive_body,
+    upload_workdir,
+)
 from grid_runtime.node.tensors.schemas import Role, Tag
 
 router = APIRouter(tags=["datasets"])
@@ -38,7 +45,8 @@ def create_dataset(body: DatasetCreateIn, session: DB,
     """Create a dataset from tensors you uploaded (role -> tensor id), with optional declared bounds."""
     dataset = service.create_dataset(session, actor=actor, name=body.name, description=body.description,
                                      tags=body.tags, visibility=body.visibility, members=body.members,
-                                     bounds=body.bounds)
+                                     bounds=body.bounds, label_classes=body.label_classes,
+                                     one_row_per_person=body.one_row_per_person)
     return service.to_out(session, dataset, user_id=actor.id)
 
 
@@ -60,12 +68,17 @@ async def create_dataset_from_csv(
     Labels are int64 when every value is a whole number, float32 otherwise. Column names are kept on the
     tensors. Every value must be numeric; bounds are declared afterwards (PUT /datasets/{ref}/bounds).
     """
-    await run_in_threadpool(session.commit)  # release SQLite's write lock while the body streams
     workdir = upload_workdir(node)
+    staged: list[formats.StagedTensor] = []
     try:
-        source = workdir / "upload.csv"
-        await receive_body(request, source, node.max_upload_bytes)
-        features, labels = await run_in_threadpool(formats.stage_csv_dataset, source, workdir, label=label)
+        async with released_session(request):  # no session while the body streams (tensors.router)
+            source = workdir / "upload.csv"
+            await receive_body(request, source, node.max_upload_bytes)
+            features, labels = await run_in_threadpool(formats.stage_csv_dataset, source, workdir, label=label,
+                                                       max_bytes=node.max_upload_bytes)
+            for tensor in (features, labels):
+                staged.append(tensor)
+                await run_in_threadpool(put_staged, store, tensor)
 
         def store_and_commit() -> DatasetOut:
             dataset, keys = flows.create_from_staged(
@@ -76,8 +89,11 @@ async def create_dataset_from_csv(
             return out
 
         return await run_in_threadpool(store_and_commit)
+    except BaseException:
+        await run_in_threadpool(discard_staged, store, staged)
+        raise
     finally:
-        shutil.rmtree(workdir, ignore_errors=True)
+        await run_in_threadpool(shutil.rmtree, workdir, True)
 
 
 @router.get("/datasets")
@@ -86,7 +102,7 @@ def list_datasets(
     q: Annotated[str | None, Query(max_length=200, description="substring of the name or description")] = None,
     tag: Tag | None = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_ID)] = 0,
     actor: Actor = Depends(Requires()),
 ) -> Page[DatasetOut]:
     """List datasets by name, with their members and the caller's effective level on each."""
@@ -104,9 +120,12 @@ def get_dataset(ref: str, session: DB, actor: Actor = Depends(Requires())) -> Da
 @router.patch("/datasets/{ref}")
 def update_dataset(ref: str, body: DatasetUpdateIn, session: DB,
                    actor: Actor = Depends(Requires())) -> DatasetOut:
-    """Rename a dataset or change its description, tags or visibility (its owner, or manage_permissions)."""
+    """Rename a dataset or change its description, tags, visibility or declared metadata (label classes, one
+    row per person) (its owner, or manage_permissions)."""
     dataset = service.update_dataset(session, actor=actor, ref=ref, name=body.name, description=body.description,
-                                     tags=body.tags, visibility=body.visibility)
+                                     tags=body.tags, visibility=body.visibility, label_classes=body.label_classes,
+                                     clear_label_classes=body.clear_label_classes,
+                                     one_row_per_person=body.one_row_per_person)
     return service.to_out(session, dataset, user_id=actor.id)
 
 

@@ -9,7 +9,7 @@ from typing import Annotated
 from pydantic import AfterValidator, Field, StringConstraints, model_validator
 
 from grid_runtime.core.levels import Level, Visibility
-from grid_runtime.core.schemas import Description, Out, Schema
+from grid_runtime.core.schemas import Description, Id, Out, Schema
 from grid_runtime.node.tensors.schemas import Role, Tag
 
 
@@ -50,12 +50,20 @@ class ColumnBounds(Schema):
         return self
 
 
+LabelClasses = Annotated[int, Field(ge=1, le=1_000_000, description=(
+    "how many classes the labels take (0 .. n-1), declared by the owner: a classifier's output must be at least "
+    "this wide, checked when a job is admitted"))]
+
+
 class DatasetCreateIn(Schema):
     name: DatasetName
     description: Description = ""
     tags: list[Tag] = Field(default_factory=list, max_length=32)
     visibility: Visibility = Visibility.private
-    members: dict[Role, int] = Field(default_factory=dict, description="role -> tensor id, e.g. {'features': 3}")
+    label_classes: LabelClasses | None = None
+    one_row_per_person: bool = Field(False, description="each row is a different person (declared by the owner); "
+                                     "the officer's plain reading of ε then speaks of a person, not a row")
+    members: dict[Role, Id] = Field(default_factory=dict, description="role -> tensor id, e.g. {'features': 3}")
     bounds: dict[Role, ColumnBounds] = Field(default_factory=dict, description="role -> declared bounds")
 
 
@@ -64,10 +72,13 @@ class DatasetUpdateIn(Schema):
     description: Description | None = None
     tags: list[Tag] | None = Field(None, max_length=32)
     visibility: Visibility | None = None
+    label_classes: LabelClasses | None = None
+    clear_label_classes: bool = False
+    one_row_per_person: bool | None = None
 
 
 class MemberIn(Schema):
-    tensor_id: int
+    tensor_id: Id
 
 
 class MemberOut(Out):
@@ -85,6 +96,8 @@ class DatasetOut(Out):
     tags: list[str]
     visibility: Visibility
     bounds: dict[str, ColumnBounds]
+    label_classes: int | None = None
+    one_row_per_person: bool = False
     owner_id: int | None
     created_at: datetime
     members: list[MemberOut] = Field(default_factory=list)

@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 from grid_runtime.core.capabilities import Capability
 from grid_runtime.core.errors import AlreadyExists, Forbidden, InvalidInput, NotFound
 from grid_runtime.core.levels import Level, Visibility
+from grid_runtime.core.schemas import as_id
 from grid_runtime.node.audit import service as audit
 from grid_runtime.node.datasets.models import Dataset, DatasetMember
 from grid_runtime.node.datasets.schemas import ColumnBounds, DatasetOut, MemberOut
@@ -29,7 +30,8 @@ if TYPE_CHECKING:
 def get_dataset(session: Session, ref: str | int) -> Dataset:
     """A dataset by id (digits) or name, or NotFound."""
     text = str(ref).strip()
-    dataset = session.get(Dataset, int(text)) if text.isdigit() else session.scalar(
+    dataset_id = as_id(text)
+    dataset = session.get(Dataset, dataset_id) if dataset_id is not None else session.scalar(
         select(Dataset).where(Dataset.name == text))
     if dataset is None:
         raise NotFound(f"no dataset {text!r}", details={"dataset": text})
@@ -101,7 +103,9 @@ def to_out(session: Session, dataset: Dataset, *, user_id: int | None = None) ->
 
         level = effective_level(session, user_id=user_id, target_type="dataset", target_id=dataset.id).level
     return DatasetOut(id=dataset.id, name=dataset.name, description=dataset.description, tags=list(dataset.tags),
-                      visibility=Visibility(dataset.visibility), bounds=dataset.bounds, owner_id=dataset.owner_id,
+                      visibility=Visibility(dataset.visibility), bounds=dataset.bounds,
+                      label_classes=dataset.label_classes, one_row_per_person=dataset.one_row_per_person,
+                      owner_id=dataset.owner_id,
                       created_at=dataset.created_at, members=members, level=level)
 
 
@@ -121,10 +125,13 @@ def create_dataset(
     visibility: Visibility = Visibility.private,
     members: Mapping[str, int] | None = None,
     bounds: Mapping[str, ColumnBounds] | None = None,
+    label_classes: int | None = None,
+    one_row_per_person: bool = False,
 ) -> Dataset:
     ensure_unique_name(session, name)
     dataset = Dataset(name=name, description=description, tags=sorted(set(tags)), visibility=str(visibility),
-                      bounds={}, owner_id=actor.id)
+                      bounds={}, owner_id=actor.id, label_classes=label_classes,
+                      one_row_per_person=one_row_per_person)
     session.add(dataset)
     session.flush()
     # Its owner may download it: an ordinary, revocable user-on-dataset grant.
@@ -139,14 +146,18 @@ def create_dataset(
         dataset.bounds = _checked_bounds(session, dataset, bounds)
     audit.record(session, actor=actor, action="dataset.created", target_type="dataset", target_id=dataset.id,
                  details={"name": name, "members": dict(members or {}), "visibility": str(visibility),
-                          "bounds": dataset.bounds})
+                          "bounds": dataset.bounds, "label_classes": label_classes,
+                          "one_row_per_person": one_row_per_person})
     session.flush()
     return dataset
 
 
 def update_dataset(session: Session, *, actor: Actor, ref: str, name: str | None = None,
                    description: str | None = None, tags: Sequence[str] | None = None,
-                   visibility: Visibility | None = None) -> Dataset:
+                   visibility: Visibility | None = None, label_classes: int | None = None,
+                   clear_label_classes: bool = False, one_row_per_person: bool | None = None) -> Dataset:
+    """Change a dataset's name, description, tags, visibility or declared metadata (label classes, one row
+    per person): what its owner knows of the data, never read from it."""
     dataset = get_dataset(session, ref)
     ensure_can_change(actor, dataset)
     changes: dict[str, Any] = {}
@@ -163,6 +174,14 @@ def update_dataset(session: Session, *, actor: Actor, ref: str, name: str | None
     if visibility is not None and str(visibility) != dataset.visibility:
         changes["visibility"] = [dataset.visibility, str(visibility)]
         dataset.visibility = str(visibility)
+    new_classes = None if clear_label_classes else (label_classes if label_classes is not None
+                                                    else dataset.label_classes)
+    if new_classes != dataset.label_classes:
+        changes["label_classes"] = [dataset.label_classes, new_classes]
+        dataset.label_classes = new_classes
+    if one_row_per_person is not None and one_row_per_person != dataset.one_row_per_person:
+        changes["one_row_per_person"] = [dataset.one_row_per_person, one_row_per_person]
+        dataset.one_row_per_person = one_row_per_person
     if changes:
         audit.record(session, actor=actor, action="dataset.updated", target_type="dataset", target_id=dataset.id,
                      details=changes)
@@ -228,6 +247,9 @@ def delete_dataset(session: Session, *, actor: Actor, ref: str) -> None:
     ensure_can_change(actor, dataset)
     audit.record(session, actor=actor, action="dataset.deleted", target_type="dataset", target_id=dataset.id,
                  details={"name": dataset.name})
+    from grid_runtime.node.requests.service import cancel_for_deleted_target  # requests import this module
+
+    cancel_for_deleted_target(session, target_type="dataset", target_id=dataset.id)
     session.delete(dataset)
     session.flush()
 

@@ -6,26 +6,35 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from grid_runtime.core.errors import AlreadyExists, NotFound
+from grid_runtime.core.capabilities import Capability
+from grid_runtime.core.errors import AlreadyExists, Forbidden, NotFound
 from grid_runtime.node.audit import service as audit
 from grid_runtime.node.deps import Actor
+from grid_runtime.node.groups import lookup
 from grid_runtime.node.groups.models import Group, GroupMember
+from grid_runtime.node.permissions.models import Grant
 from grid_runtime.node.users import service as users
 from grid_runtime.node.users.models import User
 
-
-def find(session: Session, ref: str | int) -> Group | None:
-    """The group named by ``ref``: an id (digits) or a name."""
-    if isinstance(ref, int) or ref.isdigit():
-        return session.get(Group, int(ref))
-    return session.scalar(select(Group).where(Group.name == ref))
+find = lookup.find
+resolve = lookup.resolve
 
 
-def resolve(session: Session, ref: str | int) -> Group:
-    group = find(session, ref)
-    if group is None:
-        raise NotFound(f"no group {ref!r}")
-    return group
+def carries_grants(session: Session, group: Group) -> bool:
+    """Whether any grant names this group: then its membership decides who may read what."""
+    return session.scalar(select(Grant.id).where(Grant.group_id == group.id).limit(1)) is not None
+
+
+def check_may_change_membership(session: Session, actor: Actor, group: Group, *, doing: str) -> None:
+    """Changing who belongs to a group that carries grants changes data access: that is permission
+    management (``manage_permissions``), not only group management. Otherwise a ``manage_groups`` holder
+    could add themselves to a group with grants and read what it may."""
+    if not actor.can(Capability.manage_permissions) and carries_grants(session, group):
+        raise Forbidden(
+            f"the group {group.name!r} carries grants on data, so {doing} it changes who may read what; "
+            "that needs the capability manage_permissions",
+            details={"missing": [Capability.manage_permissions.value]},
+        )
 
 
 def member_counts(session: Session, group_ids: list[int]) -> dict[int, int]:
@@ -97,6 +106,7 @@ def update_group(
 def delete_group(session: Session, *, actor: Actor, ref: str) -> None:
     """Delete a group; its memberships go with it."""
     group = resolve(session, ref)
+    check_may_change_membership(session, actor, group, doing="deleting")
     audit.record(session, actor=actor, action="group.deleted", target_type="group", target_id=group.id,
                  details={"name": group.name, "members": [u.email for u in members(session, group)]})
     session.execute(delete(GroupMember).where(GroupMember.group_id == group.id))
@@ -109,6 +119,7 @@ def add_member(session: Session, *, actor: Actor, ref: str, user_ref: str) -> Gr
     group = resolve(session, ref)
     user = users.resolve(session, user_ref)
     if session.get(GroupMember, (group.id, user.id)) is None:
+        check_may_change_membership(session, actor, group, doing="adding members to")
         session.add(GroupMember(group_id=group.id, user_id=user.id))
         session.flush()
         audit.record(session, actor=actor, action="group.member_added", target_type="group", target_id=group.id,
@@ -122,6 +133,7 @@ def remove_member(session: Session, *, actor: Actor, ref: str, user_ref: str) ->
     membership = session.get(GroupMember, (group.id, user.id))
     if membership is None:
         raise NotFound(f"{user.email} is not a member of the group {group.name!r}")
+    check_may_change_membership(session, actor, group, doing="removing members from")
     session.delete(membership)
     session.flush()
     audit.record(session, actor=actor, action="group.member_removed", target_type="group", target_id=group.id,

@@ -3,7 +3,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, ForeignKey, Index, String
+from sqlalchemy import BigInteger, ForeignKey, Index, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from grid_runtime.core.database import Base, utcnow
@@ -33,6 +33,10 @@ class Job(Base):
     progress: Mapped[float] = mapped_column(default=0.0)
     metrics: Mapped[list[dict[str, Any]]] = mapped_column(default=list)
     error: Mapped[str | None] = mapped_column(String(2000))
+    # Why a job failed: a stable code any owner may see (``worker_error``, ``timeout``, ``worker_lost``...) and the
+    # detail (exception text, which can be a function of private data) shown to holders of triage_requests only.
+    error_code: Mapped[str | None] = mapped_column(String(64))
+    error_detail: Mapped[str | None] = mapped_column(Text)
     attempts: Mapped[int] = mapped_column(default=0)
     worker: Mapped[str | None] = mapped_column(String(128))
     # The run-time limit this job was admitted with (the owner's quota when it was submitted).

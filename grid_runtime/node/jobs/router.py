@@ -16,17 +16,21 @@ from fastapi import APIRouter, Depends, FastAPI, Query, Request, status
 from fastapi.responses import JSONResponse, StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
+from grid_runtime.compute.contracts import LOSSES, OPTIMIZERS, STATISTICS
 from grid_runtime.core.capabilities import Capability
-from grid_runtime.core.schemas import Page
+from grid_runtime.core.schemas import MAX_ID, Id, Page
 from grid_runtime.core.settings import NodeSettings
+from grid_runtime.node import flows
 from grid_runtime.node.deps import DB, Actor, Requires, settings
 from grid_runtime.node.jobs import service
 from grid_runtime.node.jobs.models import JOB_STATES
 from grid_runtime.node.jobs.schemas import (
+    JobOfficerOut,
     JobOptionsOut,
     JobOut,
     QuotaIn,
     QuotaOut,
+    ResultDetailOut,
     ResultOut,
     StatisticsIn,
     TrainIn,
@@ -85,13 +89,15 @@ def _wake(request: Request) -> None:
 
 @router.post("/jobs/train", status_code=status.HTTP_201_CREATED)
 def submit_training(body: TrainIn, request: Request, session: DB, store: Store,
-                    node: NodeSettings = Depends(settings), actor: Actor = Depends(Requires())) -> JobOut:
+                    node: NodeSettings = Depends(settings),
+                    actor: Actor = Depends(Requires())) -> JobOfficerOut | JobOut:
     """Submit a training job: a model spec trained on a dataset you may compute on, with or without DP.
 
     Refused before anything runs when the spec is malformed or uses a layer outside the allowlist (422),
     when you lack ``compute`` on an input (403), when a quota is reached (429), or when the job's privacy
-    cost could never be released within your remaining budget (409 budget_exceeded)."""
-    job = service.submit_training(session, actor=actor, settings=node, body=body, store=store)
+    cost does not fit your privacy budget or a cap of a dataset holding an input (409 budget_exceeded): the
+    cost is charged here, when the job is admitted, and a release later spends nothing more."""
+    job = flows.submit_training(session, actor=actor, settings=node, body=body, store=store)
     out = service.job_out(session, job, actor=actor)
     try:
         session.commit()
@@ -104,10 +110,10 @@ def submit_training(body: TrainIn, request: Request, session: DB, store: Store,
 
 @router.post("/jobs/statistics", status_code=status.HTTP_201_CREATED)
 def submit_statistics(body: StatisticsIn, request: Request, session: DB, node: NodeSettings = Depends(settings),
-                      actor: Actor = Depends(Requires())) -> JobOut:
+                      actor: Actor = Depends(Requires())) -> JobOfficerOut | JobOut:
     """Submit a DP statistic (count, sum, mean, histogram, quantiles) of a dataset member, within its
     declared bounds; refused like training jobs."""
-    job = service.submit_statistics(session, actor=actor, settings=node, body=body)
+    job = flows.submit_statistics(session, actor=actor, settings=node, body=body)
     out = service.job_out(session, job, actor=actor)
     session.commit()
     _wake(request)
@@ -119,8 +125,7 @@ def job_options(session: DB, node: NodeSettings = Depends(settings), actor: Acto
                 ) -> JobOptionsOut:
     """What a client needs to plan a job: the Node's δ and RDP order, accepted choices and your quotas."""
     return JobOptionsOut(delta=node.delta, rdp_order=node.rdp_order,
-                         losses=["cross_entropy", "nll", "bce_with_logits", "mse", "l1", "huber"],
-                         optimizers=["sgd", "adam"], statistics=["count", "sum", "mean", "histogram", "quantiles"],
+                         losses=list(LOSSES), optimizers=list(OPTIMIZERS), statistics=list(STATISTICS),
                          workers_enabled=node.ray_enabled,
                          quota=service.quota_of(session, settings=node, user_id=actor.id))
 
@@ -131,9 +136,9 @@ def list_jobs(
     all_users: Annotated[bool, Query(alias="all", description="every user's jobs (officers only)")] = False,
     state: Annotated[str | None, Query(pattern="^(" + "|".join(JOB_STATES) + ")$")] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_ID)] = 0,
     actor: Actor = Depends(Requires()),
-) -> Page[JobOut]:
+) -> Page[JobOfficerOut | JobOut]:
     """Your jobs, newest first (officers: everyone's with all=true)."""
     jobs, total = service.list_jobs(session, actor=actor, everyone=all_users, state=state, limit=limit,
                                     offset=offset)
@@ -142,13 +147,14 @@ def list_jobs(
 
 
 @router.get("/jobs/{job_id}")
-def read_job(job_id: int, session: DB, actor: Actor = Depends(Requires())) -> JobOut:
+def read_job(job_id: Id, session: DB, actor: Actor = Depends(Requires())) -> JobOfficerOut | JobOut:
     """One job: state, progress, spec as a layer table, settings, planned cost (metrics for officers)."""
     return service.job_out(session, service.read_job(session, actor=actor, job_id=job_id), actor=actor)
 
 
 @router.post("/jobs/{job_id}/cancel")
-def cancel_job(job_id: int, request: Request, session: DB, actor: Actor = Depends(Requires())) -> JobOut:
+def cancel_job(job_id: Id, request: Request, session: DB,
+               actor: Actor = Depends(Requires())) -> JobOfficerOut | JobOut:
     """Cancel a queued or running job (yours, or any as an officer)."""
     job = service.cancel_job(session, actor=actor, job_id=job_id)
     out = service.job_out(session, job, actor=actor)
@@ -158,17 +164,19 @@ def cancel_job(job_id: int, request: Request, session: DB, actor: Actor = Depend
 
 
 @router.get("/results/{result_id}")
-def read_result(result_id: int, session: DB, actor: Actor = Depends(Requires())) -> ResultOut:
-    """A result: kind, lineage, privacy event, ε and δ, and whether you may download it."""
-    return service.result_out(session, service.read_result(session, actor=actor, result_id=result_id), actor=actor)
+def read_result(result_id: Id, session: DB, node: NodeSettings = Depends(settings),
+                actor: Actor = Depends(Requires())) -> ResultDetailOut | ResultOut:
+    """A result: kind, public lineage, privacy event, ε and δ, and whether you may download it. Its sha256 and
+    size only once you may download it; officers also see the full lineage and the HMAC fingerprint."""
+    return flows.result_out(session, actor=actor, result_id=result_id, settings=node)
 
 
 @router.get("/results/{result_id}/data", response_model=None)
-def download_result(result_id: int, session: DB, store: Store,
+def download_result(result_id: Id, session: DB, store: Store, node: NodeSettings = Depends(settings),
                     actor: Actor = Depends(Requires())) -> StreamingResponse | JSONResponse:
     """The result's artifact (safetensors, or a statistic's JSON value) when you may download it: you could
     download every input, or your release request for it was approved."""
-    result = service.download_result(session, actor=actor, result_id=result_id)
+    result = flows.download_result(session, actor=actor, result_id=result_id, settings=node)
     session.commit()
     if result.object_key is None:
         return JSONResponse(result.value, headers={"X-Content-SHA256": result.sha256})

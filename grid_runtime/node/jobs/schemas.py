@@ -8,17 +8,15 @@ from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
+from grid_runtime.compute.contracts import Loss, Optimizer, Statistic  # one source for the choices
 from grid_runtime.compute.spec import MAX_WEIGHTS_BYTES
 from grid_runtime.core.schemas import Out, Schema
-
-Loss = Literal["cross_entropy", "nll", "bce_with_logits", "mse", "l1", "huber"]
-Optimizer = Literal["sgd", "adam"]
-Statistic = Literal["count", "sum", "mean", "histogram", "quantiles"]
 
 
 class DPIn(Schema):
     """DP-SGD settings: a noise multiplier σ and clipping norm C, or a target ε the noise is calibrated to
-    (at the Node's δ). Given both, σ must reach the target (the SDK calibrates before submitting)."""
+    (at the Node's δ). The Node calibrates σ from ``target_epsilon`` alone and records it in the job's settings;
+    given both, σ must reach the target."""
 
     noise_multiplier: float | None = Field(None, gt=0, le=1000)
     max_grad_norm: float = Field(1.0, gt=0, le=1e6)
@@ -69,21 +67,39 @@ class StatisticsIn(Schema):
     candidates: int = Field(1000, ge=2, le=10_000, description="quantiles only")
 
 
+# ---- what each reader sees ---------------------------------------------------------------------------------
+#
+# Before a release, a job's owner sees only fields that are not functions of private data: what they asked
+# for (spec, settings, inputs' public metadata), what the Node decided from it (the planned event and ε), and
+# the job's lifecycle. No digest, size, counter, metric, run time or failure text: each of those can be made to
+# encode private rows. The allowlists below are the declaration; ``jobs.service`` builds the shapes from them
+# and tests/test_jobs.py checks that nothing else leaks.
+
+PUBLIC_INPUT_FIELDS: tuple[str, ...] = ("tensor_id", "role", "shape", "dtype")
+"""What a job's owner sees of each input: no sha256 (a content hash is an oracle on private rows)."""
+
+PUBLIC_LINEAGE_FIELDS: tuple[str, ...] = ("job_id", "dataset_id", "inputs", "spec", "settings", "events")
+"""What a result's owner sees of its lineage before a release: its public recipe and the privacy events."""
+
+
 class JobOut(Out):
+    """A job as its owner sees it: only fields that are not functions of private data."""
+
     id: int
     kind: str
     state: str
     owner_id: int
     dataset_id: int | None
-    inputs: dict[str, Any]
+    inputs: dict[str, Any] = Field(description="role -> tensor_id, role, shape, dtype (public metadata only)")
     spec: dict[str, Any]
     settings: dict[str, Any]
     planned_event: dict[str, Any] | None
-    planned_epsilon: float | None
+    planned_epsilon: float | None = Field(description="the job's own ε at the Node's δ, charged when admitted; "
+                                          "null: not differentially private")
     progress: float
-    error: str | None
-    attempts: int
-    worker: str | None
+    error_code: str | None = Field(None, description="why it failed: a stable code (compute.contracts.ErrorCode)")
+    error: str | None = Field(None, description="a failure's generic message, the same for every job with that "
+                              "code; officers can read the detail")
     time_limit_seconds: int
     cancel_requested: bool
     created_at: datetime
@@ -91,24 +107,44 @@ class JobOut(Out):
     finished_at: datetime | None
     result_id: int | None = None
     layers: list[dict[str, Any]] | None = Field(None, description="the spec as a layer table (train jobs)")
-    metrics: list[dict[str, Any]] | None = Field(
-        None, description="per-epoch metrics on private data: shown to holders of triage_requests only")
+
+
+class JobOfficerOut(JobOut):
+    """A job as holders of triage_requests see it: also what was computed on private data."""
+
+    metrics: list[dict[str, Any]] = Field(description="per-epoch metrics on private data (officers only)")
+    error_detail: str | None = Field(None, description="what went wrong on the Worker (officers only)")
+    attempts: int
+    worker: str | None
 
 
 class ResultOut(Out):
+    """A result as its owner sees it before they may download it: only fields that are not functions of
+    private data (no digest, no size, no counters)."""
+
     id: int
     job_id: int
     owner_id: int
     kind: str
-    sha256: str
-    size_bytes: int
-    lineage: dict[str, Any]
+    lineage: dict[str, Any] = Field(description="job_id, dataset_id, inputs (public metadata), spec, settings, "
+                                    "events")
     event: dict[str, Any] | None
     event_description: str
     epsilon: float | None = Field(description="the result's own ε at delta; null: not differentially private")
     delta: float
+    non_private: bool = Field(description="not differentially private: it can leave only through an officer")
     created_at: datetime
     downloadable: bool = Field(description="whether the caller may download it now")
+
+
+class ResultDetailOut(ResultOut):
+    """A result as officers (triage_requests) and whoever may download it see it: the full lineage and size;
+    the sha256 for those who may download it, the HMAC fingerprint for officers."""
+
+    sha256: str | None = Field(None, description="the artifact's sha256 (only for who may download it)")
+    fingerprint: str | None = Field(None, description="HMAC-SHA256 of the artifact under the node's secret "
+                                    "(officers: approve a release with it)")
+    size_bytes: int
 
 
 class QuotaIn(Schema):

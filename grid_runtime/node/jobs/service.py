@@ -1,13 +1,18 @@
-"""Jobs and results: admission (spec, permissions, quotas, privacy cost, budget), lifecycle, results.
+"""Jobs and results: planning a job (spec, permissions, quotas, declared metadata, privacy cost), its
+lifecycle, and what each reader sees of jobs and results.
 
-Admission happens entirely here, in the request's transaction, before a job row exists: a job that is
-refused (bad spec, no ``compute`` on an input, a quota, a cost the user's remaining budget could never
-release) never reaches Ray. The runner (`runner.py`) only ever submits jobs that were admitted and stored.
+Admission is split: this module *plans* a job (``plan_training``, ``plan_statistics``: every check that
+depends on the request and on what owners declared, and the job's privacy event computed from its public
+settings), and ``node.flows.admit`` charges the plan to the user's and every affected dataset's Rényi filter
+and stores it (``store_job``) in one transaction. A job that is refused never reaches Ray; the runner
+(`runner.py`) only ever submits jobs that were admitted, charged and stored.
 
-Who sees what: a job's owner sees their jobs; holders of ``triage_requests`` (officers) see every job and,
-only they, the per-epoch metrics computed on private data. A result is shown to its owner and to officers;
-its artifact is downloadable by its owner when they could download every input (the inheritance rule) or when
-a release request of theirs for it was approved (the budget domain decides that).
+Who sees what (``jobs.schemas``): the job's owner, before they may download its result, sees only fields that
+are not functions of private data (``JobOut``, ``ResultOut``: no digest, size, counters, metrics or failure
+text; a failure is its stable ``error_code`` and a generic message). Holders of ``triage_requests``
+(officers) see every job and result with the officer-only fields (``JobOfficerOut``, ``ResultDetailOut``:
+metrics, counters, the failure's detail, the artifact's HMAC fingerprint). Whoever may download a result sees
+its sha256 and size too.
 """
 
 from __future__ import annotations
@@ -19,23 +24,43 @@ import io
 import json
 import math
 import uuid
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from grid_runtime.compute.contracts import (
+    ERROR_DETAIL_CHARS,
+    PUBLIC_ERROR_MESSAGES,
+    ErrorCode,
+    ModelDone,
+    StatisticDone,
+)
+from grid_runtime.compute.states import INITIAL_STATE, JobKind, JobState, check_transition
 from grid_runtime.core.capabilities import Capability
 from grid_runtime.core.database import utcnow
 from grid_runtime.core.errors import Conflict, Forbidden, InvalidInput, NotFound, RateLimited, Unavailable
 from grid_runtime.core.levels import Level
 from grid_runtime.core.settings import NodeSettings
 from grid_runtime.core.storage import ObjectStore
+from grid_runtime.node import lookup
 from grid_runtime.node.audit import service as audit
-from grid_runtime.node.datasets import service as datasets
-from grid_runtime.node.datasets.models import Dataset, DatasetMember
-from grid_runtime.node.jobs.models import FINISHED_STATES, Job, JobQuota, Result
-from grid_runtime.node.jobs.schemas import JobOut, QuotaIn, QuotaOut, ResultOut, StatisticsIn, TrainIn
+from grid_runtime.node.datasets.models import Dataset
+from grid_runtime.node.jobs.models import Job, JobQuota, Result
+from grid_runtime.node.jobs.schemas import (
+    PUBLIC_INPUT_FIELDS,
+    PUBLIC_LINEAGE_FIELDS,
+    JobOfficerOut,
+    JobOut,
+    QuotaIn,
+    QuotaOut,
+    ResultDetailOut,
+    ResultOut,
+    StatisticsIn,
+    TrainIn,
+)
 from grid_runtime.node.permissions.service import allows, effective_levels, require_level, resolve_user
 from grid_runtime.node.tensors.models import Tensor
 from grid_runtime.node.users.models import User
@@ -45,25 +70,19 @@ if TYPE_CHECKING:
 
     from grid_runtime.node.deps import Actor
 
-ACTIVE_STATES = ("queued", "running")
+ACTIVE_STATES = tuple(str(state) for state in JobState if state.active)
 
 
 # ---- lookups ---------------------------------------------------------------------------------------------
 
 
 def get_job(session: Session, job_id: int) -> Job:
-    job = session.get(Job, job_id)
-    if job is None:
-        raise NotFound(f"no job with id {job_id}", details={"job_id": job_id})
-    return job
+    return lookup.job(session, job_id)
 
 
 def get_result(session: Session, result_id: int) -> Result:
     """The result with this id, or NotFound."""
-    result = session.get(Result, result_id)
-    if result is None:
-        raise NotFound(f"no result with id {result_id}", details={"result_id": result_id})
-    return result
+    return lookup.result(session, result_id)
 
 
 def _is_officer(actor: Actor) -> bool:
@@ -130,22 +149,11 @@ def _check_quota(session: Session, *, settings: NodeSettings, user_id: int) -> i
 # ---- admission -------------------------------------------------------------------------------------------
 
 
-def _member(session: Session, dataset: Dataset, role: str) -> Tensor:
-    member = session.get(DatasetMember, (dataset.id, role))
-    if member is None:
-        roles = session.scalars(select(DatasetMember.role).where(DatasetMember.dataset_id == dataset.id))
-        raise InvalidInput(f"dataset {dataset.name!r} has no member {role!r}; members: "
-                           f"{', '.join(sorted(roles)) or 'none'}", details={"member": role})
-    tensor = session.get(Tensor, member.tensor_id)
-    assert tensor is not None  # the membership's foreign key
-    return tensor
-
-
 def _inputs(session: Session, *, actor: Actor, dataset: Dataset, roles: dict[str, str]) -> dict[str, Tensor]:
     """The tensors a job reads, each checked for ``compute`` (the most specific rule decides)."""
     found = {}
     for slot, role in roles.items():
-        tensor = _member(session, dataset, role)
+        tensor = lookup.member(session, dataset, role)
         require_level(session, actor=actor, target_type="tensor", target_id=tensor.id, needed=Level.compute)
         found[slot] = tensor
     return found
@@ -156,15 +164,60 @@ def _input_record(tensor: Tensor, role: str) -> dict[str, Any]:
             "dtype": tensor.dtype}
 
 
-def _admissible(session: Session, *, actor: Actor, dataset_id: int | None, event: DpEvent | None,
-                settings: NodeSettings) -> None:
-    """The budget domain's check: the Rényi filter over the ledger, for the user and the dataset's cap."""
-    from grid_runtime.node.budget import service as budget
+@dataclass
+class Planned:
+    """A job that passed every check that depends on the request and on declared metadata, not yet stored nor
+    charged: ``node.flows.admit`` charges its event and stores it (``store_job``)."""
 
-    budget.job_admissible(session, user=actor.user, dataset_id=dataset_id, event=event, settings=settings)
+    job: Job  # transient: not in the session yet
+    event: DpEvent | None  # None: not differentially private
+    rows: int  # N, the private rows the job reads (the first dimension of its inputs)
+    tensor_ids: list[int]
+    audit: dict[str, Any]
+    weights: bytes | None = None
 
 
-def _require_workers(settings: NodeSettings) -> None:
+def _check_delta(delta: float, rows: int, dataset: Dataset) -> None:
+    """δ fits the data: at most 1/(10·N) for the N private rows the job reads."""
+    from grid_runtime.privacy import delta_fits_rows, max_delta_for_rows
+
+    if not delta_fits_rows(delta, rows):
+        raise InvalidInput(
+            f"this Node's δ ({delta:g}) is above 1/(10·N) = {max_delta_for_rows(rows):.3g} for dataset "
+            f"{dataset.name!r} (N = {rows} rows): with δ·N = {delta * rows:.3g}, a mechanism could release whole "
+            "rows with non-negligible probability. The Node's operator has to lower its δ (GRID_NODE_DELTA) "
+            "before jobs on this dataset are admitted", details={"rule": "delta_vs_rows", "delta": delta,
+                                                                  "rows": rows, "max_delta": max_delta_for_rows(rows)})
+
+
+_INTEGER_DTYPES = ("int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64", "bool")
+
+
+def _check_labels(*, dataset: Dataset, loss: str, labels: Tensor, output_shape: tuple[int, ...] | None) -> None:
+    """What the owner declared must fit the job, so common failures are refused here with reasons that depend
+    on declared metadata only (never on a Worker, where the failure itself would say something of the data)."""
+    from grid_runtime.compute.contracts import CLASSIFICATION_LOSSES
+
+    if loss not in CLASSIFICATION_LOSSES:
+        return
+    if labels.dtype not in _INTEGER_DTYPES:
+        raise InvalidInput(f"loss {loss} needs class indices as labels; the labels tensor is {labels.dtype}",
+                           details={"field": "loss", "labels_dtype": labels.dtype})
+    if len(labels.shape) != 1:
+        raise InvalidInput(f"loss {loss} needs one class index a row; the labels tensor has shape "
+                           f"{list(labels.shape)}", details={"field": "labels"})
+    if dataset.label_classes is None or output_shape is None:
+        return
+    width = int(output_shape[-1]) if output_shape else 1
+    if width < dataset.label_classes:
+        raise InvalidInput(
+            f"dataset {dataset.name!r} declares {dataset.label_classes} label classes, but the model's output has "
+            f"width {width}: its last layer must output one score a class for {loss}",
+            details={"field": "spec", "label_classes": dataset.label_classes, "output_width": width})
+
+
+def require_workers(settings: NodeSettings) -> None:
+    """Unavailable when this Node runs no Workers (checked after the budget, like the old admission)."""
     if not settings.ray_enabled:
         raise Unavailable("this Node runs no Workers (GRID_NODE_RAY_ENABLED=false): jobs cannot run here",
                           details={"ray_enabled": False})
@@ -195,12 +248,13 @@ def discard_initial_weights(store: ObjectStore, job: Job) -> None:
         store.delete(job.settings["initial_weights"]["key"])
 
 
-def submit_training(session: Session, *, actor: Actor, settings: NodeSettings, body: TrainIn,
-                    store: ObjectStore) -> Job:
-    """Admit a training job (or raise) and store it queued; the runner submits it to a Worker.
+def plan_training(session: Session, *, actor: Actor, settings: NodeSettings, body: TrainIn) -> Planned:
+    """Check a training job (or raise) and compute its privacy event; ``flows.admit`` charges and stores it.
 
-    Initial weights, when given, are checked against the spec here and kept in the object store; the caller
-    removes that object again (``discard_initial_weights``) if its commit fails."""
+    Initial weights, when given, are checked against the spec here; ``store_job`` keeps them in the object
+    store, and the caller removes that object again (``discard_initial_weights``) if its commit fails."""
+    from grid_runtime.compute.memory import estimate_training
+    from grid_runtime.compute.memory import refusal as memory_refusal
     from grid_runtime.compute.spec import SpecError, layer_table, parse_spec
     from grid_runtime.privacy import calibrate_noise, dp_sgd_event, dp_sgd_plan, epsilon, event_to_dict
 
@@ -208,7 +262,7 @@ def submit_training(session: Session, *, actor: Actor, settings: NodeSettings, b
         spec = parse_spec(body.spec)
     except SpecError as exc:
         raise InvalidInput(str(exc), details={"field": "spec"}) from None
-    dataset = datasets.get_dataset(session, body.dataset)
+    dataset = lookup.dataset(session, body.dataset)
     tensors = _inputs(session, actor=actor, dataset=dataset, roles={"features": body.features, "labels": body.labels})
     features, labels = tensors["features"], tensors["labels"]
     if not features.shape or not labels.shape or features.shape[0] != labels.shape[0]:
@@ -227,6 +281,11 @@ def submit_training(session: Session, *, actor: Actor, settings: NodeSettings, b
     if body.batch_size > rows:
         raise InvalidInput(f"batch_size {body.batch_size} exceeds the dataset's {rows} rows",
                            details={"field": "batch_size"})
+    output_shapes = spec.output_shapes()
+    _check_labels(dataset=dataset, loss=body.loss, labels=labels,
+                  output_shape=output_shapes[-1] if output_shapes else None)
+    if body.dp is not None:
+        _check_delta(settings.delta, rows, dataset)
     time_limit = _check_quota(session, settings=settings, user_id=actor.id)
 
     dp_settings: dict[str, Any] | None = None
@@ -254,28 +313,38 @@ def submit_training(session: Session, *, actor: Actor, settings: NodeSettings, b
             dp_settings["target_epsilon"] = body.dp.target_epsilon
     spec_json = spec.model_dump(mode="json", exclude_none=True)
     weights = _initial_weights(spec_json, body.initial_weights) if body.initial_weights is not None else None
-    _admissible(session, actor=actor, dataset_id=dataset.id, event=event, settings=settings)
-    _require_workers(settings)
-
-    initial: dict[str, Any] | None = None
-    if weights is not None:
-        stored = store.put_stream(f"{INITIAL_WEIGHTS_PREFIX}{uuid.uuid4().hex}.safetensors", io.BytesIO(weights))
-        initial = {"key": stored.key, "sha256": stored.sha256}
-    job = Job(kind="train", state="queued", owner_id=actor.id, dataset_id=dataset.id,
+    memory = estimate_training(spec, batch_size=body.batch_size, dp=body.dp is not None, optimizer=body.optimizer,
+                               input_bytes=features.size_bytes + labels.size_bytes)
+    if (reason := memory_refusal(memory, settings.worker_memory_bytes)) is not None:  # before anything is charged
+        raise InvalidInput(reason, details={"field": "batch_size", "estimated_bytes": memory.breakdown(),
+                                            "worker_memory_bytes": settings.worker_memory_bytes})
+    job = Job(kind=JobKind.train.value, state=INITIAL_STATE.value, owner_id=actor.id, dataset_id=dataset.id,
               inputs={"features": _input_record(features, body.features),
                       "labels": _input_record(labels, body.labels)},
               spec=spec_json,
               settings={"loss": body.loss, "optimizer": body.optimizer, "lr": body.lr, "epochs": body.epochs,
                         "batch_size": body.batch_size, "dp": dp_settings, "seed": body.seed,
                         "delta": settings.delta, "parameters": spec.parameter_count(), "layers": len(spec.layers),
-                        "initial_weights": initial},
+                        "initial_weights": None, "memory_bytes": memory.total},
               planned_event=event_to_dict(event) if event is not None else None, planned_epsilon=planned_epsilon,
               time_limit_seconds=time_limit, metrics=[])
+    return Planned(job=job, event=event, rows=rows, tensor_ids=[features.id, labels.id], weights=weights,
+                   audit={"kind": "train", "dataset_id": dataset.id, "planned_epsilon": planned_epsilon,
+                          "dp": dp_settings is not None, "layers": [r["layer"] for r in layer_table(spec)]})
+
+
+def store_job(session: Session, *, actor: Actor, planned: Planned, store: ObjectStore | None = None) -> Job:
+    """Store an admitted (and charged) job queued, with its initial weights in the object store; audited."""
+    job = planned.job
+    if planned.weights is not None:
+        assert store is not None, "a job with initial weights needs the object store"
+        stored = store.put_stream(f"{INITIAL_WEIGHTS_PREFIX}{uuid.uuid4().hex}.safetensors",
+                                  io.BytesIO(planned.weights))
+        job.settings = {**job.settings, "initial_weights": {"key": stored.key, "sha256": stored.sha256}}
     session.add(job)
     session.flush()
     audit.record(session, actor=actor, action="job.submitted", target_type="job", target_id=job.id,
-                 details={"kind": "train", "dataset_id": dataset.id, "planned_epsilon": planned_epsilon,
-                          "dp": dp_settings is not None, "layers": [r["layer"] for r in layer_table(spec)]})
+                 details=planned.audit)
     return job
 
 
@@ -297,13 +366,13 @@ def _declared_bounds(dataset: Dataset, member: str, column: int | None) -> tuple
     return pick(declared["lower"]), pick(declared["upper"])
 
 
-def submit_statistics(session: Session, *, actor: Actor, settings: NodeSettings, body: StatisticsIn) -> Job:
-    """Admit a DP statistic (or raise) and store it queued."""
+def plan_statistics(session: Session, *, actor: Actor, settings: NodeSettings, body: StatisticsIn) -> Planned:
+    """Check a DP statistic (or raise) and compute its privacy event; ``flows.admit`` charges and stores it."""
     from grid_runtime.compute.statistics import StatisticsError
     from grid_runtime.compute.tasks import planned_statistic_event
     from grid_runtime.privacy import epsilon, event_to_dict
 
-    dataset = datasets.get_dataset(session, body.dataset)
+    dataset = lookup.dataset(session, body.dataset)
     tensor = _inputs(session, actor=actor, dataset=dataset, roles={"column": body.member})["column"]
     if len(tensor.shape) not in (1, 2):
         raise InvalidInput(f"member {body.member!r} has shape {tensor.shape}: statistics need 1 or 2 dimensions")
@@ -329,33 +398,47 @@ def submit_statistics(session: Session, *, actor: Actor, settings: NodeSettings,
     except (StatisticsError, ValueError) as exc:
         raise InvalidInput(str(exc)) from None
     planned = epsilon(event, settings.delta)
-    _admissible(session, actor=actor, dataset_id=dataset.id, event=event, settings=settings)
-    _require_workers(settings)
-    job = Job(kind="statistics", state="queued", owner_id=actor.id, dataset_id=dataset.id,
+    rows = int(tensor.shape[0])
+    _check_delta(settings.delta, rows, dataset)
+    job = Job(kind=JobKind.statistics.value, state=INITIAL_STATE.value, owner_id=actor.id, dataset_id=dataset.id,
               inputs={"column": _input_record(tensor, body.member)}, spec={},
               settings={**params, "delta": settings.delta}, planned_event=event_to_dict(event),
               planned_epsilon=planned, time_limit_seconds=time_limit, metrics=[])
-    session.add(job)
-    session.flush()
-    audit.record(session, actor=actor, action="job.submitted", target_type="job", target_id=job.id,
-                 details={"kind": "statistics", "statistic": body.statistic, "dataset_id": dataset.id,
+    return Planned(job=job, event=event, rows=rows, tensor_ids=[tensor.id],
+                   audit={"kind": "statistics", "statistic": body.statistic, "dataset_id": dataset.id,
                           "planned_epsilon": planned})
-    return job
 
 
 # ---- reading and cancelling ------------------------------------------------------------------------------
 
 
+def _public_inputs(inputs: dict[str, Any]) -> dict[str, Any]:
+    return {slot: {k: record[k] for k in PUBLIC_INPUT_FIELDS if k in record} for slot, record in inputs.items()}
+
+
 def job_out(session: Session, job: Job, *, actor: Actor) -> JobOut:
+    """The job as ``actor`` may see it: officers get ``JobOfficerOut``; everyone else (its owner) only the
+    public fields, with a failure as its code and the code's generic message."""
     from grid_runtime.compute.spec import layer_table
 
     result_id = session.scalar(select(Result.id).where(Result.job_id == job.id))
-    out = JobOut.model_validate(job).model_copy(update={"result_id": result_id, "metrics": None})
-    if job.kind == "train" and job.spec:
-        out.layers = layer_table(job.spec)
+    code = job.error_code
+    if code is None and job.state == JobState.failed.value:
+        code = ErrorCode.internal.value  # failed before failures had codes: the generic answer
+    public: dict[str, Any] = {
+        "id": job.id, "kind": job.kind, "state": job.state, "owner_id": job.owner_id, "dataset_id": job.dataset_id,
+        "inputs": _public_inputs(job.inputs), "spec": job.spec, "settings": job.settings,
+        "planned_event": job.planned_event, "planned_epsilon": job.planned_epsilon, "progress": job.progress,
+        "error_code": code, "error": PUBLIC_ERROR_MESSAGES[ErrorCode(code)] if code in set(ErrorCode) else None,
+        "time_limit_seconds": job.time_limit_seconds, "cancel_requested": job.cancel_requested,
+        "created_at": job.created_at, "started_at": job.started_at, "finished_at": job.finished_at,
+        "result_id": result_id,
+        "layers": layer_table(job.spec) if job.kind == JobKind.train.value and job.spec else None,
+    }
     if _is_officer(actor):
-        out.metrics = list(job.metrics)
-    return out
+        return JobOfficerOut(**public, metrics=list(job.metrics), error_detail=job.error_detail or (
+            job.error if job.error_code is None else None), attempts=job.attempts, worker=job.worker)
+    return JobOut(**public)
 
 
 def list_jobs(session: Session, *, actor: Actor, everyone: bool, state: str | None, limit: int, offset: int
@@ -379,7 +462,7 @@ def cancel_job(session: Session, *, actor: Actor, job_id: int) -> Job:
     job = _visible_job(session, actor, job_id)
     if job.owner_id != actor.id and not _is_officer(actor):
         raise Forbidden("only the job's owner or an officer may cancel it")
-    if job.state in FINISHED_STATES:
+    if JobState(job.state).terminal:
         raise Conflict(f"job {job.id} has already {job.state}", details={"state": job.state})
     if not job.cancel_requested:
         job.cancel_requested = True
@@ -391,26 +474,20 @@ def cancel_job(session: Session, *, actor: Actor, job_id: int) -> Job:
 # ---- results ---------------------------------------------------------------------------------------------
 
 
-def result_downloadable_without_release(session: Session, *, user_id: int, result: Result) -> bool:
-    """The inheritance rule: the owner may download a result freely only if they could download every input."""
-    if result.owner_id != user_id:
-        return False
-    tensor_ids = [int(i["tensor_id"]) for i in result.lineage.get("inputs", {}).values()]
+def may_download_inputs(session: Session, *, user_id: int, tensor_ids: list[int]) -> bool:
+    """Whether the user could download every one of these tensors (none: False)."""
     if not tensor_ids:
         return False
     levels = effective_levels(session, user_id=user_id, tensor_ids=tensor_ids)
     return all(t in levels and allows(levels[t], Level.download) for t in tensor_ids)
 
 
-def _release_approved(session: Session, user_id: int, result: Result) -> bool:
-    from grid_runtime.node.budget import service as budget
-
-    return budget.release_approved(session, user_id, result)
-
-
-def may_download(session: Session, *, actor: Actor, result: Result) -> bool:
-    return result_downloadable_without_release(session, user_id=actor.id, result=result) or (
-        result.owner_id == actor.id and _release_approved(session, actor.id, result))
+def result_downloadable_without_release(session: Session, *, user_id: int, result: Result) -> bool:
+    """The inheritance rule: the owner may download a result freely only if they could download every input."""
+    if result.owner_id != user_id:
+        return False
+    tensor_ids = [int(i["tensor_id"]) for i in result.lineage.get("inputs", {}).values()]
+    return may_download_inputs(session, user_id=user_id, tensor_ids=tensor_ids)
 
 
 def read_result(session: Session, *, actor: Actor, result_id: int) -> Result:
@@ -420,28 +497,43 @@ def read_result(session: Session, *, actor: Actor, result_id: int) -> Result:
     return result
 
 
-def result_out(session: Session, result: Result, *, actor: Actor) -> ResultOut:
+def result_out(result: Result, *, actor: Actor, downloadable: bool, fingerprint: str | None = None) -> ResultOut:
+    """The result as ``actor`` may see it. Who may download it, and officers, get ``ResultDetailOut`` (the
+    sha256 only if they may download it, the HMAC ``fingerprint`` only if they are an officer); its owner
+    before a release gets the public fields alone. ``node.flows`` decides ``downloadable``."""
     from grid_runtime.privacy import describe_event, event_from_dict
 
     description = describe_event(event_from_dict(result.event)) if result.event else "not differentially private"
-    return ResultOut(id=result.id, job_id=result.job_id, owner_id=result.owner_id, kind=result.kind,
-                     sha256=result.sha256, size_bytes=result.size_bytes, lineage=result.lineage, event=result.event,
-                     event_description=description, epsilon=result.epsilon, delta=result.delta,
-                     created_at=result.created_at, downloadable=may_download(session, actor=actor, result=result))
+    lineage = dict(result.lineage)
+    public_lineage = {k: lineage[k] for k in PUBLIC_LINEAGE_FIELDS if k in lineage}
+    if "inputs" in public_lineage:
+        public_lineage["inputs"] = _public_inputs(public_lineage["inputs"])
+    public: dict[str, Any] = {
+        "id": result.id, "job_id": result.job_id, "owner_id": result.owner_id, "kind": result.kind,
+        "lineage": public_lineage, "event": result.event, "event_description": description,
+        "epsilon": result.epsilon, "delta": result.delta, "non_private": result.event is None,
+        "created_at": result.created_at, "downloadable": downloadable,
+    }
+    officer = _is_officer(actor)
+    if not (officer or downloadable):
+        return ResultOut(**public)
+    return ResultDetailOut(**{**public, "lineage": lineage}, sha256=result.sha256 if downloadable else None,
+                           fingerprint=fingerprint if officer else None, size_bytes=result.size_bytes)
 
 
-def download_result(session: Session, *, actor: Actor, result_id: int) -> Result:
-    """The result if the caller may download it (else Forbidden naming how to get it); audited."""
-    result = read_result(session, actor=actor, result_id=result_id)
-    if not may_download(session, actor=actor, result=result):
+def check_download(result: Result, *, downloadable: bool) -> None:
+    """Forbidden, naming how to get it, unless the caller may download ``result`` (``flows`` decides)."""
+    if not downloadable:
         raise Forbidden(
             f"result {result.id} stays on the Node: you cannot download every input it was computed from. "
-            f"Ask for its release (POST /api/v1/requests with kind 'release' and result_id {result.id}); "
-            "its privacy cost is charged to your budget if approved",
-            details={"result_id": result.id, "epsilon": result.epsilon})
+            f"Ask for its release (POST /api/v1/requests with kind 'release', target_type 'result' and target_id "
+            f"{result.id}); its privacy cost was charged when the job was admitted, and an officer decides "
+            "whether it may leave", details={"result_id": result.id, "epsilon": result.epsilon})
+
+
+def record_download(session: Session, *, actor: Actor, result: Result) -> None:
     audit.record(session, actor=actor, action="result.downloaded", target_type="result", target_id=result.id,
                  details={"sha256": result.sha256})
-    return result
 
 
 def canonical_sha256(value: Any) -> str:
@@ -453,17 +545,20 @@ def canonical_sha256(value: Any) -> str:
 
 def mark_started(session: Session, *, job_id: int, worker: str) -> None:
     job = get_job(session, job_id)
-    if job.state in FINISHED_STATES:
-        return
+    current = JobState(job.state)
+    if current.terminal or current is JobState.running:
+        return  # a late report after a cancel or a finish: the first word stands
+    check_transition(job.id, current, JobState.running)
     now = utcnow()
-    job.state, job.worker, job.heartbeat_at = "running", worker[:128], now
+    job.state, job.worker, job.heartbeat_at = JobState.running.value, worker[:128], now
     job.started_at = job.started_at or now
 
 
 def record_progress(session: Session, *, job_id: int, progress: float | None, metrics: list[dict[str, Any]] | None
                     ) -> None:
+    """A running job's progress and its officer-only metrics (per-epoch figures on private data)."""
     job = get_job(session, job_id)
-    if job.state in FINISHED_STATES:
+    if JobState(job.state).terminal:
         return
     job.heartbeat_at = utcnow()
     if progress is not None and math.isfinite(progress):
@@ -472,53 +567,78 @@ def record_progress(session: Session, *, job_id: int, progress: float | None, me
         job.metrics = metrics
 
 
-def finish(session: Session, *, job_id: int, state: str, error: str | None = None) -> None:
+def finish(session: Session, *, job_id: int, state: JobState | str, error_code: ErrorCode | str | None = None,
+           error_detail: str | None = None, note: str | None = None) -> None:
+    """Move a job to a terminal state. A failure is stored as its stable ``error_code``, the generic text its
+    owner reads (``error``: `PUBLIC_ERROR_MESSAGES`, a function of the code alone) and ``error_detail`` (the
+    exception or the reason, which can quote private data: officers only, and not in the audit log). ``note``
+    is a public word on a cancellation. A job already finished stays as it is (a late report loses)."""
     job = get_job(session, job_id)
-    if job.state in FINISHED_STATES:
+    current, target = JobState(job.state), JobState(state)
+    if current.terminal:
         return
-    job.state, job.finished_at = state, utcnow()
-    job.error = error[:2000] if error else None
-    audit.record(session, actor=None, action=f"job.{state}", target_type="job", target_id=job.id,
-                 details={"error": job.error} if job.error else {})
+    check_transition(job.id, current, target)
+    job.state, job.finished_at = target.value, utcnow()
+    if target is JobState.failed:
+        code = ErrorCode(error_code) if error_code is not None else ErrorCode.internal
+        job.error_code, job.error = code.value, PUBLIC_ERROR_MESSAGES[code]
+        job.error_detail = (error_detail or "")[:ERROR_DETAIL_CHARS] or None
+    else:
+        job.error_code, job.error_detail = None, None
+        job.error = note[:2000] if note else None
+    audit.record(session, actor=None, action=f"job.{target.value}", target_type="job", target_id=job.id,
+                 details={"error_code": job.error_code} if job.error_code else {})
 
 
 def requeue(session: Session, *, job_id: int, reason: str) -> None:
+    """Queue a job whose Worker was lost again (another attempt); the reason is kept for officers."""
     job = get_job(session, job_id)
-    job.state, job.worker, job.heartbeat_at, job.progress = "queued", None, None, 0.0
-    job.error = f"attempt {job.attempts} lost: {reason}"[:2000]
+    current = JobState(job.state)
+    if current is not JobState.queued:  # lost before it started: it is still queued
+        check_transition(job.id, current, JobState.queued)
+    job.state, job.worker, job.heartbeat_at, job.progress = JobState.queued.value, None, None, 0.0
+    job.error = f"attempt {job.attempts} was lost with its Worker; the job is queued again"
+    job.error_code, job.error_detail = ErrorCode.worker_lost.value, f"attempt {job.attempts}: {reason}"[:2000]
     audit.record(session, actor=None, action="job.retried", target_type="job", target_id=job.id,
                  details={"reason": reason[:500], "attempt": job.attempts})
 
 
-def complete(session: Session, *, job_id: int, done: dict[str, Any], settings: NodeSettings) -> Result:
+def complete(session: Session, *, job_id: int, done: ModelDone | StatisticDone, settings: NodeSettings) -> Result:
     """Store the result of a finished task: the artifact's key and digest (or the value), lineage and the
-    privacy event of what ran, with its ε at the Node's δ (None: not differentially private)."""
+    privacy event of what ran, with its ε at the Node's δ (None: not differentially private).
+
+    The report's officer-only figures (`contracts.OFFICER_ONLY_FIELDS`: zeroed per-sample gradients, run time)
+    go to ``lineage["officer_only"]``; the per-epoch metrics to ``job.metrics`` (shown to officers only)."""
     from dp_accounting import NonPrivateDpEvent
 
     from grid_runtime.privacy import epsilon, event_from_dict, event_to_dict
 
     job = get_job(session, job_id)
-    event = event_from_dict(done["event"])
+    event = event_from_dict(done.event)
     private = not isinstance(event, NonPrivateDpEvent)
     eps = epsilon(event, job.settings.get("delta", settings.delta)) if private else None
-    if done["kind"] == "statistic":
-        value = {"value": done["value"], "mechanism": done.get("mechanism"), "noise_scale": done.get("noise_scale")}
+    officer_only: dict[str, Any] = {}
+    steps: int | None = None
+    if isinstance(done, StatisticDone):
+        value = {"value": done.value, "mechanism": done.mechanism, "noise_scale": done.noise_scale}
         sha, size, key = canonical_sha256(value), len(json.dumps(value)), None
     else:
-        value, sha, size, key = None, done["sha256"], int(done["size"]), done["object_key"]
-    result = Result(job_id=job.id, owner_id=job.owner_id, kind=done["kind"], object_key=key, value=value,
+        value, sha, size, key = None, done.sha256, done.size, done.object_key
+        officer_only = {"zeroed_samples": done.zeroed_samples, "seconds": round(done.seconds, 3)}
+        steps = done.steps
+    result = Result(job_id=job.id, owner_id=job.owner_id, kind=done.kind, object_key=key, value=value,
                     sha256=sha, size_bytes=size,
                     lineage={"job_id": job.id, "dataset_id": job.dataset_id, "inputs": job.inputs, "spec": job.spec,
                              "settings": job.settings, "events": [event_to_dict(event)] if private else [],
-                             "steps": done.get("steps"), "zeroed_samples": done.get("zeroed_samples"),
-                             "worker": job.worker, "attempts": job.attempts},
+                             "steps": steps, "worker": job.worker, "attempts": job.attempts,
+                             "officer_only": officer_only},
                     event=event_to_dict(event) if private else None, epsilon=eps,
                     delta=job.settings.get("delta", settings.delta) if private else 0.0)
     session.add(result)
-    job.metrics = done.get("metrics") or job.metrics
+    job.metrics = [m.model_dump() for m in done.metrics] or job.metrics
     job.progress = 1.0
     session.flush()
-    finish(session, job_id=job.id, state="succeeded")
+    finish(session, job_id=job.id, state=JobState.succeeded)
     audit.record(session, actor=None, action="result.created", target_type="result", target_id=result.id,
                  details={"job_id": job.id, "epsilon": eps, "sha256": sha})
     return result

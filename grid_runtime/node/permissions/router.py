@@ -7,7 +7,7 @@ from fastapi import APIRouter, Depends, Query, status
 from sqlalchemy.orm import Session
 
 from grid_runtime.core.capabilities import Capability
-from grid_runtime.core.schemas import Page
+from grid_runtime.core.schemas import MAX_ID, Id, Page
 from grid_runtime.node.deps import DB, Actor, Requires
 from grid_runtime.node.permissions import schemas, service
 from grid_runtime.node.permissions.models import Grant
@@ -38,11 +38,11 @@ def grant(
 def list_grants(
     session: DB,
     target_type: Annotated[schemas.TargetType | None, Query()] = None,
-    target_id: Annotated[int | None, Query(ge=1)] = None,
+    target_id: Annotated[Id | None, Query()] = None,
     subject_type: Annotated[schemas.SubjectType | None, Query()] = None,
     subject: Annotated[str | None, Query(max_length=254)] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_ID)] = 0,
     actor: Actor = Depends(Requires()),
 ) -> Page[schemas.GrantOut]:
     """List grants. Without manage_permissions you see only the grants that apply to you."""
@@ -69,7 +69,7 @@ def explain(
 
 @router.delete("/permissions/{grant_id}", status_code=status.HTTP_204_NO_CONTENT)
 def revoke(
-    grant_id: int, session: DB, actor: Actor = Depends(Requires(Capability.manage_permissions))
+    grant_id: Id, session: DB, actor: Actor = Depends(Requires(Capability.manage_permissions))
 ) -> None:
     """Revoke a grant; the subject falls back to the next rule in the resolution order."""
     service.revoke(session, actor=actor, grant_id=grant_id)

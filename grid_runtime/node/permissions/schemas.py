@@ -6,7 +6,7 @@ from typing import Literal
 from pydantic import Field
 
 from grid_runtime.core.levels import Level
-from grid_runtime.core.schemas import Out, Schema
+from grid_runtime.core.schemas import Id, Out, Schema
 
 SubjectType = Literal["user", "group"]
 TargetType = Literal["tensor", "dataset"]
@@ -16,7 +16,7 @@ class GrantIn(Schema):
     subject_type: SubjectType
     subject: str | int = Field(description="a user's id or email, or a group's id or name")
     target_type: TargetType
-    target_id: int = Field(ge=1)
+    target_id: Id
     level: Level = Field(description="search, compute, download, or deny (nothing beyond search)")
 
 

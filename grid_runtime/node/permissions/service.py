@@ -30,6 +30,7 @@ from sqlalchemy.orm import Session
 from grid_runtime.core.capabilities import Capability
 from grid_runtime.core.errors import Forbidden, InvalidInput, NotFound
 from grid_runtime.core.levels import Level, Visibility
+from grid_runtime.core.schemas import as_id
 from grid_runtime.node.audit import service as audit
 from grid_runtime.node.datasets.models import Dataset, DatasetMember
 from grid_runtime.node.groups.models import Group, GroupMember
@@ -229,7 +230,8 @@ def _visibility_word(decision: Decision) -> str:
 def resolve_user(session: Session, ref: str | int) -> User:
     """A user by id or email."""
     text = str(ref).strip()
-    user = session.get(User, int(text)) if text.isdigit() else \
+    user_id = as_id(text)
+    user = session.get(User, user_id) if user_id is not None else \
         session.scalar(select(User).where(User.email == text.lower()))
     if user is None:
         raise NotFound(f"no user {text!r} (give an id or an email)")
@@ -239,7 +241,8 @@ def resolve_user(session: Session, ref: str | int) -> User:
 def resolve_group(session: Session, ref: str | int) -> Group:
     """A group by id or name."""
     text = str(ref).strip()
-    group = session.get(Group, int(text)) if text.isdigit() else \
+    group_id = as_id(text)
+    group = session.get(Group, group_id) if group_id is not None else \
         session.scalar(select(Group).where(Group.name == text))
     if group is None:
         raise NotFound(f"no group {text!r} (give an id or a name)")

@@ -5,15 +5,29 @@ from typing import Annotated
 from fastapi import APIRouter, BackgroundTasks, Depends, Query, status
 
 from grid_runtime.core.levels import Level
-from grid_runtime.core.schemas import Page
+from grid_runtime.core.schemas import MAX_ID, Id, Page
 from grid_runtime.core.settings import NodeSettings
 from grid_runtime.node import flows
 from grid_runtime.node.budget import service as budget
 from grid_runtime.node.deps import DB, Actor, Requires, settings
 from grid_runtime.node.requests import schemas, service
+from grid_runtime.node.requests.models import Request
 from grid_runtime.node.requests.states import RequestKind, RequestState
 
 router = APIRouter(tags=["requests"])
+
+
+def _summary(actor: Actor, request: Request) -> schemas.RequestOut:
+    """A request as ``actor`` may see it: a requester does not see the artifact's fingerprint."""
+    out = schemas.RequestOut.model_validate(request)
+    out.payload = service.payload_for(actor, request)
+    return out
+
+
+def _detail(actor: Actor, request: Request) -> schemas.RequestDetailOut:
+    out = schemas.RequestDetailOut.model_validate(request)
+    out.payload = service.payload_for(actor, request)
+    return out
 
 
 Settings = Annotated[NodeSettings, Depends(settings)]
@@ -28,9 +42,10 @@ def file_request(
 
     ``access``: compute or download on a tensor or dataset, with a reason; 409 if you already have that level
     or a pending access request on the target. ``release``: download a result of yours or a private tensor;
-    the Node computes its privacy cost and sha256, and may decide at once (``auto_denied`` with the reason:
-    over your budget or a dataset's cap, or not differentially private under the dp_only policy;
-    ``auto_approved`` under an officer's policy). ``budget``: ask for ε more, with a reason.
+    the Node records the cost already charged when its job was admitted and the artifact's fingerprint
+    (officers only), and may decide at once (``auto_denied`` with the reason: not differentially private under
+    the dp_only policy, or a never-charged cost over your budget or a dataset's cap; ``auto_approved`` under
+    another officer's policy, never for officers' own releases). ``budget``: ask for ε more, with a reason.
     """
     if isinstance(body, schemas.ReleaseRequestIn):
         request, later = flows.file_release(session, actor=actor, target_type=body.target_type,
@@ -43,7 +58,7 @@ def file_request(
         request = service.file_access_request(session, actor=actor, target_type=body.target_type,
                                               target_id=body.target_id, level=Level(body.level),
                                               reason=body.reason)
-    return schemas.RequestDetailOut.model_validate(request)
+    return _detail(actor, request)
 
 
 @router.get("/requests")
@@ -53,19 +68,19 @@ def list_requests(
     kind: Annotated[RequestKind | None, Query()] = None,
     requester: Annotated[str | None, Query(max_length=254, description="a user's id or email")] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_ID)] = 0,
     actor: Actor = Depends(Requires()),
 ) -> Page[schemas.RequestOut]:
     """List requests, newest first. Officers (triage_requests) see all; everyone else only their own."""
     rows, total = service.list_requests(session, actor=actor, state=state, kind=kind, requester=requester,
                                         limit=limit, offset=offset)
-    return Page(items=[schemas.RequestOut.model_validate(r) for r in rows], total=total, limit=limit,
+    return Page(items=[_summary(actor, r) for r in rows], total=total, limit=limit,
                 offset=offset)
 
 
 @router.get("/requests/{request_id}")
 def show_request(
-    request_id: int, session: DB, node: Settings, actor: Actor = Depends(Requires())
+    request_id: Id, session: DB, node: Settings, actor: Actor = Depends(Requires())
 ) -> schemas.RequestDetailOut:
     """Show a request with every transition (who, when, note); for its requester or an officer.
 
@@ -74,7 +89,7 @@ def show_request(
     layers, the training metrics and a plain reading of ε.
     """
     request = service.show(session, actor=actor, request_id=request_id)
-    out = schemas.RequestDetailOut.model_validate(request)
+    out = _detail(actor, request)
     if flows.may_see_card(actor, request):
         out.card = flows.cost_card(session, request=request, settings=node)
     return out
@@ -82,37 +97,39 @@ def show_request(
 
 @router.post("/requests/{request_id}/approve")
 def approve_request(
-    request_id: int, session: DB, node: Settings, tasks: BackgroundTasks, body: schemas.ApproveIn | None = None,
+    request_id: Id, session: DB, node: Settings, tasks: BackgroundTasks, body: schemas.ApproveIn | None = None,
     actor: Actor = Depends(Requires()),
 ) -> schemas.RequestDetailOut:
     """Approve a pending request (access and release: triage_requests; budget: manage_budgets).
 
-    A release re-checks the budget and debits the ledger in the same transaction (409 ``budget_exceeded``
-    naming the cap if it no longer fits; the request stays pending); with ``fingerprint``, 409 if it is not
-    the artifact's. A budget request raises the requester's budget by the ε asked for. 409 naming the state
-    if the request was already decided, withdrawn or expired.
+    Nobody decides their own request (403, ``details.rule`` "own_request"). A release of a result spends
+    nothing more: its cost was charged when its job was admitted; a release of something never charged (a
+    private tensor) is charged now, in the same transaction (409 ``budget_exceeded`` naming the cap if it does
+    not fit). With ``fingerprint`` (the HMAC on the cost card), 409 if it is not the request's or the artifact
+    changed. A budget request raises the requester's budget by the ε asked for (403 if their role outranks
+    yours). 409 naming the state if the request was already decided, withdrawn or expired.
     """
     request, later = flows.approve(session, actor=actor, request_id=request_id, note=body.note if body else None,
                                    fingerprint=body.fingerprint if body else None, settings=node)
     tasks.add_task(later)
-    return schemas.RequestDetailOut.model_validate(request)
+    return _detail(actor, request)
 
 
 @router.post("/requests/{request_id}/deny")
 def deny_request(
-    request_id: int, body: schemas.DenyIn, session: DB, node: Settings, tasks: BackgroundTasks,
+    request_id: Id, body: schemas.DenyIn, session: DB, node: Settings, tasks: BackgroundTasks,
     actor: Actor = Depends(Requires()),
 ) -> schemas.RequestDetailOut:
     """Deny a pending request with a reason the requester reads (the capability that decides its kind)."""
     request, later = flows.deny(session, actor=actor, request_id=request_id, reason=body.reason, settings=node)
     tasks.add_task(later)
-    return schemas.RequestDetailOut.model_validate(request)
+    return _detail(actor, request)
 
 
 @router.post("/requests/{request_id}/withdraw")
 def withdraw_request(
-    request_id: int, session: DB, body: schemas.WithdrawIn | None = None, actor: Actor = Depends(Requires())
+    request_id: Id, session: DB, body: schemas.WithdrawIn | None = None, actor: Actor = Depends(Requires())
 ) -> schemas.RequestDetailOut:
     """Withdraw your own pending request."""
     request = service.withdraw(session, actor=actor, request_id=request_id, note=body.note if body else None)
-    return schemas.RequestDetailOut.model_validate(request)
+    return _detail(actor, request)

@@ -5,7 +5,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Discriminator, Field, StringConstraints, Tag
 
-from grid_runtime.core.schemas import Out, Schema
+from grid_runtime.core.schemas import Id, Out, Schema
 from grid_runtime.node.requests.states import RequestKind, RequestState
 
 Reason = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=2000)]
@@ -17,7 +17,7 @@ class AccessRequestIn(Schema):
 
     kind: Literal["access"]
     target_type: Literal["tensor", "dataset"]
-    target_id: int = Field(ge=1)
+    target_id: Id
     level: Literal["compute", "download"]
     reason: Reason
 
@@ -28,7 +28,7 @@ class ReleaseRequestIn(Schema):
 
     kind: Literal["release"]
     target_type: Literal["result", "tensor"]
-    target_id: int = Field(ge=1)
+    target_id: Id
     reason: Reason = "release requested with get()"
 
 
@@ -59,7 +59,8 @@ Sha256 = Annotated[str, StringConstraints(strip_whitespace=True, to_lower=True, 
 class ApproveIn(Schema):
     note: Note | None = None
     fingerprint: Sha256 | None = Field(
-        default=None, description="release only: the sha256 you inspected; refused if the artifact changed")
+        default=None, description="release only: the fingerprint you inspected (HMAC-SHA256 on the cost card); "
+                                  "refused if it is not the request's or the artifact changed")
 
 
 class DenyIn(Schema):
@@ -88,7 +89,8 @@ class RequestOut(Out):
     target_type: str | None
     target_id: int | None
     payload: dict[str, Any] = Field(description="kind-specific: access, the level asked for; release, the cost, "
-                                    "the sha256 and the mechanism; budget, the ε asked for")
+                                    "the mechanism, whether it was paid at admission (and, for officers, the "
+                                    "fingerprint); budget, the ε asked for")
     reason: str
     created_at: datetime
     expires_at: datetime | None

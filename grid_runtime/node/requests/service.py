@@ -1,10 +1,10 @@
-"""Requests: the generic lifecycle (create, decide, withdraw, expire) and the ``access`` kind (``release``
-and ``budget`` are in ``node.budget``).
+"""Requests: the generic lifecycle (create, decide, withdraw, expire) and the ``access`` kind's own parts.
 
-Every kind shares one table and the state machine in ``requests.states``; what a kind does when approved
-lives in ``_ON_APPROVE`` and who may decide it in ``DECIDED_WITH``, so later kinds (release, budget) add an
-entry rather than a new flow. Every transition writes a ``RequestEvent`` and an audit event in the same
-transaction as the change.
+Every kind shares one table and the state machine in ``requests.states``; who may decide each kind is
+``DECIDED_WITH``. What approving a request does crosses domains (a grant, a budget, a release) and is written
+out, kind by kind, in ``node.flows.approve``: this module locks the request and checks the decider
+(``lock_for_decision``), then records the transition (``transition``). Every transition writes a
+``RequestEvent`` and an audit event in the same transaction as the change.
 
 Concurrency: a decision locks the request row first (``SELECT ... FOR UPDATE`` on PostgreSQL; on SQLite
 every transaction already holds the write lock from its start, see ``core.database``), so two concurrent
@@ -14,8 +14,6 @@ approvals of one request cannot both pass the state check: the second sees the f
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -26,6 +24,7 @@ from grid_runtime.core.capabilities import Capability
 from grid_runtime.core.database import utcnow
 from grid_runtime.core.errors import Conflict, Forbidden, InvalidInput, NotFound
 from grid_runtime.core.levels import Level
+from grid_runtime.node import lookup
 from grid_runtime.node.audit import service as audit
 from grid_runtime.node.permissions import service as permissions
 from grid_runtime.node.requests.models import Request, RequestEvent
@@ -38,7 +37,6 @@ from grid_runtime.node.requests.states import (
 )
 
 if TYPE_CHECKING:
-    from grid_runtime.core.settings import NodeSettings
     from grid_runtime.node.deps import Actor
 
 DECIDED_WITH: dict[RequestKind, Capability] = {
@@ -86,13 +84,7 @@ def create_request(
 
 def get_request(session: Session, request_id: int, *, for_update: bool = False) -> Request:
     """The request, or NotFound. ``for_update`` locks its row until the transaction ends."""
-    query = select(Request).where(Request.id == request_id).execution_options(populate_existing=True)
-    if for_update:
-        query = query.with_for_update(of=Request)
-    request = session.scalar(query)
-    if request is None:
-        raise NotFound(f"no request with id {request_id}")
-    return request
+    return lookup.request(session, request_id, for_update=for_update)
 
 
 def transition(
@@ -131,6 +123,22 @@ def expire_overdue(session: Session, *, now: datetime | None = None) -> list[int
     return [r.id for r in overdue]
 
 
+def cancel_for_deleted_target(session: Session, *, target_type: str, target_id: int) -> list[int]:
+    """Expire every pending request on a target that is being deleted, with a note saying so; their ids.
+
+    Called by the deleting service in its transaction (issue 11): a request must never be approved for an
+    object that no longer exists (ids are never reused either, see ``core.database.Base``)."""
+    pending = session.scalars(
+        select(Request).where(Request.state == str(RequestState.pending), Request.target_type == target_type,
+                              Request.target_id == target_id)
+        .order_by(Request.id).with_for_update(of=Request)
+    ).all()
+    for request in pending:
+        transition(session, request=request, to_state=RequestState.expired, actor=None,
+                   note=f"the {target_type} {target_id} was deleted before a decision")
+    return [r.id for r in pending]
+
+
 def _check_not_overdue(request: Request) -> None:
     if (request.state == RequestState.pending and request.expires_at is not None
             and request.expires_at <= utcnow()):
@@ -147,45 +155,31 @@ def _check_decider(actor: Actor, request: Request) -> None:
     if not actor.can(capability):
         raise Forbidden(f"deciding {request.kind} requests needs the capability {capability}",
                         details={"missing": [str(capability)]})
+    _check_not_own(actor, request)
+
+
+def _check_not_own(actor: Actor, request: Request) -> None:
     if request.requester_id == actor.id:
-        raise Forbidden(f"request {request.id} is your own; another officer has to decide it")
+        raise Forbidden(f"request {request.id} is your own; another officer has to decide it (two-person rule)",
+                        details={"rule": "own_request"})
 
 
-@dataclass(frozen=True)
-class ApproveOptions:
-    """What an approval may carry besides its note: the fingerprint the officer inspected (releases) and the
-    Node's settings (the privacy figures)."""
-
-    fingerprint: str | None = None
-    settings: NodeSettings | None = None
-
-
-def approve(session: Session, *, actor: Actor, request_id: int, note: str | None = None,
-            fingerprint: str | None = None, settings: NodeSettings | None = None) -> Request:
-    """Approve a pending request and apply what its kind grants, in the caller's transaction.
-
-    A release re-checks the budget and debits the ledger here, before the request is marked approved, so
-    both commit together or not at all (``budget.service.debit_release``).
-    """
+def lock_for_decision(session: Session, *, actor: Actor, request_id: int, to_state: RequestState) -> Request:
+    """Lock a pending request that ``actor`` may move to ``to_state`` (a decision), or raise: Forbidden
+    without the capability that decides its kind or for one's own request; Conflict naming its state if it is
+    no longer pending or has expired."""
     request = get_request(session, request_id, for_update=True)
     _check_decider(actor, request)
-    check_transition(request.id, RequestState(request.state), RequestState.approved)
+    check_transition(request.id, RequestState(request.state), to_state)
     _check_not_overdue(request)
-    if fingerprint is not None and request.kind != RequestKind.release:
-        raise InvalidInput("a fingerprint only applies to release requests")
-    _ON_APPROVE[RequestKind(request.kind)](session, request, actor,
-                                           ApproveOptions(fingerprint=fingerprint, settings=settings))
-    return transition(session, request=request, to_state=RequestState.approved, actor=actor, note=note)
+    return request
 
 
 def deny(session: Session, *, actor: Actor, request_id: int, reason: str) -> Request:
     """Deny a pending request with a reason the requester reads."""
     if not reason.strip():
         raise InvalidInput("a denial needs a reason the requester can read")
-    request = get_request(session, request_id, for_update=True)
-    _check_decider(actor, request)
-    check_transition(request.id, RequestState(request.state), RequestState.denied)
-    _check_not_overdue(request)
+    request = lock_for_decision(session, actor=actor, request_id=request_id, to_state=RequestState.denied)
     return transition(session, request=request, to_state=RequestState.denied, actor=actor, note=reason.strip())
 
 
@@ -276,7 +270,7 @@ def file_access_request(
                           target_type=target_type, target_id=target_id, payload=payload, reason=reason.strip())
 
 
-def _grant_access(session: Session, request: Request, actor: Actor, options: ApproveOptions) -> None:
+def grant_access(session: Session, *, request: Request, actor: Actor) -> None:
     """Create or raise the requester's own grant on the target (never lowers one; a deny is replaced)."""
     assert request.target_type is not None and request.target_id is not None
     try:
@@ -291,26 +285,45 @@ def _grant_access(session: Session, request: Request, actor: Actor, options: App
     )
 
 
-# The release and budget kinds live in ``node.budget`` (which imports this module, hence the late imports).
+# --- kind: release (the parts that are about requests alone) -------------------------------------------
 
 
-def _debit_release(session: Session, request: Request, actor: Actor, options: ApproveOptions) -> None:
-    from grid_runtime.core.settings import NodeSettings
-    from grid_runtime.node.budget import service as budget
-
-    budget.debit_release(session, request=request, fingerprint=options.fingerprint,
-                         settings=options.settings or NodeSettings())
+RELEASED_STATES = (str(RequestState.approved), str(RequestState.auto_approved))
 
 
-def _raise_budget(session: Session, request: Request, actor: Actor, options: ApproveOptions) -> None:
-    from grid_runtime.node.budget import service as budget
+def recorded_fingerprint(request: Request) -> str | None:
+    """The fingerprint a release request recorded when it was filed (HMAC under the node's secret; requests
+    filed before fingerprints were keyed recorded the plain sha256 under ``sha256``)."""
+    payload = request.payload or {}
+    value = payload.get("fingerprint") or payload.get("sha256")
+    return str(value) if value else None
 
-    budget.raise_budget(session, request=request, actor=actor)
+
+def release_requests(session: Session, *, user_id: int, target_type: str, target_id: int,
+                     states: tuple[str, ...]) -> list[Request]:
+    """``user_id``'s release requests for this target in these states, newest first."""
+    return list(session.scalars(
+        select(Request).where(Request.kind == str(RequestKind.release), Request.requester_id == user_id,
+                              Request.target_type == target_type, Request.target_id == target_id,
+                              Request.state.in_(states)).order_by(Request.id.desc())))
 
 
-_ON_APPROVE: dict[RequestKind, Callable[[Session, Request, Actor, ApproveOptions], None]] = {
-    RequestKind.access: _grant_access,
-    RequestKind.release: _debit_release,
-    RequestKind.budget: _raise_budget,
-}
-"""What approving a request of each kind does, inside the approving transaction."""
+def released_request(session: Session, *, user_id: int, target_type: str, target_id: int,
+                     fingerprints: set[str]) -> Request | None:
+    """``user_id``'s approved release of exactly this artifact (one of its current ``fingerprints``), if any."""
+    rows = release_requests(session, user_id=user_id, target_type=target_type, target_id=target_id,
+                            states=RELEASED_STATES)
+    return next((r for r in rows if recorded_fingerprint(r) in fingerprints), None)
+
+
+OFFICER_ONLY_PAYLOAD = frozenset({"fingerprint", "sha256"})
+"""Payload keys a requester does not see: the artifact's fingerprint (even keyed, comparing two of them tells
+whether two artifacts are equal, a bit about the data)."""
+
+
+def payload_for(actor: Actor, request: Request) -> dict[str, Any]:
+    """The request's payload as ``actor`` may see it (officers who decide its kind: all of it)."""
+    payload = dict(request.payload or {})
+    if _may_triage(actor, request.kind):
+        return payload
+    return {k: v for k, v in payload.items() if k not in OFFICER_ONLY_PAYLOAD}

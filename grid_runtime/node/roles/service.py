@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session
 
 from grid_runtime.core.capabilities import OWNER_ROLE, Capability
 from grid_runtime.core.errors import AlreadyExists, Conflict, Forbidden, NotFound
+from grid_runtime.core.schemas import as_id
 from grid_runtime.node.audit import service as audit
 from grid_runtime.node.deps import Actor
 from grid_runtime.node.roles.models import Role
@@ -18,8 +19,8 @@ from grid_runtime.node.users.models import User
 
 def find(session: Session, ref: str | int) -> Role | None:
     """The role named by ``ref``: an id (an int, or a string of digits) or a name."""
-    if isinstance(ref, int) or ref.isdigit():
-        return session.get(Role, int(ref))
+    if (role_id := as_id(ref)) is not None:
+        return session.get(Role, role_id)
     return session.scalar(select(Role).where(Role.name == ref))
 
 

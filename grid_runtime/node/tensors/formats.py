@@ -5,6 +5,11 @@ and ``.npz`` (read with pickles off: an object array is refused, never loaded), 
 ``torch.load(weights_only=True)``, and CSV (a header row, then numbers only: every column becomes a column of a
 float32 tensor, the names kept). Everything is processed from files on disk in chunks, so a large upload never
 sits in memory (the exceptions are Fortran-ordered ``.npy`` and ``.pt``, read through a memory map).
+
+Limits: the upload limit applies to what would be *stored*, checked before anything is converted (a few bytes of
+``.pt`` can describe a stride-0 view of hundreds of megabytes; a CSV of one-digit values grows fourfold as
+float32). A safetensors header is at most ``MAX_HEADER_BYTES`` and may not nest past the JSON parser's depth; a CSV
+field is at most the csv module's limit. Each is refused with a 4xx naming the limit, never a 500.
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ from __future__ import annotations
 import csv
 import json
 import math
+import os
 import struct
 import zipfile
 from collections.abc import Iterable, Iterator
@@ -22,11 +28,13 @@ from typing import IO, Any
 import numpy as np
 
 from grid_runtime.core.errors import InvalidInput, PayloadTooLarge
+from grid_runtime.core.storage import StoredObject
 
 FORMATS = ("safetensors", "npy", "npz", "pt", "csv")
 _SUFFIXES = {".safetensors": "safetensors", ".npy": "npy", ".npz": "npz", ".pt": "pt", ".pth": "pt", ".csv": "csv"}
 CHUNK = 1024 * 1024
-MAX_HEADER_BYTES = 100 * 1000 * 1000  # the safetensors format's own limit
+MAX_HEADER_BYTES = 8 * 1024 * 1024  # one tensor's header; the format itself allows 100 MB
+MAX_CSV_COLUMNS = 65_536
 TENSOR_KEY = "tensor"  # the single entry's name in files this module writes
 
 # canonical dtype name -> (safetensors code, item size in bytes)
@@ -56,6 +64,8 @@ class StagedTensor:
     shape: list[int]
     columns: list[str] | None = None
     metadata: dict[str, str] = field(default_factory=dict)
+    stored: StoredObject | None = None
+    """Set once the file is in the object store (before the transaction that adds its row)."""
 
 
 def resolve_format(format: str | None, filename: str | None) -> str:
@@ -102,8 +112,9 @@ def read_safetensors_header(path: Path) -> tuple[str, list[int], dict[str, str]]
                                     "length")
         (header_len,) = struct.unpack("<Q", prefix)
         if header_len > MAX_HEADER_BYTES:
-            raise TensorFormatError(f"safetensors header length {header_len} exceeds the format's limit of "
-                                    f"{MAX_HEADER_BYTES} bytes")
+            raise TensorFormatError(f"safetensors header length {header_len} exceeds this Node's limit of "
+                                    f"{MAX_HEADER_BYTES} bytes for a one-tensor header",
+                                    details={"header_length": header_len, "max_header_bytes": MAX_HEADER_BYTES})
         if 8 + header_len > file_size:
             raise TensorFormatError(f"safetensors header says it is {header_len} bytes but the file has only "
                                     f"{file_size - 8} bytes after the length field",
@@ -111,6 +122,10 @@ def read_safetensors_header(path: Path) -> tuple[str, list[int], dict[str, str]]
         raw = f.read(header_len)
     try:
         header = json.loads(raw.decode("utf-8"))
+    except RecursionError:
+        # json's parser recurses once per level; a hostile header nests thousands deep.
+        raise TensorFormatError("safetensors header nests too deeply (a one-tensor header needs 3 levels)"
+                                ) from None
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise TensorFormatError(f"safetensors header is not valid JSON: {exc}") from exc
     if not isinstance(header, dict):
@@ -161,9 +176,23 @@ def _stage_safetensors(source: Path, workdir: Path, max_bytes: int) -> StagedTen
     return StagedTensor(path=source, dtype=dtype, shape=shape, metadata=metadata)
 
 
+def check_stored_size(nbytes: int, max_bytes: int | None, what: str = "the tensor") -> None:
+    """Refuse (413) a tensor whose stored form would pass the upload limit, before it is written."""
+    if max_bytes is not None and nbytes > max_bytes:
+        raise PayloadTooLarge(f"{what} would be stored as {nbytes} bytes; this Node stores at most {max_bytes} "
+                              "bytes per upload", details={"stored_bytes": nbytes, "max_upload_bytes": max_bytes})
+
+
+def open_private(path: Path) -> IO[bytes]:
+    """A new file only the Node's user may read (0600), for everything an upload leaves on disk."""
+    return os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "wb")
+
+
 def write_safetensors(dest: Path, *, dtype: str, shape: list[int], chunks: Iterable[bytes],
-                      metadata: dict[str, str] | None = None) -> StagedTensor:
-    """Write one tensor as safetensors from little-endian C-order ``chunks`` (streamed, never joined)."""
+                      metadata: dict[str, str] | None = None, max_bytes: int | None = None) -> StagedTensor:
+    """Write one tensor as safetensors from little-endian C-order ``chunks`` (streamed, never joined).
+
+    With ``max_bytes``, a file that would be larger is refused before a byte is written."""
     code, itemsize = DTYPES[dtype]
     nbytes = math.prod(shape) * itemsize
     header: dict[str, Any] = {TENSOR_KEY: {"dtype": code, "shape": shape, "data_offsets": [0, nbytes]}}
@@ -171,8 +200,9 @@ def write_safetensors(dest: Path, *, dtype: str, shape: list[int], chunks: Itera
         header["__metadata__"] = metadata
     encoded = json.dumps(header, separators=(",", ":")).encode()
     encoded += b" " * (-len(encoded) % 8)  # the data section starts 8-byte aligned
+    check_stored_size(8 + len(encoded) + nbytes, max_bytes)
     written = 0
-    with dest.open("wb") as out:
+    with open_private(dest) as out:
         out.write(struct.pack("<Q", len(encoded)))
         out.write(encoded)
         for chunk in chunks:
@@ -240,7 +270,7 @@ def _stage_npy(source: Path, workdir: Path, max_bytes: int, what: str = ".npy") 
     else:
         chunks = _c_order_blocks(array)
     try:
-        return write_safetensors(dest, dtype=dtype, shape=shape, chunks=chunks)
+        return write_safetensors(dest, dtype=dtype, shape=shape, chunks=chunks, max_bytes=max_bytes)
     finally:
         del array
 
@@ -259,7 +289,7 @@ def _stage_npz(source: Path, workdir: Path, max_bytes: int) -> StagedTensor:
                 + (f" ({names})" if names else ""), details={"members": len(members)})
         extracted = workdir / "member.npy"
         try:
-            with archive.open(members[0]) as reader, extracted.open("wb") as writer:
+            with archive.open(members[0]) as reader, open_private(extracted) as writer:
                 _copy_limited(reader, writer, max_bytes, "the .npz member")
         except (zipfile.BadZipFile, OSError, EOFError) as exc:
             raise TensorFormatError(f"the .npz archive is damaged: {exc}") from exc
@@ -317,6 +347,8 @@ def _stage_pt(source: Path, workdir: Path, max_bytes: int) -> StagedTensor:
     if dtype not in DTYPES:
         raise TensorFormatError(f"unsupported torch dtype {dtype}; accepted: {', '.join(sorted(DTYPES))}",
                                 details={"dtype": dtype})
+    # Before .contiguous(): a stride-0 view of a few bytes would expand to its full size in memory here.
+    check_stored_size(tensor.numel() * tensor.element_size(), max_bytes, "the .pt tensor")
     tensor = tensor.contiguous()
     flat = tensor.reshape(-1).view(torch.uint8).numpy() if tensor.numel() else np.empty(0, np.uint8)
 
@@ -325,7 +357,7 @@ def _stage_pt(source: Path, workdir: Path, max_bytes: int) -> StagedTensor:
             yield flat[start:start + CHUNK].tobytes()
 
     return write_safetensors(workdir / "converted.safetensors", dtype=dtype, shape=list(tensor.shape),
-                             chunks=chunks())
+                             chunks=chunks(), max_bytes=max_bytes)
 
 
 # ------------------------------------------------------------------------------------------------------ CSV
@@ -341,6 +373,8 @@ class _Column:
     integral: bool = True
     buffer: list[list[float]] = field(default_factory=list)
 
+    max_bytes: int | None = None  # the float32 tensor these rows become may not pass the upload limit
+
     def add(self, values: list[float], out: IO[bytes]) -> None:
         self.buffer.append(values)
         if len(self.buffer) >= 8192:
@@ -354,18 +388,26 @@ class _Column:
             out.write(block.tobytes())
             self.rows += len(self.buffer)
             self.buffer.clear()
+            check_stored_size(self.rows * len(self.names) * 4, self.max_bytes, "the CSV's tensor")
 
 
-def _parse_csv(source: Path, workdir: Path, label: str | None) -> tuple[_Column, _Column | None]:
-    try:
-        handle = source.open("r", encoding="utf-8-sig", newline="")
-        reader = csv.reader(handle)
-        header = next(reader, None)
-    except UnicodeDecodeError as exc:
-        raise TensorFormatError(f"the CSV is not UTF-8 text: {exc}") from exc
+def _parse_csv(source: Path, workdir: Path, label: str | None,
+               max_bytes: int | None = None) -> tuple[_Column, _Column | None]:
+    handle = source.open("r", encoding="utf-8-sig", newline="")
     with handle:
+        reader = csv.reader(handle)
+        try:
+            header = next(reader, None)
+        except UnicodeDecodeError as exc:
+            raise TensorFormatError(f"the CSV is not UTF-8 text: {exc}") from exc
+        except csv.Error as exc:  # e.g. a field longer than the csv module's limit (131,072 characters)
+            raise TensorFormatError(f"the CSV header is malformed: {exc}",
+                                    details={"max_field_chars": csv.field_size_limit()}) from exc
         if not header:
             raise TensorFormatError("the CSV is empty: expected a header row of column names")
+        if len(header) > MAX_CSV_COLUMNS:
+            raise TensorFormatError(f"the CSV has {len(header)} columns; at most {MAX_CSV_COLUMNS} are accepted",
+                                    details={"columns": len(header), "max_columns": MAX_CSV_COLUMNS})
         names = [h.strip() for h in header]
         if any(not n for n in names):
             raise TensorFormatError("the CSV header has an empty column name", details={"columns": names})
@@ -380,9 +422,9 @@ def _parse_csv(source: Path, workdir: Path, label: str | None) -> tuple[_Column,
             if len(names) < 2:
                 raise TensorFormatError("the CSV needs at least one feature column besides the label")
         feature_names = [n for i, n in enumerate(names) if i != label_index]
-        features = _Column(workdir / "features.f64", feature_names)
-        labels = _Column(workdir / "labels.f64", [label]) if label is not None else None
-        with features.path.open("wb") as fout, (labels.path.open("wb") if labels else _null()) as lout:
+        features = _Column(workdir / "features.f64", feature_names, max_bytes=max_bytes)
+        labels = _Column(workdir / "labels.f64", [label], max_bytes=max_bytes) if label is not None else None
+        with open_private(features.path) as fout, (open_private(labels.path) if labels else _null()) as lout:
             try:
                 for row in reader:
                     if not row or all(not cell.strip() for cell in row):
@@ -401,7 +443,9 @@ def _parse_csv(source: Path, workdir: Path, label: str | None) -> tuple[_Column,
             except UnicodeDecodeError as exc:
                 raise TensorFormatError(f"the CSV is not UTF-8 text: {exc}") from exc
             except csv.Error as exc:
-                raise TensorFormatError(f"the CSV is malformed at line {reader.line_num}: {exc}") from exc
+                raise TensorFormatError(f"the CSV is malformed at line {reader.line_num}: {exc}",
+                                        details={"line": reader.line_num,
+                                                 "max_field_chars": csv.field_size_limit()}) from exc
             features.flush(fout)
             if labels is not None and lout is not None:
                 labels.flush(lout)
@@ -441,23 +485,24 @@ def _cast_chunks(path: Path, dtype: np.dtype[Any]) -> Iterator[bytes]:
 def _column_tensor(column: _Column, dest: Path, *, dtype: str, squeeze: bool) -> StagedTensor:
     shape = [column.rows] if squeeze else [column.rows, len(column.names)]
     staged = write_safetensors(dest, dtype=dtype, shape=shape, chunks=_cast_chunks(column.path, np.dtype(dtype)),
-                               metadata={"columns": json.dumps(column.names)})
+                               metadata={"columns": json.dumps(column.names)}, max_bytes=column.max_bytes)
     staged.columns = list(column.names)
     column.path.unlink(missing_ok=True)
     return staged
 
 
 def _stage_csv(source: Path, workdir: Path, max_bytes: int) -> StagedTensor:
-    features, _ = _parse_csv(source, workdir, None)
+    features, _ = _parse_csv(source, workdir, None, max_bytes)
     return _column_tensor(features, workdir / "converted.safetensors", dtype="float32", squeeze=False)
 
 
-def stage_csv_dataset(source: Path, workdir: Path, *, label: str) -> tuple[StagedTensor, StagedTensor]:
+def stage_csv_dataset(source: Path, workdir: Path, *, label: str,
+                      max_bytes: int | None = None) -> tuple[StagedTensor, StagedTensor]:
     """Split a CSV into ``features`` (float32, rows x other columns) and ``labels`` (one value per row).
 
     Labels are int64 when every value is a whole number (class indices, as losses expect), float32 otherwise.
     """
-    features, labels = _parse_csv(source, workdir, label)
+    features, labels = _parse_csv(source, workdir, label, max_bytes)
     assert labels is not None
     staged_features = _column_tensor(features, workdir / "features.safetensors", dtype="float32", squeeze=False)
     label_dtype = "int64" if labels.integral else "float32"

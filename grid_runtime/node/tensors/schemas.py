@@ -26,13 +26,20 @@ SortKey = Literal["created_at", "-created_at", "name", "-name", "size", "-size"]
 
 
 class TensorOut(Out):
+    """A tensor's metadata. What is computed from its values (``sha256``, ``size_bytes``) is null unless the
+    caller may download it: a user at ``search`` or ``compute`` level sees only what its uploader declared."""
+
     id: int
     name: str
     description: str
     shape: list[int]
     dtype: str
-    size_bytes: int = Field(description="size of the stored safetensors file")
-    sha256: str = Field(description="sha256 of the stored safetensors file, as downloaded")
+    size_bytes: int | None = Field(
+        None, description="size of the stored safetensors file; only for callers who may download the tensor")
+    sha256: str | None = Field(
+        None, description="sha256 of the stored safetensors file, as downloaded; only for callers who may "
+                          "download the tensor (a content hash is an oracle on the values: with all rows but one "
+                          "known, hashing each candidate gives the last one away)")
     visibility: Visibility
     tags: list[str] = Field(default_factory=list)
     columns: list[str] | None = Field(None, description="column names, for tensors made from a CSV")

@@ -55,13 +55,26 @@ def tags_of(session: Session, tensor_ids: Sequence[int]) -> dict[int, list[str]]
     return found
 
 
+VALUE_DERIVED_FIELDS = ("sha256", "size_bytes")
+"""TensorOut's fields computed from the stored values: shown only to callers who may download the tensor."""
+
+
 def to_out(session: Session, tensors: Sequence[Tensor], *, user_id: int | None) -> list[TensorOut]:
-    """Tensors as API shapes with their tags and, when ``user_id`` is given, that user's effective level."""
+    """Tensors as API shapes with their tags and, when ``user_id`` is given, that user's effective level.
+
+    The content hash and size are left out (null) unless that user may download the tensor: below
+    ``download`` they would be an oracle on the private values (docs/threat-model.md, "Hashes and sizes")."""
     ids = [t.id for t in tensors]
     tags = tags_of(session, ids)
     levels: dict[int, Level] = effective_levels(session, user_id=user_id, tensor_ids=ids) if user_id else {}
-    return [TensorOut.model_validate(t).model_copy(update={"tags": tags[t.id], "level": levels.get(t.id)})
-            for t in tensors]
+    out = []
+    for tensor in tensors:
+        level = levels.get(tensor.id)
+        update: dict[str, object] = {"tags": tags[tensor.id], "level": level}
+        if level is None or not permissions.allows(level, Level.download):
+            update.update(dict.fromkeys(VALUE_DERIVED_FIELDS))
+        out.append(TensorOut.model_validate(tensor).model_copy(update=update))
+    return out
 
 
 def ensure_can_change(actor: Actor, tensor: Tensor) -> None:
@@ -95,8 +108,9 @@ def store_tensor(
     target = datasets.get_dataset(session, dataset) if dataset is not None else None
     if target is not None:
         datasets.ensure_can_change(actor, target)
-    key = f"{OBJECT_PREFIX}{uuid.uuid4().hex}.safetensors"
-    stored = store.put_file(key, staged.path)
+    # An upload puts its blob before its transaction begins (tensors.router); otherwise it is put here.
+    stored = staged.stored or store.put_file(new_object_key(), staged.path)
+    key = stored.key
     try:
         tensor = Tensor(
             name=name, description=description, shape=list(staged.shape), ndim=len(staged.shape),
@@ -118,6 +132,10 @@ def store_tensor(
         store.delete(key)
         raise
     return tensor
+
+
+def new_object_key() -> str:
+    return f"{OBJECT_PREFIX}{uuid.uuid4().hex}.safetensors"
 
 
 def _grant_uploader(session: Session, *, actor: Actor, tensor: Tensor) -> None:
@@ -184,6 +202,9 @@ def delete_tensor(session: Session, *, actor: Actor, tensor_id: int) -> str:
     key = tensor.object_key
     audit.record(session, actor=actor, action="tensor.deleted", target_type="tensor", target_id=tensor_id,
                  details={"name": tensor.name, "sha256": tensor.sha256})
+    from grid_runtime.node.requests.service import cancel_for_deleted_target  # requests import this module
+
+    cancel_for_deleted_target(session, target_type="tensor", target_id=tensor_id)
     session.delete(tensor)
     session.flush()
     return key

@@ -1,13 +1,16 @@
 from __future__ import annotations
 
+from functools import partial
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, status
+from fastapi import APIRouter, Depends, Query, Request, status
 from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
 
 from grid_runtime.core.capabilities import ALL, Capability
 from grid_runtime.core.schemas import Page, PageParams
-from grid_runtime.node.deps import DB, Actor, Requires
+from grid_runtime.core.security import hash_password
+from grid_runtime.node.deps import DB, Actor, Requires, released_session
 from grid_runtime.node.users import schemas, service
 from grid_runtime.node.users.models import User
 
@@ -46,13 +49,20 @@ def list_users(
 
 
 @router.post("", status_code=status.HTTP_201_CREATED)
-def create_user(
-    body: schemas.UserCreateIn, session: DB, actor: Actor = Depends(Requires(Capability.manage_users))
+async def create_user(
+    body: schemas.UserCreateIn, request: Request, session: DB,
+    actor: Actor = Depends(Requires(Capability.manage_users)),
 ) -> schemas.UserOut:
     """Create a user with a role you hold every capability of (a budget also needs manage_budgets)."""
-    user = service.create_user(session, actor=actor, email=body.email, password=body.password,
-                               full_name=body.full_name, role=body.role, budget_epsilon=body.budget_epsilon)
-    return _one(session, user)
+    async with released_session(request):  # argon2 outside the transaction
+        password_hash = await request.app.state.database.hash(hash_password, body.password)
+
+    def create() -> schemas.UserOut:
+        user = service.create_user(session, actor=actor, email=body.email, password_hash=password_hash,
+                                   full_name=body.full_name, role=body.role, budget_epsilon=body.budget_epsilon)
+        return _one(session, user)
+
+    return await run_in_threadpool(create)
 
 
 @router.get("/{ref}")
@@ -65,7 +75,7 @@ def get_user(ref: str, session: DB, actor: Actor = Depends(Requires())) -> schem
 def update_user(
     ref: str, body: schemas.UserUpdateIn, session: DB, actor: Actor = Depends(Requires(Capability.manage_users))
 ) -> schemas.UserOut:
-    """Change a user's email, full name, role or disabled flag (disabling ends their sessions)."""
+    """Change a user's email, full name, role or disabled flag (disabling revokes every token of theirs)."""
     user = service.update_user(session, actor=actor, ref=ref, email=body.email, full_name=body.full_name,
                                role=body.role, disabled=body.disabled)
     return _one(session, user)
@@ -78,20 +88,27 @@ def delete_user(ref: str, session: DB, actor: Actor = Depends(Requires(Capabilit
 
 
 @router.put("/{ref}/password", status_code=status.HTTP_204_NO_CONTENT)
-def reset_password(
-    ref: str, body: schemas.PasswordResetIn, session: DB,
+async def reset_password(
+    ref: str, body: schemas.PasswordResetIn, request: Request, session: DB,
     actor: Actor = Depends(Requires(Capability.manage_users)),
 ) -> None:
-    """Reset another user's password; their sessions are logged out."""
-    service.reset_password(session, actor=actor, ref=ref, new_password=body.new_password)
+    """Reset another user's password; every token of theirs (sessions and API tokens) is revoked."""
+    await run_in_threadpool(partial(service.check_may_reset, session, actor=actor, ref=ref))
+    async with released_session(request):  # argon2 outside the transaction
+        password_hash = await request.app.state.database.hash(hash_password, body.new_password)
+    await run_in_threadpool(partial(service.reset_password, session, actor=actor, ref=ref,
+                                    new_password_hash=password_hash))
 
 
 @router.put("/{ref}/budget")
 def set_budget(
     ref: str, body: schemas.BudgetIn, session: DB, actor: Actor = Depends(Requires(Capability.manage_budgets))
 ) -> schemas.UserOut:
-    """Set a user's privacy budget ε."""
-    return _one(session, service.set_budget(session, actor=actor, ref=ref, epsilon=body.epsilon))
+    """Set another user's privacy budget ε: not your own, nor one of a user whose role outranks yours."""
+    from grid_runtime.node.budget import service as budget
+
+    return _one(session, budget.set_user_budget(session, actor=actor, user=service.resolve(session, ref),
+                                                epsilon=body.epsilon))
 
 
 @router.post("/{ref}/transfer-ownership")

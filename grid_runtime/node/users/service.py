@@ -11,17 +11,18 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import ColumnElement, delete, func, or_, select
+from sqlalchemy import ColumnElement, delete, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from grid_runtime.core.capabilities import DEFAULT_ROLE, Capability
 from grid_runtime.core.database import utcnow
 from grid_runtime.core.errors import AlreadyExists, Conflict, Forbidden, InvalidInput, NotFound
-from grid_runtime.core.security import hash_password
+from grid_runtime.core.schemas import as_id
 from grid_runtime.node.audit import service as audit
-from grid_runtime.node.auth.models import SESSION, Token
+from grid_runtime.node.auth.models import Token
 from grid_runtime.node.deps import Actor
+from grid_runtime.node.groups import lookup as groups
 from grid_runtime.node.groups.models import Group, GroupMember
 from grid_runtime.node.roles import service as roles
 from grid_runtime.node.roles.models import Role
@@ -30,9 +31,9 @@ from grid_runtime.node.users.models import User
 
 def find(session: Session, ref: str | int) -> User | None:
     """The user named by ``ref``: an id (digits) or an email address (any case)."""
-    if isinstance(ref, int) or ref.isdigit():
-        return session.get(User, int(ref))
-    return session.scalar(select(User).where(User.email == ref.strip().lower()))
+    if (user_id := as_id(ref)) is not None:
+        return session.get(User, user_id)
+    return session.scalar(select(User).where(User.email == str(ref).strip().lower()))
 
 
 def resolve(session: Session, ref: str | int) -> User:
@@ -62,7 +63,7 @@ def get_user(session: Session, *, actor: Actor, ref: str) -> User:
     """A user, for a ``manage_users`` holder; anyone may read their own account."""
     if not actor.can(Capability.manage_users):
         # Decided before looking the ref up, so that the answer does not reveal who exists.
-        if (ref.isdigit() and int(ref) == actor.id) or ref.strip().lower() == actor.user.email:
+        if as_id(ref) == actor.id or ref.strip().lower() == actor.user.email:
             return actor.user
         raise Forbidden("reading another user needs the capability manage_users",
                         details={"missing": [Capability.manage_users.value]})
@@ -94,8 +95,6 @@ def list_users(
         pattern = _like(q)
         conditions.append(or_(User.email.ilike(pattern, escape="\\"), User.full_name.ilike(pattern, escape="\\")))
     if group is not None:
-        from grid_runtime.node.groups import service as groups  # groups' service imports this module
-
         members = select(GroupMember.user_id).where(GroupMember.group_id == groups.resolve(session, group).id)
         conditions.append(User.id.in_(members))
     total = session.scalar(select(func.count()).select_from(User).where(*conditions)) or 0
@@ -145,19 +144,21 @@ def create_user(
     *,
     actor: Actor,
     email: str,
-    password: str,
+    password_hash: str,
     full_name: str = "",
     role: str | int | None = None,
     budget_epsilon: float | None = None,
 ) -> User:
-    """Create a user with a role the actor may grant; setting a budget also needs ``manage_budgets``."""
+    """Create a user with a role the actor may grant; setting a budget also needs ``manage_budgets``.
+
+    ``password_hash``: the caller hashes the password before the transaction (argon2 never runs in one)."""
     role_row = _role_for_user(session, role if role is not None else DEFAULT_ROLE)
     roles.check_may_grant(actor, role_row)
     if budget_epsilon is not None and not actor.can(Capability.manage_budgets):
         raise Forbidden("setting a budget needs the capability manage_budgets",
                         details={"missing": [Capability.manage_budgets.value]})
     _check_email_free(session, email)
-    user = User(email=email, full_name=full_name, password_hash=hash_password(password), role=role_row,
+    user = User(email=email, full_name=full_name, password_hash=password_hash, role=role_row,
                 budget_epsilon=budget_epsilon or 0.0)
     session.add(user)
     _flush(session, email)
@@ -166,12 +167,10 @@ def create_user(
     return user
 
 
-def _revoke_sessions(session: Session, user: User) -> None:
-    now = utcnow()
-    for token in session.scalars(
-        select(Token).where(Token.user_id == user.id, Token.kind == SESSION, Token.revoked_at.is_(None))
-    ):
-        token.revoked_at = now
+def _revoke_tokens(session: Session, user: User) -> None:
+    """Every token of the user, sessions and API tokens: a disabled account or a reset password ends them."""
+    session.execute(update(Token).where(Token.user_id == user.id, Token.revoked_at.is_(None))
+                    .values(revoked_at=utcnow()))
 
 
 def update_user(
@@ -215,7 +214,7 @@ def update_user(
     if "disabled" in changes:
         user.disabled = changes["disabled"]["to"]
         if user.disabled:
-            _revoke_sessions(session, user)
+            _revoke_tokens(session, user)
     if "email" in changes:
         user.email = changes["email"]["to"]
     if "full_name" in changes:
@@ -243,14 +242,20 @@ def delete_user(session: Session, *, actor: Actor, ref: str) -> None:
     session.flush()
 
 
-def reset_password(session: Session, *, actor: Actor, ref: str, new_password: str) -> None:
-    """Set another user's password; their sessions are logged out."""
+def check_may_reset(session: Session, *, actor: Actor, ref: str) -> User:
+    """Refuse a reset before any password is hashed for it."""
     user = resolve(session, ref)
     if user.id == actor.id:
         raise Forbidden("change your own password with PUT /users/me/password and your current password")
     check_may_manage(actor, user, doing="reset")
-    user.password_hash = hash_password(new_password)
-    _revoke_sessions(session, user)
+    return user
+
+
+def reset_password(session: Session, *, actor: Actor, ref: str, new_password_hash: str) -> None:
+    """Set another user's password (hashed by the caller); every token of theirs is revoked."""
+    user = check_may_reset(session, actor=actor, ref=ref)
+    user.password_hash = new_password_hash
+    _revoke_tokens(session, user)
     audit.record(session, actor=actor, action="user.password_reset", target_type="user", target_id=user.id,
                  details={"email": user.email})
 

@@ -1,0 +1,379 @@
+"""SIGKILL a real Node (uvicorn in a subprocess) during an upload, an approval and a job, start it again, and
+check that nothing is left over and the database is consistent.
+
+After every restart: no blob without its row, no row without its blob, no upload staging directory, no
+temporary object, SQLite's integrity and foreign-key checks clean, and the domain's own invariants (every
+request's state is its last event's; every approved access request has its grant; every acknowledged upload
+is there, byte for byte). The figures go to ``.reliability/kills.json`` for ``scripts/reliability_report.py``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import re
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+import numpy as np
+import pytest
+
+from grid_runtime.core.storage import ObjectStore
+from tests.live import OWNER_EMAIL, OWNER_PASSWORD, LiveNode, free_port, wait_healthy
+from tests.ray_cluster import RayNode
+from tests.test_tensors_helpers import npy_bytes
+
+RELIABILITY_DIR = Path(os.environ.get("GRID_RELIABILITY_DIR", Path(__file__).resolve().parents[1] / ".reliability"))
+MANAGED_PREFIXES = ("tensors/", "results/", "weights/")
+_SWEPT = re.compile(r"removed (\d+) upload staging dir\(s\), (\d+) temporary object\(s\), (\d+) blob\(s\) without")
+
+
+@dataclass
+class KillLog:
+    """What the kill tests did, for docs/reliability.md."""
+
+    kills: dict[str, int] = field(default_factory=dict)
+    survived: dict[str, int] = field(default_factory=dict)
+    orphans: int = 0
+    recovered: dict[str, int] = field(default_factory=dict)
+
+    def record(self, scenario: str, found: dict[str, list[str]], swept: dict[str, int]) -> None:
+        self.kills[scenario] = self.kills.get(scenario, 0) + 1
+        if not any(found.values()):
+            self.survived[scenario] = self.survived.get(scenario, 0) + 1
+        self.orphans += sum(len(v) for v in found.values())
+        for key, value in swept.items():
+            self.recovered[key] = self.recovered.get(key, 0) + value
+
+
+@pytest.fixture(scope="module")
+def kill_log() -> Iterator[KillLog]:
+    log = KillLog()
+    yield log
+    if set(log.kills) >= {"upload", "approval", "job"}:  # a partial run (-k) records nothing
+        RELIABILITY_DIR.mkdir(parents=True, exist_ok=True)
+        (RELIABILITY_DIR / "kills.json").write_text(json.dumps({
+            "kills": sum(log.kills.values()), "survived": sum(log.survived.values()), "orphans": log.orphans,
+            "by_scenario": {k: {"kills": v, "survived": log.survived.get(k, 0)} for k, v in log.kills.items()},
+            "swept_at_restart": log.recovered}, indent=2) + "\n")
+
+
+# ---------------------------------------------------------------------------------------------- the Node
+
+
+START_TIMEOUT = 180.0  # a loaded CI machine imports the Node slowly
+
+
+def start_node(tmp_path: Path, env: dict[str, str] | None = None) -> LiveNode:
+    """A new Node in ``tmp_path/node`` with its Owner set up (``tests.live``, with a patient start)."""
+    state_dir = tmp_path / "node"
+    state_dir.mkdir(mode=0o700)
+    node_env = {**os.environ, "GRID_NODE_STATE_DIR": str(state_dir), "GRID_NODE_PORT": str(free_port()),
+                **(env or {})}
+    port = node_env["GRID_NODE_PORT"]
+    with (state_dir / "node.log").open("wb") as out:
+        process = subprocess.Popen([sys.executable, "-m", "grid_runtime.node"], env=node_env, stdout=out,
+                                   stderr=subprocess.STDOUT)
+    node = LiveNode(url=f"http://127.0.0.1:{port}", state_dir=state_dir, process=process, env=node_env)
+    try:
+        wait_healthy(node.url, process, state_dir / "node.log", timeout=START_TIMEOUT)
+        setup_token = (state_dir / "setup-token").read_text().strip()
+        httpx.post(f"{node.api}/setup", json={"setup_token": setup_token, "email": OWNER_EMAIL,
+                                              "password": OWNER_PASSWORD}, timeout=60).raise_for_status()
+        node.owner_token = node.login(OWNER_EMAIL, OWNER_PASSWORD)
+    except BaseException:
+        node.stop()
+        raise
+    return node
+
+
+def sigkill(node: LiveNode) -> None:
+    node.process.send_signal(signal.SIGKILL)
+    node.process.wait(timeout=30)
+
+
+def restart(node: LiveNode) -> LiveNode:
+    """The same Node (state dir, port, settings) started again after a kill."""
+    log = node.state_dir / "node.log"
+    with log.open("ab") as out:
+        process = subprocess.Popen([sys.executable, "-m", "grid_runtime.node"], env=node.env, stdout=out,
+                                   stderr=subprocess.STDOUT)
+    started = LiveNode(url=node.url, state_dir=node.state_dir, process=process, owner_token=node.owner_token,
+                       env=node.env)
+    try:
+        wait_healthy(started.url, process, log, timeout=START_TIMEOUT)
+    except BaseException:
+        started.stop()
+        raise
+    return started
+
+
+def recovery_lines(node: LiveNode) -> list[str]:
+    return [line for line in (node.state_dir / "node.log").read_text(errors="replace").splitlines()
+            if "recovery:" in line]
+
+
+def headers(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+# ------------------------------------------------------------------------------------------ the checks
+
+
+def leftovers(state_dir: Path) -> dict[str, list[str]]:
+    """Everything that should not exist after a restart: orphans either way, staging, temporaries."""
+    store = ObjectStore((state_dir / "objects").resolve().as_uri())
+    with sqlite3.connect(state_dir / "node.db") as db:
+        named = {row[0] for row in db.execute("SELECT object_key FROM tensors")}
+        named |= {row[0] for row in db.execute("SELECT object_key FROM results WHERE object_key IS NOT NULL")}
+        for (settings,) in db.execute("SELECT settings FROM jobs"):
+            initial = (json.loads(settings) or {}).get("initial_weights")
+            if initial:
+                named.add(initial["key"])
+    keys = store.keys()
+    present = {key for key in keys if key.startswith(MANAGED_PREFIXES)}
+    uploads = state_dir / "uploads"
+    return {
+        "blobs_without_row": sorted(present - named),
+        "rows_without_blob": sorted(k for k in named - present if not k.startswith("weights/")),
+        "staging": sorted(p.name for p in uploads.iterdir()) if uploads.is_dir() else [],
+        "temporaries": store.pending_temporaries(),
+    }
+
+
+def database_problems(state_dir: Path) -> list[str]:
+    """SQLite's own checks and the request table's invariants."""
+    problems: list[str] = []
+    with sqlite3.connect(state_dir / "node.db") as db:
+        (integrity,) = db.execute("PRAGMA integrity_check").fetchone()
+        if integrity != "ok":
+            problems.append(f"integrity_check: {integrity}")
+        problems += [f"foreign key: {row}" for row in db.execute("PRAGMA foreign_key_check")]
+        for request_id, state, kind, requester, target_type, target_id in db.execute(
+                "SELECT id, state, kind, requester_id, target_type, target_id FROM requests"):
+            last = db.execute("SELECT to_state FROM request_events WHERE request_id = ? ORDER BY id DESC LIMIT 1",
+                              (request_id,)).fetchone()
+            if last is None or last[0] != state:
+                problems.append(f"request {request_id} is {state} but its last event says {last}")
+            if kind == "access" and state == "approved" and target_type == "tensor":
+                grant = db.execute("SELECT level FROM grants WHERE user_id = ? AND tensor_id = ?",
+                                   (requester, target_id)).fetchone()
+                if grant is None:
+                    problems.append(f"approved request {request_id} has no grant")
+    return problems
+
+
+def assert_recovered(node: LiveNode, kill_log: KillLog, scenario: str) -> None:
+    found = leftovers(node.state_dir)
+    swept: dict[str, int] = {}
+    lines = recovery_lines(node)
+    if lines and (match := _SWEPT.search(lines[-1])):
+        swept = {"staging_dirs": int(match[1]), "temporaries": int(match[2]), "blobs_without_row": int(match[3])}
+    kill_log.record(scenario, found, swept)
+    assert found == {"blobs_without_row": [], "rows_without_blob": [], "staging": [], "temporaries": []}
+    assert database_problems(node.state_dir) == []
+
+
+# ------------------------------------------------------------------------------------------ the uploads
+
+
+def _stream_upload(node: LiveNode, token: str, body: bytes, name: str, rate: int,
+                   outcome: dict[str, Any]) -> None:
+    """Send an upload over a raw socket at ``rate`` bytes/s; record the response if one comes."""
+    parts = urlsplit(node.api)
+    try:
+        with socket.create_connection((parts.hostname, parts.port), timeout=60) as sock:
+            sock.sendall((f"POST {parts.path}/tensors?name={name}&format=npy&visibility=public HTTP/1.1\r\n"
+                          f"Host: {parts.netloc}\r\nAuthorization: Bearer {token}\r\n"
+                          f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n").encode())
+            step = max(1, rate // 20)
+            for start in range(0, len(body), step):
+                sock.sendall(body[start:start + step])
+                time.sleep(0.05)
+            outcome["response"] = sock.recv(65536).decode(errors="replace")
+    except OSError as exc:
+        outcome["error"] = str(exc)
+
+
+class TestKillDuringUpload:
+    def test_uploads_killed_at_any_moment_leave_nothing_behind(self, tmp_path: Path, kill_log: KillLog) -> None:
+        node = start_node(tmp_path)
+        try:
+            body = npy_bytes(np.random.default_rng(0).normal(size=(1_000_000,)).astype(np.float32))  # 4 MB
+            acknowledged: dict[str, str] = {}
+            # Killed while the body streams, while it converts and stores, and around the commit: a fast
+            # upload (finishes in ~0.2 s, killed at once or just after) and slower ones killed midway.
+            for round_, (rate, delay) in enumerate([(8_000_000, 0.05), (8_000_000, 0.6), (20_000_000, 0.25),
+                                                    (2_000_000, 1.0), (40_000_000, 0.12)]):
+                outcome: dict[str, Any] = {}
+                name = f"upload-{round_}"
+                sender = threading.Thread(target=_stream_upload,
+                                          args=(node, node.owner_token, body, name, rate, outcome), daemon=True)
+                sender.start()
+                time.sleep(delay)
+                sigkill(node)
+                sender.join(timeout=60)
+                if " 201 " in outcome.get("response", "").split("\r\n", 1)[0]:
+                    acknowledged[name] = hashlib.sha256(body).hexdigest()
+                node = restart(node)
+                assert_recovered(node, kill_log, "upload")
+            # Every upload the Node acknowledged is there after the kills, and nothing else is.
+            listed = httpx.get(f"{node.api}/tensors", headers=headers(node.owner_token), timeout=30).json()
+            assert {t["name"] for t in listed["items"]} == set(acknowledged)
+            after = httpx.post(f"{node.api}/tensors", params={"name": "after", "format": "npy"}, content=body,
+                               headers=headers(node.owner_token), timeout=60)
+            assert after.status_code == 201, after.text
+        finally:
+            node.stop()
+
+    def test_a_restart_removes_what_a_kill_between_store_and_commit_leaves(self, tmp_path: Path) -> None:
+        """The window between the blob's write and its row's commit, made by hand (too short to hit by timing)."""
+        node = start_node(tmp_path)
+        try:
+            kept = httpx.post(f"{node.api}/tensors", params={"name": "kept", "format": "npy"},
+                              content=npy_bytes(np.ones(4)), headers=headers(node.owner_token), timeout=30)
+            assert kept.status_code == 201
+            sigkill(node)
+            store = ObjectStore((node.state_dir / "objects").resolve().as_uri())
+            store.put_stream("tensors/orphan.safetensors", io.BytesIO(b"x" * 1000))
+            store.put_stream("results/orphan.safetensors", io.BytesIO(b"y" * 10))
+            temporary = node.state_dir / "objects" / ".tmp" / "dead.part"
+            temporary.write_bytes(b"z" * 100)
+            staging = node.state_dir / "uploads" / "tmpdead"
+            staging.mkdir(parents=True)
+            (staging / "upload").write_bytes(b"w" * 100)
+            node = restart(node)
+            assert leftovers(node.state_dir) == {"blobs_without_row": [], "rows_without_blob": [], "staging": [],
+                                                 "temporaries": []}
+            line = recovery_lines(node)[-1]
+            assert ("removed 1 upload staging dir(s), 1 temporary object(s), 2 blob(s) without a row; "
+                    "0 row(s) without a blob") in line
+            downloaded = httpx.get(f"{node.api}/tensors/{kept.json()['id']}/data",
+                                   headers=headers(node.owner_token), timeout=30)
+            assert downloaded.status_code == 200
+        finally:
+            node.stop()
+
+
+# ---------------------------------------------------------------------------------------- the approvals
+
+
+def _scientist(node: LiveNode, email: str, budget: float | None = None) -> str:
+    body: dict[str, Any] = {"email": email, "password": "scientist password 1"}
+    if budget is not None:
+        body["budget_epsilon"] = budget
+    created = httpx.post(f"{node.api}/users", json=body, headers=headers(node.owner_token), timeout=30)
+    assert created.status_code == 201, created.text
+    return node.login(email, "scientist password 1")
+
+
+class TestKillDuringApproval:
+    def test_approvals_killed_midway_are_all_or_nothing(self, tmp_path: Path, kill_log: KillLog) -> None:
+        node = start_node(tmp_path)
+        try:
+            scientist = _scientist(node, "scientist@example.com")
+            tensors = []
+            for index in range(12):
+                response = httpx.post(f"{node.api}/tensors", params={"name": f"t{index}", "format": "npy"},
+                                      content=npy_bytes(np.arange(4.0)), headers=headers(node.owner_token))
+                assert response.status_code == 201
+                tensors.append(response.json()["id"])
+            requests = []
+            for tensor in tensors:
+                response = httpx.post(f"{node.api}/requests", headers=headers(scientist), json={
+                    "kind": "access", "target_type": "tensor", "target_id": tensor, "level": "download",
+                    "reason": "analysis"})
+                assert response.status_code == 201, response.text
+                requests.append(response.json()["id"])
+            for delay in (0.15, 0.4):
+                approved: list[int] = []
+
+                def approve_all(pending: list[int] = list(requests), done: list[int] = approved) -> None:
+                    for request_id in pending:
+                        try:
+                            r = httpx.post(f"{node.api}/requests/{request_id}/approve", json={"note": "ok"},
+                                           headers=headers(node.owner_token), timeout=30)
+                        except httpx.TransportError:
+                            return
+                        if r.status_code == 200:
+                            done.append(request_id)
+
+                approver = threading.Thread(target=approve_all, daemon=True)
+                approver.start()
+                time.sleep(delay)
+                sigkill(node)
+                approver.join(timeout=60)
+                node = restart(node)
+                assert_recovered(node, kill_log, "approval")
+                for request_id in approved:  # acknowledged approvals survived, with their grants
+                    state = httpx.get(f"{node.api}/requests/{request_id}", headers=headers(node.owner_token))
+                    assert state.json()["state"] == "approved"
+                requests = [r for r in requests if r not in approved]
+        finally:
+            node.stop()
+
+
+# ---------------------------------------------------------------------------------------------- the jobs
+
+
+class TestKillDuringJob:
+    def test_a_job_running_when_the_node_is_killed_fails_clearly_and_leaves_nothing(
+            self, ray_node: RayNode, tmp_path: Path, kill_log: KillLog) -> None:
+        # A second Node drives the session's Ray cluster (as a cloud Node drives its Ray head service), so
+        # killing it leaves the cluster to the other tests.
+        address = (ray_node.state_dir / "ray-address").read_text().strip()
+        node = start_node(tmp_path, {
+            "GRID_NODE_RAY_ENABLED": "true", "GRID_NODE_RAY_ADDRESS": address,
+            "GRID_NODE_RAY_TOKEN_FILE": str(ray_node.state_dir / "secrets" / "ray-token"),
+            "GRID_NODE_JOB_STALL_SECONDS": "20"})
+        try:
+            scientist = _scientist(node, "trainer@example.com", budget=50.0)
+            rng = np.random.default_rng(1)
+            ids = {}
+            for role, array in (("features", rng.normal(size=(4000, 16)).astype(np.float32)),
+                                ("labels", rng.integers(0, 2, size=4000).astype(np.int64))):
+                response = httpx.post(f"{node.api}/tensors", params={"name": role, "format": "npy"},
+                                      content=npy_bytes(array), headers=headers(node.owner_token), timeout=60)
+                assert response.status_code == 201, response.text
+                ids[role] = response.json()["id"]
+            dataset = httpx.post(f"{node.api}/datasets", json={"name": "cohort", "members": ids},
+                                 headers=headers(node.owner_token))
+            assert dataset.status_code == 201, dataset.text
+            granted = httpx.post(f"{node.api}/permissions", headers=headers(node.owner_token), json={
+                "subject_type": "user", "subject": "trainer@example.com", "target_type": "dataset",
+                "target_id": dataset.json()["id"], "level": "compute"})
+            assert granted.status_code == 201, granted.text
+            spec = {"layers": [{"type": "Linear", "in_features": 16, "out_features": 64}, {"type": "ReLU"},
+                               {"type": "Linear", "in_features": 64, "out_features": 2}]}
+            job = httpx.post(f"{node.api}/jobs/train", headers=headers(scientist), timeout=60, json={
+                "spec": spec, "dataset": "cohort", "epochs": 200, "batch_size": 64,
+                "dp": {"noise_multiplier": 5.0}})
+            assert job.status_code == 201, job.text
+            job_id = job.json()["id"]
+            deadline = time.monotonic() + 180
+            while httpx.get(f"{node.api}/jobs/{job_id}", headers=headers(scientist)).json()["state"] != "running":
+                assert time.monotonic() < deadline, "the job never started"
+                time.sleep(0.5)
+            time.sleep(2)
+            sigkill(node)
+            node = restart(node)
+            state = httpx.get(f"{node.api}/jobs/{job_id}", headers=headers(node.owner_token)).json()
+            assert state["state"] == "failed", state
+            assert "restarted" in json.dumps(state) or "node_stopped" in json.dumps(state)
+            assert_recovered(node, kill_log, "job")
+        finally:
+            node.stop()
+
