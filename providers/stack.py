@@ -282,6 +282,7 @@ class DeclaredResource:
     parent: str | None = None  # the logical name of the component it belongs to
     # Logical names of the resources it waits for (explicit depends_on and the resources its inputs come from).
     dependencies: tuple[str, ...] = ()
+    replace_on_changes: tuple[str, ...] = ()  # inputs whose change replaces the resource (a resource option)
 
 
 MockCall = Callable[[Mapping[str, Any]], dict[str, Any]]
@@ -337,6 +338,7 @@ def plan(
     declared: list[DeclaredResource] = []
     parent_urns: dict[tuple[str, str], str] = {}  # (type, name) -> its parent's URN
     dependency_urns: dict[tuple[str, str], list[str]] = {}  # (type, name) -> the URNs it depends on
+    replacements: dict[tuple[str, str], list[str]] = {}  # (type, name) -> its replace_on_changes
     answers = dict(calls or {})
 
     class Recorder(pulumi_mocks.Mocks):
@@ -360,6 +362,7 @@ def plan(
         def RegisterResource(self, request: Any) -> Any:  # noqa: N802  (the gRPC method's name)
             parent_urns[(request.type, request.name)] = request.parent
             dependency_urns[(request.type, request.name)] = list(request.dependencies)
+            replacements[(request.type, request.name)] = list(request.replaceOnChanges)
             return super().RegisterResource(request)
 
     recorder = Recorder()
@@ -382,6 +385,7 @@ def plan(
             parent=parent_name(r),
             dependencies=tuple(sorted({urn.rsplit("::", 1)[-1]
                                        for urn in dependency_urns.get((r.type, r.name), [])})),
+            replace_on_changes=tuple(replacements.get((r.type, r.name), [])),
         )
         for r in declared
     ]

@@ -195,7 +195,8 @@ def run(url: str, gridctl: Gridctl, workdir: Path, *, timeout: float = 900,
         ids = {README_RELEASE_ID: str(release["id"])}
         gridctl(_substitute(show_release, ids))
         card = gridctl.json(_substitute(show_release, ids))
-        sha256 = (card.get("payload") or {}).get("sha256") or card.get("sha256")
+        payload, cost_card = card.get("payload") or {}, card.get("card") or {}
+        sha256 = payload.get("fingerprint") or cost_card.get("fingerprint") or payload.get("sha256")
         if not sha256:
             raise WalkthroughError(f"`requests show` gave no fingerprint: {card}")
         gridctl(_substitute(approve_release, {**ids, "<sha256>": sha256}))

@@ -527,38 +527,141 @@ class TestDestroy:
 
 # --- gridctl check -----------------------------------------------------------------------------------------
 
+def check_rows(gridctl: Gridctl, *targets: str) -> tuple[int, dict[str, dict[str, Any]]]:
+    result = gridctl("check", *targets, "--output", "json")
+    return result.exit_code, {row["provider"]: row for row in json.loads(result.stdout)}
+
+
+@pytest.fixture
+def sts_server(monkeypatch: pytest.MonkeyPatch) -> str:
+    """moto's server on loopback, standing in for AWS STS: it answers GetCallerIdentity for any key."""
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    yield f"http://{host}:{port}"
+    server.stop()
+
+
+@pytest.fixture
+def google_token_server() -> Any:
+    """A loopback OAuth token endpoint for a service-account key: google-auth signs a JWT with the key and
+    trades it here for an access token, as it would at oauth2.googleapis.com."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    seen: list[str] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:  # noqa: N802
+            body = self.rfile.read(int(self.headers["Content-Length"])).decode()
+            seen.append(body)
+            answer = json.dumps({"access_token": "ya29.test", "expires_in": 3600, "token_type": "Bearer"}).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(answer)))
+            self.end_headers()
+            self.wfile.write(answer)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    server.seen = seen  # type: ignore[attr-defined]
+    yield server
+    server.shutdown()
+
+
+def service_account_key(path: Path, token_uri: str) -> Path:
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                            serialization.NoEncryption()).decode()
+    path.write_text(json.dumps({
+        "type": "service_account", "project_id": "demo-project", "private_key_id": "k1", "private_key": pem,
+        "client_email": "deployer@demo-project.iam.gserviceaccount.com", "client_id": "1", "token_uri": token_uri}))
+    return path
+
+
 class TestCheck:
-    def test_without_pulumi_or_credentials_no_cloud_is_ready_and_each_says_why(
+    def test_without_pulumi_or_credentials_no_cloud_is_ready_each_says_why_and_it_exits_1(
         self, gridctl: Gridctl, machine: Path, monkeypatch: pytest.MonkeyPatch
     ) -> None:
         monkeypatch.setenv("PATH", str(machine / "bin"))
-        rows = {row["provider"]: row for row in gridctl.json("check")}
+        code, rows = check_rows(gridctl)
+        assert code == 1
         assert rows["local"]["ready"] is True and rows["local"]["reason"] is None
         for cloud in CLOUDS:
             assert rows[cloud]["ready"] is False
             assert "Pulumi CLI is not installed" in rows[cloud]["reason"]
             assert "credentials found" in rows[cloud]["reason"]
 
-    def test_with_pulumi_and_credentials_in_the_environment_every_cloud_is_ready(
-        self, gridctl: Gridctl, machine: Path, monkeypatch: pytest.MonkeyPatch
+    def test_a_target_that_is_ready_exits_0(self, gridctl: Gridctl, machine: Path,
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
+        monkeypatch.setenv("PATH", str(machine / "bin"))
+        assert check_rows(gridctl, "local") == (0, {"local": {"provider": "local", "ready": True, "reason": None}})
+
+    def test_an_unknown_target_is_a_usage_error(self, gridctl: Gridctl, machine: Path) -> None:
+        result = gridctl("check", "mars")
+        assert result.exit_code == 2 and "unknown target 'mars'" in result.stderr
+
+    def test_credentials_the_clouds_identity_apis_accept_make_every_cloud_ready(
+        self, gridctl: Gridctl, machine: Path, monkeypatch: pytest.MonkeyPatch, sts_server: str,
+        google_token_server: Any,
     ) -> None:
         install_fake_pulumi(machine)
         monkeypatch.setenv("PATH", str(machine / "bin"))
-        monkeypatch.setenv("AWS_PROFILE", "operator")
-        monkeypatch.setenv("GOOGLE_APPLICATION_CREDENTIALS", str(machine / "key.json"))
-        monkeypatch.setenv("ARM_CLIENT_ID", "00000000-0000-0000-0000-000000000000")
-        rows = {row["provider"]: row for row in gridctl.json("check")}
-        assert all(rows[cloud] == {"provider": cloud, "ready": True, "reason": None} for cloud in CLOUDS)
+        # AWS: keys in the environment, STS played by moto's server
+        monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIAOPERATOR")
+        monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "secret")
+        monkeypatch.setenv("AWS_ENDPOINT_URL", sts_server)
+        # GCP: a service-account key whose token endpoint is on loopback
+        token_uri = f"http://127.0.0.1:{google_token_server.server_port}/token"
+        key = service_account_key(machine / "key.json", token_uri)
+        monkeypatch.setenv("GOOGLE_APPLICATION_CREDENTIALS", str(key))
+        # Azure: azure-identity's chain, which must be asked for an Azure Resource Manager token
+        import azure.identity
 
-    def test_with_pulumi_and_only_aws_credentials_only_aws_is_ready(
+        scopes: list[str] = []
+
+        class Credential:
+            def get_token(self, *asked: str, **_: Any) -> Any:
+                scopes.extend(asked)
+                return type("Token", (), {"token": "eyJ.test", "expires_on": 2**31})()
+
+        monkeypatch.setattr(azure.identity, "DefaultAzureCredential", Credential)
+        monkeypatch.setenv("ARM_CLIENT_ID", "00000000-0000-0000-0000-000000000000")
+        code, rows = check_rows(gridctl)
+        assert code == 0, rows
+        assert all(rows[cloud] == {"provider": cloud, "ready": True, "reason": None} for cloud in CLOUDS)
+        assert google_token_server.seen and "assertion=" in google_token_server.seen[0]  # a signed JWT was traded
+        assert scopes == ["https://management.azure.com/.default"]
+
+    def test_a_config_file_the_identity_api_refuses_is_not_ready(
         self, gridctl: Gridctl, machine: Path, monkeypatch: pytest.MonkeyPatch
     ) -> None:
         install_fake_pulumi(machine)
         monkeypatch.setenv("PATH", str(machine / "bin"))
         (machine / ".aws").mkdir()
-        (machine / ".aws" / "credentials").write_text("[default]\n")
-        rows = {row["provider"]: row for row in gridctl.json("check")}
-        assert rows["aws"]["ready"] is True
+        (machine / ".aws" / "credentials").write_text("[default]\n")  # a file, but no key in it
+        monkeypatch.setenv("GOOGLE_APPLICATION_CREDENTIALS", str(machine / "missing-key.json"))
+        code, rows = check_rows(gridctl, "aws", "gcp")
+        assert code == 1
+        assert rows["aws"]["ready"] is False
+        assert rows["aws"]["reason"].startswith("AWS did not accept these credentials (sts get-caller-identity)")
+        assert rows["gcp"]["reason"].startswith("Google Cloud did not accept these credentials")
+
+    def test_with_pulumi_and_no_credential_at_all_each_cloud_says_how_to_log_in(
+        self, gridctl: Gridctl, machine: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        install_fake_pulumi(machine)
+        monkeypatch.setenv("PATH", str(machine / "bin"))
+        code, rows = check_rows(gridctl, "gcp", "azure")
+        assert code == 1
         assert rows["gcp"]["reason"].startswith("no Google Cloud credentials found")
         assert rows["azure"]["reason"].startswith("no Azure credentials found: run 'az login'")
 
@@ -567,7 +670,8 @@ class TestCheck:
         from providers import base
 
         monkeypatch.setitem(base._REGISTRY, "azure", "providers.azure.missing_sdk:AzureProvider")
-        rows = {row["provider"]: row for row in gridctl.json("check")}
+        code, rows = check_rows(gridctl, "azure")
+        assert code == 1
         assert rows["azure"] == {"provider": "azure", "ready": False,
                                  "reason": "the 'azure' extra is not installed: pip install 'gridctl[azure]'"}
 
@@ -575,7 +679,7 @@ class TestCheck:
                                           monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.setenv("PATH", str(machine / "bin"))
         result = gridctl("check")
-        assert result.exit_code == 0
+        assert result.exit_code == 1
         for cloud in ("local", *CLOUDS):
             assert cloud in result.stdout
 

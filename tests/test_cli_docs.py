@@ -125,3 +125,11 @@ class TestExitCodes:
         result = CliRunner().invoke(app, ["users", "list"], env={"GRIDCTL_HOME": str(tmp_path)})
         assert result.exit_code == exit_code
         assert result.stderr == f"error: failing with {code}\n"
+
+
+def test_the_root_help_names_every_exit_code() -> None:
+    result = CliRunner().invoke(app, ["--help"])
+    text = " ".join(result.output.split())
+    for code in exit_codes.MEANING:
+        if code:
+            assert f" {code} " in text.split("Exit codes:", 1)[1].split("See docs/cli.md", 1)[0] + " "

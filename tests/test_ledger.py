@@ -1,10 +1,11 @@
 """The privacy ledger: append-only in the database, figures equal to dp-accounting's, the filter at the
-node's order, job admission (the contract with the jobs domain), and the budget views."""
+node's order (``budget.ledger.check``, what admitting a job asks), and the budget views."""
 
 from __future__ import annotations
 
 import pytest
 from dp_accounting.rdp import RdpAccountant
+from dp_accounting.rdp.rdp_privacy_accountant import compute_epsilon
 from fastapi.testclient import TestClient
 from sqlalchemy import text
 from sqlalchemy.exc import DatabaseError
@@ -12,6 +13,7 @@ from sqlalchemy.exc import DatabaseError
 from grid_runtime.core.database import create_database_engine, upgrade
 from grid_runtime.core.errors import BudgetExceeded
 from grid_runtime.core.settings import NodeSettings
+from grid_runtime.node.budget import ledger
 from grid_runtime.node.budget import service as budget
 from grid_runtime.node.users.models import User
 from grid_runtime.privacy import accounting, events
@@ -57,7 +59,11 @@ class TestFigures:
         assert shown["spent_epsilon"] == pytest.approx(at_order.get_epsilon(1e-5), rel=1e-9)
         assert shown["simple_sum_epsilon"] == pytest.approx(simple, rel=1e-9)
         assert shown["events"] == 3 and shown["rdp_order"] == 6.0 and shown["delta"] == 1e-5
-        assert shown["remaining_epsilon"] == pytest.approx(30.0 - shown["spent_epsilon"])
+        # what is left is RDP at the order: the largest single event that fits is its conversion, not 30 - spent
+        left = accounting.rdp_budget(30.0, 1e-5, 6.0) - float(at_order._rdp[0])  # noqa: SLF001
+        assert shown["remaining_epsilon"] == pytest.approx(compute_epsilon([6.0], [left], 1e-5)[0], rel=1e-9)
+        assert shown["remaining_epsilon"] > 30.0 - shown["spent_epsilon"]
+        assert shown["ceiling_epsilon"] == 30.0
         assert shown["rdp_budget"] == pytest.approx(accounting.rdp_budget(30.0, 1e-5, 6.0))
 
     def test_the_cost_grows_when_the_noise_shrinks(self, client: TestClient, factory: Factory) -> None:
@@ -94,28 +100,31 @@ class TestFigures:
         assert len(ledger_rows(factory)) == 1
 
 
-class TestJobAdmissible:
-    def _call(self, client: TestClient, user_id: int, event: object, dataset_id: int | None = None) -> None:
+class TestTheFilterCheck:
+    """``ledger.check``: what admitting a job asks of the ledger (the admission itself: tests/test_admission.py)."""
+
+    def _call(self, client: TestClient, user_id: int, event: object, dataset_ids: list[int] | None = None) -> None:
         sessions = client.app.state.sessions  # type: ignore[attr-defined]
         with sessions.begin() as session:
             user = session.get(User, user_id)
-            budget.job_admissible(session, user=user, dataset_id=dataset_id, event=event,  # type: ignore[arg-type]
-                                  settings=client.app.state.settings)  # type: ignore[attr-defined]
+            cfg = budget.config(session, client.app.state.settings)  # type: ignore[attr-defined]
+            ledger.check(session, cfg, user_id=user.id, user_cap=user.budget_epsilon, dataset_ids=dataset_ids or [],
+                         cost=ledger.cost_of(event, cfg))  # type: ignore[arg-type]
 
-    def test_admits_a_job_that_fits(self, client: TestClient, factory: Factory) -> None:
+    def test_admits_an_event_that_fits(self, client: TestClient, factory: Factory) -> None:
         user = factory.user(budget=10.0)
         self._call(client, user.id, events.event_from_dict(dp_event()))
 
-    def test_refuses_a_job_that_could_never_be_released_naming_cost_remaining_and_cap(
+    def test_refuses_an_event_over_the_cap_naming_cost_what_fits_and_cap(
         self, client: TestClient, factory: Factory
     ) -> None:
         user = factory.user(budget=3.0)
         with pytest.raises(BudgetExceeded) as caught:
             self._call(client, user.id, events.event_from_dict(dp_event(0.8)))
         message = caught.value.message
-        assert "could never be released" in message and "costs ε 3.276" in message
-        assert "remaining ε 3" in message and "cap of ε 3" in message
-        assert caught.value.details["cap"] == "user"
+        assert "over your privacy budget" in message and "costs ε 3.276" in message
+        assert "further event that fits costs ε 3" in message and "cap of ε 3" in message
+        assert caught.value.details["cap"] == "user" and caught.value.details["remaining_epsilon"] == 3.0
 
     def test_counts_what_the_ledger_already_holds(self, client: TestClient, factory: Factory) -> None:
         event = dp_event()
@@ -125,14 +134,14 @@ class TestJobAdmissible:
         with pytest.raises(BudgetExceeded, match="spent ε 2.039"):
             self._call(client, user.id, events.event_from_dict(event))
 
-    def test_checks_the_dataset_cap(self, client: TestClient, factory: Factory) -> None:
+    def test_checks_every_datasets_cap(self, client: TestClient, factory: Factory) -> None:
         user, officer = factory.user(budget=100.0), factory.user("Compliance Officer")
-        dataset = factory.dataset(tensors=[factory.tensor()])
-        client.put(f"{API}/budget/datasets/{dataset}", headers=officer.headers, json={"epsilon": 1.9})
-        with pytest.raises(BudgetExceeded, match=f"dataset {dataset}"):
-            self._call(client, user.id, events.event_from_dict(dp_event()), dataset)
-        self._call(client, user.id, events.event_from_dict(dp_event()), None)
+        capped, free = factory.dataset(tensors=[factory.tensor()]), factory.dataset(tensors=[factory.tensor()])
+        client.put(f"{API}/budget/datasets/{capped}", headers=officer.headers, json={"epsilon": 1.9})
+        with pytest.raises(BudgetExceeded, match=f"dataset {capped}"):
+            self._call(client, user.id, events.event_from_dict(dp_event()), [free, capped])
+        self._call(client, user.id, events.event_from_dict(dp_event()), [free])
 
-    def test_allows_a_non_private_job(self, client: TestClient, factory: Factory) -> None:
-        self._call(client, factory.user(budget=0.0).id, None)
-
+    def test_refuses_an_event_outside_differential_privacy(self, client: TestClient, factory: Factory) -> None:
+        with pytest.raises(BudgetExceeded, match="not differentially private"):
+            self._call(client, factory.user(budget=1e6).id, None)

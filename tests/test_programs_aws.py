@@ -219,3 +219,87 @@ class TestPlan:
         components = {r.type for r in plan if not r.custom}
         assert {"gridctl:aws:Node", "gridctl:aws:WorkerPool", "gridctl:aws:PrivateNetwork"} <= components
         assert one(plan, "aws:ec2/instance:Instance", "demo-node-instance").parent == "demo-node"
+
+
+def node_user_data(plan) -> str:
+    return one(plan, "aws:ec2/instance:Instance", "demo-node-instance").inputs["userData"]
+
+
+def worker_user_data(plan) -> str:
+    encoded = one(plan, "aws:ec2/launchTemplate:LaunchTemplate", "demo-workers-template").inputs["userData"]
+    return base64.b64decode(encoded).decode()
+
+
+class TestTheOperatorsBuild:
+    """Issue 12, Measured 1: machines install the operator's own wheel, by hash, never 'gridctl' from an index."""
+
+    def test_the_wheel_and_constraints_are_stack_objects_of_the_bucket(self, spec, plan):
+        objects = {r.name: r for r in of_type(plan, "aws:s3/bucketObjectv2:BucketObjectv2")}
+        assert set(objects) == {"demo-build-wheel", "demo-build-constraints"}
+        wheel, constraints = objects["demo-build-wheel"].inputs, objects["demo-build-constraints"].inputs
+        assert wheel["bucket"] == constraints["bucket"] == "demo-storage-bucket-id"
+        assert wheel["key"] == spec.build.object_key("wheel") and spec.build.wheel_sha256[:16] in wheel["key"]
+        assert wheel["source"].path == spec.build.wheel_path
+        assert constraints["source"].path == spec.build.constraints_path
+
+    def test_every_machine_is_told_the_sha256_of_what_it_installs(self, spec, plan):
+        for data in (node_user_data(plan), worker_user_data(plan)):
+            assert spec.build.wheel_sha256 in data and spec.build.constraints_sha256 in data
+            assert spec.build.object_key("wheel") in data
+            assert '"gridctl[s3]"' not in data and "bin/pip, install" not in data  # no pip install by name
+
+    def test_machines_boot_after_the_objects_exist(self, plan):
+        node = one(plan, "aws:ec2/instance:Instance", "demo-node-instance")
+        group = one(plan, "aws:autoscaling/group:Group", "demo-workers-group")
+        for machine in (node, group):
+            assert {"demo-build-wheel", "demo-build-constraints"} <= set(machine.dependencies)
+
+    def test_workers_may_read_the_bucket_and_not_write_it(self, plan):
+        policy = one(plan, "aws:iam/rolePolicy:RolePolicy", "demo-worker-bucket").inputs["policy"]
+        assert "s3:GetObject" in policy and "demo-storage-bucket" in policy
+        assert "s3:PutObject" not in policy and "s3:DeleteObject" not in policy
+
+
+class TestFirstBoot:
+    def test_the_node_and_network_elastic_ips_wait_for_the_internet_gateway(self, plan):
+        for name in ("demo-node-ip", "demo-network-ip"):
+            assert "demo-net-igw" in one(plan, "aws:ec2/eip:Eip", name).dependencies
+        assert "demo-net-igw" in one(plan, "aws:ec2/eip:Eip", "demo-net-nat").dependencies
+
+    def test_caddy_is_given_the_elastic_ip_not_the_instance_metadata(self, plan):
+        assert "GRID_PUBLIC_ADDRESS=192.0.2.10\n" in node_user_data(plan)
+        assert "169.254.169.254" not in node_user_data(plan)
+
+
+class TestChanges:
+    """Issue 12, Measured 9: a changed user-data takes effect, on a new machine, never silently nothing."""
+
+    def test_a_changed_user_data_replaces_the_node(self, plan):
+        assert one(plan, "aws:ec2/instance:Instance", "demo-node-instance").inputs["userDataReplaceOnChange"] is True
+
+    def test_a_new_launch_template_version_rolls_the_workers(self, plan):
+        group = one(plan, "aws:autoscaling/group:Group", "demo-workers-group").inputs
+        assert group["instanceRefresh"]["strategy"] == "Rolling"
+        assert group["launchTemplate"]["version"] == "1"  # the template's latest version, not "$Latest"
+
+
+class TestCost:
+    def test_no_nat_gateway_while_there_are_no_workers(self):
+        quiet = program.plan(settings(workers=0), redact=False)
+        assert not of_type(quiet, "aws:ec2/natGateway:NatGateway")
+        assert [r.name for r in of_type(quiet, "aws:ec2/eip:Eip")] == ["demo-node-ip"]
+
+    def test_a_nat_gateway_with_workers(self, plan):
+        assert [r.name for r in of_type(plan, "aws:ec2/natGateway:NatGateway")] == ["demo-net-nat"]
+
+
+class TestDomain:
+    """Issue 12, Measured 8: with --domain the ACME server must reach port 80; 443 stays restricted."""
+
+    def test_port_80_is_open_to_everyone_for_acme_and_only_with_a_domain(self, plan):
+        with_domain = program.plan(settings(domain="grid.example.org"), redact=False)
+        everyone = [r for r in ingress_rules(with_domain) if r.get("cidrIpv4") == "0.0.0.0/0"]
+        assert [(r["fromPort"], r["toPort"]) for r in everyone] == [(80, 80)]
+        https = {r["cidrIpv4"] for r in ingress_rules(with_domain) if r["fromPort"] == 443}
+        assert https == {OPERATOR_CIDR}
+        assert not [r for r in ingress_rules(plan) if r["fromPort"] == 80]

@@ -221,3 +221,74 @@ class TestPlan:
         redacted = program.plan(spec)
         assert not secret_holders(redacted)
         assert REDACTED in text(one(redacted, "azure-native:keyvault:Secret", "demo-secrets-ray-token"))
+
+
+def node_custom_data(plan) -> str:
+    return custom_data(one(plan, VM, "demo-node-vm").inputs)
+
+
+class TestTheOperatorsBuild:
+    """Issue 12, Measured 1: machines install the operator's own wheel, by hash, never 'gridctl' from an index."""
+
+    def test_the_wheel_and_constraints_are_blobs_of_the_container(self, spec, plan):
+        blobs = {r.name: r.inputs for r in of_type(plan, "azure-native:storage:Blob")}
+        assert set(blobs) == {"demo-build-wheel", "demo-build-constraints"}
+        assert blobs["demo-build-wheel"]["blobName"] == spec.build.object_key("wheel")
+        assert blobs["demo-build-wheel"]["source"].path == spec.build.wheel_path
+        assert blobs["demo-build-constraints"]["source"].path == spec.build.constraints_path
+        assert {b["containerName"] for b in blobs.values()} == {"tensors"}
+
+    def test_every_machine_is_told_the_sha256_of_what_it_installs(self, spec, plan):
+        for data in (node_custom_data(plan), custom_data(one(plan, VMSS, "demo-workers-vmss").inputs)):
+            assert spec.build.wheel_sha256 in data and spec.build.constraints_sha256 in data
+            assert '"gridctl[azure-storage]"' not in data and "bin/pip, install" not in data
+
+    def test_machines_boot_after_their_grants_and_the_objects_exist(self, plan):
+        for machine in (one(plan, VM, "demo-node-vm"), one(plan, VMSS, "demo-workers-vmss")):
+            assert {"demo-build-wheel", "demo-build-constraints", "demo-secrets-worker-ray-token",
+                    "demo-storage-machine-reader-0"} <= set(machine.dependencies)
+
+
+class TestAzureSpecifics:
+    """Issue 12, Measured 5."""
+
+    def test_the_virtual_network_service_tag_is_in_the_singular_field(self, plan):
+        for nsg in ("demo-net-node-nsg", "demo-net-worker-nsg"):
+            deny = rules(plan, nsg)["deny-rest-of-vnet"]
+            assert deny["sourceAddressPrefix"] == "VirtualNetwork" and "sourceAddressPrefixes" not in deny
+            for rule in rules(plan, nsg).values():  # no service tag in a list, where Azure refuses it
+                assert not [p for p in rule.get("sourceAddressPrefixes", []) if not p[0].isdigit()]
+
+    def test_caddy_is_given_the_public_ip_from_the_program_not_the_instance_metadata(self, plan):
+        data = node_custom_data(plan)
+        assert "GRID_PUBLIC_ADDRESS=192.0.2.10\n" in data  # the PublicIPAddress's ipAddress output
+        assert "publicIpAddress" not in data and "instance/network" not in data
+
+    def test_boot_diagnostics_are_on_for_the_console_log(self, plan):
+        assert one(plan, VM, "demo-node-vm").inputs["diagnosticsProfile"]["bootDiagnostics"]["enabled"] is True
+
+
+class TestChanges:
+    def test_a_changed_custom_data_replaces_the_vm_instead_of_failing(self, plan):
+        assert "osProfile.customData" in one(plan, VM, "demo-node-vm").replace_on_changes
+
+    def test_a_new_model_is_rolled_onto_the_workers(self, plan):
+        assert one(plan, VMSS, "demo-workers-vmss").inputs["upgradePolicy"]["mode"] == "Automatic"
+
+
+class TestCost:
+    def test_no_nat_gateway_while_there_are_no_workers(self):
+        quiet = program.plan(settings(region="westeurope", workers=0), redact=False)
+        assert not of_type(quiet, "azure-native:network:NatGateway")
+        assert "natGateway" not in one(quiet, "azure-native:network:Subnet", "demo-net-workers").inputs
+
+
+class TestDomain:
+    def test_port_80_is_open_to_the_internet_for_acme_and_only_with_a_domain(self, plan):
+        with_domain = program.plan(settings(region="westeurope", domain="grid.example.org"), redact=False)
+        acme = rules(with_domain, "demo-net-node-nsg")["acme-http"]
+        assert (acme["destinationPortRanges"], acme["sourceAddressPrefix"], acme["access"]) == (
+            ["80"], "Internet", "Allow")
+        https = [r for r in rules(with_domain, "demo-net-node-nsg").values() if "443" in r["destinationPortRanges"]]
+        assert [r["sourceAddressPrefixes"] for r in https] == [[OPERATOR_CIDR]]
+        assert "acme-http" not in rules(plan, "demo-net-node-nsg")

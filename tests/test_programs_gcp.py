@@ -199,3 +199,85 @@ class TestPlan:
     def test_plan_needs_a_project(self):
         with pytest.raises(ValueError, match="project"):
             program.plan(settings(region="europe-west1", project=None))
+
+
+def node_user_data(plan) -> str:
+    return one(plan, "gcp:compute/instance:Instance", "demo-node-instance").inputs["metadata"]["user-data"]
+
+
+class TestTheOperatorsBuild:
+    """Issue 12, Measured 1: machines install the operator's own wheel, by hash, never 'gridctl' from an index."""
+
+    def test_the_wheel_and_constraints_are_stack_objects_of_the_bucket(self, spec, plan):
+        objects = {r.name: r.inputs for r in of_type(plan, "gcp:storage/bucketObject:BucketObject")}
+        assert set(objects) == {"demo-build-wheel", "demo-build-constraints"}
+        assert objects["demo-build-wheel"]["name"] == spec.build.object_key("wheel")
+        assert objects["demo-build-wheel"]["source"].path == spec.build.wheel_path
+        assert objects["demo-build-constraints"]["source"].path == spec.build.constraints_path
+        assert {o["bucket"] for o in objects.values()} == {"gridctl-demo-tensors-abc123"}
+
+    def test_every_machine_is_told_the_sha256_of_what_it_installs(self, spec, plan):
+        worker = one(plan, TEMPLATE, "demo-workers-template").inputs["metadata"]["user-data"]
+        for data in (node_user_data(plan), worker):
+            assert spec.build.wheel_sha256 in data and spec.build.constraints_sha256 in data
+            assert '"gridctl[gcs]"' not in data and "bin/pip, install" not in data
+
+    def test_machines_boot_after_the_objects_exist(self, plan):
+        for machine in (one(plan, "gcp:compute/instance:Instance", "demo-node-instance"),
+                        one(plan, "gcp:compute/instanceGroupManager:InstanceGroupManager", "demo-workers-group")):
+            assert {"demo-build-wheel", "demo-build-constraints"} <= set(machine.dependencies)
+
+
+class TestManagedDatabase:
+    """Issue 12, Measured 6."""
+
+    def test_postgres_16_with_a_custom_tier_is_an_enterprise_edition_instance(self, plan):
+        settings_ = one(plan, "gcp:sql/databaseInstance:DatabaseInstance", "demo-db-postgres").inputs["settings"]
+        assert settings_["tier"].startswith("db-custom-") and settings_["edition"] == "ENTERPRISE"
+
+    def test_destroy_abandons_the_service_networking_connection_instead_of_failing_on_it(self, plan):
+        connection = one(plan, "gcp:servicenetworking/connection:Connection", "demo-net-services").inputs
+        assert connection["deletionPolicy"] == "ABANDON"
+        database = one(plan, "gcp:sql/databaseInstance:DatabaseInstance", "demo-db-postgres")
+        assert "demo-net-services" in database.dependencies  # the database goes first
+
+    @pytest.mark.parametrize("name", ["demo", "a-twenty-one-chars-xy", "a-much-longer-deployment-name-39-chars"])
+    def test_service_account_ids_are_valid_and_distinct_for_every_name_length(self, name):
+        import re
+
+        from providers.gcp.config import service_account_id
+
+        spec = settings(name=name, region="europe-west1")
+        ids = {role: service_account_id(spec, role) for role in ("node", "worker", "network")}
+        assert len(set(ids.values())) == 3
+        for account_id in ids.values():
+            assert re.fullmatch(r"[a-z][-a-z0-9]{4,28}[a-z0-9]", account_id), account_id
+        other = settings(name=name[:-1] + ("z" if name[-1] != "z" else "y"), region="europe-west1")
+        assert service_account_id(other, "node") != ids["node"]  # two long names sharing a prefix stay apart
+        accounts = {r.inputs["accountId"] for r in of_type(program.plan(spec, redact=False),
+                                                              "gcp:serviceaccount/account:Account")}
+        assert accounts == {ids["node"], ids["worker"]}
+
+
+class TestChanges:
+    """Issue 12, Measured 9: a changed user-data takes effect, on a new machine, never silently nothing."""
+
+    def test_a_changed_user_data_replaces_the_node(self, plan):
+        node = one(plan, "gcp:compute/instance:Instance", "demo-node-instance")
+        assert "metadata" in node.replace_on_changes
+
+    def test_a_new_template_replaces_the_workers(self, plan):
+        group = one(plan, "gcp:compute/instanceGroupManager:InstanceGroupManager", "demo-workers-group").inputs
+        assert (group["updatePolicy"]["type"], group["updatePolicy"]["minimalAction"]) == ("PROACTIVE", "REPLACE")
+
+
+class TestDomain:
+    def test_port_80_is_open_to_everyone_for_acme_and_only_with_a_domain(self, plan):
+        with_domain = program.plan(settings(region="europe-west1", domain="grid.example.org"), redact=False)
+        acme = [r.inputs for r in of_type(with_domain, "gcp:compute/firewall:Firewall")
+                if r.inputs.get("sourceRanges") == ["0.0.0.0/0"]]
+        assert [(rule["allows"][0]["ports"], rule["targetTags"]) for rule in acme] == [(["80"], ["gridctl-demo-node"])]
+        assert not [r for r in of_type(plan, "gcp:compute/firewall:Firewall") if r.name == "demo-net-acme"]
+
+    def test_caddy_is_given_the_static_address(self, plan):
+        assert "GRID_PUBLIC_ADDRESS=192.0.2.10\n" in node_user_data(plan)

@@ -1,6 +1,8 @@
-"""Release requests: filing (cost and fingerprint from the Node), auto-deny rules, officers' policies,
-decisions (the budget re-check and the debit in one transaction, fingerprints), who may download, the cost
-card, and concurrent approvals that must never overspend (SQLite and PostgreSQL)."""
+"""Release requests: filing (the cost paid at admission and the keyed fingerprint, from the Node), auto-deny
+rules, officers' policies, decisions (a release of a paid result spends nothing more; fingerprints), who may
+download, the cost card, and, for what was never charged at admission (results of jobs admitted before
+charging moved there, raw tensors), the charge on approval with concurrent approvals that must never
+overspend (SQLite and PostgreSQL)."""
 
 from __future__ import annotations
 
@@ -8,6 +10,7 @@ import hashlib
 import math
 import threading
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
@@ -17,9 +20,11 @@ from sqlalchemy import select, update
 
 from grid_runtime.core.database import utcnow
 from grid_runtime.core.storage import ObjectStore
+from grid_runtime.node.budget import ledger
 from grid_runtime.node.budget.models import LedgerEntry
 from grid_runtime.node.jobs.models import Job, Result
 from grid_runtime.node.requests.models import Request
+from grid_runtime.node.users.models import User
 from grid_runtime.privacy import accounting, events
 from tests.factories import Factory, MadeUser
 
@@ -32,10 +37,19 @@ def dp_event(sigma: float = 1.0, *, q: float = 0.02, steps: int = 100) -> dict[s
     return events.event_to_dict(events.dp_sgd_event(sample_rate=q, noise_multiplier=sigma, steps=steps))
 
 
+@dataclass(frozen=True)
+class _Terms:
+    order: float = accounting.DEFAULT_RDP_ORDER
+    delta: float = accounting.DEFAULT_DELTA
+
+
 def make_result(factory: Factory, owner: int, *, event: dict[str, Any] | None = None, dataset: int | None = None,
                 inputs: dict[str, int] | None = None, blob: bytes | None = None,
-                metrics: list[dict[str, Any]] | None = None) -> int:
-    """A finished training job and its result row (with its safetensors-like blob in the object store)."""
+                metrics: list[dict[str, Any]] | None = None, charged: bool = True) -> int:
+    """A finished training job and its result row (with its safetensors-like blob in the object store).
+
+    ``charged``: its event was charged when the job was admitted (the ledger entry admission writes, naming
+    the job); False: a job admitted before charging moved to admission, whose release is charged instead."""
     data = blob if blob is not None else f"weights-{owner}-{event}".encode()
     sha = hashlib.sha256(data).hexdigest()
     with factory.sessions.begin() as session:
@@ -51,6 +65,12 @@ def make_result(factory: Factory, owner: int, *, event: dict[str, Any] | None = 
         session.add(result)
         session.flush()
         result_id = result.id
+        if charged:
+            user = session.get(User, owner)
+            assert user is not None
+            ledger.record(session, _Terms(), user_id=owner, user_email=user.email,
+                          cost=ledger.cost_of(event, _Terms()), dataset_ids=[dataset] if dataset else [],
+                          dataset_id=dataset, job_id=job.id)
     settings = factory.client.app.state.settings  # type: ignore[attr-defined]
     store = ObjectStore(settings.resolved_object_store_url, settings.object_store_options)
     import tempfile
@@ -100,12 +120,17 @@ class TestFiling:
         body = response.json()
         assert body["state"] == "pending" and body["kind"] == "release"
         expected = accounting.epsilon(events.event_from_dict(event), 1e-5)
-        assert body["payload"]["epsilon"] == pytest.approx(expected)
+        assert body["payload"]["epsilon"] == pytest.approx(expected) and body["payload"]["paid"] is True
+        # the fingerprint is for officers: a keyed HMAC, not the artifact's sha256, and not shown to the requester
+        assert "fingerprint" not in body["payload"] and "sha256" not in body["payload"]
         with factory.sessions() as session:
-            assert body["payload"]["sha256"] == session.get(Result, result).sha256  # type: ignore[union-attr]
+            sha = session.get(Result, result).sha256  # type: ignore[union-attr]
+        seen = client.get(f"{API}/requests/{body['id']}", headers=factory.user("Compliance Officer").headers).json()
+        assert len(seen["payload"]["fingerprint"]) == 64 and seen["payload"]["fingerprint"] != sha
+        assert seen["card"]["fingerprint"] == seen["payload"]["fingerprint"]
         assert body["payload"]["mechanism"].startswith("DP-SGD: 100 steps")
         assert body["expires_at"] is not None
-        assert ledger_rows(factory) == []
+        assert [r.request_id for r in ledger_rows(factory)] == [None]  # the admission's charge alone
 
     def test_refuses_a_cost_sent_by_the_client(self, client: TestClient, factory: Factory) -> None:
         user = factory.user(budget=10.0)
@@ -131,11 +156,11 @@ class TestFiling:
         assert again.status_code == 409
         assert f"request {first['id']}" in again.json()["message"]
 
-    def test_auto_denies_over_the_budget_with_a_reason_and_spends_nothing(
+    def test_an_unpaid_result_is_auto_denied_over_the_budget_with_a_reason_and_spends_nothing(
         self, client: TestClient, factory: Factory
     ) -> None:
         user = factory.user(budget=1.0)
-        result = make_result(factory, user.id, event=dp_event(0.7))
+        result = make_result(factory, user.id, event=dp_event(0.7), charged=False)
         body = release(client, user, result).json()
         assert body["state"] == "auto_denied"
         assert "over your privacy budget" in body["decision_note"]
@@ -144,12 +169,13 @@ class TestFiling:
         shown = client.get(f"{API}/requests/{body['id']}", headers=user.headers).json()
         assert shown["decision_note"] == body["decision_note"]
 
-    def test_auto_denies_over_a_dataset_cap(self, client: TestClient, factory: Factory, officer: MadeUser) -> None:
+    def test_an_unpaid_result_is_auto_denied_over_a_dataset_cap(self, client: TestClient, factory: Factory,
+                                                                officer: MadeUser) -> None:
         user = factory.user(budget=100.0)
         dataset = factory.dataset(tensors=[factory.tensor()])
         assert client.put(f"{API}/budget/datasets/{dataset}", headers=officer.headers,
                           json={"epsilon": 2.0}).status_code == 200
-        result = make_result(factory, user.id, event=dp_event(0.8), dataset=dataset)
+        result = make_result(factory, user.id, event=dp_event(0.8), dataset=dataset, charged=False)
         body = release(client, user, result).json()
         assert body["state"] == "auto_denied"
         assert f"dataset {dataset}" in body["decision_note"]
@@ -214,17 +240,33 @@ class TestNonPrivatePolicy:
 
 
 class TestDecisions:
-    def test_approval_debits_the_ledger_once(self, client: TestClient, factory: Factory, officer: MadeUser) -> None:
+    def test_approving_a_paid_result_spends_nothing_more(self, client: TestClient, factory: Factory,
+                                                         officer: MadeUser) -> None:
         user = factory.user(budget=10.0)
         event = dp_event()
         result = make_result(factory, user.id, event=event)
+        before = client.get(f"{API}/budget", headers=user.headers).json()
         request = release(client, user, result).json()
         response = approve(client, officer, request["id"], note="looks fine")
         assert response.status_code == 200, response.text
         assert response.json()["state"] == "approved"
         rows = ledger_rows(factory)
-        assert [(r.user_id, r.request_id, r.result_id) for r in rows] == [(user.id, request["id"], result)]
+        assert [(r.user_id, r.request_id) for r in rows] == [(user.id, None)]  # the admission's entry only
         assert rows[0].rdp == pytest.approx(accounting.rdp_at_order(events.event_from_dict(event), 6.0))
+        assert client.get(f"{API}/budget", headers=user.headers).json() == before
+        assert approve(client, officer, request["id"]).status_code == 409
+        assert len(ledger_rows(factory)) == 1
+
+    def test_approving_an_unpaid_result_debits_the_ledger_once(self, client: TestClient, factory: Factory,
+                                                               officer: MadeUser) -> None:
+        user = factory.user(budget=10.0)
+        event = dp_event()
+        result = make_result(factory, user.id, event=event, charged=False)
+        request = release(client, user, result).json()
+        assert request["payload"]["paid"] is False
+        assert approve(client, officer, request["id"]).status_code == 200
+        rows = ledger_rows(factory)
+        assert [(r.user_id, r.request_id, r.result_id) for r in rows] == [(user.id, request["id"], result)]
         assert approve(client, officer, request["id"]).status_code == 409
         assert len(ledger_rows(factory)) == 1
 
@@ -232,39 +274,45 @@ class TestDecisions:
         user = factory.user(budget=10.0)
         result = make_result(factory, user.id, event=dp_event())
         request = release(client, user, result).json()
+        with factory.sessions() as session:
+            sha = session.get(Result, result).sha256  # type: ignore[union-attr]
+        plain = approve(client, officer, request["id"], fingerprint=sha)  # the content hash is not the fingerprint
+        assert plain.status_code == 409 and "fingerprint" in plain.json()["message"]
         response = approve(client, officer, request["id"], fingerprint="0" * 64)
         assert response.status_code == 409
-        assert "fingerprint" in response.json()["message"]
-        assert ledger_rows(factory) == []
-        good = approve(client, officer, request["id"], fingerprint=request["payload"]["sha256"].upper())
+        fingerprint = client.get(f"{API}/requests/{request['id']}", headers=officer.headers).json()["card"][
+            "fingerprint"]
+        good = approve(client, officer, request["id"], fingerprint=fingerprint.upper())
         assert good.status_code == 200, good.text
 
     def test_an_artifact_changed_since_the_request_is_refused(
         self, client: TestClient, factory: Factory, officer: MadeUser
     ) -> None:
         user = factory.user(budget=10.0)
-        result = make_result(factory, user.id, event=dp_event())
+        result = make_result(factory, user.id, event=dp_event(), charged=False)
         request = release(client, user, result).json()
+        fingerprint = client.get(f"{API}/requests/{request['id']}", headers=officer.headers).json()["card"][
+            "fingerprint"]
         with factory.sessions.begin() as session:
             session.execute(update(Result).where(Result.id == result).values(sha256="f" * 64))
-        response = approve(client, officer, request["id"], fingerprint=request["payload"]["sha256"])
+        response = approve(client, officer, request["id"], fingerprint=fingerprint)
         assert response.status_code == 409
         assert "changed" in response.json()["message"]
         assert ledger_rows(factory) == []
 
-    def test_approval_over_the_budget_is_refused_and_the_request_stays_pending(
+    def test_approving_an_unpaid_result_over_the_budget_is_refused_and_the_request_stays_pending(
         self, client: TestClient, factory: Factory, officer: MadeUser
     ) -> None:
         event = dp_event()
         user = factory.user(budget=cap_for(1, event))
-        first = release(client, user, make_result(factory, user.id, event=event)).json()
-        second = release(client, user, make_result(factory, user.id, event=event)).json()
+        first = release(client, user, make_result(factory, user.id, event=event, charged=False)).json()
+        second = release(client, user, make_result(factory, user.id, event=event, charged=False)).json()
         assert first["state"] == second["state"] == "pending"
         assert approve(client, officer, first["id"]).status_code == 200
         refused = approve(client, officer, second["id"])
         assert refused.status_code == 409
         assert refused.json()["code"] == "budget_exceeded"
-        assert "remaining" in refused.json()["message"]
+        assert "further event that fits" in refused.json()["message"]
         assert client.get(f"{API}/requests/{second['id']}", headers=user.headers).json()["state"] == "pending"
         assert len(ledger_rows(factory)) == 1
 
@@ -282,8 +330,8 @@ class TestDecisions:
             session.execute(update(Request).where(Request.id == expired["id"])
                             .values(expires_at=utcnow() - timedelta(seconds=1)))
         assert client.get(f"{API}/requests/{expired['id']}", headers=user.headers).json()["state"] == "expired"
-        assert ledger_rows(factory) == []
-        assert client.get(f"{API}/budget", headers=user.headers).json()["spent_epsilon"] == 0
+        # charged when their jobs were admitted, whatever the decision; the decisions spend nothing more
+        assert [r.request_id for r in ledger_rows(factory)] == [None, None, None]
 
     def test_deny_needs_a_reason(self, client: TestClient, factory: Factory, officer: MadeUser) -> None:
         user = factory.user(budget=10.0)
@@ -337,7 +385,7 @@ class TestDownload:
 
 
 class TestPolicies:
-    def test_auto_approves_under_the_threshold_on_the_dataset_and_debits(
+    def test_auto_approves_under_the_threshold_on_the_dataset_and_spends_nothing_more(
         self, client: TestClient, factory: Factory, officer: MadeUser
     ) -> None:
         dataset = factory.dataset(tensors=[factory.tensor()])
@@ -352,14 +400,20 @@ class TestPolicies:
         assert dear["state"] == "pending"
         elsewhere = release(client, user, make_result(factory, user.id, event=dp_event(3.0))).json()
         assert elsewhere["state"] == "pending"
-        assert [r.request_id for r in ledger_rows(factory)] == [cheap["id"]]
+        assert [r.request_id for r in ledger_rows(factory)] == [None, None, None]  # the three admissions'
+        unpaid = release(client, user, make_result(factory, user.id, event=dp_event(3.0), dataset=dataset,
+                                                   charged=False)).json()
+        assert unpaid["state"] == "auto_approved"
+        assert [r.request_id for r in ledger_rows(factory)][-1] == unpaid["id"]  # charged now, never before
 
     def test_a_policy_never_approves_past_the_budget(
         self, client: TestClient, factory: Factory, officer: MadeUser
     ) -> None:
+        owner = factory.owner()
+        client.patch(f"{API}/privacy/settings", headers=owner.headers, json={"max_policy_epsilon": 100.0})
         client.post(f"{API}/release-policies", headers=officer.headers, json={"max_epsilon": 100.0})
         user = factory.user(budget=1.0)
-        body = release(client, user, make_result(factory, user.id, event=dp_event(0.8))).json()
+        body = release(client, user, make_result(factory, user.id, event=dp_event(0.8), charged=False)).json()
         assert body["state"] == "auto_denied"
 
     def test_policies_are_listed_and_removed_by_officers_only(
@@ -392,7 +446,10 @@ class TestCostCard:
         assert card["user"]["epsilon_before"] == pytest.approx(
             accounting.epsilon_from_rdp(accounting.rdp_at_order(first_event, 6.0), 6.0, 1e-5))
         assert card["user"]["epsilon_after"] > card["user"]["epsilon_before"]
-        assert card["user"]["remaining_before"] == pytest.approx(10.0 - card["user"]["epsilon_before"])
+        first_rdp = accounting.rdp_at_order(first_event, 6.0)
+        assert card["user"]["remaining_before"] == pytest.approx(
+            accounting.epsilon_from_rdp(accounting.rdp_budget(10.0, 1e-5, 6.0) - first_rdp, 6.0, 1e-5))
+        assert card["paid_at_admission"] is True and card["user"]["ceiling_epsilon"] == 10.0
         assert card["dataset"]["id"] == dataset and card["dataset"]["cap_epsilon"] == 20.0
         assert card["dataset"]["epsilon_before"] == pytest.approx(card["user"]["epsilon_before"])
         assert [h["id"] for h in card["history"]] == [first["id"]]
@@ -422,14 +479,15 @@ class TestCostCard:
 class TestConcurrency:
     N = 7
 
-    def test_fifty_concurrent_approvals_never_overspend(self, any_db_client: TestClient,
+    def test_fifty_concurrent_approvals_of_unpaid_results_never_overspend(self, any_db_client: TestClient,
                                                         any_db_factory: Factory) -> None:
         client, factory = any_db_client, any_db_factory
         event = dp_event()
         budget = cap_for(self.N, event)
         user = factory.user(budget=budget)
         officers = [factory.user("Compliance Officer") for _ in range(3)]
-        results = [make_result(factory, user.id, event=event, blob=f"w{i}".encode()) for i in range(50)]
+        results = [make_result(factory, user.id, event=event, blob=f"w{i}".encode(), charged=False)
+                   for i in range(50)]
         start = threading.Barrier(50)
 
         def file(result: int) -> Any:

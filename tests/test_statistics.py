@@ -133,3 +133,42 @@ class TestValidation:
     def test_a_table_is_not_a_column(self):
         with pytest.raises(st.StatisticsError, match="one column"):
             st.count(torch.zeros(10, 3), epsilon=1.0)
+
+
+class TestSeveralColumnsInOneJob:
+    """A sum or mean of several columns: one value a column, one composed event, planned without data."""
+
+    @pytest.fixture(scope="class")
+    def table(self) -> torch.Tensor:
+        g = torch.Generator().manual_seed(5)
+        return torch.stack([torch.rand(3000, generator=g) * 10.0, torch.rand(3000, generator=g) - 5.0,
+                            torch.randn(3000, generator=g)], dim=1)
+
+    @pytest.mark.parametrize("mechanism", ["laplace", "gaussian"])
+    def test_each_column_uses_its_bounds_and_the_event_is_their_composition(self, table, mechanism):
+        from grid_runtime.compute.tasks import _per_column, planned_statistic_event
+
+        params = {"epsilon": 10.0, "mechanism": mechanism, "columns": [0, 1, 2],
+                  "column_bounds": [[0.0, 10.0], [-5.0, -4.0], [-1.0, 1.0]]}
+        outcome = _per_column("mean", table, params, DELTA)
+        assert outcome.value[0] == pytest.approx(float(table[:, 0].mean()), abs=0.05)
+        assert outcome.value[1] == pytest.approx(float(table[:, 1].mean()), abs=0.01)
+        assert -1.0 <= outcome.value[2] <= 1.0  # clamped to its own bounds, not the first column's
+        singles = [st.mean(table[:, i], bounds=b, epsilon=10.0, delta=DELTA, mechanism=mechanism).event
+                   for i, b in enumerate(params["column_bounds"])]
+        composed = dp_accounting.ComposedDpEvent(singles)
+        assert reference_epsilon(outcome.event) == pytest.approx(reference_epsilon(composed), rel=1e-12)
+        planned = planned_statistic_event("mean", params, DELTA)  # from the settings alone
+        assert event_to_json(planned) == event_to_json(outcome.event)
+        # charged once for the three: at most three single releases, and more than one
+        assert reference_epsilon(singles[0]) < reference_epsilon(outcome.event) <= 3 * reference_epsilon(
+            singles[0]) + 1e-9
+
+    def test_only_sum_and_mean_take_several_columns(self, table):
+        from grid_runtime.compute.tasks import planned_statistic_event
+
+        with pytest.raises(ValueError, match="only sum, mean take several columns"):
+            planned_statistic_event("quantiles", {"epsilon": 1.0, "columns": [0], "column_bounds": [[0, 1]],
+                                                  "alphas": [0.5]}, DELTA)
+        with pytest.raises(ValueError, match="one declared bound for each column"):
+            planned_statistic_event("sum", {"epsilon": 1.0, "columns": [0, 1], "column_bounds": [[0, 1]]}, DELTA)

@@ -299,6 +299,23 @@ class TestStatistics:
         assert 1.0 <= result.epsilon < 1.01  # Laplace ε 1 read through the RDP accountant
         assert result.lineage["settings"]["bounds"] == [-4.0, 4.0]
 
+    def test_a_mean_of_every_column_is_one_task_and_one_composed_charge(self, cluster: Cluster) -> None:
+        email = "columns-scientist@example.com"
+        scientist = cluster.user(email, budget=50.0)
+        cluster.grant(email, "compute")
+        before = cluster.tasks_submitted()
+        job = scientist.jobs.statistic("mean", dataset=cluster.dataset, member="features", columns="all",
+                                       epsilon=1.0)
+        assert job.wait(timeout=120).status == "succeeded", job.error
+        assert cluster.tasks_submitted() == before + 1
+        result = job.result
+        assert result is not None and result.epsilon == pytest.approx(job.planned_epsilon)
+        assert result.event["type"] == "composed" and len(result.event["events"]) == FEATURES
+        assert 1.0 < result.epsilon < FEATURES * 1.01  # the composition of ten ε = 1 means, charged once
+        ledger = cluster.owner().http.get(f"/budget/users/{email}/ledger")["items"]
+        assert len(ledger) == 1 and ledger[0]["job_id"] == job.id
+        assert result.lineage["settings"]["columns"] == list(range(FEATURES))
+
 
 class TestLifecycle:
     def test_cancel_stops_a_running_job(self, cluster: Cluster) -> None:

@@ -391,13 +391,15 @@ class TestDisabledUsers:
         for headers in (user.headers, session_headers):
             _assert_refused(any_db_client.get(f"{API}/users/me", headers=headers), 401, "unauthorized")
         login = any_db_client.post(f"{API}/auth/login", json={"email": user.email, "password": PASSWORD})
+        wrong = any_db_client.post(f"{API}/auth/login", json={"email": user.email, "password": "not it at all"})
         _assert_refused(login, 401, "unauthorized")
+        assert login.json() == wrong.json()  # the right password of a disabled account tells nothing more
 
         enabled = any_db_client.patch(f"{API}/users/{user.id}", headers=admin.headers, json={"disabled": False})
         assert enabled.json()["disabled"] is False
-        # The named API token works again; the session ended when the account was disabled.
-        assert any_db_client.get(f"{API}/users/me", headers=user.headers).status_code == 200
-        _assert_refused(any_db_client.get(f"{API}/users/me", headers=session_headers), 401, "unauthorized")
+        # Disabling revoked every token, API tokens included: re-enabling brings none back.
+        for headers in (user.headers, session_headers):
+            _assert_refused(any_db_client.get(f"{API}/users/me", headers=headers), 401, "unauthorized")
         assert any_db_client.post(f"{API}/auth/login",
                                   json={"email": user.email, "password": PASSWORD}).status_code == 200
 

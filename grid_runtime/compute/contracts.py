@@ -170,6 +170,8 @@ class StatisticConfig(_Contract):
     mechanism: Mechanism = "laplace"
     column: int | None = Field(None, ge=0)
     bounds: tuple[float, float] | None = None
+    columns: list[int] | None = Field(None, min_length=1, description="several columns in one job (sum, mean)")
+    column_bounds: list[tuple[float, float]] | None = Field(None, description="the declared bounds of each column")
     bins: int | None = Field(None, ge=1)
     alphas: list[float] | None = None
     candidates: int = Field(1000, ge=2)
@@ -252,7 +254,7 @@ class StatisticDone(_Contract):
     value: Any = Field(description="the noised value(s): private until released")
     mechanism: str
     event: dict[str, Any]
-    noise_scale: float | list[float] | dict[str, Any] | None = None
+    noise_scale: float | list[Any] | dict[str, Any] | None = None
     metrics: list[EpochMetric] = Field(default_factory=list)
 
 

@@ -26,6 +26,7 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 
 from grid_runtime.compute.contracts import (
@@ -87,9 +88,45 @@ def _statistic(kind: str, column: Any, params: dict[str, Any], delta: float) -> 
     raise ValueError(f"unknown statistic {kind!r}")
 
 
+MULTI_COLUMN_STATISTICS = ("sum", "mean")
+"""Statistics one job may compute over several columns at once (one value a column, one composed event)."""
+
+
+@dataclass(frozen=True)
+class ColumnsOutcome:
+    """Several columns' statistics released together: one value a column, their events composed into one."""
+
+    value: list[Any]
+    mechanism: str
+    event: Any
+    noise_scale: list[Any]
+
+
+def _per_column(kind: str, tensor: Any, params: dict[str, Any], delta: float) -> ColumnsOutcome:
+    """``kind`` on each of ``params["columns"]`` with its own declared bounds, each at ``params["epsilon"]``;
+    the job's event is the composition of the columns' events (dp-accounting composes them, so the charge is
+    the RDP sum, not a worst-case sum of ε's). ``tensor=None`` plans: the events only, from empty columns."""
+    from grid_runtime.privacy import composed_event
+
+    columns, bounds = params["columns"], params["column_bounds"]
+    if kind not in MULTI_COLUMN_STATISTICS:
+        raise ValueError(f"only {', '.join(MULTI_COLUMN_STATISTICS)} take several columns, not {kind!r}")
+    if not columns or len(columns) != len(bounds):
+        raise ValueError("give one declared bound for each column")
+    outcomes = [_statistic(kind, [] if tensor is None else _column(tensor, index),
+                           {**params, "bounds": list(bound)}, delta)
+                for index, bound in zip(columns, bounds, strict=True)]
+    return ColumnsOutcome(value=[o.value for o in outcomes], mechanism=outcomes[0].mechanism,
+                          event=composed_event([o.event for o in outcomes]),
+                          noise_scale=[o.noise_scale for o in outcomes])
+
+
 def planned_statistic_event(kind: str, params: dict[str, Any], delta: float) -> Any:
     """The privacy event a statistic will have, from its settings alone: the same OpenDP measurement run on
-    an empty column (no data is read; the event depends only on the settings)."""
+    an empty column (no data is read; the event depends only on the settings). With ``columns``, the
+    composition of one such event a column (`_per_column`)."""
+    if params.get("columns") is not None:
+        return _per_column(kind, None, params, delta).event
     return _statistic(kind, [], params, delta).event
 
 
@@ -156,7 +193,10 @@ def _statistics(payload: StatisticsPayload, store: Any) -> StatisticDone:
     source = payload.inputs.column
     tensor = _read_tensor(store, source.key, source.sha256)
     params: StatisticConfig = payload.settings
-    outcome = _statistic(params.statistic, _column(tensor, params.column), params.model_dump(), payload.delta)
+    if params.columns is not None:
+        outcome: Any = _per_column(params.statistic, tensor, params.model_dump(), payload.delta)
+    else:
+        outcome = _statistic(params.statistic, _column(tensor, params.column), params.model_dump(), payload.delta)
     return StatisticDone(value=outcome.value, mechanism=outcome.mechanism, event=event_to_dict(outcome.event),
                          noise_scale=outcome.noise_scale)
 

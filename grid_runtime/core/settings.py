@@ -24,7 +24,7 @@ class NodeSettings(BaseSettings):
     login_window_seconds: int = Field(default=300, gt=0)
     max_upload_bytes: int = Field(default=2 * 1024**3, gt=0)
     login_backoff_seconds: float = Field(
-        default=1.0, gt=0, description="after login_max_failures for one account from one address, each further "
+        default=2.0, gt=0, description="after login_max_failures for one account from one address, each further "
                                        "failure doubles the wait before the next try (from this many seconds)")
     login_backoff_max_seconds: float = Field(default=900.0, gt=0, description="the longest login back-off")
     max_body_bytes: int = Field(default=1024**2, gt=0, description="request-body limit of every non-upload route")

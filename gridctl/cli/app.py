@@ -21,7 +21,7 @@ from gridctl.sdk.errors import GridctlError
 EXIT_CODES_HELP = (
     "Exit codes: 0 ok, 1 other error, 2 usage, 3 auth (not logged in, bad or expired token, wrong password), "
     "4 forbidden, 5 not found, 6 conflict (already exists, in use, budget), 7 invalid input, "
-    "8 server error, 9 connection error. See docs/cli.md.\n\n"
+    "8 server error, 9 connection error, 10 request denied at once. See docs/cli.md.\n\n"
     "Environment: GRIDCTL_URL and GRIDCTL_TOKEN select a Node and a token instead of the saved context (for "
     "CI); GRIDCTL_HOME holds the contexts file (default ~/.config/gridctl); GRIDCTL_DEBUG=1 shows tracebacks."
 )

@@ -164,7 +164,8 @@ def check(
 
     A row per target (local, aws, gcp, azure): ready or not, and why not: the cloud's extra not installed
     (pip install 'gridctl[aws]'), the Pulumi CLI missing, or no credentials found in the environment or the usual
-    files (~/.aws/, gcloud's application-default credentials, ~/.azure/). It changes nothing and exits 0.
+    files (~/.aws/, gcloud's application-default credentials, ~/.azure/). It changes nothing; it exits 0 when
+    every target checked is ready, 1 otherwise.
     """
     from gridctl.cli import exit_codes
     from gridctl.sdk.errors import GridctlError

@@ -67,7 +67,7 @@ def build(name: str) -> Command:
     if command is None:
         raise LookupError(f"gridctl.cli.commands: none of {COMMANDS[name][0]} defines the command {name!r}")
     _whole_summaries(command)
-    return command  # type: ignore[no-any-return]
+    return command
 
 
 def first_sentence(help_text: str) -> str:

@@ -130,10 +130,20 @@ def _count_attempt(row: LoginThrottle, *, allowance: int, settings: NodeSettings
         row.attempts = 0  # a quiet window forgives old failures
     row.attempts += 1
     row.updated_at = now
+    _back_off(row, allowance=allowance, settings=settings)
+
+
+def _back_off(row: LoginThrottle, *, allowance: int, settings: NodeSettings) -> None:
+    """Past the allowance, the next attempt waits ``backoff × 2^(attempts - allowance)`` seconds (capped).
+
+    Set when an attempt is counted (parallel guesses stop at the allowance) and again when it fails (the
+    wait runs from the failure's answer, not from its start)."""
     beyond = row.attempts - allowance
     if beyond >= 0:
         delay = min(settings.login_backoff_seconds * 2.0 ** min(beyond, 30), settings.login_backoff_max_seconds)
-        row.blocked_until = now + timedelta(seconds=delay)
+        until = utcnow() + timedelta(seconds=delay)
+        if row.blocked_until is None or row.blocked_until < until:
+            row.blocked_until = until
 
 
 def begin_login(session: Session, *, email: str, client_address: str, settings: NodeSettings) -> LoginAttempt:
@@ -159,6 +169,8 @@ def finish_login(
     user = session.get(User, attempt.user_id) if attempt.user_id is not None else None
     if (not password_ok or user is None or user.disabled or attempt.disabled
             or user.password_hash != attempt.password_hash):
+        for key, allowance in ((email, settings.login_max_failures), (ANY_ACCOUNT, 4 * settings.login_max_failures)):
+            _back_off(_throttle_row(session, key, client_address), allowance=allowance, settings=settings)
         audit.record(session, actor=None, action="auth.login_failed", target_type="user",
                      target_id=user.id if user else None, details={"email": email}, client_address=client_address)
         return None

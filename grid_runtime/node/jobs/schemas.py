@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, model_validator
 
@@ -59,6 +59,10 @@ class StatisticsIn(Schema):
     dataset: str
     member: str = Field(description="the dataset member (tensor role) to read")
     column: int | None = Field(None, ge=0, description="column of a 2-D member [0]")
+    columns: list[Annotated[int, Field(ge=0)]] | Literal["all"] | None = Field(
+        None, min_length=1, max_length=1024,
+        description="sum or mean of several columns of a 2-D member (or \"all\") in one job: one value a column, "
+                    "each at epsilon, charged once as their composed event")
     statistic: Statistic
     epsilon: float = Field(gt=0, le=100)
     mechanism: Literal["laplace", "gaussian"] = "laplace"

@@ -381,7 +381,18 @@ def plan_statistics(session: Session, *, actor: Actor, settings: NodeSettings, b
                            details={"field": "column"})
     params: dict[str, Any] = {"statistic": body.statistic, "epsilon": body.epsilon, "mechanism": body.mechanism,
                               "column": body.column}
-    if body.statistic != "count":
+    if body.columns is not None:  # several columns, one task, one composed event (compute.tasks._per_column)
+        width = int(tensor.shape[1]) if len(tensor.shape) == 2 else 0
+        columns = list(range(width)) if body.columns == "all" else list(body.columns)
+        if body.statistic not in ("sum", "mean") or body.column is not None or not width:
+            raise InvalidInput("columns takes a sum or a mean of a 2-D member, without column",
+                               details={"field": "columns"})
+        if len(set(columns)) != len(columns) or max(columns) >= width:
+            raise InvalidInput(f"columns must be distinct columns of member {body.member!r} (0 to {width - 1})",
+                               details={"field": "columns"})
+        params["columns"] = columns
+        params["column_bounds"] = [list(_declared_bounds(dataset, body.member, c)) for c in columns]
+    elif body.statistic != "count":
         lower, upper = _declared_bounds(dataset, body.member, body.column)
         params["bounds"] = [lower, upper]
     if body.statistic == "histogram":

@@ -55,7 +55,7 @@ def list_grants(
 def explain(
     session: DB,
     target_type: Annotated[schemas.TargetType, Query()],
-    target_id: Annotated[int, Query(ge=1)],
+    target_id: Annotated[Id, Query()],
     user: Annotated[str | None, Query(max_length=254, description="id or email; yourself if omitted")] = None,
     actor: Actor = Depends(Requires()),
 ) -> schemas.ExplainOut:
