@@ -47,7 +47,7 @@ def main() -> None:
             assert me["email"] == "owner@localhost", me
 
             deadline = time.monotonic() + 120
-            while (alive := sum(w["alive"] for w in _workers(gridctl))) < WORKERS:
+            while (alive := sum(bool(w["alive"]) for w in _workers(gridctl))) < WORKERS:
                 assert time.monotonic() < deadline, f"only {alive} of {WORKERS} Workers joined"
                 time.sleep(2)
             say(f"{alive} Workers")

@@ -208,9 +208,9 @@ def run(url: str, gridctl: Gridctl, workdir: Path, *, timeout: float = 900,
             notebook.communicate()
     if notebook.returncode != 0:
         raise WalkthroughError(f"the notebook failed (exit {notebook.returncode}):\n{out}\n{err}")
-    line = next((line for line in out.splitlines() if line.startswith("WALKTHROUGH=")), None)
-    if line is None:
+    found = next((line for line in out.splitlines() if line.startswith("WALKTHROUGH=")), None)
+    if found is None:
         raise WalkthroughError(f"the notebook printed no summary:\n{out}\n{err}")
-    summary: dict[str, Any] = json.loads(line.removeprefix("WALKTHROUGH="))
+    summary: dict[str, Any] = json.loads(found.removeprefix("WALKTHROUGH="))
     summary["release"] = {"id": release["id"], "sha256": sha256}
     return summary

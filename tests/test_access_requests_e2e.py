@@ -109,7 +109,7 @@ class TestThroughTheCli:
         pending = officer.cli.json("requests", "list", "--status", "pending", "--kind", "access")
         assert request["id"] in [r["id"] for r in pending]
         table = officer.cli("requests", "list", "--status", "pending", "--requester", scientist.email)
-        assert table.exit_code == 0 and f"tensor {ref}" in table.stdout and "download" in table.stdout
+        assert table.exit_code == 0 and f"tensor {tensor['name']}" in table.stdout and "download" in table.stdout
 
         refused = scientist.cli("requests", "approve", str(request["id"]))
         assert refused.exit_code == 4  # a data scientist cannot decide, not even their own request

@@ -684,6 +684,196 @@ class TestCheck:
             assert cloud in result.stdout
 
 
+# --- issue 12: the operator's build, changes that need a new Node, state, failures ----------------------------
+
+def rebuild_with(monkeypatch: pytest.MonkeyPatch, content: bytes) -> None:
+    """From now on the CLI 'runs' another build: its wheel has ``content``."""
+    import hashlib
+    from dataclasses import replace
+
+    def other_build(out_dir: Path) -> Any:
+        build = fixed_build(out_dir)
+        Path(build.wheel_path).write_bytes(content)
+        return replace(build, wheel_sha256=hashlib.sha256(content).hexdigest())
+
+    monkeypatch.setattr(cloud_provider, "operator_build", other_build)
+
+
+class TestShippedBuild:
+    @pytest.mark.parametrize("cloud", CLOUDS)
+    def test_the_program_ships_the_build_kept_in_the_state_dir_and_status_shows_it(
+        self, cloud: str, gridctl: Gridctl, backend: FakeBackend, owner_setups: OwnerSetups
+    ) -> None:
+        deploy(gridctl, cloud, "--workers", "1")
+        build = backend.last("up").settings.build
+        assert build is not None and Path(build.wheel_path).parent == state_dir(gridctl) / "build"
+        assert build.exists() and oct((state_dir(gridctl) / "build").stat().st_mode & 0o777) == "0o700"
+        record = json.loads((state_dir(gridctl) / "deployment.json").read_text())
+        assert record["settings"]["build"]["wheel_sha256"] == build.wheel_sha256
+        [row] = gridctl.json("status", "demo")["deployments"]
+        assert row["version"] == f"{build.version} (wheel sha256 {build.wheel_sha256[:12]})"
+
+    def test_scaling_ships_the_nodes_build_even_when_the_cli_changed(
+        self, gridctl: Gridctl, backend: FakeBackend, owner_setups: OwnerSetups, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        deploy(gridctl, "gcp", "--workers", "1")
+        first = backend.last("up").settings.build
+        rebuild_with(monkeypatch, b"a newer gridctl\n")
+        gridctl.json("workers", "scale", "3", "--name", "demo")
+        assert backend.last("up").settings.build == first  # new Workers run what the Node runs
+
+    def test_a_new_build_would_replace_the_node_so_it_is_refused_without_replace_node(
+        self, gridctl: Gridctl, backend: FakeBackend, owner_setups: OwnerSetups, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        deploy(gridctl, "aws")
+        first = backend.last("up").settings.build
+        rebuild_with(monkeypatch, b"a newer gridctl\n")
+        refused = gridctl("deploy", "aws", "--name", "demo", "--yes")
+        assert refused.exit_code == 6 and "--replace-node" in refused.stderr
+        assert "loses the data on its disk" in refused.stderr and first.wheel_sha256[:12] in refused.stderr
+        assert backend.operations() == ["up"]
+        result = deploy(gridctl, "aws", "--replace-node")
+        assert result["state"] == "updated" and backend.last("up").settings.build != first
+
+    def test_a_domain_changes_the_nodes_boot_so_it_needs_replace_node_too(
+        self, gridctl: Gridctl, backend: FakeBackend, owner_setups: OwnerSetups
+    ) -> None:
+        deploy(gridctl, "azure")
+        refused = gridctl("deploy", "azure", "--name", "demo", "--yes", "--domain", "grid.example.org")
+        assert refused.exit_code == 6 and "--domain changed" in refused.stderr
+        deploy(gridctl, "azure", "--allow-cidr", "198.51.100.0/24")  # the Node boots the same: no question
+
+    def test_the_plan_ships_a_real_build_of_this_gridctl(self, gridctl: Gridctl, machine: Path,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+        monkeypatch.setenv("PATH", str(machine / "bin"))
+        resources = gridctl.json("deploy", "aws", "--name", "demo", "--plan")
+        objects = {r["name"]: r["inputs"] for r in resources if r["type"] == "aws:s3/bucketObjectv2:BucketObjectv2"}
+        assert objects["demo-build-wheel"]["key"].endswith("-py3-none-any.whl")
+        assert objects["demo-build-wheel"]["source"]["file"].endswith(".whl")
+
+
+class TestDomain:
+    def test_deploy_prints_the_dns_record_to_create_before_waiting(
+        self, gridctl: Gridctl, backend: FakeBackend, owner_setups: OwnerSetups
+    ) -> None:
+        result = gridctl("deploy", "gcp", "--name", "demo", "--yes", "--domain", "grid.example.org")
+        assert result.exit_code == 0, result.stderr
+        assert "grid.example.org. 300 IN A 192.0.2.10" in result.stderr
+
+
+class TestFailures:
+    @pytest.mark.parametrize("cloud", CLOUDS)
+    def test_a_node_that_does_not_come_up_shows_its_console(
+        self, cloud: str, gridctl: Gridctl, backend: FakeBackend, owner_setups: OwnerSetups,
+        monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        from providers.base import ProviderError
+
+        def never(url: str, verify: Any, timeout: float) -> None:
+            raise ProviderError(f"the Node did not answer {url}/api/v1/health within 1500s")
+
+        asked: list[dict[str, Any]] = []
+
+        def console(self: Any, settings: CloudSettings, outputs: dict[str, Any]) -> str:
+            asked.append(dict(outputs))
+            return "\n".join(f"cloud-init line {i}" for i in range(100)) + "\nbootstrap: refusing to install it\n"
+
+        monkeypatch.setattr(cloud_provider, "wait_until_healthy", never)
+        monkeypatch.setattr(PROVIDER_CLASSES[cloud], "console_output", console)
+        result = gridctl("deploy", cloud, "--name", "demo", "--yes")
+        assert result.exit_code == 1
+        assert "did not answer" in result.stderr and "bootstrap: refusing to install it" in result.stderr
+        assert "cloud-init line 99" in result.stderr and "cloud-init line 50" not in result.stderr  # the tail
+        assert "cloud-init log" not in result.stderr  # no pointer at a log the operator cannot reach
+        assert asked and asked[0]["node_public_ip"] == "192.0.2.10"
+
+    def test_a_console_that_cannot_be_read_says_why_and_keeps_the_error(
+        self, gridctl: Gridctl, backend: FakeBackend, owner_setups: OwnerSetups, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        from providers.base import ProviderError
+
+        def never(url: str, verify: Any, timeout: float) -> None:
+            raise ProviderError("the Node did not answer")
+
+        monkeypatch.setattr(cloud_provider, "wait_until_healthy", never)
+        result = gridctl("deploy", "aws", "--name", "demo", "--yes")  # no AWS credentials here: EC2 refuses
+        assert result.exit_code == 1 and "the Node did not answer" in result.stderr
+        assert "console output could not be read" in result.stderr or "no console output" in result.stderr
+
+    def test_aws_reads_the_nodes_console_from_ec2(self, sts_server: str, monkeypatch: pytest.MonkeyPatch,
+                                                 tmp_path: Path) -> None:
+        import boto3
+
+        from tests.cloud_checks import settings
+
+        monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIAOPERATOR")
+        monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "secret")
+        monkeypatch.setenv("AWS_ENDPOINT_URL", sts_server)  # moto's server plays EC2 too
+        ec2 = boto3.client("ec2", region_name="eu-west-1")
+        image = ec2.describe_images(Owners=["amazon"])["Images"][0]["ImageId"]
+        instance = ec2.run_instances(ImageId=image, MinCount=1, MaxCount=1)["Instances"][0]["InstanceId"]
+        text = AwsProvider(tmp_path).console_output(settings(), {"node_instance_id": instance})
+        assert text  # moto answers with its stand-in console text
+        assert AwsProvider(tmp_path).console_output(settings(), {}) is None
+
+
+class TestPulumiFirst:
+    def test_without_pulumi_deploy_says_so_before_calling_anything_outside(
+        self, gridctl: Gridctl, machine: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """Issue 10, Measured 6: no call to learn this machine's address before saying the CLI is missing."""
+        def outside(*args: Any, **kwargs: Any) -> Any:
+            raise AssertionError("called an outside service")
+
+        monkeypatch.setattr(cloud_provider, "operator_cidr", outside)
+        monkeypatch.setattr(httpx, "get", outside)
+        monkeypatch.setenv("PATH", str(machine / "bin"))
+        result = gridctl("deploy", "aws", "--name", "demo", "--yes")
+        assert result.exit_code == 1 and "the Pulumi CLI is not installed" in result.stderr
+        assert "outside service" not in result.stderr
+
+    def test_the_plans_count_is_what_json_lists(self, gridctl: Gridctl, machine: Path,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+        """Issue 10, Measured 6: the table said 46 resources while -o json listed 53 entries."""
+        import re
+
+        monkeypatch.setenv("PATH", str(machine / "bin"))
+        table = gridctl("deploy", "aws", "--name", "demo", "--plan", "--workers", "2", "--allow-cidr", OPERATOR)
+        listed = gridctl.json("deploy", "aws", "--name", "demo", "--plan", "--workers", "2", "--allow-cidr", OPERATOR)
+        count = int(re.search(r"(\d+) resources in", table.stderr).group(1))
+        assert count == len(listed) and all(r["type"].startswith("aws:") or r["type"].startswith("pulumi:")
+                                            for r in listed)
+
+
+class TestState:
+    def test_a_bucket_backend_and_a_kms_key_reach_the_stack_and_are_remembered(
+        self, gridctl: Gridctl, backend: FakeBackend, owner_setups: OwnerSetups
+    ) -> None:
+        key = "awskms://alias/gridctl-state?region=eu-west-1"
+        deploy(gridctl, "aws", "--backend-url", "s3://operator-state", "--secrets-provider", key)
+        assert (backend.last("up").backend_url, backend.last("up").secrets_provider) == ("s3://operator-state", key)
+        deploy(gridctl, "aws", "--allow-cidr", "198.51.100.0/24")
+        assert backend.last("up").secrets_provider == key
+        gridctl.json("destroy", "aws", "--name", "demo", "--yes")
+        assert backend.last("destroy").secrets_provider == key
+
+    def test_another_kms_key_later_is_refused(self, gridctl: Gridctl, backend: FakeBackend,
+                                              owner_setups: OwnerSetups) -> None:
+        deploy(gridctl, "gcp", "--secrets-provider", "gcpkms://projects/p/locations/global/keyRings/r/cryptoKeys/k")
+        result = gridctl("deploy", "gcp", "--name", "demo", "--yes", "--secrets-provider",
+                         "gcpkms://projects/p/locations/global/keyRings/r/cryptoKeys/other")
+        assert result.exit_code == 6 and "--secrets-provider" in result.stderr
+
+    def test_the_azure_subscription_is_recorded_at_first_deploy(
+        self, gridctl: Gridctl, backend: FakeBackend, owner_setups: OwnerSetups, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        monkeypatch.setenv("AZURE_SUBSCRIPTION_ID", "11111111-1111-1111-1111-111111111111")
+        deploy(gridctl, "azure")
+        monkeypatch.setenv("AZURE_SUBSCRIPTION_ID", "22222222-2222-2222-2222-222222222222")  # the shell moved on
+        deploy(gridctl, "azure", "--allow-cidr", "198.51.100.0/24")
+        assert backend.last("up").config["azure-native:subscriptionId"] == "11111111-1111-1111-1111-111111111111"
+
+
 # --- end to end, but for Pulumi: a real Node behind TLS --------------------------------------------------------
 
 class TestDeployAgainstARealNode:

@@ -281,3 +281,30 @@ class TestNode:
             assert stored is not None and stored.metrics[0]["loss"] == 0.7
         officer_view = client.get(f"/api/v1/jobs/{job_id}", headers=officer.headers).json()
         assert officer_view["metrics"][0]["loss"] == 0.7
+
+    def test_a_lost_worker_means_a_retry_then_a_coded_failure_and_out_of_memory_no_retry(
+            self, client: TestClient, factory: Factory, runner: JobRunner) -> None:
+        scientist = factory.user()
+        officer = factory.user(capabilities={Capability.triage_requests})
+        lost = type("NodeDiedError", (Exception,), {})
+        oom = type("OutOfMemoryError", (Exception,), {})
+        job_id, _ = _job(factory, scientist)
+        for attempt in (1, 2):
+            with factory.sessions.begin() as session:
+                stored = session.get(Job, job_id)
+                assert stored is not None
+                stored.attempts = attempt
+            runner._report(_tracked(job_id), {"type": "started", "node_id": f"w{attempt}", "pid": 1})
+            runner._task_error(_tracked(job_id), lost("raylet at 10.0.0.7 died"))
+            body = client.get(f"/api/v1/jobs/{job_id}", headers=scientist.headers).json()
+            assert body["error_code"] == "worker_lost" and "lost" in body["error"]
+            assert body["state"] == ("queued" if attempt == 1 else "failed")
+        officer_view = client.get(f"/api/v1/jobs/{job_id}", headers=officer.headers).json()
+        assert "NodeDiedError" in officer_view["error_detail"] and "attempt 2 of 2" in officer_view["error_detail"]
+
+        other, _ = _job(factory, scientist)
+        runner._report(_tracked(other), {"type": "started", "node_id": "w1", "pid": 1})
+        runner._task_error(_tracked(other), oom("Task was killed due to the node running low on memory"))
+        body = client.get(f"/api/v1/jobs/{other}", headers=scientist.headers).json()
+        assert (body["state"], body["error_code"]) == ("failed", "out_of_memory")
+        assert "low on memory" not in json.dumps(body)

@@ -7,12 +7,14 @@ import math
 import dp_accounting
 import pytest
 from dp_accounting.rdp import RdpAccountant
+from dp_accounting.rdp.rdp_privacy_accountant import compute_epsilon
 
 from grid_runtime.privacy import (
     DEFAULT_DELTA,
     DEFAULT_RDP_ORDER,
     admits,
     calibrate_noise,
+    delta_fits_rows,
     describe_event,
     dp_sgd_event,
     dp_sgd_plan,
@@ -23,10 +25,12 @@ from grid_runtime.privacy import (
     gaussian_event,
     hit_rate_bound,
     laplace_event,
+    max_delta_for_rows,
     non_private_event,
     plain_reading,
     rdp_at_order,
     rdp_budget,
+    remaining_epsilon,
     simple_sum_epsilon,
     spent_rdp,
     zcdp_event,
@@ -191,3 +195,61 @@ class TestPlainReading:
         assert hit_rate_bound(math.inf, 1e-5, 0.05) == 1.0
         assert hit_rate_bound(0.5, 1e-5) < hit_rate_bound(1.0, 1e-5) < hit_rate_bound(2.0, 1e-5)
         assert "Not differentially private" in plain_reading(math.inf, 1e-5)
+
+    def test_the_reading_says_a_row_unless_one_row_per_person_is_declared(self):
+        assert "whether a given row is in the data" in plain_reading(1.0, DEFAULT_DELTA)
+        assert "a given person" not in plain_reading(1.0, DEFAULT_DELTA)
+        assert "whether a given person is in the data" in plain_reading(1.0, DEFAULT_DELTA, one_row_per_person=True)
+        assert "a given row" in plain_reading(math.inf, DEFAULT_DELTA)
+
+    def test_the_issues_example_reads_the_cumulative_epsilon(self):
+        # a count at ε 0.103 reads 5.5%; the user's enforced ε after it, 1.79, reads 29.9%
+        assert "5.5%" in plain_reading(0.103, DEFAULT_DELTA)
+        assert "29.9%" in plain_reading(1.79, DEFAULT_DELTA)
+
+
+class TestRemaining:
+    def test_a_fresh_budget_leaves_exactly_its_cap(self):
+        assert remaining_epsilon(0.0, 3.0) == pytest.approx(3.0, rel=1e-9)
+        assert remaining_epsilon(0.0, 10.0, 1e-5, 12.0) == pytest.approx(10.0, rel=1e-9)
+
+    def test_it_is_the_conversion_of_what_is_left_at_the_order(self):
+        spent = rdp_at_order(dp_sgd_event(sample_rate=0.02, noise_multiplier=1.0, steps=500), DEFAULT_RDP_ORDER)
+        left = rdp_budget(8.0) - spent
+        expected, _ = compute_epsilon([DEFAULT_RDP_ORDER], [left], DEFAULT_DELTA)
+        assert remaining_epsilon(spent, 8.0) == pytest.approx(expected, rel=1e-12)
+        # more than "cap minus spent": a single event's own ε carries its own conversion overhead
+        assert remaining_epsilon(spent, 8.0) > 8.0 - epsilon_from_rdp(spent)
+
+    def test_no_event_costing_more_fits_and_one_at_the_order_costing_that_much_does(self):
+        spent = 0.4
+        remaining = remaining_epsilon(spent, 5.0)
+        left = rdp_budget(5.0) - spent
+        # an event whose best order is the node's: a Gaussian whose RDP at α is exactly what is left
+        sigma = math.sqrt(DEFAULT_RDP_ORDER / (2 * left))
+        gaussian = gaussian_event(noise_multiplier=sigma)
+        assert admits(spent, rdp_at_order(gaussian, DEFAULT_RDP_ORDER) * (1 - 1e-9), 5.0)
+        assert epsilon(gaussian) <= remaining + 1e-9
+        heavier = gaussian_event(noise_multiplier=sigma * 0.99)
+        assert not admits(spent, rdp_at_order(heavier, DEFAULT_RDP_ORDER), 5.0)
+
+    def test_nothing_fits_once_the_budget_is_used_and_an_infinite_cap_never_ends(self):
+        assert remaining_epsilon(rdp_budget(3.0), 3.0) == 0.0
+        assert remaining_epsilon(rdp_budget(3.0) + 1.0, 3.0) == 0.0
+        assert remaining_epsilon(0.0, 1.0) == 0.0  # at δ 1e-5 and α 6 a cap below ~1.8 admits nothing
+        assert math.isinf(remaining_epsilon(5.0, math.inf))
+        with pytest.raises(ValueError):
+            remaining_epsilon(-1.0, 3.0)
+
+
+class TestDeltaForRows:
+    def test_delta_must_be_at_most_one_over_ten_n(self):
+        assert max_delta_for_rows(10_000) == pytest.approx(1e-5)
+        assert delta_fits_rows(1e-5, 10_000)
+        assert not delta_fits_rows(1e-5, 10_001)
+        assert not delta_fits_rows(1e-5, 1_000_000)
+        assert delta_fits_rows(1e-8, 1_000_000)
+        with pytest.raises(ValueError):
+            max_delta_for_rows(0)
+        with pytest.raises(ValueError):
+            delta_fits_rows(0.0, 10)

@@ -52,6 +52,32 @@ class TestBackend:
         assert stat.S_IMODE((tmp_path / "demo").stat().st_mode) == 0o700
 
 
+class TestSecretsProvider:
+    """Issue 12, What to build 5: state that survives a lost laptop (a bucket backend, a KMS key)."""
+
+    def test_by_default_a_passphrase_kept_in_the_state_dir_encrypts_the_secrets(self, tmp_path):
+        options = runner(tmp_path).workspace_options()
+        assert options.secrets_provider == "passphrase"
+        assert options.env_vars["PULUMI_CONFIG_PASSPHRASE"] == runner(tmp_path).passphrase()
+
+    @pytest.mark.parametrize("key", [
+        "awskms://alias/gridctl-state?region=eu-west-1",
+        "gcpkms://projects/p/locations/global/keyRings/gridctl/cryptoKeys/state",
+        "azurekeyvault://gridctl-state.vault.azure.net/keys/state",
+    ])
+    def test_a_kms_key_replaces_the_passphrase_with_a_bucket_backend(self, tmp_path, key):
+        options = runner(tmp_path, backend_url="s3://operator-state", secrets_provider=key).workspace_options()
+        assert options.secrets_provider == key
+        assert "PULUMI_CONFIG_PASSPHRASE" not in options.env_vars
+        assert options.project_settings.backend.url == "s3://operator-state"
+        assert not (tmp_path / "demo" / "pulumi-passphrase").exists()  # nothing to lose with the laptop
+
+    def test_a_secrets_provider_that_is_not_a_kms_key_is_refused(self, tmp_path):
+        with pytest.raises(Exception, match="give a KMS key URL") as caught:
+            runner(tmp_path, secrets_provider="passphrase-in-my-head")
+        assert caught.value.code == "usage"
+
+
 class TestProgress:
     def test_a_resource_step_names_the_action_and_resource(self):
         progress = to_progress(event(resource_pre_event=step("create")))

@@ -135,7 +135,7 @@ def eager_tree() -> dict[str, typer.main.TyperGroup]:
         module = importlib.import_module(f"gridctl.cli.{modules[0]}")
         if not hasattr(module, "register") and command == modules[0]:
             scratch.add_typer(module.app, name=command)
-    return typer.main.get_command(scratch).commands  # type: ignore[attr-defined, no-any-return]
+    return typer.main.get_command(scratch).commands  # type: ignore[attr-defined]
 
 
 def test_the_table_lists_every_command_the_modules_define() -> None:
@@ -219,3 +219,13 @@ def test_a_reader_that_stops_early_gets_no_traceback(tmp_path: Path) -> None:
                             text=True, timeout=120, env={**os.environ, "GRIDCTL_HOME": str(tmp_path)})
     assert result.stdout.startswith("Usage: gridctl users")
     assert "Traceback" not in result.stderr and "BrokenPipe" not in result.stderr, result.stderr
+
+
+def test_a_mistyped_command_is_a_usage_error_with_a_suggestion() -> None:
+    from typer.testing import CliRunner
+
+    from gridctl.cli.app import app
+
+    result = CliRunner().invoke(app, ["user", "list"], env={"GRIDCTL_HOME": "/nonexistent"})
+    assert result.exit_code == 2
+    assert "No such command 'user'. Did you mean 'users'?" in result.stderr

@@ -145,3 +145,92 @@ class TestRender:
             "systemd/grid-node.service.j2",
             "config/Caddyfile.j2",
         } <= set(names)
+
+
+def exec_start(unit: str) -> list[str]:
+    """The ExecStart= command of a unit, split as systemd splits it (systemd.syntax(7): a quote opens an item
+    only at its start; the rest of the item is literal)."""
+    import shlex
+
+    line = next(line for line in unit.splitlines() if line.startswith("ExecStart="))
+    return shlex.split(line.removeprefix("ExecStart="))
+
+
+def flag(argv: list[str], name: str) -> str:
+    return next(arg.split("=", 1)[1] for arg in argv if arg.startswith(f"{name}="))
+
+
+class TestRay:
+    """Issue 12, Measured 2, 3, 7 and 10 (the head)."""
+
+    @pytest.mark.parametrize("cloud", PROGRAMS)
+    def test_the_worker_port_range_holds_none_of_rays_default_ports(self, cloud):
+        from providers.cloud import RAY_DEFAULT_PORTS
+
+        for role, unit in (("node", "ray-head.service"), ("worker", "ray-worker.service")):
+            argv = exec_start(embedded_file(rendered(cloud, role), f"/etc/systemd/system/{unit}"))
+            first, last = int(flag(argv, "--min-worker-port")), int(flag(argv, "--max-worker-port"))
+            assert not [port for port in RAY_DEFAULT_PORTS.values() if first <= port <= last]
+            assert 10001 not in range(first, last + 1)
+            # nor one of the ports given to Ray's own servers
+            servers = {int(flag(argv, f"--{name}")) for name in ("node-manager-port", "object-manager-port",
+                                                                  "runtime-env-agent-port", "metrics-export-port")}
+            assert not [port for port in servers if first <= port <= last]
+
+    @pytest.mark.parametrize("cloud", PROGRAMS)
+    def test_the_head_keeps_its_session_sockets_where_the_sandboxed_node_can_reach_them(self, cloud):
+        text = rendered(cloud, "node")
+        head = exec_start(embedded_file(text, "/etc/systemd/system/ray-head.service"))
+        node_unit = embedded_file(text, "/etc/systemd/system/grid-node.service")
+        temp_dir = flag(head, "--temp-dir")
+        writable = [line.split("=", 1)[1] for line in node_unit.splitlines() if line.startswith("ReadWritePaths=")]
+        assert any(temp_dir.startswith(path.rstrip("/") + "/") for path in writable)
+        if "PrivateTmp=true" in node_unit:  # a private /tmp would hide a session kept there
+            assert not temp_dir.startswith(("/tmp", "/var/tmp"))
+        assert temp_dir in [cmd[-1] for cmd in yaml.safe_load(text)["runcmd"] if cmd[0] == "install"]
+
+    @pytest.mark.parametrize("cloud", PROGRAMS)
+    def test_the_head_runs_no_tasks_and_bounds_its_object_store(self, cloud):
+        head = exec_start(embedded_file(rendered(cloud, "node"), "/etc/systemd/system/ray-head.service"))
+        assert flag(head, "--num-cpus") == "0" and flag(head, "--num-gpus") == "0"
+        assert 256 * 1024**2 <= int(flag(head, "--object-store-memory")) <= 2 * 1024**3
+
+    @pytest.mark.parametrize("cloud", PROGRAMS)
+    def test_workers_offer_the_resource_every_job_requires(self, cloud):
+        import json
+
+        from grid_runtime.compute.cluster import WORKER_RESOURCE
+
+        worker = exec_start(embedded_file(rendered(cloud, "worker"), "/etc/systemd/system/ray-worker.service"))
+        assert json.loads(flag(worker, "--resources")) == {WORKER_RESOURCE: 1}
+
+
+class TestCaddy:
+    @pytest.mark.parametrize("cloud", PROGRAMS)
+    def test_a_client_without_sni_gets_the_public_address_certificate(self, cloud):
+        """Issue 12, Measured 4: clients dialling the bare IP send no SNI; Caddy needs default_sni."""
+        text = rendered(cloud, "node")
+        caddyfile = embedded_file(text, "/etc/caddy/Caddyfile")
+        assert "default_sni {$GRID_PUBLIC_ADDRESS}" in caddyfile
+        assert embedded_file(text, "/etc/gridctl/caddy.env") == f"GRID_PUBLIC_ADDRESS={PUBLIC_ADDRESS}\n"
+        with_domain = embedded_file(rendered(cloud, "node", domain="grid.example.org"), "/etc/caddy/Caddyfile")
+        assert "default_sni" not in with_domain
+
+
+class TestInstall:
+    """Issue 12, Measured 1: the machines install the operator's build, checked by sha256, from their bucket."""
+
+    @pytest.mark.parametrize(("cloud", "role"), CASES)
+    def test_the_first_command_installs_the_verified_build_with_the_system_python(self, cloud, role):
+        runcmd = yaml.safe_load(rendered(cloud, role))["runcmd"]
+        assert runcmd[0] == ["python3", "/opt/gridctl/bootstrap.py", "install"]
+        assert not [cmd for cmd in runcmd if "pip" in " ".join(map(str, cmd))]
+
+    @pytest.mark.parametrize("cloud", PROGRAMS)
+    def test_the_bootstrap_knows_the_digests_and_installs_the_wheel_by_path(self, cloud):
+        from tests.cloud_checks import fake_build
+
+        source = embedded_file(rendered(cloud, "worker"), "/opt/gridctl/bootstrap.py")
+        build = fake_build()
+        assert build.wheel_sha256 in source and build.constraints_sha256 in source
+        assert '"--constraint", constraints' in source and "download.pytorch.org/whl/cpu" in source

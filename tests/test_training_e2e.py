@@ -310,7 +310,7 @@ class TestStatistics:
         assert cluster.tasks_submitted() == before + 1
         result = job.result
         assert result is not None and result.epsilon == pytest.approx(job.planned_epsilon)
-        assert result.event["type"] == "composed" and len(result.event["events"]) == FEATURES
+        assert result.data["event"]["type"] == "composed" and len(result.data["event"]["events"]) == FEATURES
         assert 1.0 < result.epsilon < FEATURES * 1.01  # the composition of ten ε = 1 means, charged once
         ledger = cluster.owner().http.get(f"/budget/users/{email}/ledger")["items"]
         assert len(ledger) == 1 and ledger[0]["job_id"] == job.id

@@ -1,10 +1,12 @@
 """The roadmap's walk-through as one test, against a live Node with a Ray Worker, through the SDK:
 
 the owner hosts a private dataset; creates a data scientist with a budget; the data scientist searches,
-requests access (an officer approves), trains twice with DP (both jobs fit the budget on their own), calls
-``get()`` on the first result (a pending release request, named in the error), the officer reads the cost
-card and approves it with the fingerprint, the data scientist downloads the weights; ``get()`` on the second
-result would exceed the budget, so it is auto-denied with a reason the data scientist reads.
+requests access (an officer approves), trains with DP (the job's privacy cost is charged when it is
+admitted); a second such job would exceed the budget, so it is refused when it is asked for, with a reason
+the data scientist reads (the roadmap's "a get() that exceeds the budget is denied", now at the moment the
+work is asked for, before anything runs); ``get()`` on the first result files a pending release request
+(named in the error), the officer reads the cost card and approves it with the fingerprint, spending nothing
+more, and the data scientist downloads the weights.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from torch import nn
 
 from grid_runtime.privacy import accounting, events
 from gridctl import DP
+from gridctl.sdk.errors import Conflict
 from gridctl.sdk.node import Node
 from gridctl.sdk.releases import ReleaseNotApproved
 from tests.ray_cluster import RayNode
@@ -82,13 +85,27 @@ class TestWalkthrough:
         officer.requests.approve(access.id, note="ok for training")
         assert access.refresh().status == "approved"
 
-        # Train twice with DP: each job fits the budget on its own (nothing is released yet).
-        jobs = [scientist.jobs.train(_mlp(), dataset="patients", lr=0.5, epochs=EPOCHS, batch_size=BATCH,
-                                     dp=DP(noise_multiplier=SIGMA, max_grad_norm=1.0), seed=s) for s in (1, 2)]
-        for job in jobs:
-            assert job.wait(timeout=300).status == "succeeded", job.data.get("error")
-        first, second = (job.result for job in jobs)
-        assert first is not None and second is not None
+        # Train with DP: the job's cost is charged when it is admitted, before any Worker sees the data.
+        dp = DP(noise_multiplier=SIGMA, max_grad_norm=1.0)
+        job = scientist.jobs.train(_mlp(), dataset="patients", lr=0.5, epochs=EPOCHS, batch_size=BATCH, dp=dp,
+                                   seed=1)
+        charged = scientist.http.get("/budget")
+        assert charged["events"] == 1 and 0 < charged["spent_epsilon"] <= budget
+        assert charged["spent_epsilon"] == pytest.approx(accounting.epsilon_from_rdp(
+            accounting.rdp_at_order(_event(), 6.0), 6.0, 1e-5), rel=1e-9)
+
+        # A second such job would exceed the budget: refused when it is asked for, with a reason they read.
+        with pytest.raises(Conflict) as refused:
+            scientist.jobs.train(_mlp(), dataset="patients", lr=0.5, epochs=EPOCHS, batch_size=BATCH, dp=dp,
+                                 seed=2)
+        assert refused.value.code == "budget_exceeded"
+        assert "cannot be admitted" in refused.value.message and "over your privacy budget" in refused.value.message
+        assert f"cap of ε {budget:.4g}" in refused.value.message
+        assert scientist.http.get("/budget/ledger")["total"] == 1
+
+        assert job.wait(timeout=300).status == "succeeded", job.data.get("error")
+        first = job.result
+        assert first is not None
 
         # get() files a release request; the error names it, its state and why.
         with pytest.raises(ReleaseNotApproved) as pending:
@@ -102,26 +119,21 @@ class TestWalkthrough:
         card = seen.card
         assert card is not None and card["mechanism"].startswith("DP-SGD: 20 steps")
         assert card["epsilon"] == pytest.approx(accounting.epsilon(_event(), 1e-5), rel=1e-6)
+        assert card["paid_at_admission"] is True
         assert card["user"]["epsilon_before"] == 0 and card["user"]["within_cap"]
+        assert card["user"]["epsilon_after"] == pytest.approx(charged["spent_epsilon"], rel=1e-9)
+        assert card["delta_times_rows"] == pytest.approx(1e-5 * ROWS)
         assert card["dataset"]["name"] == "patients"
         assert [row["layer"] for row in card["layers"]] == ["Linear", "ReLU", "Linear"]
         assert card["metrics"], "the officer sees the training metrics"
-        assert "hit rate" in card["reading"]
-        officer.requests.approve(request_id, fingerprint=seen.sha256, note="small model, fine")
+        assert "hit rate" in card["reading"] and "a given row" in card["reading"]
+        officer.requests.approve(request_id, fingerprint=card["fingerprint"], note="small model, fine")
 
-        # The data scientist downloads the weights and uses them.
+        # The data scientist downloads the weights and uses them; the release spent nothing more.
         weights = first.get()
         model = _mlp()
         model.load_state_dict(weights)
         assert model(torch.zeros(1, FEATURES)).shape == (1, CLASSES)
-        assert scientist.http.get("/budget")["spent_epsilon"] <= budget
-
-        # The second release would exceed the budget: auto-denied, with a reason they read.
-        with pytest.raises(ReleaseNotApproved) as denied:
-            second.get()
-        assert denied.value.state == "auto_denied"
-        assert "over your privacy budget" in (denied.value.reason or "")
-        assert f"cap of ε {budget:.4g}" in (denied.value.reason or "")
-        assert scientist.requests[denied.value.request_id].status == "auto_denied"
-        # The officer's approval of the first stays the only debit.
+        after = scientist.http.get("/budget")
+        assert after["spent_epsilon"] == charged["spent_epsilon"] <= budget
         assert scientist.http.get("/budget/ledger")["total"] == 1

@@ -10,8 +10,12 @@ from grid_runtime.node.app import create_app
 
 def main() -> None:
     settings = NodeSettings()
+    # Slow clients: idle keep-alive connections close after keep_alive_seconds, request heads are capped at
+    # 16 KiB by h11/httptools, and bodies must keep a minimum pace (grid_runtime.node.limits).
     uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="info",
-                access_log=False)
+                access_log=False, timeout_keep_alive=max(1, round(settings.keep_alive_seconds)),
+                h11_max_incomplete_event_size=16 * 1024, timeout_graceful_shutdown=10,
+                proxy_headers=False, server_header=False)
 
 
 if __name__ == "__main__":

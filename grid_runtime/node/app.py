@@ -17,11 +17,12 @@ from grid_runtime.core.settings import NodeSettings
 from grid_runtime.node import bootstrap
 from grid_runtime.node.api import api_router
 from grid_runtime.node.deps import Database, RetryReadAsWrite
+from grid_runtime.node.limits import BodyLimits, flat_routes
 
 log = logging.getLogger("grid_runtime.node")
 API_PREFIX = "/api/v1"
 _HTTP_CODES = {401: "unauthorized", 403: "forbidden", 404: "not_found", 405: "method_not_allowed",
-               413: "payload_too_large"}
+               408: "request_timeout", 413: "payload_too_large"}
 
 
 def create_app(settings: NodeSettings | None = None) -> FastAPI:
@@ -56,6 +57,7 @@ def create_app(settings: NodeSettings | None = None) -> FastAPI:
     app.include_router(api_router, prefix=API_PREFIX)
     _install_error_handlers(app)
     app.add_middleware(RetryReadAsWrite)
+    app.add_middleware(BodyLimits, settings=settings, routes=lambda: flat_routes(app))
     if settings.cors_origins:
         from fastapi.middleware.cors import CORSMiddleware
 

@@ -122,6 +122,15 @@ def cell(value: Any) -> str:
     return str(value)
 
 
+def _list_cell(value: Any) -> Text:
+    """A cell of a row table: a list as one item per line (so items never break mid-word), else ``cell``."""
+    if isinstance(value, list | tuple) and value and not any(isinstance(v, list | tuple | Mapping) for v in value):
+        from rich.text import Text
+
+        return Text("\n").join(plain(cell(v)) for v in value)
+    return plain(cell(value))
+
+
 # JSON escapes C0 itself; these would still reach a terminal raw (C1 controls, DEL, bidi controls).
 _JSON_UNSAFE = re.compile("[\x7f-\x9f\u200b-\u200f\u2028\u2029\u202a-\u202e\u2060-\u2069\ufeff]")
 
@@ -157,9 +166,9 @@ def emit(data: Any, *, columns: Sequence[str] | None = None, title: str | None =
     cols = list(columns or (rows[0].keys() if rows else []))
     table = _table(title)
     for col in cols:
-        table.add_column(plain(col), overflow="fold")
+        table.add_column(plain(col.replace("_", " ")), overflow="fold")  # headers wrap between words
     for row in rows:
-        table.add_row(*(plain(cell(row.get(c))) for c in cols))
+        table.add_row(*(_list_cell(row.get(c)) for c in cols))
     _console(False).print(table)
     if not rows:
         hint("nothing to show")

@@ -197,14 +197,15 @@ def status(
     rows = []
     for record in records:
         row: dict[str, Any] = {"name": record.name, "provider": record.provider, "url": record.url,
-                               "running": None, "healthy": None, "pid": None, "note": None}
+                               "running": None, "healthy": None, "pid": None, "version": None, "note": None}
         try:
             found = _provider(record.provider).status(record.name)
         except GridctlError as exc:  # e.g. its provider's extra is not installed here
             row["note"] = exc.message
         else:
             node = next((p for p in found.processes if p["role"] == "node"), None)
-            row.update(running=found.running, healthy=found.healthy, pid=node["pid"] if node else None)
+            row.update(running=found.running, healthy=found.healthy, pid=node["pid"] if node else None,
+                       version=found.version)
         rows.append(row)
 
     saved = ContextFile.load()
@@ -216,7 +217,8 @@ def status(
                       "env_override": bool(os.environ.get("GRIDCTL_URL"))})
         return
     if rows:
-        console.emit(rows, columns=["name", "provider", "url", "running", "healthy", "pid"], title="Deployments")
+        console.emit(rows, columns=["name", "provider", "url", "running", "healthy", "pid", "version"],
+                     title="Deployments")
         for row in rows:
             if row["note"]:
                 console.message(f"{row['name']}: {row['note']}")

@@ -25,8 +25,7 @@ ask_app = typer.Typer(help="File a request: 'gridctl requests ask access --tenso
 app.add_typer(ask_app, name="ask")
 app.add_typer(policies_app, name="policies")
 
-LIST_COLUMNS = ["id", "kind", "state", "requester_email", "target", "level", "epsilon", "reason", "created_at",
-                "decision_note"]
+LIST_COLUMNS = ["id", "kind", "state", "requester_email", "target", "epsilon", "reason", "created_at"]
 DETAIL_FIELDS = ["id", "kind", "state", "requester_email", "target", "level", "epsilon", "sha256", "reason",
                  "created_at", "expires_at", "decided_at", "decided_by", "decision_note"]
 EVENT_COLUMNS = ["at", "from_state", "to_state", "actor_id", "note"]
@@ -63,6 +62,8 @@ def _row(request: dict[str, Any], names: common.Names | None = None) -> dict[str
         row["target"] = (names.target(request["target_type"], request["target_id"]) if names
                          else f"{request['target_type']} {request['target_id']}")
     row["level"] = payload.get("level")
+    if row["level"]:
+        row["kind"] = f"{request.get('kind')} ({row['level']})"
     if request.get("kind") == "release":
         row["epsilon"] = "∞ (not private)" if payload.get("non_private") else payload.get("epsilon")
         row["sha256"] = payload.get("sha256")

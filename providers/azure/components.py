@@ -279,6 +279,7 @@ class Storage(pulumi.ComponentResource):
             },
             opts=child,
         )
+        self.container_name = args.container
         self.container = storage.BlobContainer(
             f"{name}-container",
             container_name=args.container,
@@ -321,9 +322,10 @@ class Storage(pulumi.ComponentResource):
     def put_file(self, name: str, key: str, path: str, resource_group: pulumi.Input[str]) -> storage.Blob:
         """A file of the operator's machine as a blob of the container (the build the machines install)."""
         return storage.Blob(
-            name, blob_name=key, container_name=self.container.name, account_name=self.account.name,
+            name, blob_name=key, container_name=self.container_name, account_name=self.account.name,
             resource_group_name=resource_group, type=storage.BlobType.BLOCK, source=pulumi.FileAsset(path),
-            content_type="application/octet-stream", opts=pulumi.ResourceOptions(parent=self),
+            content_type="application/octet-stream",
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[self.container]),
         )
 
 

@@ -121,3 +121,17 @@ class TestErrorText:
                 assert leak not in error, error
             outcomes.append((job.data["state"], job.data.get("error_code"), error))
         assert outcomes[0] == outcomes[1]  # the same answer whichever private label the row holds
+
+    def test_a_non_finite_private_value_does_not_decide_whether_a_statistic_succeeds(self, cluster: Cluster
+                                                                                      ) -> None:
+        scientist, email = cluster.user("nan-attacker", budget=20.0)
+        outcomes = []
+        for odd in (float("nan"), float("inf"), 3.0):
+            values = torch.arange(30, dtype=torch.float32)
+            values[11] = odd  # does row 11 hold something that breaks the mechanism?
+            name, dataset_id = cluster.dataset("odd-value", {"values": values},
+                                               bounds={"values": {"lower": 0.0, "upper": 40.0}})
+            cluster.grant(email, dataset_id, "compute")
+            job = finished(scientist.jobs.statistic("sum", dataset=name, member="values", epsilon=1.0))
+            outcomes.append((job.data["state"], job.data.get("error_code"), job.error))
+        assert outcomes == [("succeeded", None, None)] * 3

@@ -6,12 +6,14 @@
 - The audit log records fingerprints, job errors and who read what: a data scientist cannot read it.
 - Search matches names and descriptions only: a private value typed as a query finds nothing.
 - Permission explanations name the rule that decided, never a value.
+- A dataset of your own is no way to reach someone else's private tensor.
 """
 
 from __future__ import annotations
 
 import torch
 
+from grid_runtime.core.capabilities import Capability
 from tests.attacks.conftest import InProcess, unique
 
 
@@ -68,3 +70,21 @@ class TestExplain:
         body = response.json()
         assert body["rule"] == "visibility"
         assert node.get(node.owner, f"/tensors/{tensor['id']}").json()["sha256"] not in response.text
+
+
+class TestDatasetSideDoor:
+    def test_an_uploader_cannot_pull_someone_elses_private_tensor_into_a_dataset_of_their_own(
+            self, node: InProcess) -> None:
+        victim = node.upload(unique("wages"), torch.arange(12, dtype=torch.float32))
+        contributor = node.factory.user(capabilities={Capability.upload_data})
+        created = node.client.post("/api/v1/datasets", headers=contributor.headers,
+                                   json={"name": unique("mine"), "members": {"x": victim["id"]}})
+        assert created.status_code == 403, created.text
+        own = node.client.post("/api/v1/datasets", headers=contributor.headers, json={"name": unique("mine")})
+        assert own.status_code == 201, own.text
+        added = node.client.put(f"/api/v1/datasets/{own.json()['name']}/members/x", headers=contributor.headers,
+                                json={"tensor_id": victim["id"]})
+        assert added.status_code == 403, added.text
+        # Owning a dataset grants download on it; none of that reaches the victim's tensor.
+        assert node.get(contributor, f"/tensors/{victim['id']}").json()["level"] == "search"
+        assert node.get(contributor, f"/tensors/{victim['id']}/data").status_code == 403

@@ -64,7 +64,8 @@ log = logging.getLogger("grid_runtime.node.jobs")
 TICK_SECONDS = 0.5
 PROGRESS_WRITE_SECONDS = 1.0
 LOST_ERRORS = ("NodeDiedError", "WorkerCrashedError", "ObjectLostError", "OwnerDiedError", "RaySystemError",
-               "ObjectFetchTimedOutError", "LocalRayletDiedError", "OutOfMemoryError")
+               "ObjectFetchTimedOutError", "LocalRayletDiedError")
+OUT_OF_MEMORY_ERRORS = ("OutOfMemoryError",)  # Ray's memory monitor killed the task: another attempt would too
 
 
 @dataclass
@@ -276,6 +277,8 @@ class JobRunner:
         name = type(exc).__name__
         if name == "TaskCancelledError":
             self._finish(tracked.job_id, JobState.cancelled, note="cancelled")
+        elif name in OUT_OF_MEMORY_ERRORS:
+            self._fail(tracked.job_id, ErrorCode.out_of_memory, f"{name}: {str(exc)[:1500]}")
         elif name in LOST_ERRORS or "Died" in name or "Crashed" in name:
             self._lost(tracked, f"its Worker was lost ({name})")
         else:  # Ray's own text can carry the Worker's traceback: officers only
