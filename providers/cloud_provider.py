@@ -578,8 +578,8 @@ def wait_until_healthy(url: str, verify: ssl.SSLContext | bool, *, timeout: floa
     deadline = time.monotonic() + timeout
     while not is_healthy(url, verify):
         if time.monotonic() > deadline:
-            raise ProviderError(f"the Node did not answer {url}/api/v1/health within {timeout:.0f}s; see its "
-                                "machine's cloud-init log, then run the same deploy again to finish")
+            raise ProviderError(f"the Node did not answer {url}/api/v1/health within {timeout:.0f}s; fix what its "
+                                "console shows, then run the same deploy again to finish")
         time.sleep(min(POLL_SECONDS, max(timeout / 10, 0.1)))
 
 

@@ -9,7 +9,9 @@ the API answers 503 after every check; the flows here store the job, as the rout
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
@@ -367,3 +369,34 @@ class TestDeclaredMetadata:
         assert cleared["label_classes"] is None and cleared["one_row_per_person"] is False
         assert client.patch(f"{API}/datasets/declared", headers=owner.headers,
                             json={"label_classes": 0}).status_code == 422
+
+
+class TestConcurrentAdmission:
+    N = 5
+
+    def test_concurrent_submissions_never_overspend(self, any_db_client: TestClient, any_db_factory: Factory
+                                                    ) -> None:
+        client, factory = any_db_client, any_db_factory
+        settings = client.app.state.settings.model_copy(  # type: ignore[attr-defined]
+            update={"ray_enabled": True, "job_max_concurrent": 1000, "job_max_per_day": 1000})
+        dataset = factory.dataset("race", tensors={"x": _column(factory)})
+        rdp = accounting.rdp_at_order(events.laplace_event(noise_multiplier=1 / 0.3), 6.0)
+        budget = accounting.epsilon_from_rdp((self.N + 0.5) * rdp, 6.0, 1e-5)
+        scientist = factory.user(budget=budget)
+        _grant(client, factory, scientist, dataset)
+        start = threading.Barrier(20)
+
+        def submit(_: int) -> str:
+            start.wait()
+            try:
+                _count(factory, scientist, "race", 0.3, settings)
+            except BudgetExceeded:
+                return "refused"
+            return "admitted"
+
+        with ThreadPoolExecutor(20) as pool:
+            outcomes = list(pool.map(submit, range(20)))
+        assert outcomes.count("admitted") == self.N and outcomes.count("refused") == 20 - self.N
+        rows = _entries(factory)
+        assert len(rows) == self.N == factory.count(Job)
+        assert sum(r.rdp or 0.0 for r in rows) <= accounting.rdp_budget(budget, 1e-5, 6.0)

@@ -28,8 +28,8 @@ from providers.azure.provider import AzureProvider
 from providers.cloud import CloudSettings
 from providers.gcp.provider import GcpProvider
 from providers.stack import DeclaredResource, ProgressEvent, StackOutcome, plan
-from tests.cloud_checks import fake_build, text
 from tests.clitools import Gridctl
+from tests.cloud_checks import fake_build, text
 from tests.test_providers import CLOUD_ENV, install_fake_pulumi, tls_node_fixture  # noqa: F401  (a fixture)
 
 OPERATOR = "203.0.113.7/32"

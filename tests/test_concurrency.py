@@ -4,11 +4,15 @@ so that a regression fails instead of hanging."""
 
 from __future__ import annotations
 
+import io
+import socket
 import threading
+import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import httpx
+import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import text
@@ -16,6 +20,8 @@ from sqlalchemy import text
 from grid_runtime.node.auth import router as auth_router
 from grid_runtime.node.users import router as users_router
 from tests.factories import PASSWORD, Factory
+from tests.live import LiveNode
+from tests.test_limits import start_node
 
 API = "/api/v1"
 BOUND = 20.0  # seconds: only a request that is blocked takes this long
@@ -69,24 +75,30 @@ class TestReadsDoNotWaitForTheWriter:
         assert listed.status_code == 200 and listed.json()["total"] >= 1
         assert finishes(lambda: any_db_client.get(f"{API}/health")).status_code == 200
 
-    def test_a_read_that_must_write_is_run_again_as_a_write(
+    def test_a_read_whose_transaction_must_write_is_run_again_as_a_write(
         self, client: TestClient, factory: Factory
     ) -> None:
-        # A token's first use is recorded; a GET whose transaction writes (here: the audit of a login it does
-        # not do, so use a route that records the token's use) still answers, and the write lands.
+        # A download is a GET that records an audit event: its read transaction refuses the write and the
+        # request is run again as a write; the caller sees one normal answer.
+        owner = factory.owner()
+        buffer = io.BytesIO()
+        np.save(buffer, np.arange(6, dtype=np.float32))
+        tensor = client.post(f"{API}/tensors", params={"name": "t", "format": "npy"}, content=buffer.getvalue(),
+                             headers=owner.headers).json()
+        data = client.get(f"{API}/tensors/{tensor['id']}/data", headers=owner.headers)
+        assert data.status_code == 200 and data.content
+        assert factory.audit_actions().count("tensor.downloaded") == 1
+
+    def test_a_tokens_use_is_recorded_after_a_read(self, client: TestClient, factory: Factory) -> None:
         user = factory.user()
         assert client.get(f"{API}/users/me", headers=user.headers).status_code == 200
-        with factory.sessions() as session:
-            used = session.execute(text("SELECT last_used_at FROM tokens WHERE user_id = :u"), {"u": user.id})
-            # recorded by a short write of its own after the read (it may still be on its way: wait for it)
-            assert used is not None
-        deadline = threading.Event()
-        for _ in range(50):
+        value = None
+        for _ in range(100):  # a short write of its own, after the answer
             with factory.sessions() as session:
                 value = session.scalar(text("SELECT last_used_at FROM tokens WHERE user_id = :u"), {"u": user.id})
             if value is not None:
                 break
-            deadline.wait(0.1)
+            time.sleep(0.05)
         assert value is not None
 
 
@@ -128,25 +140,29 @@ class TestNoArgon2InsideATransaction:
         assert created.status_code == 201 and writes == [201]
 
 
+@pytest.fixture(scope="module")
+def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveNode]:
+    started = start_node(tmp_path_factory.mktemp("concurrency-node"), {})
+    try:
+        yield started
+    finally:
+        started.stop()
+
+
 class TestStreamingBodiesHoldNoSession:
-    def test_users_me_answers_while_an_upload_body_is_still_arriving(
-        self, client: TestClient, factory: Factory
-    ) -> None:
-        owner = factory.owner()
-        release = threading.Event()
-        answered: list[int] = []
-
-        def slow_body() -> Iterator[bytes]:
-            yield b"\x93NUMPY"  # the upload has begun: authentication ran, the body is streaming
-            # While the body is held back, another user's read and another write must go through.
-            answered.append(finishes(lambda: client.get(f"{API}/users/me", headers=owner.headers)).status_code)
-            answered.append(finishes(lambda: client.post(f"{API}/groups", json={"name": "while-uploading"},
-                                                         headers=owner.headers)).status_code)
-            release.set()
-            yield b"not really an npy file"
-
-        upload = client.post(f"{API}/tensors", params={"name": "slow", "format": "npy"}, content=slow_body(),
-                             headers=owner.headers)
-        assert release.is_set() and answered == [200, 201]
-        assert upload.status_code == 422  # the body was read to its end and refused on its merits
-        assert isinstance(upload, httpx.Response)
+    def test_reads_and_writes_answer_while_an_upload_body_is_still_arriving(self, node: LiveNode) -> None:
+        headers = {"Authorization": f"Bearer {node.owner_token}"}
+        host, port = node.url.removeprefix("http://").split(":")
+        body = b"x" * 4096
+        with socket.create_connection((host, int(port)), timeout=BOUND) as sock:
+            sock.sendall((f"POST /api/v1/tensors?name=slow&format=npy HTTP/1.1\r\nHost: x\r\n"
+                          f"Authorization: Bearer {node.owner_token}\r\nContent-Length: {len(body)}\r\n\r\n"
+                          ).encode() + body[:100])
+            time.sleep(0.5)  # authenticated, now streaming: the rest of the body is held back
+            me = finishes(lambda: httpx.get(f"{node.api}/users/me", headers=headers, timeout=BOUND))
+            group = finishes(lambda: httpx.post(f"{node.api}/groups", json={"name": "during-upload"},
+                                                headers=headers, timeout=BOUND))
+            assert me.status_code == 200 and group.status_code == 201
+            sock.sendall(body[100:])
+            answer = sock.recv(4096)
+        assert answer.startswith(b"HTTP/1.1 422")  # read to its end, then refused on its merits (not an npy)

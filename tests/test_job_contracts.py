@@ -263,7 +263,7 @@ class TestNode:
                                                                runner: JobRunner) -> None:
         scientist = factory.user()
         officer = factory.user(capabilities={Capability.triage_requests})
-        job_id, _ = _job(factory, scientist)
+        job_id, dataset_id = _job(factory, scientist)
         runner._report(_tracked(job_id), {"type": "started", "node_id": "w1", "pid": 1})
         done = ModelDone(object_key="results/r", sha256="c" * 64, size=123,
                          event=event_to_dict(dp_sgd_event(sample_rate=0.5, noise_multiplier=1.0, steps=2)),
@@ -281,6 +281,17 @@ class TestNode:
             assert stored is not None and stored.metrics[0]["loss"] == 0.7
         officer_view = client.get(f"/api/v1/jobs/{job_id}", headers=officer.headers).json()
         assert officer_view["metrics"][0]["loss"] == 0.7
+        officer_result = client.get(f"/api/v1/results/{job['result_id']}", headers=officer.headers).json()
+        assert officer_result["lineage"]["officer_only"]["zeroed_samples"] == 527
+
+        # Even once the scientist may download the weights (download on every input), the count stays hidden.
+        granted = client.post("/api/v1/permissions", headers=factory.owner().headers, json={
+            "subject_type": "user", "subject": scientist.id, "target_type": "dataset", "target_id": dataset_id,
+            "level": "download"})
+        assert granted.status_code == 201, granted.text
+        downloadable = client.get(f"/api/v1/results/{job['result_id']}", headers=scientist.headers)
+        assert downloadable.json()["downloadable"] is True
+        assert "zeroed_samples" not in downloadable.text and "officer_only" not in downloadable.text
 
     def test_a_lost_worker_means_a_retry_then_a_coded_failure_and_out_of_memory_no_retry(
             self, client: TestClient, factory: Factory, runner: JobRunner) -> None:

@@ -83,6 +83,8 @@ def _wide_dataset(factory: Factory, rows: int) -> None:
             assert tensor is not None
             tensor.shape, tensor.ndim = shape, len(shape)
             tensor.shape_key = "," + "".join(f"{d}," for d in shape)
+            if tensor_id == labels:
+                tensor.dtype = "int64"  # class indices, as admission requires for cross_entropy
     factory.dataset("wide", tensors={"features": features, "labels": labels})
 
 

@@ -253,3 +253,18 @@ class TestDeltaForRows:
             max_delta_for_rows(0)
         with pytest.raises(ValueError):
             delta_fits_rows(0.0, 10)
+
+
+class TestDocumentedFigures:
+    def test_the_figures_in_docs_privacy_md_are_the_codes(self):
+        import importlib.util
+        from pathlib import Path
+
+        script = Path(__file__).resolve().parents[1] / "scripts" / "privacy_figures.py"
+        spec = importlib.util.spec_from_file_location("privacy_figures", script)
+        assert spec is not None and spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        current = module.DOC.read_text()
+        assert module.render(current) == current, "run scripts/privacy_figures.py"
+        assert "5-15%" not in current and "5–15%" not in current

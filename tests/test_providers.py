@@ -13,6 +13,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -92,7 +93,8 @@ class TestCredentialCheck:
                                                           monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
         install_fake_pulumi(bare_machine)
         monkeypatch.setenv(variable, "from-the-environment")
-        assert PROVIDERS[cloud](tmp_path).check_credentials() is None
+        # found; whether the cloud accepts them is identity_problem's question (tests/test_cli_deploy_cloud.py)
+        assert PROVIDERS[cloud](tmp_path).credential_problem() is None
 
     @pytest.mark.parametrize(("cloud", "path"), [("aws", ".aws/credentials"), ("aws", ".aws/config"),
                                                  ("gcp", ".config/gcloud/application_default_credentials.json"),
@@ -102,13 +104,16 @@ class TestCredentialCheck:
         install_fake_pulumi(bare_machine)
         (bare_machine / path).parent.mkdir(parents=True, exist_ok=True)
         (bare_machine / path).write_text("{}")
-        assert PROVIDERS[cloud](tmp_path).check_credentials() is None
+        assert PROVIDERS[cloud](tmp_path).credential_problem() is None
+        reason = PROVIDERS[cloud](tmp_path).check_credentials()  # a file alone proves nothing: the cloud is asked
+        assert reason and "did not accept these credentials" in reason
 
     def test_credentials_without_pulumi_is_still_not_ready(self, bare_machine: Path,
                                                            monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
         monkeypatch.setenv("AWS_PROFILE", "default")
-        assert AwsProvider(tmp_path).check_credentials() == (
-            "the Pulumi CLI is not installed (https://www.pulumi.com/docs/install/)")
+        reason = AwsProvider(tmp_path).check_credentials()
+        assert reason and reason.startswith("the Pulumi CLI is not installed (https://www.pulumi.com/docs/install/); ")
+        assert "AWS did not accept these credentials" in reason  # a profile named, but none configured
 
 
 class TestSpecs:
@@ -300,3 +305,129 @@ class TestStateFiles:
         path = tmp_path / "demo" / cloud_provider.SECRETS_FILE
         assert stat.S_IMODE(path.stat().st_mode) == 0o600
         assert provider._load_secrets("demo") == secrets
+
+
+class TestOperatorBuild:
+    """Issue 12, What to build 1: the wheel and constraints of the running gridctl (providers/build.py)."""
+
+    @pytest.fixture(scope="class")
+    def built(self, tmp_path_factory: pytest.TempPathFactory) -> Any:
+        from providers.build import operator_build
+
+        return operator_build(tmp_path_factory.mktemp("build"))
+
+    def test_the_wheel_holds_the_node_the_cli_and_the_templates_with_a_valid_record(self, built: Any) -> None:
+        import base64
+        import hashlib
+        import importlib.metadata
+        import zipfile
+
+        from providers.build import sha256_file
+
+        assert built.version == importlib.metadata.version("gridctl")
+        assert built.wheel_sha256 == sha256_file(Path(built.wheel_path))
+        with zipfile.ZipFile(built.wheel_path) as wheel:
+            names = wheel.namelist()
+            assert {"grid_runtime/node/__main__.py", "gridctl/cli/app.py", "providers/build.py",
+                    "templates/cloud-init/node.yaml.j2"} <= set(names)
+            assert not [n for n in names if "__pycache__" in n or n.endswith(".pyc")]
+            dist_info = f"gridctl-{built.version}.dist-info"
+            metadata = wheel.read(f"{dist_info}/METADATA").decode()
+            assert "Name: gridctl" in metadata and f"Version: {built.version}" in metadata
+            assert "gridctl = gridctl.cli.app:main" in wheel.read(f"{dist_info}/entry_points.txt").decode()
+            record = wheel.read(f"{dist_info}/RECORD").decode().splitlines()
+            assert len(record) == len(names)
+            for line in record:
+                name, digest, size = line.rsplit(",", 2)
+                if name.endswith("RECORD"):
+                    continue
+                data = wheel.read(name)
+                expected = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
+                assert (digest, int(size)) == (f"sha256={expected}", len(data)), name
+            # reproducible: fixed dates, sorted members, so the same source gives the same sha256
+            assert {info.date_time for info in wheel.infolist()} == {(1980, 1, 1, 0, 0, 0)}
+            assert names[:-1] == sorted(names[:-1]) and names[-1] == f"{dist_info}/RECORD"
+
+    def test_pip_installs_the_wheel(self, built: Any, tmp_path: Path) -> None:
+        target = tmp_path / "site"
+        done = subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-index",
+                               "--target", str(target), built.wheel_path], capture_output=True, text=True,
+                              timeout=120)
+        assert done.returncode == 0, done.stderr
+        assert (target / "grid_runtime" / "node" / "__main__.py").is_file()
+        assert (target / f"gridctl-{built.version}.dist-info" / "METADATA").is_file()
+
+    def test_the_constraints_pin_the_tree_with_cpu_torch(self, built: Any) -> None:
+        import importlib.metadata
+
+        text = Path(built.constraints_path).read_text()
+        pins = dict(line.split("==", 1) for line in text.splitlines() if line and not line.startswith("#")
+                    and "==" in line)
+        assert pins["torch"].endswith("+cpu")
+        for name in ("fastapi", "ray", "sqlalchemy", "opacus", "s3fs"):
+            assert pins[name].split(";")[0].strip() == importlib.metadata.version(name), name
+        assert "gridctl" not in pins  # the wheel itself comes by path, never by name
+
+    @pytest.mark.parametrize(("lock", "expected"), [
+        ("torch==2.13.0\n", "torch==2.13.0+cpu\n"),
+        ("torch==2.13.0+cpu\n", "torch==2.13.0+cpu\n"),
+        ("torch==2.13.0 ; sys_platform == 'linux'\n", "torch==2.13.0+cpu ; sys_platform == 'linux'\n"),
+        ("torch==2.13.0 \\\n    --hash=sha256:aa\n    --hash=sha256:bb\nnumpy==2.0 \\\n    --hash=sha256:cc\n",
+         "torch==2.13.0+cpu\nnumpy==2.0 \\\n    --hash=sha256:cc\n"),
+    ])
+    def test_torch_is_pinned_to_its_cpu_build(self, lock: str, expected: str) -> None:
+        from providers.build import cpu_torch
+
+        assert cpu_torch(lock) == expected
+
+
+class TestConsoleOutput:
+    """Issue 12, Measured 10: a Node that does not come up shows its console (EC2's is tested against moto in
+    tests/test_cli_deploy_cloud.py)."""
+
+    def test_gcp_reads_serial_port_1_of_the_node_instance(self, monkeypatch: pytest.MonkeyPatch,
+                                                          tmp_path: Path) -> None:
+        from tests.cloud_checks import settings
+
+        asked: list[tuple[str, dict[str, str]]] = []
+
+        def get(url: str, headers: dict[str, str], timeout: float) -> httpx.Response:
+            asked.append((url, headers))
+            return httpx.Response(200, json={"contents": "cloud-init: bootstrap.py install failed\n"})
+
+        monkeypatch.setattr(GcpProvider, "_token", staticmethod(lambda: "ya29.operator"))
+        monkeypatch.setattr(httpx, "get", get)
+        text = GcpProvider(tmp_path).console_output(settings(region="europe-west1"),
+                                                    {"zone": "europe-west1-b", "node_instance": "demo-node-instance"})
+        assert text == "cloud-init: bootstrap.py install failed\n"
+        [(url, headers)] = asked
+        assert url == ("https://compute.googleapis.com/compute/v1/projects/demo-project/zones/europe-west1-b/"
+                       "instances/demo-node-instance/serialPort?port=1")
+        assert headers["Authorization"] == "Bearer ya29.operator"
+
+    def test_azure_reads_the_boot_diagnostics_serial_log(self, monkeypatch: pytest.MonkeyPatch,
+                                                         tmp_path: Path) -> None:
+        import azure.identity
+
+        from tests.cloud_checks import settings
+
+        class Credential:
+            def get_token(self, scope: str) -> Any:
+                assert scope == "https://management.azure.com/.default"
+                return type("Token", (), {"token": "eyJ.operator"})()
+
+        posted: list[str] = []
+
+        def post(url: str, headers: dict[str, str], timeout: float) -> httpx.Response:
+            posted.append(url)
+            return httpx.Response(200, json={"serialConsoleLogBlobUri": "https://diag.blob.example/log?sas"})
+
+        monkeypatch.setattr(azure.identity, "DefaultAzureCredential", Credential)
+        monkeypatch.setattr(httpx, "post", post)
+        monkeypatch.setattr(httpx, "get", lambda url, timeout: httpx.Response(200, text="[  OK  ] grid-node\n"))
+        spec = settings(region="westeurope", subscription="11111111-1111-1111-1111-111111111111")
+        text = AzureProvider(tmp_path).console_output(spec, {"resource_group": "gridctl-demo", "node_vm": "demo-vm"})
+        assert text == "[  OK  ] grid-node\n"
+        assert posted == ["https://management.azure.com/subscriptions/11111111-1111-1111-1111-111111111111/"
+                          "resourceGroups/gridctl-demo/providers/Microsoft.Compute/virtualMachines/demo-vm/"
+                          "retrieveBootDiagnosticsData?api-version=2024-03-01"]

@@ -70,8 +70,8 @@ def test_users_list_against_a_plain_http_node_loads_no_tls_and_no_httpx_cli() ->
     """The command runs up to its request (nothing listens on port 1: exit 9), importing what it uses only."""
     modules = imported_by("users", "list", env={"GRIDCTL_URL": "http://127.0.0.1:1", "GRIDCTL_TOKEN": "gapi_x"})
     assert {"gridctl.cli.users", "httpx", "gridctl.sdk.http"} <= modules
-    # httpx's own command-line client (click, pygments) is skipped.
-    assert among(modules, ["httpx._main", "click", "pygments"]) == []
+    # httpx's own command-line client (click, pygments) is skipped; Typer's Pydantic coercion is not needed.
+    assert among(modules, ["httpx._main", "click", "pygments", "pydantic", "typer._adapters"]) == []
     assert among(modules, HEAVY) == []
     assert among(modules, [m for m in COMMAND_MODULES if m != "gridctl.cli.users"]) == []
 
@@ -229,3 +229,49 @@ def test_a_mistyped_command_is_a_usage_error_with_a_suggestion() -> None:
     result = CliRunner().invoke(app, ["user", "list"], env={"GRIDCTL_HOME": "/nonexistent"})
     assert result.exit_code == 2
     assert "No such command 'user'. Did you mean 'users'?" in result.stderr
+
+
+def every_parameter() -> list[tuple[str, object, object]]:
+    from typer._click import Context
+
+    found: list[tuple[str, object, object]] = []
+
+    def walk(command: object, path: str) -> None:
+        ctx = Context(command)  # type: ignore[arg-type]
+        for param in command.params:  # type: ignore[attr-defined]
+            found.append((f"{path} {param.name}", param, ctx))
+        for name, sub in (getattr(command, "commands", None) or {}).items():
+            walk(sub, f"{path} {name}")
+
+    for name in commands.COMMANDS:
+        walk(commands.build(name), name)
+    return found
+
+
+def test_quick_coercion_gives_what_typers_gives_for_every_parameter() -> None:
+    """None, each default, and typed-looking strings: the same value (and type), or the same error."""
+    from typer._coercion import build_runtime_param
+
+    def outcome(coercion: object, value: object, param: object, ctx: object) -> tuple[object, ...]:
+        try:
+            result = coercion.coerce(value, param=param, ctx=ctx)  # type: ignore[attr-defined]
+        except Exception as exc:
+            return ("error", type(exc).__name__, str(exc))
+        return ("ok", type(result), result)
+
+    checked = 0
+    for where, param, ctx in every_parameter():
+        typer_own = build_runtime_param(param.type_descriptor)  # type: ignore[attr-defined]
+        default = param.default  # type: ignore[attr-defined]
+        for value in [None, default, "7", "-1", "json", "yes", ""]:
+            if callable(value):
+                continue
+            quick = outcome(commands.QuickCoercion(), value, param, ctx)
+            assert quick == outcome(typer_own, value, param, ctx), (where, value)
+            checked += 1
+    assert checked > 1000
+
+
+def test_every_built_parameter_uses_the_quick_coercion() -> None:
+    for where, param, _ in every_parameter():
+        assert isinstance(param._runtime_param, commands.QuickCoercion), where  # type: ignore[attr-defined]

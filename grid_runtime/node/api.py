@@ -1,9 +1,13 @@
 """Joins every router. Routes under ``protected`` need a token; each also declares its capability.
 
 ``PUBLIC_ROUTES`` is the explicit list of what needs no authentication; a test keeps it honest.
+The OpenAPI document lists, for every route, the error statuses it can answer and the real error body
+``{code, message, details}`` (``document_errors``).
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 from fastapi import APIRouter, Depends
 
@@ -22,7 +26,10 @@ from grid_runtime.node.tensors import router as tensors
 from grid_runtime.node.users import router as users
 from grid_runtime.node.workers import router as workers
 
-PUBLIC_ROUTES = {("GET", "/health"), ("POST", "/setup"), ("POST", "/auth/login")}
+DOCUMENTATION_ROUTES = {("GET", "/openapi.json"), ("GET", "/docs"), ("GET", "/docs/oauth2-redirect")}
+"""Public as well, served only while the ``api_docs`` setting is on (the default)."""
+
+PUBLIC_ROUTES = {("GET", "/health"), ("POST", "/setup"), ("POST", "/auth/login")} | DOCUMENTATION_ROUTES
 
 api_router = APIRouter()
 api_router.include_router(health.router)
@@ -32,3 +39,77 @@ api_router.include_router(auth.public)
 for _router in (auth.router, users.router, roles.router, groups.router, audit.router, permissions.router,
                 requests.router, tensors.router, datasets.router, budget.router, jobs.router, workers.router):
     api_router.include_router(_router, dependencies=[Depends(current_actor)])
+
+
+# --- the documented contract -------------------------------------------------------------------------------
+
+RATE_LIMITED_ROUTES = {("POST", "/auth/login"), ("POST", "/jobs"), ("POST", "/statistics")}
+NEEDS_WORKERS_PREFIXES = ("/jobs", "/statistics", "/workers")
+
+_DESCRIPTIONS = {
+    400: "Malformed JSON (`malformed_json`)",
+    401: "No valid token (`unauthorized`): missing, unknown, expired or revoked, or the account is disabled",
+    403: "Not allowed (`forbidden`): a capability or a rule of the domain; `details.missing` names capabilities",
+    404: "Not found (`not_found`), or not visible to you",
+    408: "The request body stalled or arrived too slowly (`request_timeout`)",
+    409: "Conflicts with the current state (`conflict`, `already_exists`, `budget_exceeded`)",
+    413: "The request body is too large (`payload_too_large`)",
+    422: "Invalid input (`invalid_input`): `details` lists each field and its problem",
+    429: "Too many attempts (`rate_limited`); see `Retry-After`",
+    503: "A service the route needs is not running (`unavailable`)",
+}
+
+
+def error_schema() -> dict[str, Any]:
+    """The one error body every non-2xx answer has (``app.py``'s handlers)."""
+    return {
+        "title": "Error", "type": "object", "required": ["code", "message", "details"],
+        "properties": {
+            "code": {"type": "string", "description": "stable, machine-readable (see core/errors.py)"},
+            "message": {"type": "string", "description": "for people"},
+            "details": {"description": "structured context, or null"},
+        },
+    }
+
+
+def documented_statuses(method: str, path: str, operation: dict[str, Any]) -> set[int]:
+    """The error statuses a route can answer, from what it is (public, has a body, has parameters...)."""
+    statuses = {422}
+    public = (method, path) in PUBLIC_ROUTES
+    has_body = "requestBody" in operation
+    if not public:
+        statuses |= {401, 403}
+    if has_body:
+        statuses |= {408, 413}
+        if "application/json" in operation["requestBody"].get("content", {}):
+            statuses.add(400)
+    if "{" in path or has_body or operation.get("parameters"):
+        statuses.add(404)
+    if method in ("POST", "PUT", "PATCH", "DELETE"):
+        statuses |= {403, 409}
+    if (method, path) in RATE_LIMITED_ROUTES:
+        statuses.add(429)
+    if path.startswith(NEEDS_WORKERS_PREFIXES):
+        statuses.add(503)
+    if (method, path) == ("GET", "/health"):
+        statuses = set()
+    return statuses
+
+
+def document_errors(schema: dict[str, Any], prefix: str) -> dict[str, Any]:
+    """Give every operation its error statuses with the real body, in place of FastAPI's ``{detail}`` 422."""
+    components = schema.setdefault("components", {}).setdefault("schemas", {})
+    components.pop("HTTPValidationError", None)
+    components.pop("ValidationError", None)
+    components["Error"] = error_schema()
+    ref = {"$ref": "#/components/schemas/Error"}
+    for path, operations in schema.get("paths", {}).items():
+        for method, operation in operations.items():
+            if not isinstance(operation, dict) or "responses" not in operation:
+                continue
+            responses = operation["responses"]
+            responses.pop("422", None)
+            for status in sorted(documented_statuses(method.upper(), path.removeprefix(prefix), operation)):
+                responses[str(status)] = {"description": _DESCRIPTIONS[status],
+                                          "content": {"application/json": {"schema": ref}}}
+    return schema

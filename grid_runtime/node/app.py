@@ -15,7 +15,7 @@ from grid_runtime.core.database import create_database_engine, transaction, upgr
 from grid_runtime.core.errors import GridError
 from grid_runtime.core.settings import NodeSettings
 from grid_runtime.node import bootstrap
-from grid_runtime.node.api import api_router
+from grid_runtime.node.api import api_router, document_errors
 from grid_runtime.node.deps import Database, RetryReadAsWrite
 from grid_runtime.node.limits import BodyLimits, flat_routes
 
@@ -55,6 +55,7 @@ def create_app(settings: NodeSettings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.include_router(api_router, prefix=API_PREFIX)
+    _install_openapi(app)
     _install_error_handlers(app)
     app.add_middleware(RetryReadAsWrite)
     app.add_middleware(BodyLimits, settings=settings, routes=lambda: flat_routes(app))
@@ -64,6 +65,19 @@ def create_app(settings: NodeSettings | None = None) -> FastAPI:
         app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["*"],
                            allow_headers=["Authorization", "Content-Type"])
     return app
+
+
+def _install_openapi(app: FastAPI) -> None:
+    from fastapi.openapi.utils import get_openapi
+
+    def openapi() -> dict[str, object]:
+        if app.openapi_schema is None:
+            schema = get_openapi(title=app.title, version=app.version, routes=app.routes,
+                                 description="Every error answers `{code, message, details}`.")
+            app.openapi_schema = document_errors(schema, API_PREFIX)
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
 
 def _error(status: int, code: str, message: str, details: object = None) -> JSONResponse:

@@ -297,6 +297,13 @@ class Actor:
     def can(self, capability: Capability) -> bool:
         return capability in self.capabilities
 
+    def is_named_by(self, ref: str | int) -> bool:
+        """Whether a user reference (id or email) names the actor: decided without a lookup, so that a route
+        refusing others can answer before it could tell "no such user" from "not yours"."""
+        from grid_runtime.core.schemas import as_id
+
+        return as_id(ref) == self.user.id or str(ref).strip().lower() == self.user.email.lower()
+
 
 _ACTOR_QUERY = (select(Token, User).join(User, User.id == Token.user_id)
                 .where(Token.token_hash == bindparam("token_hash")))

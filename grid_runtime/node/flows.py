@@ -394,7 +394,8 @@ def after_decision(session: Session, request: Request, settings: NodeSettings) -
     secret = notifications.signing_secret(settings.state_dir)
 
     def deliver() -> None:
-        notifications.deliver(url, secret, payload)
+        notifications.deliver(url, secret, payload, allow_private=settings.webhook_allow_private,
+                              max_per_minute=settings.webhook_max_per_minute)
 
     return deliver
 

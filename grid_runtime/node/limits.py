@@ -151,6 +151,6 @@ class BodyLimits:
 
     @staticmethod
     async def _too_large(scope: Scope, receive: Receive, send: Send, limit: int) -> None:
-        response = _error(413, "payload_too_large", f"the request body is larger than this Node accepts ({limit} bytes)",
-                          {"max_body_bytes": limit})
+        message = f"the request body is larger than this Node accepts ({limit} bytes)"
+        response = _error(413, "payload_too_large", message, {"max_body_bytes": limit})
         await response(scope, receive, send)

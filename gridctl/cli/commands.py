@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Iterator, MutableMapping
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from typer._click import Command
@@ -67,6 +67,7 @@ def build(name: str) -> Command:
     if command is None:
         raise LookupError(f"gridctl.cli.commands: none of {COMMANDS[name][0]} defines the command {name!r}")
     _whole_summaries(command)
+    quick_coercion(command)
     return command
 
 
@@ -87,6 +88,69 @@ def _whole_summaries(command: Command) -> None:
 
 def _group() -> None:
     """Scratch group."""
+
+
+def quick_coercion(command: Any, *, subcommands: bool = True) -> None:
+    """Give each parameter of ``command`` (and of its subcommands) a ``QuickCoercion``."""
+    for param in getattr(command, "params", None) or []:
+        _quick(param)
+    if hasattr(command, "get_help_option") and "get_help_option" not in vars(command):
+        typer_help_option = command.get_help_option
+
+        def get_help_option(ctx: Any) -> Any:  # made on first use, for the context's -h/--help names
+            return _quick(typer_help_option(ctx))
+
+        command.get_help_option = get_help_option
+    if subcommands:
+        for sub in (getattr(command, "commands", None) or {}).values():
+            quick_coercion(sub)
+
+
+def _quick(param: Any) -> Any:
+    if hasattr(param, "type_descriptor") and not isinstance(getattr(param, "_runtime_param", None), QuickCoercion):
+        param._runtime_param = QuickCoercion()
+    return param
+
+
+class QuickCoercion:
+    """A parameter's value coercion, as Typer does it, without Pydantic for values that need no conversion.
+
+    Typer (0.29) coerces every parameter through a Pydantic TypeAdapter, built when the command runs even for
+    a value left at None: importing Pydantic and building the adapters was a third of ``gridctl users list``.
+    Here None, and a default already of its declared type (within its range), come back as Typer returns
+    them; any other value (what a user typed, an environment variable) goes to Typer's own coercion, built on
+    first need. tests/test_startup.py checks both against Typer's for every parameter of every command.
+    """
+
+    def __init__(self) -> None:
+        self._typer: Any = None
+
+    def coerce(self, value: Any, param: Any, ctx: Any) -> Any:
+        if value is None:
+            return () if param.multiple or param.nargs == -1 else None
+        if unchanged(value, param):
+            return value
+        if self._typer is None:
+            from typer._coercion import build_runtime_param
+
+            self._typer = build_runtime_param(param.type_descriptor)
+        return self._typer.coerce(value, param=param, ctx=ctx)
+
+
+def unchanged(value: Any, param: Any) -> bool:
+    """Whether Typer's coercion would return ``value`` itself: a str for a str, a bool for a bool, an int or
+    float in range."""
+    descriptor = param.type_descriptor
+    info = descriptor.parameter_info
+    if info.parser is not None or param.multiple or param.nargs != 1:
+        return False
+    annotation = descriptor.annotation
+    if annotation is str or annotation is bool:
+        return type(value) is annotation
+    if annotation in (int, float) and type(value) is annotation:
+        low, high = getattr(info, "min", None), getattr(info, "max", None)
+        return (low is None or value >= low) and (high is None or value <= high)
+    return False
 
 
 class LazyCommands(MutableMapping[str, "Command"]):

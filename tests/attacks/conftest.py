@@ -21,6 +21,7 @@ import torch
 from fastapi.testclient import TestClient
 from safetensors.torch import save
 
+import gridctl
 from gridctl.sdk.errors import GridctlError
 from gridctl.sdk.node import Node
 from tests.factories import Factory, MadeUser
@@ -89,7 +90,8 @@ class InProcess:
             "level": level})
         assert response.status_code in (200, 201), response.text
 
-    def get(self, user: MadeUser, path: str, **params: Any) -> httpx.Response:
+    def get(self, user: MadeUser, path: str, **params: Any) -> Any:
+        """GET as ``user``: the test client's response."""
         return self.client.get(f"/api/v1{path}", headers=user.headers, params=params)
 
 
@@ -121,7 +123,8 @@ class Cluster:
         return self.ray.owner()
 
     def user(self, prefix: str, *, budget: float | None = None, role: str | None = None) -> tuple[Node, str]:
-        """A new user (a Data Scientist unless ``role``), logged in through the SDK; returns it and its email."""
+        """A new user (a Data Scientist unless ``role``), logged in with ``gridctl.connect``; returns the SDK's
+        Node and the email."""
         email = f"{unique(prefix)}@example.com"
         body: dict[str, Any] = {"email": email, "password": PASSWORD}
         if budget is not None:
@@ -129,9 +132,7 @@ class Cluster:
         if role is not None:
             body["role"] = role
         self.owner().http.post("/users", json=body)
-        client = Node(self.url)
-        client.login(email, PASSWORD)
-        return client, email
+        return gridctl.connect(self.url, email=email, password=PASSWORD), email
 
     def dataset(self, prefix: str, members: dict[str, torch.Tensor],
                 bounds: dict[str, dict[str, float]] | None = None) -> tuple[str, int]:

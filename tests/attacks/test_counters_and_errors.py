@@ -27,16 +27,14 @@ CHAIN = 10  # ten layers of weight 1e4 turn any h >= 1 into more than float32's 
 
 def _counting_model() -> nn.Sequential:
     """h = relu(x - 50), then ten ×1e4 layers: a row with x >= 51 overflows, one with x <= 50 gives 0."""
-    layers: list[nn.Module] = [nn.Linear(1, 1), nn.ReLU()]
-    layers += [nn.Linear(1, 1) for _ in range(CHAIN)]
-    model = nn.Sequential(*layers)
+    first, chain = nn.Linear(1, 1), [nn.Linear(1, 1) for _ in range(CHAIN)]
     with torch.no_grad():
-        model[0].weight.fill_(1.0)
-        model[0].bias.fill_(-THRESHOLD)
-        for layer in model[2:]:
+        first.weight.fill_(1.0)
+        first.bias.fill_(-THRESHOLD)
+        for layer in chain:
             layer.weight.fill_(1e4)
             layer.bias.fill_(0.0)
-    return model
+    return nn.Sequential(first, nn.ReLU(), *chain)
 
 
 def _values_under(value: Any, word: str) -> set[Any]:

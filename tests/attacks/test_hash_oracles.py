@@ -50,14 +50,20 @@ def _candidate_digests(template: torch.Tensor, values: list[list[int]]) -> dict[
 
 
 def _everything_seen(node: InProcess, user: Any, tensor: dict[str, Any], dataset: str) -> list[Any]:
-    """Every view of the tensor the API gives this user: by id, in lists, in searches, in its dataset."""
+    """Every view of the tensor the API gives this user: by id, in lists, in searches, in its dataset, and in
+    the release request they file for it."""
     views = [node.get(user, f"/tensors/{tensor['id']}"), node.get(user, "/tensors", limit=500),
              node.get(user, "/tensors/search", q=tensor["name"]), node.get(user, "/tensors/search", dataset=dataset),
              node.get(user, "/tensors", sort="size"), node.get(user, f"/datasets/{dataset}"),
              node.get(user, "/datasets")]
     for response in views:
         assert response.status_code == 200, response.text
-    return [r.json() for r in views]
+    # Asking for the tensor's release records the request (auto-denied or pending): its requester reads it back.
+    filed = node.client.post("/api/v1/requests", headers=user.headers, json={
+        "kind": "release", "target_type": "tensor", "target_id": tensor["id"], "reason": "need it"})
+    assert filed.status_code == 201, filed.text
+    requests = [filed, node.get(user, f"/requests/{filed.json()['id']}"), node.get(user, "/requests")]
+    return [r.json() for r in [*views, *requests]]
 
 
 class TestPrivateTensorDigest:

@@ -7,6 +7,7 @@
 - Search matches names and descriptions only: a private value typed as a query finds nothing.
 - Permission explanations name the rule that decided, never a value.
 - A dataset of your own is no way to reach someone else's private tensor.
+- Lists count the caller's own requests and jobs, whatever the filter.
 """
 
 from __future__ import annotations
@@ -88,3 +89,23 @@ class TestDatasetSideDoor:
         # Owning a dataset grants download on it; none of that reaches the victim's tensor.
         assert node.get(contributor, f"/tensors/{victim['id']}").json()["level"] == "search"
         assert node.get(contributor, f"/tensors/{victim['id']}/data").status_code == 403
+
+
+class TestListCounts:
+    def test_lists_count_only_the_callers_own_requests_whatever_the_filter(self, node: InProcess) -> None:
+        victim, attacker = node.factory.user(), node.factory.user()
+        filed = node.client.post("/api/v1/requests", headers=victim.headers,
+                                 json={"kind": "budget", "epsilon": 1.0, "reason": "a study of rare diseases"})
+        assert filed.status_code == 201, filed.text
+        for params in ({}, {"requester": victim.email}, {"requester": str(victim.id)}, {"kind": "budget"}):
+            response = node.get(attacker, "/requests", **params)
+            assert response.status_code in (200, 403), response.text
+            if response.status_code == 200:
+                assert response.json()["total"] == 0, params
+        jobs = node.get(attacker, "/jobs", all="true")
+        assert jobs.status_code == 200 and jobs.json()["total"] == 0
+        # Someone else's request: refused, and nothing of it (who, why) comes back. (Its existence and kind do:
+        # 403 naming the capability that decides its kind; see docs/threat-model.md.)
+        other = node.get(attacker, f"/requests/{filed.json()['id']}")
+        assert other.status_code in (403, 404)
+        assert victim.email not in other.text and "rare diseases" not in other.text

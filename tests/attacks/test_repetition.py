@@ -15,8 +15,9 @@ from typing import Any
 import torch
 from torch import nn
 
+from gridctl import DP
 from gridctl.sdk.node import Node
-from tests.attacks.conftest import Cluster, finished, refused
+from tests.attacks.conftest import Cluster, finished, refused, wait_until
 
 BUDGET, EPSILON = 4.0, 1.0  # a handful of ε-1 counts fit a budget of ε 4 under the Rényi filter, not five
 
@@ -69,6 +70,21 @@ class TestRepetition:
             cluster.owner().http.post(f"/requests/{request['id']}/{decision}", json=body)
             assert _spent(scientist) == charged[-1]
         assert charged[1][1] == charged[0][1] + 1
+
+    def test_cancelling_a_job_that_ran_refunds_nothing(self, cluster: Cluster) -> None:
+        x = torch.rand(200, 2, generator=torch.Generator().manual_seed(4))
+        name, dataset_id = cluster.dataset("cancelled", {"features": x, "labels": x.sum(dim=1)},
+                                           bounds={"features": {"lower": 0.0, "upper": 1.0}})
+        scientist, email = cluster.user("canceller", budget=10.0)
+        cluster.grant(email, dataset_id, "compute")
+        job = scientist.train(nn.Sequential(nn.Linear(2, 1)), dataset=name, loss="mse", lr=0.1, epochs=1000,
+                              batch_size=10, dp=DP(noise_multiplier=10.0, max_grad_norm=1.0))
+        charged = _spent(scientist)
+        assert charged[1] == 1 and charged[0] > 0
+        wait_until(lambda: job.status in ("running", "succeeded", "failed"), timeout=90)
+        job.cancel()
+        finished(job, timeout=60)
+        assert _spent(scientist) == charged  # it touched the data: the charge stands
 
 
 class TestNonPrivateWork:

@@ -32,11 +32,17 @@ def _data() -> tuple[torch.Tensor, torch.Tensor]:
     return x, y
 
 
+def _linear(model: nn.Sequential) -> nn.Linear:
+    layer = model[0]
+    assert isinstance(layer, nn.Linear)
+    return layer
+
+
 def _model() -> nn.Sequential:
     model = nn.Sequential(nn.Linear(FEATURES, 1))
     with torch.no_grad():
-        model[0].weight.copy_(torch.tensor([[0.1, -0.2, 0.3]]))
-        model[0].bias.fill_(0.05)
+        _linear(model).weight.copy_(torch.tensor([[0.1, -0.2, 0.3]]))
+        _linear(model).bias.fill_(0.05)
     return model
 
 
@@ -46,8 +52,8 @@ def _flat(weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
 
 def _clipped_gradient_sum(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     """What DP-SGD adds noise to: the sum over rows of each row's gradient of (w·x + b - y)², clipped to C."""
-    model = _model()
-    w, b = model[0].weight.detach().double().reshape(-1), model[0].bias.detach().double()
+    start = _linear(_model())
+    w, b = start.weight.detach().double().reshape(-1), start.bias.detach().double()
     residual = 2 * (x.double() @ w + b - y.double())
     per_row = torch.cat([residual[:, None] * x.double(), residual[:, None]], dim=1)
     factor = (CLIP / (per_row.norm(dim=1) + 1e-6)).clamp(max=1.0)
@@ -64,15 +70,15 @@ def _replayed_noises(seed: int) -> list[torch.Tensor]:
             generator = torch.Generator().manual_seed(seed)
             if mask_first:
                 torch.rand(ROWS, generator=generator)
-            parts = []
+            parts: list[torch.Tensor] = []
             for shape in shapes:
                 if secure:
                     torch.normal(0, NOISE_STD, size=(1, 1), generator=generator)
-                    parts.append(sum(torch.normal(0, NOISE_STD, size=shape, generator=generator)
-                                     for _ in range(4)) / 2)
+                    draws = [torch.normal(0, NOISE_STD, size=shape, generator=generator) for _ in range(4)]
+                    parts.append(torch.stack(draws).sum(dim=0) / 2)
                 else:
                     parts.append(torch.normal(0, NOISE_STD, size=shape, generator=generator))
-            found.append(_flat(parts[0], parts[1]))
+            found.append(torch.cat([parts[0].reshape(-1), parts[1].reshape(-1)]).double())
     return found
 
 
@@ -100,7 +106,7 @@ class TestSeedReplay:
         weights = load(released(cluster, scientist, submitted.data["result_id"]))
 
         # The attacker's arithmetic: w1 = w0 - lr * (S + Z) / B with B = rows (q = 1), so S = (w0 - w1)·B/lr - Z.
-        start = _model()[0]
+        start = _linear(_model())
         moved = (_flat(start.weight.detach(), start.bias.detach())
                  - _flat(weights["0.weight"], weights["0.bias"])) * ROWS / LR
         truth = _clipped_gradient_sum(x, y)

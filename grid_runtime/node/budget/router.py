@@ -155,15 +155,20 @@ def _settings_out(session: DB, node: NodeSettings) -> schemas.PrivacySettingsOut
 
 @router.get("/privacy/settings")
 def privacy_settings(session: DB, node: Settings, actor: Actor = Depends(Requires())) -> schemas.PrivacySettingsOut:
-    """The node's δ, Rényi order, release policy, webhook URL and request lifetime (everyone may read them)."""
-    return _settings_out(session, node)
+    """The node's δ, Rényi order, release policy and request lifetime (everyone may read them); the webhook URL
+    only for holders of edit_settings (it may carry a secret), null for everyone else."""
+    out = _settings_out(session, node)
+    return out if actor.can(Capability.edit_settings) else out.model_copy(update={"webhook_url": None})
 
 
 @router.patch("/privacy/settings")
 def update_privacy_settings(body: schemas.PrivacySettingsIn, session: DB, node: Settings,
                             actor: Actor = Depends(Requires(Capability.edit_settings))) -> schemas.PrivacySettingsOut:
     """Change the release policy, the decision webhook's URL, whether jobs without DP may run, or the largest
-    ε an auto-approve policy may name (edit_settings)."""
+    ε an auto-approve policy may name (edit_settings). The webhook must be https:// to a public address unless
+    the operator allows private ones (``webhook_allow_private``)."""
+    if body.webhook_url:
+        notifications.check_url(body.webhook_url, allow_private=node.webhook_allow_private)
     service.update_settings(session, actor=actor, release_policy=body.release_policy, webhook_url=body.webhook_url,
                             clear_webhook=body.clear_webhook, non_private_jobs=body.non_private_jobs,
                             max_policy_epsilon=body.max_policy_epsilon)

@@ -94,7 +94,7 @@ class PrivacySettingsOut(Schema):
     release_policy: str
     non_private_jobs: bool = Field(description="whether jobs without DP may run (for users allowed them)")
     max_policy_epsilon: float = Field(description="the largest ε an auto-approve policy may name")
-    webhook_url: str | None
+    webhook_url: str | None = Field(description="the decision webhook; null unless you hold edit_settings")
     request_ttl_seconds: int
 
 

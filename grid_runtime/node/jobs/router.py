@@ -192,9 +192,10 @@ def read_quota(user_ref: str, session: DB, node: NodeSettings = Depends(settings
     from grid_runtime.core.errors import Forbidden
     from grid_runtime.node.permissions.service import resolve_user
 
-    user = resolve_user(session, user_ref)
-    if user.id != actor.id and not actor.can(Capability.manage_users):
+    if not actor.is_named_by(user_ref) and not actor.can(Capability.manage_users):
+        # Before the lookup: "no such user" and "not yours" get the same answer (issue 11).
         raise Forbidden("reading another user's quotas needs the capability manage_users")
+    user = resolve_user(session, user_ref)
     return service.quota_of(session, settings=node, user_id=user.id)
 
 

@@ -528,6 +528,8 @@ def result_out(result: Result, *, actor: Actor, downloadable: bool, fingerprint:
     officer = _is_officer(actor)
     if not (officer or downloadable):
         return ResultOut(**public)
+    if not officer:  # figures computed on private data (compute.contracts.OFFICER_ONLY_FIELDS) stay with officers
+        lineage.pop("officer_only", None)
     return ResultDetailOut(**{**public, "lineage": lineage}, sha256=result.sha256 if downloadable else None,
                            fingerprint=fingerprint if officer else None, size_bytes=result.size_bytes)
 

@@ -7,19 +7,31 @@ constant time and refuses timestamps older than a few minutes. The secret is gen
 kept owner-only (0600) in the state directory (``webhook-secret``); holders of ``edit_settings`` may rotate it
 or set their own. Deliveries happen after the deciding transaction has committed (a background task), are
 retried a few times and never fail the decision; outcomes are logged without the secret.
+
+Where it may point (issue 11: no blind SSRF): ``https://`` to a public address only, unless the operator sets
+``webhook_allow_private`` (then ``http://`` and private, loopback and link-local addresses are allowed too, for
+a receiver inside the deployment). Checked when the URL is set (a literal address, a name such as
+``localhost``) and again before every delivery on the addresses the name resolves to then; redirects are
+never followed. Deliveries are rate-limited (``webhook_max_per_minute``): past it they are dropped and
+logged, the decision itself stands. Only holders of ``edit_settings`` read the URL.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import ipaddress
 import json
 import logging
 import secrets
+import socket
+import threading
 import time
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
+from grid_runtime.core.errors import InvalidInput
 from grid_runtime.core.security import write_private_file
 
 log = logging.getLogger("grid_runtime.node.notifications")
@@ -87,17 +99,97 @@ def decision_payload(request: Any) -> dict[str, Any]:
     }
 
 
-def deliver(url: str, secret: str, payload: dict[str, Any], *, timeout: float = 5.0) -> bool:
-    """POST ``payload`` signed; retried on network errors and 5xx. True if the receiver answered 2xx."""
+_PRIVATE_NAMES = ("localhost", ".localhost", ".local", ".internal", ".localdomain", ".home.arpa")
+
+
+def _is_public(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped
+    return address.is_global and not address.is_multicast
+
+
+def check_url(url: str, *, allow_private: bool) -> None:
+    """Refuse (422) a webhook URL this Node must not call: not https, or naming a private address or name."""
+    parts = urlsplit(url)
+    host = (parts.hostname or "").rstrip(".").lower()
+    if parts.scheme not in ("https", "http") or not host:
+        raise InvalidInput("the webhook URL must be an absolute https:// URL", details={"field": "webhook_url"})
+    if parts.username or parts.password:
+        raise InvalidInput("the webhook URL must not carry credentials", details={"field": "webhook_url"})
+    if allow_private:
+        return
+    if parts.scheme != "https":
+        raise InvalidInput("the webhook URL must use https:// (the operator may allow http:// with "
+                           "GRID_NODE_WEBHOOK_ALLOW_PRIVATE)", details={"field": "webhook_url"})
+    try:
+        literal = ipaddress.ip_address(host)
+    except ValueError:
+        if host == _PRIVATE_NAMES[0] or host.endswith(_PRIVATE_NAMES[1:]) or "." not in host:
+            raise InvalidInput(f"the webhook URL names a private host ({host})",
+                               details={"field": "webhook_url"}) from None
+        return
+    if not _is_public(literal):
+        raise InvalidInput(f"the webhook URL names a private, loopback or link-local address ({host})",
+                           details={"field": "webhook_url"})
+
+
+def _resolves_public(url: str) -> bool:
+    """Whether every address the URL's host resolves to now is public (checked before each delivery)."""
+    parts = urlsplit(url)
+    try:
+        infos = socket.getaddrinfo(parts.hostname or "", parts.port or 443, proto=socket.IPPROTO_TCP)
+    except OSError:
+        return False
+    addresses = {ipaddress.ip_address(info[4][0]) for info in infos}
+    return bool(addresses) and all(_is_public(a) for a in addresses)
+
+
+class _RateLimit:
+    """At most ``per_minute`` deliveries in any sliding minute (per process)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._sent: list[float] = []
+
+    def allow(self, per_minute: int, *, now: float | None = None) -> bool:
+        now = time.monotonic() if now is None else now
+        with self._lock:
+            self._sent = [t for t in self._sent if now - t < 60.0]
+            if len(self._sent) >= per_minute:
+                return False
+            self._sent.append(now)
+            return True
+
+
+RATE_LIMIT = _RateLimit()
+
+
+def deliver(url: str, secret: str, payload: dict[str, Any], *, timeout: float = 5.0, allow_private: bool = False,
+            max_per_minute: int = 30) -> bool:
+    """POST ``payload`` signed; retried on network errors and 5xx. True if the receiver answered 2xx.
+
+    Refused (False, logged) if the URL is not allowed, resolves to a private address, or the rate limit is
+    reached. Runs after the deciding transaction, never inside one."""
     import httpx
 
+    try:
+        check_url(url, allow_private=allow_private)
+    except InvalidInput as exc:
+        log.warning("webhook not delivered: %s", exc.message)
+        return False
+    if not allow_private and not _resolves_public(url):
+        log.warning("webhook not delivered: its host does not resolve to public addresses only")
+        return False
+    if not RATE_LIMIT.allow(max_per_minute):
+        log.warning("webhook not delivered: more than %d deliveries in a minute", max_per_minute)
+        return False
     body = json.dumps(payload, sort_keys=True, separators=(",", ":")).encode()
     for attempt in range(1, ATTEMPTS + 1):
         timestamp = int(time.time())
         headers = {"Content-Type": "application/json", TIMESTAMP_HEADER: str(timestamp),
                    SIGNATURE_HEADER: sign(secret, timestamp, body), EVENT_HEADER: str(payload.get("event"))}
         try:
-            response = httpx.post(url, content=body, headers=headers, timeout=timeout)
+            response = httpx.post(url, content=body, headers=headers, timeout=timeout, follow_redirects=False)
         except httpx.HTTPError as exc:
             log.warning("webhook delivery %d/%d failed: %s", attempt, ATTEMPTS, type(exc).__name__)
         else:

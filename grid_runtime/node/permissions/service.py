@@ -366,7 +366,12 @@ def list_grants(
         if subject is None:
             query = query.where(column.is_not(None))
         else:
-            found = resolve_user(session, subject) if subject_type == "user" else resolve_group(session, subject)
+            try:
+                found = resolve_user(session, subject) if subject_type == "user" else resolve_group(session, subject)
+            except NotFound:
+                if actor.can(Capability.manage_permissions):
+                    raise
+                return [], 0  # the same answer as for a subject whose grants are not yours to see (issue 11)
             query = query.where(column == found.id)
     if not actor.can(Capability.manage_permissions):
         query = query.where(or_(Grant.user_id == actor.id, Grant.group_id.in_(_user_groups(actor.id))))
@@ -380,14 +385,15 @@ def explain(session: Session, *, actor: Actor, user: str | int | None, target_ty
 ]:
     """Why a user has the level they have on a target. Anyone for themselves; for others the caller needs
     manage_permissions (or triage_requests: officers deciding access requests need the answer too)."""
-    subject = actor.user if user is None else resolve_user(session, user)
-    if subject.id != actor.id and not (
+    # Decided before the lookup: "no such user" and "not yours" get the same answer (issue 11).
+    if user is not None and not actor.is_named_by(user) and not (
         actor.can(Capability.manage_permissions) or actor.can(Capability.triage_requests)
     ):
         raise Forbidden(
             "explaining another user's level needs the capability manage_permissions or triage_requests",
             details={"missing": [str(Capability.manage_permissions)]},
         )
+    subject = actor.user if user is None else resolve_user(session, user)
     return subject, effective_level(session, user_id=subject.id, target_type=target_type, target_id=target_id)
 
 

@@ -17,7 +17,8 @@ def not_all_digits(value: str) -> str:
     return value
 
 
-RefName = Annotated[Name, AfterValidator(not_all_digits)]
+RefName = Annotated[Name, AfterValidator(not_all_digits),
+                    Field(json_schema_extra={"not": {"pattern": "^[0-9]+$"}})]
 """A name that can stand in for an id in a ref: 1..64 characters, not all digits."""
 
 RoleRef = StrictInt | Name

@@ -51,7 +51,7 @@ def _autoincrement_sqlite_tables() -> None:
             "SELECT sql FROM sqlite_master WHERE tbl_name = ? AND type IN ('index', 'trigger') AND sql IS NOT NULL",
             (name,)).fetchall()]
         conn.exec_driver_sql(body)
-        conn.exec_driver_sql(f'INSERT INTO "{new}" SELECT * FROM "{name}"')
+        conn.exec_driver_sql(f'INSERT INTO "{new}" SELECT * FROM "{name}"')  # noqa: S608  (names from sqlite_master)
         conn.exec_driver_sql(f'DROP TABLE "{name}"')
         conn.exec_driver_sql(f'ALTER TABLE "{new}" RENAME TO "{name}"')
         for statement in others:
