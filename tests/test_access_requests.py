@@ -16,6 +16,7 @@ from grid_runtime.core.capabilities import Capability
 from grid_runtime.core.database import transaction, utcnow
 from grid_runtime.core.errors import Conflict
 from grid_runtime.core.levels import Level
+from grid_runtime.node import flows
 from grid_runtime.node.audit.models import AuditEvent
 from grid_runtime.node.deps import Actor
 from grid_runtime.node.permissions.models import Grant
@@ -259,12 +260,14 @@ class TestApprove:
                 level=Level.download, reason="race").id
         start = threading.Barrier(2)
         outcomes: list[str] = []
+        settings = any_db_factory.client.app.state.settings  # type: ignore[attr-defined]
 
         def approve(officer_id: int) -> None:
             start.wait()
             try:
                 with transaction(sessions) as session:
-                    requests.approve(session, actor=_actor(session, officer_id), request_id=request_id)
+                    flows.approve(session, actor=_actor(session, officer_id), request_id=request_id, note=None,
+                                  fingerprint=None, settings=settings)
                     time.sleep(0.3)  # hold the lock while the other approval tries
                 outcomes.append("approved")
             except Conflict as exc:

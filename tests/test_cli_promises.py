@@ -25,6 +25,25 @@ def owner(live_node: LiveNode, tmp_path_factory: pytest.TempPathFactory) -> Grid
     return as_owner(live_node, tmp_path_factory.mktemp("promises"))
 
 
+@pytest.fixture(scope="module")
+def scene(live_node: LiveNode, tmp_path_factory: pytest.TempPathFactory) -> Scene:
+    """A scientist with one finished DP training job whose result an officer released (ε spent)."""
+    return Scene(live_node, tmp_path_factory.mktemp("scene"))
+
+
+@pytest.fixture(scope="module")
+def job_id(scene: Scene) -> int:
+    """The scene's one job: a finished DP training job (its result not yet released)."""
+    return int(scene.result().data["job_id"])
+
+
+def released(scene: Scene, job_id: int) -> None:
+    """Release the job's result once (the ledger then holds one event)."""
+    if not scene.scientist.budget_ledger()["items"]:
+        result = scene.scientist.http.get(f"/jobs/{job_id}")["result_id"]
+        scene.officer.requests.approve(scene.scientist.requests.ask_release(result=result).id)
+
+
 def new_user(owner: Gridctl, **options: str) -> str:
     email = f"promise{next(_seq)}@example.com"
     args = [arg for key, value in options.items() for arg in (f"--{key.replace('_', '-')}", value)]
@@ -73,11 +92,9 @@ class TestOneListShape:
         assert result.exit_code in (0, 1) if args == ["check"] else result.exit_code == 0, result.stderr
         assert isinstance(json.loads(result.stdout), list)
 
-    def test_jobs_list_is_the_array_of_jobs(self, live_node: LiveNode, tmp_path: Path) -> None:
-        scene = Scene(live_node, tmp_path)
-        result = scene.result()
+    def test_jobs_list_is_the_array_of_jobs(self, scene: Scene, job_id: int) -> None:
         jobs = scene.cli_scientist.json("jobs", "list")
-        assert [job["id"] for job in jobs] == [result.data["job_id"]]
+        assert [job["id"] for job in jobs] == [job_id]
 
 
 class TestTablesForPeople:
@@ -100,9 +117,7 @@ class TestTablesForPeople:
         assert f"dataset {name}" in listed.stdout and f"dataset {asked['target_id']}" not in listed.stdout
         assert f"dataset {name}" in owner("requests", "show", str(asked["id"])).stdout
 
-    def test_jobs_show_prints_the_layer_table_once(self, live_node: LiveNode, tmp_path: Path) -> None:
-        scene = Scene(live_node, tmp_path)
-        job_id = scene.result().data["job_id"]
+    def test_jobs_show_prints_the_layer_table_once(self, scene: Scene, job_id: int) -> None:
         shown = scene.cli_scientist("jobs", "show", str(job_id))
         assert shown.exit_code == 0, shown.stderr
         assert shown.stdout.count("Linear") == 1 and shown.stdout.count("Model") == 1
@@ -137,27 +152,25 @@ class TestDownloadPath:
 
 
 class TestBudget:
-    def test_a_scientist_sees_her_spent_remaining_and_cap(self, live_node: LiveNode, tmp_path: Path) -> None:
-        scene = Scene(live_node, tmp_path)
-        scene.officer.requests.approve(scene.release(scene.result())["id"])
+    def test_the_sdk_gives_the_same_figures_to_her_and_to_an_officer(self, scene: Scene, job_id: int) -> None:
+        released(scene, job_id)
+        assert scene.scientist.budget() == scene.owner.budget(scene.scientist_email)
+
+    def test_a_scientist_sees_her_spent_remaining_and_cap(self, scene: Scene, job_id: int) -> None:
+        released(scene, job_id)
         found = scene.cli_scientist.json("budget")
         assert found["email"] == scene.scientist_email and found["budget_epsilon"] == 10.0
         assert found["spent_epsilon"] > 0 and found["simple_sum_epsilon"] > 0
         assert 0 < found["remaining_epsilon"] < 10.0
         assert len(found["ledger"]) == 1 and found["ledger"][0]["epsilon"] > 0
+        assert found["ledger"] == scene.scientist.budget_ledger()["items"]
         table = scene.cli_scientist("budget")
         assert table.exit_code == 0, table.stderr
         for label in ("cap ε", "spent ε (Rényi filter, enforced)", "spent ε (simple sum", "remaining ε",
                       "DP-SGD, 100 steps"):
             assert label in table.stdout
 
-    def test_the_sdk_gives_the_same_figures(self, live_node: LiveNode, tmp_path: Path) -> None:
-        scene = Scene(live_node, tmp_path)
-        assert scene.scientist.budget() == scene.owner.budget(scene.scientist_email)
-        assert scene.scientist.budget_ledger()["items"] == []
-
-    def test_officers_pass_user_and_others_may_not(self, live_node: LiveNode, tmp_path: Path) -> None:
-        scene = Scene(live_node, tmp_path)
+    def test_officers_pass_user_and_others_may_not(self, scene: Scene) -> None:
         assert scene.cli_officer.json("budget", "--user", scene.scientist_email)["email"] == scene.scientist_email
         refused = scene.cli_scientist("budget", "--user", scene.officer.users.me()["email"])
         assert refused.exit_code == exit_codes.FORBIDDEN

@@ -6,6 +6,7 @@ Ray-backed lifecycle is in tests/test_training_e2e.py.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -222,3 +223,79 @@ class TestResults:
         _grant(client, owner, scientist, dataset, "download")
         assert client.get(f"/api/v1/results/{result}/data", headers=scientist.headers).json() == {"value": 3.0}
         assert "result.downloaded" in factory.audit_actions()
+
+
+class TestWhatARequesterSees:
+    """Before a release, jobs and results show their owner only fields that are not functions of private data
+    (the allowlists in jobs/schemas.py); officers see the rest."""
+
+    def _failed_job_and_result(self, factory: Factory, owner_id: int, dataset_id: int, tensor_id: int
+                               ) -> tuple[int, int]:
+        inputs = {"column": {"tensor_id": tensor_id, "role": "f", "sha256": "c" * 64, "shape": [2, 3],
+                             "dtype": "float32"}}
+        with factory.sessions.begin() as session:
+            failed = Job(kind="statistics", state="failed", owner_id=owner_id, dataset_id=dataset_id, inputs=inputs,
+                         spec={}, settings={"statistic": "count"}, error_code="internal",
+                         error="the job failed on a Worker; an officer can read why",
+                         error_detail="IndexError: Target 5 is out of bounds.", attempts=2, worker="w-1",
+                         metrics=[{"epoch": 0, "loss": 0.4}])
+            done = Job(kind="statistics", state="succeeded", owner_id=owner_id, dataset_id=dataset_id,
+                       inputs=inputs, spec={}, settings={"statistic": "count"})
+            session.add_all([failed, done])
+            session.flush()
+            result = Result(job_id=done.id, owner_id=owner_id, kind="statistic", value={"value": 3.0},
+                            sha256="d" * 64, size_bytes=17, event={"type": "laplace", "noise_multiplier": 1.0},
+                            epsilon=1.0, delta=1e-5,
+                            lineage={"job_id": done.id, "dataset_id": dataset_id, "inputs": inputs, "spec": {},
+                                     "settings": {}, "events": [], "steps": 40, "worker": "w-1", "attempts": 1,
+                                     "officer_only": {"zeroed_samples": 527}})
+            session.add(result)
+            session.flush()
+            return failed.id, result.id
+
+    def test_a_failed_job_shows_its_owner_a_code_and_a_generic_message_only(self, client: TestClient,
+                                                                             factory: Factory) -> None:
+        from grid_runtime.node.jobs.schemas import JobOut
+
+        dataset = _dataset(factory)
+        owner, scientist = factory.owner(), factory.user()
+        _grant(client, owner, scientist, dataset, "compute")
+        job_id, _ = self._failed_job_and_result(factory, scientist.id, dataset, 1)
+        shown = client.get(f"/api/v1/jobs/{job_id}", headers=scientist.headers).json()
+        assert set(shown) == set(JobOut.model_fields)
+        assert shown["error_code"] == "internal"
+        assert shown["error"] == "the job failed on a Worker; an officer can read why"
+        text = json.dumps(shown)
+        for secret in ("Target 5", "c" * 64, "w-1", "0.4"):
+            assert secret not in text
+        assert shown["inputs"]["column"] == {"tensor_id": 1, "role": "f", "shape": [2, 3], "dtype": "float32"}
+        listed = client.get("/api/v1/jobs", headers=scientist.headers).json()["items"]
+        assert all("error_detail" not in j and "metrics" not in j for j in listed)
+        officer = client.get(f"/api/v1/jobs/{job_id}", headers=factory.user("Compliance Officer").headers).json()
+        assert officer["error_detail"] == "IndexError: Target 5 is out of bounds."
+        assert officer["metrics"] == [{"epoch": 0, "loss": 0.4}] and officer["attempts"] == 2
+
+    def test_a_result_shows_no_digest_size_or_counter_before_its_owner_may_download_it(
+            self, client: TestClient, factory: Factory) -> None:
+        from grid_runtime.node.jobs.schemas import PUBLIC_LINEAGE_FIELDS, ResultOut
+
+        dataset = _dataset(factory)
+        owner, scientist = factory.owner(), factory.user()
+        with factory.sessions() as session:
+            from grid_runtime.node.datasets.models import DatasetMember
+
+            tensor_id = session.get(DatasetMember, (dataset, "features")).tensor_id  # type: ignore[union-attr]
+        _grant(client, owner, scientist, dataset, "compute")
+        _, result = self._failed_job_and_result(factory, scientist.id, dataset, tensor_id)
+        shown = client.get(f"/api/v1/results/{result}", headers=scientist.headers).json()
+        assert set(shown) == set(ResultOut.model_fields) and shown["downloadable"] is False
+        assert set(shown["lineage"]) <= set(PUBLIC_LINEAGE_FIELDS)
+        text = json.dumps(shown)
+        for secret in ("d" * 64, "c" * 64, "527", "zeroed", "size_bytes", "sha256", "steps"):
+            assert secret not in text
+        officer = client.get(f"/api/v1/results/{result}", headers=factory.user("Compliance Officer").headers).json()
+        assert officer["lineage"]["officer_only"] == {"zeroed_samples": 527} and officer["size_bytes"] == 17
+        assert officer["sha256"] is None and len(officer["fingerprint"]) == 64 and officer["fingerprint"] != "d" * 64
+        _grant(client, owner, scientist, dataset, "download")
+        mine = client.get(f"/api/v1/results/{result}", headers=scientist.headers).json()
+        assert mine["downloadable"] is True and mine["sha256"] == "d" * 64 and mine["fingerprint"] is None

@@ -281,3 +281,12 @@ class TestDomain:
 
     def test_caddy_is_given_the_static_address(self, plan):
         assert "GRID_PUBLIC_ADDRESS=192.0.2.10\n" in node_user_data(plan)
+
+
+class TestCost:
+    def test_no_cloud_nat_while_there_are_no_workers(self, plan):
+        quiet = program.plan(settings(region="europe-west1", workers=0), redact=False)
+        assert not of_type(quiet, "gcp:compute/routerNat:RouterNat")
+        assert [r.name for r in of_type(plan, "gcp:compute/routerNat:RouterNat")] == ["demo-net-nat"]
+        group = one(plan, "gcp:compute/instanceGroupManager:InstanceGroupManager", "demo-workers-group")
+        assert "demo-net-nat" in group.dependencies  # Workers boot with a way out to the package mirrors

@@ -97,6 +97,127 @@ class TestEveryRouteIsDeclared:
             assert response.json()["code"] == "unauthorized"
 
 
+# --- (c) the matrix: every route x every kind of caller ---------------------------------------------------------
+
+PRINCIPALS = ("anonymous", "Data Scientist", "Compliance Officer", "Administrator", "Owner", "custom role",
+              "disabled user", "revoked token")
+CUSTOM_CAPABILITIES = frozenset({Capability.upload_data, Capability.view_statistics})
+DUMMY = "999999999"  # names nothing: a mutation the matrix lets through changes nothing
+
+
+def _principal(factory: Factory, name: str) -> tuple[dict[str, str], frozenset[Capability] | None]:
+    """Headers for the caller, and the capabilities it holds (None: it must be refused as unauthenticated)."""
+    from grid_runtime.core.capabilities import PRESET_ROLES
+
+    if name == "anonymous":
+        return {}, None
+    if name == "custom role":
+        return factory.user(capabilities=set(CUSTOM_CAPABILITIES)).headers, CUSTOM_CAPABILITIES
+    if name == "disabled user":
+        made = factory.user("Administrator")
+        with factory.sessions.begin() as session:
+            from grid_runtime.node.users.models import User
+
+            user = session.get(User, made.id)
+            assert user is not None
+            user.disabled = True
+        return made.headers, None
+    if name == "revoked token":
+        made = factory.user("Administrator")
+        assert factory.client.post(f"{API_PREFIX}/auth/logout", headers=made.headers).status_code == 204
+        return made.headers, None
+    return factory.user(name).headers, frozenset(PRESET_ROLES[name])
+
+
+def _matrix_url(route: ApiRoute) -> str:
+    return API_PREFIX + re.sub(r"\{[^}]+\}", DUMMY, route.path)
+
+
+class TestAuthorizationMatrix:
+    """Generated from the route table: for each kind of caller, every route answers as its declaration says.
+
+    Refused callers (anonymous, a disabled account, a revoked token) get 401 on every protected route. A caller
+    lacking a declared capability gets 403 naming exactly what is missing, and changes nothing; one holding
+    them is never refused for a capability it holds (it may still meet a domain rule, a missing target (404) or
+    invalid input (422)). Nobody gets a 5xx. A route with no declaration fails the walk above."""
+
+    @pytest.mark.parametrize("principal", PRINCIPALS)
+    def test_every_route_answers_as_declared(self, principal: str, client: TestClient, factory: Factory) -> None:
+        headers, held = _principal(factory, principal)
+        problems: list[str] = []
+        refused = 0
+        # Logging out ends the caller's token: it goes last.
+        routes = sorted(APP_ROUTES, key=lambda r: (r.path == "/auth/logout", r.path, r.method))
+        for route in routes:
+            key = (route.method, route.path)
+            if key in PUBLIC_ROUTES:
+                continue
+            response = client.request(route.method, _matrix_url(route), headers=headers)
+            status, body = response.status_code, response.json() if response.content else {}
+            where = f"{principal}: {route.method} {route.path} -> {status} {body}"
+            if status >= 500 and not (status == 503 and body.get("code") == "unavailable"):
+                problems.append(where)
+            elif held is None:
+                if status != 401 or body.get("code") != "unauthorized":
+                    problems.append(where)
+            else:
+                declared = needed_capabilities(route)
+                missing = sorted(declared - held)
+                if missing:
+                    refused += 1
+                    if status != 403 or body.get("details", {}).get("missing") != missing:
+                        problems.append(where)
+                elif status == 401 or (status == 403 and isinstance(body.get("details"), dict)
+                                       and set(body["details"].get("missing") or ()) & declared):
+                    problems.append(where)
+        assert problems == []
+        protected = [r for r in APP_ROUTES if (r.method, r.path) not in PUBLIC_ROUTES]
+        assert len(protected) >= 60
+        if principal == "Data Scientist":  # holds no capability: refused on every capability route
+            assert refused == sum(1 for r in protected if needed_capabilities(r))
+        if principal == "Owner":
+            assert refused == 0
+
+    def test_the_documentation_routes_are_listed_public_and_can_be_turned_off(
+        self, client: TestClient, tmp_path: Any
+    ) -> None:
+        from grid_runtime.core.settings import NodeSettings
+
+        assert client.get(f"{API_PREFIX}/openapi.json").status_code == 200
+        assert client.get(f"{API_PREFIX}/docs").status_code == 200
+        served = {(m, r.path.removeprefix(API_PREFIX)) for r in client.app.routes  # type: ignore[attr-defined]
+                  if not hasattr(r, "dependant") and hasattr(r, "methods") for m in r.methods - {"HEAD"}}
+        assert served <= PUBLIC_ROUTES
+        closed = NodeSettings(state_dir=tmp_path / "closed", database_url=f"sqlite:///{tmp_path / 'closed.db'}",
+                              api_docs=False)
+        with TestClient(create_app(closed)) as closed_client:
+            assert closed_client.get(f"{API_PREFIX}/openapi.json").status_code == 404
+            assert closed_client.get(f"{API_PREFIX}/docs").status_code == 404
+
+
+class TestTheContractIsDocumented:
+    def test_every_operation_lists_its_errors_with_the_real_body(self, client: TestClient) -> None:
+        document = client.get(f"{API_PREFIX}/openapi.json").json()
+        assert "HTTPValidationError" not in document["components"]["schemas"]
+        assert document["components"]["schemas"]["Error"]["required"] == ["code", "message", "details"]
+        for route in APP_ROUTES:
+            operation = document["paths"][API_PREFIX + route.path][route.method.lower()]
+            documented = {int(s) for s in operation["responses"] if s[0] in "45"}
+            for status in documented:
+                content = operation["responses"][str(status)]["content"]["application/json"]["schema"]
+                assert content == {"$ref": "#/components/schemas/Error"}, (route, status)
+            if (route.method, route.path) not in PUBLIC_ROUTES:
+                assert {401, 403, 422} <= documented, (route, documented)
+            if needed_capabilities(route):
+                assert 403 in documented
+
+    def test_the_name_rules_the_server_enforces_are_in_the_schema(self, client: TestClient) -> None:
+        schemas = client.get(f"{API_PREFIX}/openapi.json").json()["components"]["schemas"]
+        name = schemas["GroupCreateIn"]["properties"]["name"]
+        assert name["maxLength"] == 64 and name["not"] == {"pattern": "^[0-9]+$"}
+        assert client.post(f"{API_PREFIX}/setup", json={}).status_code == 422
+
+
 # --- (b) capabilities, route by route ------------------------------------------------------------------------
 
 DOMAINS = ("/users", "/roles", "/groups", "/audit")
@@ -155,6 +276,9 @@ CAPABILITY_ROUTES: dict[tuple[str, str], Setup] = {
     ("PUT", "/groups/{ref}/members/{user_ref}"): _new_member,
     ("DELETE", "/groups/{ref}/members/{user_ref}"): _membership,
     ("GET", "/audit"): lambda f, o: ("/audit", None),
+    ("GET", "/users/{ref}/tokens"): lambda f, o: (f"/users/{_user(f, o)}/tokens", None),
+    ("DELETE", "/users/{ref}/tokens"): lambda f, o: (f"/users/{_user(f, o)}/tokens", None),
+    ("DELETE", "/users/{ref}/tokens/{token_ref}"): lambda f, o: (f"/users/{_user(f, o)}/tokens/factory", None),
 }
 
 ANY_USER_ROUTES: dict[tuple[str, str], Callable[[Factory, int], str]] = {

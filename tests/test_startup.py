@@ -66,9 +66,11 @@ def test_a_commands_help_imports_its_own_modules_only(args: list[str]) -> None:
     assert among(modules, HEAVY) == []
 
 
-def test_users_list_against_a_plain_http_node_loads_no_tls_and_no_httpx_cli() -> None:
+@pytest.mark.parametrize("options", [[], ["--output", "json", "--limit", "10", "--search", "ada"]])
+def test_users_list_imports_what_it_uses_only(options: list[str]) -> None:
     """The command runs up to its request (nothing listens on port 1: exit 9), importing what it uses only."""
-    modules = imported_by("users", "list", env={"GRIDCTL_URL": "http://127.0.0.1:1", "GRIDCTL_TOKEN": "gapi_x"})
+    modules = imported_by("users", "list", *options,
+                          env={"GRIDCTL_URL": "http://127.0.0.1:1", "GRIDCTL_TOKEN": "gapi_x"})
     assert {"gridctl.cli.users", "httpx", "gridctl.sdk.http"} <= modules
     # httpx's own command-line client (click, pygments) is skipped; Typer's Pydantic coercion is not needed.
     assert among(modules, ["httpx._main", "click", "pygments", "pydantic", "typer._adapters"]) == []
@@ -263,7 +265,8 @@ def test_quick_coercion_gives_what_typers_gives_for_every_parameter() -> None:
     for where, param, ctx in every_parameter():
         typer_own = build_runtime_param(param.type_descriptor)  # type: ignore[attr-defined]
         default = param.default  # type: ignore[attr-defined]
-        for value in [None, default, "7", "-1", "json", "yes", ""]:
+        for value in [None, default, "7", "-1", "0", "007", "+7", " 7", "1e3", "500", "501", "json", "JSON",
+                      "table", "yes", "", "local", "aws"]:
             if callable(value):
                 continue
             quick = outcome(commands.QuickCoercion(), value, param, ctx)

@@ -200,17 +200,20 @@ class TestNamesAsGiven:
 
 
 def _trickle_upload(node: LiveNode, token: str, stop: threading.Event, sent: list[int]) -> None:
-    """An upload whose body arrives a byte at a time, as a slow client sends it."""
+    """An upload whose body arrives slowly (20 KiB/s: above the Node's minimum rate, far below a LAN's)."""
     parts = urlsplit(node.api)
-    with socket.create_connection((parts.hostname, parts.port), timeout=30) as sock:
-        body_length = 10_000
-        sock.sendall((f"POST {parts.path}/tensors?name=slow&format=csv HTTP/1.1\r\nHost: {parts.netloc}\r\n"
-                      f"Authorization: Bearer {token}\r\nContent-Length: {body_length}\r\n\r\n").encode())
-        sock.sendall(b"a\n")
-        while not stop.is_set() and sent[0] < body_length - 10:
-            sock.sendall(b"1\n")
-            sent[0] += 2
-            time.sleep(0.05)
+    body_length = 50_000_000
+    try:
+        with socket.create_connection((parts.hostname, parts.port), timeout=30) as sock:
+            sock.sendall((f"POST {parts.path}/tensors?name=slow&format=csv HTTP/1.1\r\nHost: {parts.netloc}\r\n"
+                          f"Authorization: Bearer {token}\r\nContent-Length: {body_length}\r\n\r\n").encode())
+            sock.sendall(b"a\n")
+            while not stop.is_set():
+                sock.sendall(b"1\n" * 512)
+                sent[0] += 1024
+                time.sleep(0.05)
+    except OSError:
+        sent.append(-1)  # the Node answered or closed the connection: the upload is no longer streaming
 
 
 class TestASlowUploadDoesNotBlockOthers:
@@ -232,7 +235,7 @@ class TestASlowUploadDoesNotBlockOthers:
                                      json={"name": f"while-uploading-{time.monotonic_ns()}"})
                 assert created.status_code == 201, created.text
                 timings.append(time.monotonic() - started)
-            assert worker.is_alive(), "the upload should still be streaming"
+            assert worker.is_alive() and len(sent) == 1, "the upload should still be streaming"
             assert max(timings) < 2.0, timings
         finally:
             stop.set()

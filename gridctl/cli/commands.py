@@ -12,7 +12,9 @@ command's own help, or when a module registers a top-level command this table do
 from __future__ import annotations
 
 import importlib
+import re
 from collections.abc import Iterator, MutableMapping
+from enum import Enum
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -128,8 +130,9 @@ class QuickCoercion:
     def coerce(self, value: Any, param: Any, ctx: Any) -> Any:
         if value is None:
             return () if param.multiple or param.nargs == -1 else None
-        if unchanged(value, param):
-            return value
+        known, result = quick_value(value, param)
+        if known:
+            return result
         if self._typer is None:
             from typer._coercion import build_runtime_param
 
@@ -137,20 +140,34 @@ class QuickCoercion:
         return self._typer.coerce(value, param=param, ctx=ctx)
 
 
-def unchanged(value: Any, param: Any) -> bool:
-    """Whether Typer's coercion would return ``value`` itself: a str for a str, a bool for a bool, an int or
-    float in range."""
+_CANONICAL_INT = re.compile(r"-?(0|[1-9][0-9]*)")
+
+
+def quick_value(value: Any, param: Any) -> tuple[bool, Any]:
+    """``(True, what Typer's coercion returns)`` for the plain cases: a str for a str, a bool for a bool, an int
+    or float default in range, a canonical decimal for an int in range, an Enum's exact value or member;
+    ``(False, None)`` for anything else."""
     descriptor = param.type_descriptor
     info = descriptor.parameter_info
     if info.parser is not None or param.multiple or param.nargs != 1:
-        return False
+        return False, None
     annotation = descriptor.annotation
     if annotation is str or annotation is bool:
-        return type(value) is annotation
-    if annotation in (int, float) and type(value) is annotation:
+        return type(value) is annotation, value
+    if annotation in (int, float):
+        if annotation is int and type(value) is str and _CANONICAL_INT.fullmatch(value):
+            value = int(value)
+        if type(value) is not annotation:
+            return False, None
         low, high = getattr(info, "min", None), getattr(info, "max", None)
-        return (low is None or value >= low) and (high is None or value <= high)
-    return False
+        return (low is None or value >= low) and (high is None or value <= high), value
+    if isinstance(annotation, type) and issubclass(annotation, Enum) and info.case_sensitive:
+        if isinstance(value, annotation):
+            return True, value
+        if type(value) is str:
+            member = next((m for m in annotation if m.value == value), None)
+            return member is not None, member
+    return False, None
 
 
 class LazyCommands(MutableMapping[str, "Command"]):

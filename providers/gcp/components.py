@@ -35,6 +35,7 @@ class PrivateNetworkArgs:
     labels: Mapping[str, str]
     ray_ports: RayPorts = RAY_PORTS
     acme: bool = False  # with --domain: port 80 open to everyone for the ACME HTTP-01 challenge
+    nat: bool = True  # Cloud NAT for the Workers' way out; none while there are no Workers
 
 
 class PrivateNetwork(pulumi.ComponentResource):
@@ -62,16 +63,18 @@ class PrivateNetwork(pulumi.ComponentResource):
             private_ip_google_access=True,
             opts=child,
         )
-        router = gcp.compute.Router(f"{name}-router", network=self.network.id, region=args.region, opts=child)
-        gcp.compute.RouterNat(
-            f"{name}-nat",
-            router=router.name,
-            region=args.region,
-            nat_ip_allocate_option="AUTO_ONLY",
-            source_subnetwork_ip_ranges_to_nat="LIST_OF_SUBNETWORKS",
-            subnetworks=[{"name": self.worker_subnet.id, "source_ip_ranges_to_nats": ["ALL_IP_RANGES"]}],
-            opts=child,
-        )
+        self.worker_egress: list[pulumi.Resource] = []  # what Workers need before they boot
+        if args.nat:
+            router = gcp.compute.Router(f"{name}-router", network=self.network.id, region=args.region, opts=child)
+            self.worker_egress.append(gcp.compute.RouterNat(
+                f"{name}-nat",
+                router=router.name,
+                region=args.region,
+                nat_ip_allocate_option="AUTO_ONLY",
+                source_subnetwork_ip_ranges_to_nat="LIST_OF_SUBNETWORKS",
+                subnetworks=[{"name": self.worker_subnet.id, "source_ip_ranges_to_nats": ["ALL_IP_RANGES"]}],
+                opts=child,
+            ))
 
         def firewall(
             rule: str,

@@ -97,6 +97,7 @@ def build(settings: CloudSettings) -> Callable[[], None]:
                 services_range=config.SERVICES_RANGE,
                 labels=labels,
                 acme=bool(settings.domain),
+                nat=settings.workers > 0,
             ),
             opts=with_provider,
         )
@@ -180,7 +181,7 @@ def build(settings: CloudSettings) -> Callable[[], None]:
                 disk_gb=settings.disk_gb,
                 network_tag=tag("worker"),
                 labels=labels,
-                depends_on=shipped,
+                depends_on=[*network.worker_egress, *shipped],
             ),
             opts=with_provider,
         )

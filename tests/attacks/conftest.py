@@ -12,6 +12,7 @@ import json
 import re
 import time
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -114,13 +115,17 @@ class Cluster:
     """The session's Ray cluster seen through its Owner, who holds the private data."""
 
     ray: RayNode
+    _owner: Node | None = None
 
     @property
     def url(self) -> str:
         return self.ray.url
 
     def owner(self) -> Node:
-        return self.ray.owner()
+        """The Owner, through the SDK (one client for the module)."""
+        if self._owner is None:
+            self._owner = self.ray.owner()
+        return self._owner
 
     def user(self, prefix: str, *, budget: float | None = None, role: str | None = None) -> tuple[Node, str]:
         """A new user (a Data Scientist unless ``role``), logged in with ``gridctl.connect``; returns the SDK's
@@ -161,13 +166,12 @@ class Cluster:
                                                      "target_type": "dataset", "target_id": dataset_id,
                                                      "level": level})
 
-    def spent(self, user: Node) -> float:
-        return float(user.http.get("/budget")["spent_epsilon"])
-
-
 @pytest.fixture(scope="module")
-def cluster(ray_node: RayNode) -> Cluster:
-    return Cluster(ray_node)
+def cluster(ray_node: RayNode) -> Iterator[Cluster]:
+    """The session's Ray cluster (a Node, its Ray head and two Workers), for one module of attacks."""
+    cluster = Cluster(ray_node)
+    yield cluster
+    cluster.owner().close()
 
 
 def finished(job: Any, timeout: float = 120) -> Any:
@@ -191,10 +195,6 @@ def wait_until(predicate: Any, timeout: float = 60, poll: float = 0.5) -> None:
         time.sleep(poll)
 
 
-__all__ = ["Cluster", "InProcess", "PASSWORD", "digests_in", "every_key", "finished", "refused", "safetensors_of",
-           "unique", "wait_until"]
-
-
 def released(cluster: Cluster, user: Node, result_id: int) -> bytes:
     """What the attacker gets once an officer (the Owner) releases ``result_id``: file the release request,
     have it approved (unless a policy already did), download it."""
@@ -205,3 +205,7 @@ def released(cluster: Cluster, user: Node, result_id: int) -> bytes:
     response = user.http.client.get(f"/releases/{request['id']}/data")
     assert response.status_code == 200, response.text
     return response.content
+
+
+__all__ = ["PASSWORD", "Cluster", "InProcess", "digests_in", "every_key", "finished", "refused", "released",
+           "safetensors_of", "unique", "wait_until"]

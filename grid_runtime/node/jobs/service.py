@@ -436,11 +436,14 @@ def job_out(session: Session, job: Job, *, actor: Actor) -> JobOut:
     code = job.error_code
     if code is None and job.state == JobState.failed.value:
         code = ErrorCode.internal.value  # failed before failures had codes: the generic answer
+    error = PUBLIC_ERROR_MESSAGES[ErrorCode(code)] if code in set(ErrorCode) else None
+    if code is None and job.state == JobState.cancelled.value:
+        error = job.error  # the Node's public word on a cancellation (``finish(note=...)``)
     public: dict[str, Any] = {
         "id": job.id, "kind": job.kind, "state": job.state, "owner_id": job.owner_id, "dataset_id": job.dataset_id,
         "inputs": _public_inputs(job.inputs), "spec": job.spec, "settings": job.settings,
         "planned_event": job.planned_event, "planned_epsilon": job.planned_epsilon, "progress": job.progress,
-        "error_code": code, "error": PUBLIC_ERROR_MESSAGES[ErrorCode(code)] if code in set(ErrorCode) else None,
+        "error_code": code, "error": error,
         "time_limit_seconds": job.time_limit_seconds, "cancel_requested": job.cancel_requested,
         "created_at": job.created_at, "started_at": job.started_at, "finished_at": job.finished_at,
         "result_id": result_id,
