@@ -116,7 +116,7 @@ def postgres_database() -> Iterator[str]:
 
 
 @contextmanager
-def running_node(state_dir: Path, database_url: str | None) -> Iterator[str]:
+def running_node(state_dir: Path, database_url: str | None) -> Iterator[tuple[str, int]]:
     port = free_port()
     env = {**os.environ, "GRID_NODE_STATE_DIR": str(state_dir), "GRID_NODE_PORT": str(port),
            "GRID_NODE_RAY_ENABLED": "false"}
@@ -140,7 +140,7 @@ def running_node(state_dir: Path, database_url: str | None) -> Iterator[str]:
             if time.monotonic() > deadline:
                 raise RuntimeError("the Node did not become healthy")
             time.sleep(0.1)
-        yield url
+        yield url, process.pid
     finally:
         process.terminate()
         try:
@@ -198,6 +198,32 @@ def poll_health(url: str, stop: threading.Event, latencies: list[float]) -> None
             stop.wait(0.05)
 
 
+def _cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+MIX = [("GET", "/users/me"), ("GET", "/tensors?limit=20"), ("GET", "/requests?limit=20"), ("GET", "/groups"),
+       ("PATCH", "/users/{uid}")]
+
+
+def cpu_per_request(url: str, pid: int, token: str, uid: int, n: int = 150) -> dict[str, float]:
+    """The Node's CPU milliseconds per request, one client, sequential: a figure the machine's load barely
+    moves (unlike throughput), and the bound the throughput ratio can reach on one process."""
+    costs: dict[str, float] = {}
+    with httpx.Client(base_url=f"{url}/api/v1", headers={"Authorization": f"Bearer {token}"}, timeout=30) as http:
+        for method, path in [("GET", "/health"), *MIX]:
+            target = path.format(uid=uid)
+            for _ in range(20):  # warm
+                http.request(method, target, json={"full_name": "warm"} if method == "PATCH" else None)
+            before = _cpu_seconds(pid)
+            for i in range(n):
+                response = http.request(method, target, json={"full_name": f"n{i}"} if method == "PATCH" else None)
+                response.raise_for_status()
+            costs[f"{method} {path}"] = (_cpu_seconds(pid) - before) / n * 1000
+    return costs
+
+
 def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
@@ -206,8 +232,9 @@ def percentile(values: list[float], q: float) -> float:
 def run_backend(name: str, database_url: str | None, args: argparse.Namespace) -> bool:
     with tempfile.TemporaryDirectory(prefix="grid-load-") as tmp:
         state_dir = Path(tmp) / "state"
-        with running_node(state_dir, database_url) as url:
+        with running_node(state_dir, database_url) as (url, pid):
             tokens, uids = seed(url, state_dir, admins=args.threads)
+            costs = cpu_per_request(url, pid, tokens[0], uids[0])
             script = Path(tmp) / "mix.lua"
             script.write_text(MIX_LUA % {"tokens": ", ".join(f'"{t}"' for t in tokens),
                                          "uids": ", ".join(str(u) for u in uids)})
@@ -216,7 +243,7 @@ def run_backend(name: str, database_url: str | None, args: argparse.Namespace) -
             wrk(args.wrk, url, clients=args.clients, threads=args.threads, seconds=2, script=script)
             health = wrk(args.wrk, f"{url}/api/v1/health", clients=args.clients, threads=args.threads,
                          seconds=args.seconds, script=None)
-            stop, probe = threading.Event(), []
+            stop, probe = threading.Event(), list[float]()
             poller = threading.Thread(target=poll_health, args=(url, stop, probe), daemon=True)
             poller.start()
             try:
@@ -227,6 +254,10 @@ def run_backend(name: str, database_url: str | None, args: argparse.Namespace) -
                 poller.join()
     ratio = mix.per_second / health.per_second
     print(f"\n{name}: {args.clients} clients, {args.threads} wrk threads, {args.seconds} s each")
+    mix_cpu = sum(costs[f"{m} {p}"] for m, p in MIX) / len(MIX)
+    print("  Node CPU per request (one client): " + ", ".join(f"{k} {v:.2f} ms" for k, v in costs.items()))
+    print(f"  -> the mix costs {mix_cpu:.2f} ms, /health {costs['GET /health']:.2f} ms: "
+          f"a CPU-bound ratio of at most {costs['GET /health'] / mix_cpu:.2f} on one process")
     print(f"  /health alone      {health.per_second:8.1f} req/s   p50 {health.p50_ms:7.1f} ms   "
           f"p99 {health.p99_ms:7.1f} ms   non-2xx {health.non_2xx}")
     print(f"  mix (1 in 5 write) {mix.per_second:8.1f} req/s   p50 {mix.p50_ms:7.1f} ms   "

@@ -273,7 +273,11 @@ def constraints_text(version: str) -> str:
     lock = root / CONSTRAINTS_NAME if root else None
     installed = installed_pins()
     if lock is not None and lock.is_file():
-        body = lock.read_text()
+        # The project itself never comes from the lock (the wheel is installed by path); nor an editable line,
+        # which pip refuses in a constraints file.
+        body = "".join(line for line in lock.read_text().splitlines(keepends=True)
+                       if not line.startswith(("-e ", "--editable"))
+                       and not re.match(rf"{DISTRIBUTION}\s*(==|@|\[)", line))
         locked = {_canonical(match.group(1)) for match in _PIN_NAME.finditer(body)}
         missing = [pin for pin in installed if _canonical(pin.split("==")[0]) not in locked]
         body = body.rstrip("\n") + "\n"

@@ -5,7 +5,7 @@ blocks as scripts (the synthetic cohort, then Ada's notebook in a process of its
 officer), the shell lines through the installed ``gridctl`` console script, and the officer's lines while the
 notebook waits. The only changes to the README's text: the Node's URL (the README's is the default
 ``http://127.0.0.1:8470``), Ada's password (``"..."``), and the request ids and fingerprint (``1``, ``2``,
-``<sha256>``), which the officer reads from the Node as a person would.
+``<fingerprint>``), which the officer reads from the Node as a person would.
 
 No pytest here: CI's smoke runs this in a virtualenv that has only ``pip install -e .``.
 """
@@ -196,10 +196,10 @@ def run(url: str, gridctl: Gridctl, workdir: Path, *, timeout: float = 900,
         gridctl(_substitute(show_release, ids))
         card = gridctl.json(_substitute(show_release, ids))
         payload, cost_card = card.get("payload") or {}, card.get("card") or {}
-        sha256 = payload.get("fingerprint") or cost_card.get("fingerprint") or payload.get("sha256")
-        if not sha256:
+        fingerprint = payload.get("fingerprint") or cost_card.get("fingerprint")
+        if not fingerprint:
             raise WalkthroughError(f"`requests show` gave no fingerprint: {card}")
-        gridctl(_substitute(approve_release, {**ids, "<sha256>": sha256}))
+        gridctl(_substitute(approve_release, {**ids, "<fingerprint>": fingerprint}))
 
         out, err = notebook.communicate(timeout=timeout)
     finally:
@@ -212,5 +212,5 @@ def run(url: str, gridctl: Gridctl, workdir: Path, *, timeout: float = 900,
     if found is None:
         raise WalkthroughError(f"the notebook printed no summary:\n{out}\n{err}")
     summary: dict[str, Any] = json.loads(found.removeprefix("WALKTHROUGH="))
-    summary["release"] = {"id": release["id"], "sha256": sha256}
+    summary["release"] = {"id": release["id"], "fingerprint": fingerprint}
     return summary

@@ -169,3 +169,42 @@ class TestMembers:
         ):
             _assert_refused(client.request(method, f"{API}{path}", headers=manager.headers), 404, "not_found")
         assert factory.snapshot() == before
+
+
+class TestMembershipThatWidensAccess:
+    """A group that carries grants decides who may read what: changing its members is permission management."""
+
+    def _grouped(self, client: TestClient, factory: Factory) -> tuple[int, str]:
+        owner = factory.owner()
+        tensor = factory.tensor(visibility="private")
+        group = factory.group()
+        granted = client.post(f"{API}/permissions", headers=owner.headers, json={
+            "subject_type": "group", "subject": group, "target_type": "tensor", "target_id": tensor,
+            "level": "download"})
+        assert granted.status_code == 201, granted.text
+        return group, str(tensor)
+
+    def test_a_group_manager_cannot_add_themselves_to_a_group_with_grants(
+        self, client: TestClient, factory: Factory
+    ) -> None:
+        group, _ = self._grouped(client, factory)
+        manager = factory.user(capabilities={Capability.manage_groups})
+        before = factory.snapshot()
+        response = client.put(f"{API}/groups/{group}/members/{manager.id}", headers=manager.headers)
+        assert response.status_code == 403 and response.json()["details"] == {"missing": ["manage_permissions"]}
+        assert factory.snapshot() == before
+        other = factory.user()
+        assert client.put(f"{API}/groups/{group}/members/{other.id}", headers=manager.headers).status_code == 403
+        assert client.delete(f"{API}/groups/{group}", headers=manager.headers).status_code == 403
+
+    def test_with_manage_permissions_or_without_grants_membership_is_managed_as_before(
+        self, client: TestClient, factory: Factory
+    ) -> None:
+        group, _ = self._grouped(client, factory)
+        both = factory.user(capabilities={Capability.manage_groups, Capability.manage_permissions})
+        member = factory.user()
+        assert client.put(f"{API}/groups/{group}/members/{member.id}", headers=both.headers).status_code == 200
+        assert client.delete(f"{API}/groups/{group}/members/{member.id}", headers=both.headers).status_code == 200
+        plain = factory.group()
+        manager = factory.user(capabilities={Capability.manage_groups})
+        assert client.put(f"{API}/groups/{plain}/members/{member.id}", headers=manager.headers).status_code == 200

@@ -3,6 +3,8 @@ PostgreSQL (``database_url``). The audit table is append-only in the database it
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from alembic import command
 from alembic.script import ScriptDirectory
@@ -61,3 +63,52 @@ class TestMigrations:
                 assert conn.scalar(text("SELECT count(*) FROM audit_events")) == 2
         finally:
             engine.dispose()
+
+
+class TestIdsAreNeverReused:
+    def test_every_table_with_an_id_is_autoincrement_on_sqlite(self, sqlite_url: str) -> None:
+        from grid_runtime.core.database import Base, has_integer_id, upgrade
+        from grid_runtime.node import models  # noqa: F401
+
+        engine = create_database_engine(sqlite_url)
+        try:
+            upgrade(engine)
+            with engine.connect() as conn:
+                sql = dict(conn.execute(text("SELECT name, sql FROM sqlite_master WHERE type = 'table'")).all())
+            for table in Base.metadata.sorted_tables:
+                if has_integer_id(table):
+                    assert "AUTOINCREMENT" in sql[table.name], table.name
+            # The rebuild kept what the tables carried: CHECK constraints and the append-only triggers.
+            assert "CHECK (level IN" in sql["grants"]
+            with engine.connect() as conn:
+                triggers = set(conn.scalars(text("SELECT name FROM sqlite_master WHERE type = 'trigger'")))
+            assert {"audit_events_no_update", "audit_events_no_delete"} <= triggers
+        finally:
+            engine.dispose()
+
+    def test_a_deleted_tensor_id_never_names_the_next_upload_and_its_pending_request_expires(
+        self, client: Any, factory: Any
+    ) -> None:
+        import io
+
+        import numpy as np
+
+        owner, scientist = factory.owner(), factory.user()
+
+        def upload(name: str) -> int:
+            buffer = io.BytesIO()
+            np.save(buffer, np.zeros(3, dtype=np.float32))
+            response = client.post("/api/v1/tensors", params={"name": name, "format": "npy"},
+                                   content=buffer.getvalue(), headers=owner.headers)
+            assert response.status_code == 201, response.text
+            return int(response.json()["id"])
+
+        first = upload("first")
+        asked = client.post("/api/v1/requests", headers=scientist.headers, json={
+            "kind": "access", "target_type": "tensor", "target_id": first, "level": "download", "reason": "please"})
+        assert asked.status_code == 201, asked.text
+        assert client.delete(f"/api/v1/tensors/{first}", headers=owner.headers).status_code == 204
+        assert upload("second") > first  # the newest id is not handed out again
+        request = client.get(f"/api/v1/requests/{asked.json()['id']}", headers=scientist.headers).json()
+        assert request["state"] == "expired"
+        assert any("was deleted" in (event.get("note") or "") for event in request["events"]), request

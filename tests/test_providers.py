@@ -431,3 +431,20 @@ class TestConsoleOutput:
         assert posted == ["https://management.azure.com/subscriptions/11111111-1111-1111-1111-111111111111/"
                           "resourceGroups/gridctl-demo/providers/Microsoft.Compute/virtualMachines/demo-vm/"
                           "retrieveBootDiagnosticsData?api-version=2024-03-01"]
+
+
+class TestConstraintsFromALock:
+    def test_the_lock_wins_the_project_and_editables_are_dropped_and_torch_goes_cpu(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        from providers import build
+
+        (tmp_path / "constraints.txt").write_text(
+            "# a lock\n-e file:///src/gridctl\ngridctl==0.0.1\nfastapi==0.1.0\ntorch==2.13.0\n")
+        monkeypatch.setattr(build, "checkout_root", lambda: tmp_path)
+        text = build.constraints_text("0.1.0.dev0")
+        lines = [line for line in text.splitlines() if line and not line.startswith("#")]
+        assert "fastapi==0.1.0" in lines and "torch==2.13.0+cpu" in lines  # the lock's pins, not the installed
+        assert not [line for line in lines if line.startswith(("-e", "gridctl"))]
+        assert len([line for line in lines if line.startswith("fastapi==")]) == 1
+        assert "ray==" in text  # what the lock lacks: the versions installed here

@@ -114,5 +114,5 @@ def test_the_walkthrough_runs_as_written(ray_node: RayNode, tmp_path: Path) -> N
     assert spent == pytest.approx(accounting.epsilon_from_rdp(accounting.rdp_at_order(event)), rel=1e-6)
     # the officer's lines ran as a person would run them, and the release was the one approved
     log = "\n".join(gridctl.log)
-    assert f"$ gridctl requests approve {summary['release']['id']} --fingerprint {summary['release']['sha256']}" \
-        in log
+    release = summary["release"]
+    assert f"$ gridctl requests approve {release['id']} --fingerprint {release['fingerprint']}" in log

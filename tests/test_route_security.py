@@ -367,3 +367,29 @@ class TestOwnerOnlyRoutes:
             response = client.post(url, headers=actor.headers)
             assert response.status_code == 403 and response.json()["code"] == "forbidden"
         assert client.post(url, headers=owner.headers).status_code == 200
+
+
+class TestExistenceIsNotRevealed:
+    """To a user who may not see others, "no such user" and "not yours" are the same answer."""
+
+    def test_quotas_explain_and_permissions_answer_alike_for_absent_and_hidden_users(
+        self, client: TestClient, factory: Factory
+    ) -> None:
+        scientist, other = factory.user(), factory.user()
+        tensor = factory.tensor()
+        for absent, hidden in (("nobody@example.com", other.email), (DUMMY, str(other.id))):
+            pairs = [
+                (f"/quotas/{absent}", f"/quotas/{hidden}", {}),
+                ("/permissions/explain", "/permissions/explain",
+                 {"target_type": "tensor", "target_id": tensor}),
+                ("/permissions", "/permissions", {"subject_type": "user"}),
+            ]
+            for absent_path, hidden_path, params in pairs:
+                extra_absent = {"user": absent} if "explain" in absent_path else (
+                    {"subject": absent} if absent_path == "/permissions" else {})
+                extra_hidden = {"user": hidden} if "explain" in hidden_path else (
+                    {"subject": hidden} if hidden_path == "/permissions" else {})
+                a = client.get(API_PREFIX + absent_path, params={**params, **extra_absent}, headers=scientist.headers)
+                h = client.get(API_PREFIX + hidden_path, params={**params, **extra_hidden}, headers=scientist.headers)
+                assert (a.status_code, a.json()) == (h.status_code, h.json()), (absent_path, a.text, h.text)
+                assert a.status_code in (200, 403)

@@ -67,7 +67,7 @@ def has_integer_id(table: Table) -> bool:
     return len(pk) == 1 and pk[0].name == "id" and isinstance(pk[0].type, Integer)
 
 
-READ_SLOTS = 8
+READ_SLOTS = 4
 """SQLite: read transactions open at once (WAL readers never wait for the writer, nor for each other)."""
 POOL_SIZE = 20
 """PostgreSQL: connections in the pool, and so request transactions open at once (reads and writes)."""

@@ -42,7 +42,7 @@ from typing import Annotated, Any, TypeVar
 import anyio
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from sqlalchemy import Engine, bindparam, event, select, update
+from sqlalchemy import Engine, bindparam, event, select, text, update
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import ORMExecuteState, Session, sessionmaker
 from starlette.concurrency import run_in_threadpool
@@ -96,6 +96,7 @@ class Database:
         else:
             self.read_sessions = self.sessions
             self.read_slots = self.write_slots = asyncio.Semaphore(POOL_SIZE)
+        self.ping_slots = asyncio.Semaphore(2)
         self.hash_slots = asyncio.Semaphore(max(1, (os.cpu_count() or 2) // 2))
         self._touching: set[int] = set()
         self._tasks: set[asyncio.Task[None]] = set()
@@ -129,6 +130,16 @@ class Database:
         with at most ``hash_slots`` at once: a crowd of logins never takes every core from the rest."""
         async with self.hash_slots:
             return await run_in_threadpool(fn, *args)
+
+    async def ping(self) -> None:
+        """``SELECT 1`` in a read transaction, through a slot of its own (``/health``)."""
+        async with self.ping_slots:
+            with anyio.CancelScope(shield=True):
+                await run_in_threadpool(self._ping_now)
+
+    def _ping_now(self) -> None:
+        with self.read_sessions() as session:
+            session.execute(text("SELECT 1"))
 
     def touch_later(self, token_ids: Iterable[int]) -> None:
         """Record that these tokens were used, in a short write of its own that no response waits for."""

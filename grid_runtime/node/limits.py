@@ -40,7 +40,7 @@ def _error(status: int, code: str, message: str, details: object = None) -> JSON
 
 def streaming_routes(routes: Iterable[Any]) -> list[tuple[str, re.Pattern[str]]]:
     """(method, path regex) of every route that reads its own raw body."""
-    found = []
+    found: list[tuple[str, re.Pattern[str]]] = []
     for context in routes:
         extra = getattr(getattr(context, "original_route", context), "openapi_extra", None) or {}
         content = (extra.get("requestBody") or {}).get("content") or {}

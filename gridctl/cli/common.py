@@ -119,6 +119,10 @@ class Names:
                 self.cache[kind, ref] = str(ref)
         return self.cache[kind, ref]
 
+    def user(self, user_id: Any) -> str:
+        """A user's email (needs manage_users to look up others; else the id)."""
+        return self._lookup("user", user_id, self.node.users.get, "email")
+
     def dataset(self, dataset_id: Any) -> str:
         return self._lookup("dataset", dataset_id, self.node.datasets.get, "name")
 

@@ -17,7 +17,7 @@ from gridctl.cli.common import LimitOption, OffsetOption, OutputOption
 app = typer.Typer(help="Grant, revoke, list and explain permissions on tensors and datasets.", no_args_is_help=True)
 
 COLUMNS = ["id", "subject", "target", "level", "created_at", "updated_at"]
-EXPLAIN_FIELDS = ["user_id", "target_type", "target_id", "level", "rule", "grant_id", "explanation"]
+EXPLAIN_FIELDS = ["user", "target", "level", "rule", "grant_id", "explanation"]
 
 # Targets and subjects, shared with ``gridctl requests ask``.
 TensorTarget = Annotated[int | None, typer.Option("--tensor", metavar="ID", help="The tensor (id).",
@@ -144,5 +144,12 @@ def explain(
     JSON: {user_id, target_type, target_id, level, rule, grant_id, explanation}, rule being user_on_tensor,
     user_on_dataset, group_on_tensor, group_on_dataset or visibility.
     """
-    answer = common.connect(output).permissions.explain(**one_target(tensor, dataset), user=user)
-    console.emit(answer, columns=EXPLAIN_FIELDS)
+    node = common.connect(output)
+    answer = node.permissions.explain(**one_target(tensor, dataset), user=user)
+    if console.output() is console.Output.json:
+        console.emit(answer)
+        return
+    names = common.Names(node)
+    console.emit({**answer, "user": user or "you",
+                  "target": names.target(answer.get("target_type"), answer.get("target_id"))},
+                 columns=EXPLAIN_FIELDS)

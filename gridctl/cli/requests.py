@@ -28,7 +28,7 @@ app.add_typer(policies_app, name="policies")
 LIST_COLUMNS = ["id", "kind", "state", "requester_email", "target", "epsilon", "reason", "created_at"]
 DETAIL_FIELDS = ["id", "kind", "state", "requester_email", "target", "level", "epsilon", "sha256", "reason",
                  "created_at", "expires_at", "decided_at", "decided_by", "decision_note"]
-EVENT_COLUMNS = ["at", "from_state", "to_state", "actor_id", "note"]
+EVENT_COLUMNS = ["at", "from_state", "to_state", "actor", "note"]
 
 RequestArg = Annotated[int, typer.Argument(metavar="ID", help="The request's id.", show_default=False)]
 
@@ -131,9 +131,14 @@ def show_request(request: dict[str, Any], names: common.Names | None = None) -> 
     if console.output() is console.Output.json:
         console.emit(request)
         return
-    console.emit(_row(request, names), columns=DETAIL_FIELDS)
+    row = _row(request, names)
+    if names and request.get("decided_by") is not None:
+        row["decided_by"] = names.user(request["decided_by"])
+    console.emit(row, columns=DETAIL_FIELDS)
     if request.get("events"):
-        console.emit(request["events"], columns=EVENT_COLUMNS, title="history")
+        events = [{**e, "actor": names.user(e.get("actor_id")) if names else e.get("actor_id")}
+                  for e in request["events"]]
+        console.emit(events, columns=EVENT_COLUMNS, title="history")
     if request.get("card"):
         show_card(request["card"])
 

@@ -34,18 +34,28 @@ def create(
                            "gridctl.connect(url, token=...)"])
 
 
+UserOption = Annotated[str | None, typer.Option("--user", help="Another user's (id or email; needs "
+                                                  "manage_users): all their tokens, sessions included.",
+                                                  show_default=False)]
+
+
 @app.command("list")
-def list_tokens(output: OutputOption = None) -> None:
-    """List your API tokens (never their secrets)."""
-    console.emit(common.connect(output).tokens.list(), columns=COLUMNS)
+def list_tokens(user: UserOption = None, output: OutputOption = None) -> None:
+    """List your API tokens, or with --user every token of a user (never their secrets)."""
+    node = common.connect(output)
+    if user is None:
+        console.emit(node.tokens.list(), columns=COLUMNS)
+    else:
+        console.emit(node.tokens.list(user=user), columns=["id", "kind", *COLUMNS[1:]])
 
 
 @app.command("revoke")
 def revoke(
     token: Annotated[str, typer.Argument(metavar="TOKEN", help="The token's name or id.", show_default=False)],
+    user: UserOption = None,
     output: OutputOption = None,
 ) -> None:
-    """Revoke one of your API tokens; it stops working at once."""
-    revoked = common.connect(output).tokens.revoke(token)
+    """Revoke one of your API tokens, or with --user one of that user's tokens; it stops working at once."""
+    revoked = common.connect(output).tokens.revoke(token, user=user)
     console.message(f"token {revoked['name'] or revoked['id']} revoked")
     console.emit(revoked, columns=COLUMNS)

@@ -64,8 +64,10 @@ def show(user: UserArg, output: OutputOption = None) -> None:
 
 @app.command("me")
 def me(output: OutputOption = None) -> None:
-    """Show the logged-in user."""
+    """Show the logged-in user ('gridctl budget' shows the ε you spent and have left)."""
     _show(common.connect(output).users.me())
+    if console.output() is console.Output.table:
+        console.hint("ε spent and remaining: gridctl budget")
 
 
 @app.command("add")

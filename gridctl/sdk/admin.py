@@ -150,12 +150,21 @@ class Tokens(_Api):
         body = _without_none(name=name, expires_in_days=expires_in_days)
         return self.http.post("/tokens", json=body)
 
-    def list(self) -> JsonList:
-        return self.http.get("/tokens")
+    def list(self, *, user: int | str | None = None, active: bool = False) -> JsonList:
+        """Your API tokens; with ``user`` (manage_users), every token of that user, sessions included."""
+        if user is None:
+            return self.http.get("/tokens")
+        return self.http.get(f"/users/{segment(user)}/tokens", params={"active": active})
 
-    def revoke(self, ref: int | str) -> Json:
-        """Revoke one of your tokens, by id or name."""
-        return self.http.delete(f"/tokens/{segment(ref)}")
+    def revoke(self, ref: int | str, *, user: int | str | None = None) -> Json:
+        """Revoke one of your tokens, by id or name; with ``user`` (manage_users), one of theirs."""
+        if user is None:
+            return self.http.delete(f"/tokens/{segment(ref)}")
+        return self.http.delete(f"/users/{segment(user)}/tokens/{segment(ref)}")
+
+    def revoke_all(self, user: int | str) -> Json:
+        """Revoke every token of ``user`` (sessions and API tokens; manage_users)."""
+        return self.http.delete(f"/users/{segment(user)}/tokens")
 
 
 class Audit(_Api):
