@@ -124,3 +124,12 @@ class TestPolicies:
         scientist = factory.user(budget=10.0)
         assert release(client, scientist, make_result(factory, scientist.id, event=dp_event(3.0))).json()[
             "state"] == "pending"
+
+
+class TestFingerprintSecret:
+    def test_the_node_makes_its_fingerprint_secret_at_start_owner_only(self, client: TestClient) -> None:
+        from grid_runtime.node.budget.fingerprints import secret_path
+
+        path = secret_path(client.app.state.settings.state_dir)  # type: ignore[attr-defined]
+        assert path.exists() and (path.stat().st_mode & 0o777) == 0o600
+        assert len(path.read_text().strip()) >= 32

@@ -70,7 +70,10 @@ def has_integer_id(table: Table) -> bool:
 READ_SLOTS = 4
 """SQLite: read transactions open at once (WAL readers never wait for the writer, nor for each other)."""
 POOL_SIZE = 20
-"""PostgreSQL: connections in the pool, and so request transactions open at once (reads and writes)."""
+"""PostgreSQL: connections in the pool (requests, the job runner, background work)."""
+POSTGRES_REQUEST_SLOTS = 6
+"""PostgreSQL: request transactions open at once (reads and writes). The Node is one Python process: more
+transactions in flight than a few only make threads fight over the interpreter and stretch every request."""
 _READ_ONLY = "grid_read_only"
 
 

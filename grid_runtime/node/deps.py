@@ -11,8 +11,11 @@ Sessions and concurrency (docs/benchmarks.md, "Load"):
   read transaction refuses the write (``WriteNeeded``) and ``RetryReadAsWrite`` runs the request again,
   this time as a write. The token's ``last_used_at`` is touched after a read in its own short write.
 - Any other method gets a *write* session: on SQLite one writer at a time (``BEGIN IMMEDIATE``, one slot);
-  on PostgreSQL reads and writes share the pool's slots.
+  on PostgreSQL reads and writes share ``POSTGRES_REQUEST_SLOTS`` (the pool has more connections, for the
+  job runner and background work). Slots are few on purpose: the Node is one Python process, and more
+  transactions in flight than a few only make threads contend for the interpreter.
 - Slots are taken on the event loop, never in a worker thread, so threads never wait for one another.
+  ``/health`` pings the database through a slot of its own, so a probe never queues behind a crowd.
 - Password hashing, file I/O and network never run inside a transaction: routes do that work before
   their session is used or after ``released_session``.
 
@@ -49,7 +52,14 @@ from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from grid_runtime.core.capabilities import Capability
-from grid_runtime.core.database import POOL_SIZE, READ_SLOTS, is_sqlite, make_sessionmaker, read_engine, utcnow
+from grid_runtime.core.database import (
+    POSTGRES_REQUEST_SLOTS,
+    READ_SLOTS,
+    is_sqlite,
+    make_sessionmaker,
+    read_engine,
+    utcnow,
+)
 from grid_runtime.core.errors import Forbidden, Unauthorized
 from grid_runtime.core.security import hash_token
 from grid_runtime.core.settings import NodeSettings
@@ -95,7 +105,7 @@ class Database:
             self.write_slots = asyncio.Semaphore(1)
         else:
             self.read_sessions = self.sessions
-            self.read_slots = self.write_slots = asyncio.Semaphore(POOL_SIZE)
+            self.read_slots = self.write_slots = asyncio.Semaphore(POSTGRES_REQUEST_SLOTS)
         self.ping_slots = asyncio.Semaphore(2)
         self.hash_slots = asyncio.Semaphore(max(1, (os.cpu_count() or 2) // 2))
         self._touching: set[int] = set()

@@ -217,8 +217,10 @@ def status(
                       "env_override": bool(os.environ.get("GRIDCTL_URL"))})
         return
     if rows:
-        console.emit(rows, columns=["name", "provider", "url", "running", "healthy", "pid", "version"],
-                     title="Deployments")
+        columns = ["name", "provider", "url", "running", "healthy", "pid"]
+        if any(row["version"] for row in rows):  # the gridctl build a cloud deployment's machines run
+            columns.append("version")
+        console.emit(rows, columns=columns, title="Deployments")
         for row in rows:
             if row["note"]:
                 console.message(f"{row['name']}: {row['note']}")

@@ -14,8 +14,8 @@ from gridctl.sdk.errors import GridctlError
 
 app = typer.Typer(help="Upload, search, download and manage tensors.", no_args_is_help=True)
 
-LIST_COLUMNS = ["id", "name", "shape", "dtype", "visibility", "tags", "level", "size_bytes", "created_at"]
-DETAIL_FIELDS = ["id", "name", "description", "shape", "dtype", "size_bytes", "sha256", "visibility", "tags",
+LIST_COLUMNS = ["id", "name", "shape", "dtype", "visibility", "tags", "level", "size", "created_at"]
+DETAIL_FIELDS = ["id", "name", "description", "shape", "dtype", "size", "sha256", "visibility", "tags",
                  "columns", "uploader_id", "created_at", "level"]
 
 TensorArg = Annotated[int, typer.Argument(metavar="ID", help="The tensor's id.", show_default=False)]
@@ -40,9 +40,11 @@ VisibilityFilter = Annotated[Visibility | None, typer.Option("--visibility", hel
 
 
 def _row(tensor: dict[str, Any]) -> dict[str, Any]:
-    """A tensor for a table: its shape as ``60000x784``."""
+    """A tensor for a table: its shape as ``60000x784``, its size as ``1.2 MiB``."""
     row = dict(tensor)
     row["shape"] = "x".join(str(d) for d in tensor.get("shape") or []) or "scalar"
+    if isinstance(tensor.get("size_bytes"), int):
+        row["size"] = _size(tensor["size_bytes"])
     return row
 
 

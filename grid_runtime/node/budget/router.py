@@ -4,9 +4,11 @@ settings and webhook secret, and the download of an approved release."""
 from __future__ import annotations
 
 import json
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, status
+from fastapi import APIRouter, Depends, FastAPI, Query, status
 from fastapi.responses import Response, StreamingResponse
 
 from grid_runtime.core.capabilities import Capability
@@ -15,7 +17,7 @@ from grid_runtime.core.schemas import MAX_ID, Id, Page
 from grid_runtime.core.settings import NodeSettings
 from grid_runtime.node import flows, lookup
 from grid_runtime.node.audit import service as audit
-from grid_runtime.node.budget import ledger, schemas, service
+from grid_runtime.node.budget import fingerprints, ledger, schemas, service
 from grid_runtime.node.budget.models import LedgerEntry
 from grid_runtime.node.datasets.models import Dataset
 from grid_runtime.node.deps import DB, Actor, Requires, settings
@@ -26,7 +28,16 @@ from grid_runtime.node.tensors.models import Tensor
 from grid_runtime.node.tensors.router import SHA256_HEADER, Store
 from grid_runtime.node.users.models import User
 
-router = APIRouter(tags=["budget"])
+
+@asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    """At the Node's start: make sure the fingerprint secret exists (generated once, owner-only)."""
+    node: NodeSettings = app.state.settings
+    fingerprints.node_secret(node.state_dir)
+    yield
+
+
+router = APIRouter(tags=["budget"], lifespan=lifespan)
 Settings = Annotated[NodeSettings, Depends(settings)]
 
 

@@ -6,10 +6,11 @@ from typing import Any
 from sqlalchemy import BigInteger, ForeignKey, Index, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
+from grid_runtime.compute.states import JobState
 from grid_runtime.core.database import Base, utcnow
 
-JOB_STATES = ("queued", "running", "succeeded", "failed", "cancelled")
-FINISHED_STATES = ("succeeded", "failed", "cancelled")
+JOB_STATES = tuple(state.value for state in JobState)  # the state machine: compute.states
+FINISHED_STATES = tuple(state.value for state in JobState if state.terminal)
 
 
 class Job(Base):
@@ -22,7 +23,7 @@ class Job(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     kind: Mapped[str] = mapped_column(String(16))  # "train" | "statistics"
-    state: Mapped[str] = mapped_column(String(16), index=True)  # queued|running|succeeded|failed|cancelled
+    state: Mapped[str] = mapped_column(String(16), index=True)  # compute.states.JobState
     owner_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
     dataset_id: Mapped[int | None] = mapped_column(ForeignKey("datasets.id", ondelete="SET NULL"), index=True)
     inputs: Mapped[dict[str, Any]] = mapped_column(default=dict)  # role -> tensor id
