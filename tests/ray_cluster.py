@@ -41,7 +41,7 @@ class RayNode:
             [sys.executable, "-m", "grid_runtime.compute.cluster", "worker", "--address", address,
              "--token-file", str(self.state_dir / "secrets" / "ray-token"), "--num-cpus", "1",
              "--object-store-bytes", str(WORKER_OBJECT_STORE_BYTES)],
-            stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+            stdout=log, stderr=subprocess.STDOUT, start_new_session=True, umask=0o077)
         self.workers.append(worker)
         return worker
 
@@ -82,7 +82,7 @@ def start_ray_node(state_dir: Path, *, workers: int) -> RayNode:
     log = state_dir / "node.log"
     with log.open("wb") as out:
         process = subprocess.Popen([sys.executable, "-m", "grid_runtime.node"], env=env, stdout=out,
-                                   stderr=subprocess.STDOUT, start_new_session=True)
+                                   stderr=subprocess.STDOUT, start_new_session=True, umask=0o077)
     ray_node = RayNode(url=f"http://127.0.0.1:{port}", state_dir=state_dir, node=process)
     try:
         wait_healthy(ray_node.url, process, log, timeout=120)

@@ -21,7 +21,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -49,6 +49,7 @@ class KillLog:
     survived: dict[str, int] = field(default_factory=dict)
     orphans: int = 0
     recovered: dict[str, int] = field(default_factory=dict)
+    windows: dict[str, bool] = field(default_factory=dict)
 
     def record(self, scenario: str, found: dict[str, list[str]], swept: dict[str, int]) -> None:
         self.kills[scenario] = self.kills.get(scenario, 0) + 1
@@ -68,7 +69,8 @@ def kill_log() -> Iterator[KillLog]:
         (RELIABILITY_DIR / "kills.json").write_text(json.dumps({
             "kills": sum(log.kills.values()), "survived": sum(log.survived.values()), "orphans": log.orphans,
             "by_scenario": {k: {"kills": v, "survived": log.survived.get(k, 0)} for k, v in log.kills.items()},
-            "swept_at_restart": log.recovered}, indent=2) + "\n")
+            "swept_at_restart": log.recovered,
+            "upload_steps_caught": log.windows}, indent=2) + "\n")
 
 
 # ---------------------------------------------------------------------------------------------- the Node
@@ -208,34 +210,80 @@ def _stream_upload(node: LiveNode, token: str, body: bytes, name: str, rate: int
         outcome["error"] = str(exc)
 
 
+def _staging_upload(state_dir: Path) -> bool:
+    return any(path.stat().st_size > 0 for path in (state_dir / "uploads").glob("*/upload"))
+
+
+def _store_writing(state_dir: Path) -> bool:
+    return any((state_dir / "objects" / ".tmp").glob("*.part"))
+
+
+def _blob_count(state_dir: Path) -> int:
+    return len(list((state_dir / "objects" / "tensors").glob("*.safetensors")))
+
+
+def kill_when(node: LiveNode, reached: Callable[[], bool], sender: threading.Thread, timeout: float = 120) -> bool:
+    """SIGKILL the Node the moment ``reached()`` is true (polled every millisecond), or once the upload has
+    ended; whether the moment was caught."""
+    deadline = time.monotonic() + timeout
+    caught = False
+    while time.monotonic() < deadline and sender.is_alive():
+        try:
+            caught = reached()
+        except OSError:  # a file vanished between listing and stat
+            caught = False
+        if caught:
+            break
+        time.sleep(0.001)
+    sigkill(node)
+    return caught
+
+
 class TestKillDuringUpload:
-    def test_uploads_killed_at_any_moment_leave_nothing_behind(self, tmp_path: Path, kill_log: KillLog) -> None:
+    def test_uploads_killed_at_each_step_leave_nothing_behind(self, tmp_path: Path, kill_log: KillLog) -> None:
         node = start_node(tmp_path)
         try:
-            body = npy_bytes(np.random.default_rng(0).normal(size=(1_000_000,)).astype(np.float32))  # 4 MB
-            acknowledged: dict[str, str] = {}
-            # Killed while the body streams, while it converts and stores, and around the commit: a fast
-            # upload (finishes in ~0.2 s, killed at once or just after) and slower ones killed midway.
-            for round_, (rate, delay) in enumerate([(8_000_000, 0.05), (8_000_000, 0.6), (20_000_000, 0.25),
-                                                    (2_000_000, 1.0), (40_000_000, 0.12)]):
+            body = npy_bytes(np.random.default_rng(0).normal(size=(4_000_000,)).astype(np.float32))  # 16 MB
+            acknowledged: set[str] = set()
+            caught: dict[str, bool] = {}
+            # Each step of an upload, killed the moment the Node is in it: the body streaming to the staging
+            # directory, the blob being written to the store, the blob stored but its row not yet committed.
+            steps: list[tuple[str, int, Callable[[Path, int], bool]]] = [
+                ("body streaming", 4_000_000, lambda state, _: _staging_upload(state)),
+                ("blob being written", 400_000_000, lambda state, _: _store_writing(state)),
+                ("blob stored, row not committed", 400_000_000, lambda state, before: _blob_count(state) > before),
+            ]
+            for step, rate, reached in steps:
                 outcome: dict[str, Any] = {}
-                name = f"upload-{round_}"
+                name = f"upload-{len(caught)}"
+                before = _blob_count(node.state_dir)
                 sender = threading.Thread(target=_stream_upload,
                                           args=(node, node.owner_token, body, name, rate, outcome), daemon=True)
                 sender.start()
-                time.sleep(delay)
-                sigkill(node)
+                caught[step] = kill_when(node, lambda r=reached, b=before: r(node.state_dir, b), sender)
                 sender.join(timeout=60)
                 if " 201 " in outcome.get("response", "").split("\r\n", 1)[0]:
-                    acknowledged[name] = hashlib.sha256(body).hexdigest()
+                    acknowledged.add(name)
                 node = restart(node)
                 assert_recovered(node, kill_log, "upload")
-            # Every upload the Node acknowledged is there after the kills, and nothing else is.
+            # Killed right after the Node answered: the acknowledged upload is kept.
+            answered = httpx.post(f"{node.api}/tensors", params={"name": "answered", "format": "npy"},
+                                  content=body, headers=headers(node.owner_token), timeout=120)
+            assert answered.status_code == 201, answered.text
+            acknowledged.add("answered")
+            sigkill(node)
+            node = restart(node)
+            assert_recovered(node, kill_log, "upload")
+            kill_log.windows.update(caught)
+            # Every upload the Node acknowledged is there after the kills, byte for byte. (One killed after its
+            # commit but before its answer may be there too, whole: the client saw its connection reset.)
             listed = httpx.get(f"{node.api}/tensors", headers=headers(node.owner_token), timeout=30).json()
-            assert {t["name"] for t in listed["items"]} == set(acknowledged)
-            after = httpx.post(f"{node.api}/tensors", params={"name": "after", "format": "npy"}, content=body,
-                               headers=headers(node.owner_token), timeout=60)
-            assert after.status_code == 201, after.text
+            names = {t["name"] for t in listed["items"]}
+            assert acknowledged <= names <= acknowledged | {f"upload-{i}" for i in range(len(steps))}
+            kept = httpx.get(f"{node.api}/tensors/{answered.json()['id']}/data", headers=headers(node.owner_token),
+                             timeout=120)
+            assert hashlib.sha256(kept.content).hexdigest() == answered.json()["sha256"]
+            assert caught["body streaming"], "the kill never caught a body streaming"
         finally:
             node.stop()
 

@@ -10,6 +10,15 @@
   unless set, so several Ray nodes (the head and local Workers) fit on one machine.
 - A **Worker** is ``python -m grid_runtime.compute.cluster worker --address HOST:PORT --token-file F``, which
   execs ``ray start --block`` (so its pid is the Ray node's) with a ``grid_worker`` resource that jobs require.
+- **Loopback** (a local deploy: the head's address is 127.0.0.1): Ray rewrites 127.0.0.1 to the machine's
+  external address (``services.resolve_ip_for_localhost``) and its servers then listen beyond loopback. Every Ray
+  process of such a cluster runs with ``RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0``, which makes Ray's
+  ``get_node_ip_address()`` answer the loopback address, and ``--node-ip-address=127.0.0.1``: the GCS, raylets,
+  object managers, agents, client server and core workers all listen on 127.0.0.1 only. ``ray start`` refuses to
+  join a head under that variable ("multi-node clusters are not supported"), so a loopback Worker runs Ray's CLI
+  in-process (``ray-start``, below) with that one check passed and 127.0.0.1 kept as given.
+- Ray's **temp dir** (its sockets, session files and logs) is under the Node's 0700 state dir, and every Ray
+  process runs with umask 077. Ray makes its temp dir itself 0777, so it lives inside a 0700 directory of ours.
 
 Ray is imported inside the functions that need it: importing this module is cheap.
 """
@@ -19,6 +28,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import importlib.util
+import ipaddress
 import logging
 import os
 import random
@@ -39,6 +49,14 @@ TOKEN_FILE = Path("secrets") / "ray-token"
 ADDRESS_FILE = "ray-address"  # in the Node's state dir: HOST:PORT of the head, for Workers to join
 WORKER_RESOURCE = "grid_worker"
 NAMESPACE = "gridctl"
+RAY_DIR = "ray"  # in the Node's state dir, mode 0700: holds Ray's temp dir (RAY_TEMP)
+RAY_TEMP = "tmp"
+LOOPBACK_VARIABLE = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"  # "0": Ray's node address is the loopback address
+RAY_UMASK = 0o077  # Ray's session files and logs readable by the owner only
+# AF_UNIX socket paths hold at most 107 bytes. Ray's longest is
+# <temp>/session_2026-12-01_10-01-07_123456_<pid up to 7 digits>/sockets/plasma_store<.N for more nodes>.
+_SOCKET_PATH_MAX = 107
+_SESSION_SOCKET_SUFFIX = len("/session_2026-12-01_10-01-07_123456_1234567/sockets/plasma_store.99")
 
 
 class ClusterError(RuntimeError):
@@ -77,12 +95,42 @@ def ensure_token(state_dir: Path) -> Path:
     return path.resolve()
 
 
-def ray_env(token_path: Path, base: dict[str, str] | None = None) -> dict[str, str]:
-    """The environment every Ray process of the cluster (head, Workers, driver) runs with."""
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` (an address, or ``localhost``) is this machine's loopback."""
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return host == "localhost"
+
+
+def address_host(address: str) -> str:
+    return address.rsplit(":", 1)[0]
+
+
+def ray_env(token_path: Path, base: dict[str, str] | None = None, *, loopback: bool = False) -> dict[str, str]:
+    """The environment every Ray process of the cluster (head, Workers, driver) runs with; ``loopback`` for a
+    cluster on 127.0.0.1 (a local deploy), whose processes then listen on loopback only."""
     env = dict(os.environ if base is None else base)
     env.pop("RAY_AUTH_TOKEN", None)  # the file decides; a stray variable would take precedence
     env.update(RAY_AUTH_MODE="token", RAY_AUTH_TOKEN_PATH=str(token_path), RAY_USAGE_STATS_ENABLED="0")
+    if loopback:
+        env[LOOPBACK_VARIABLE] = "0"
     return env
+
+
+def private_temp_dir(state_dir: Path) -> Path:
+    """Ray's temp dir for a cluster whose Node keeps its state in ``state_dir``: ``state_dir/ray/tmp`` with
+    ``state_dir/ray`` made 0700 (Ray chmods its temp dir itself to 0777, so the guard is the directory above).
+    When that path is too long for Ray's unix sockets (AF_UNIX paths hold at most 107 bytes), a fresh 0700
+    directory from mkdtemp (in /tmp, or TMPDIR) takes its place, guarding the same way."""
+    guard = (state_dir / RAY_DIR).resolve()
+    if len(str(guard / RAY_TEMP)) + _SESSION_SOCKET_SUFFIX > _SOCKET_PATH_MAX:
+        guard = Path(tempfile.mkdtemp(prefix="grid-ray-"))  # mode 0700
+    guard.mkdir(mode=0o700, parents=True, exist_ok=True)
+    os.chmod(guard, 0o700)
+    temp = guard / RAY_TEMP
+    temp.mkdir(mode=0o700, exist_ok=True)
+    return temp
 
 
 def _port(value: int) -> int:
@@ -132,8 +180,14 @@ def head_argv(config: HeadConfig, temp_dir: Path) -> list[str]:
 
 def worker_argv(address: str, *, num_cpus: float | None = None, object_store_bytes: int = 256 * 1024**2,
                 host: str | None = None) -> list[str]:
-    """``ray start`` for a Worker joining ``address``: blocking (its pid is the Ray node's), free ports."""
-    argv = [sys.executable, "-m", "ray.scripts.scripts", "start", "--block", f"--address={address}",
+    """``ray start`` for a Worker joining ``address``: blocking (its pid is the Ray node's), free ports. A Worker
+    of a loopback head listens on 127.0.0.1 only, started through ``ray-start`` (see the module's docstring)."""
+    loopback = is_loopback(address_host(address))
+    if loopback and host is None:
+        host = "127.0.0.1"
+    cli = ([sys.executable, "-m", "grid_runtime.compute.cluster", "ray-start"] if loopback
+           else [sys.executable, "-m", "ray.scripts.scripts"])
+    argv = [*cli, "start", "--block", f"--address={address}",
             f"--node-manager-port={free_port()}", f"--object-manager-port={free_port()}", *_agent_ports(),
             f"--object-store-memory={object_store_bytes}", "--num-gpus=0", "--disable-usage-stats",
             "--log-style=record", "--resources", f'{{"{WORKER_RESOURCE}": 1}}']
@@ -189,8 +243,7 @@ class RayHead:
 
     def start(self) -> str:
         """Start the head, wait until it answers, connect this process as the driver; returns HOST:PORT."""
-        # A short temp dir: Ray's unix sockets live under it and socket paths are limited to ~107 bytes.
-        self.temp_dir = Path(tempfile.mkdtemp(prefix="grid-ray-"))
+        self.temp_dir = private_temp_dir(self.state_dir)
         argv = head_argv(self.config, self.temp_dir)
         port = int(next(a for a in argv if a.startswith("--port=")).split("=", 1)[1])
         with socket.socket() as probe:
@@ -203,8 +256,9 @@ class RayHead:
         log_dir = self.state_dir / "logs"
         log_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         with (log_dir / "ray-head.log").open("ab") as log:
-            self.process = subprocess.Popen(argv, env=ray_env(self.token_path), stdin=subprocess.DEVNULL,
-                                            stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+            env = ray_env(self.token_path, loopback=is_loopback(self.config.host))
+            self.process = subprocess.Popen(argv, env=env, stdin=subprocess.DEVNULL, stdout=log,
+                                            stderr=subprocess.STDOUT, start_new_session=True, umask=RAY_UMASK,
                                             preexec_fn=_terminate_with_parent)  # noqa: PLW1509
         try:
             self._connect()
@@ -247,7 +301,10 @@ class RayHead:
         if self.temp_dir is not None:
             import shutil
 
+            # Ray's temp dir (sessions and logs of this run); the 0700 guard above it stays for the next start.
             shutil.rmtree(self.temp_dir, ignore_errors=True)
+            if self.temp_dir.parent != (self.state_dir / RAY_DIR).resolve():
+                shutil.rmtree(self.temp_dir.parent, ignore_errors=True)  # the mkdtemp fallback
 
 
 class ExistingHead:
@@ -284,9 +341,13 @@ def disconnect_driver() -> None:
 
 def connect_driver(address: str, token_path: Path, *, deadline: float | None = None) -> None:
     """Connect this process to the cluster as its driver (token auth), retrying until ``deadline``."""
-    # Before importing ray: it reads the auth mode and token when it loads.
-    os.environ.update(ray_env(token_path, {}))
+    # Before importing ray: it reads the auth mode, the token and the loopback switch when it loads.
+    loopback = is_loopback(address_host(address))
+    os.environ.update(ray_env(token_path, {}, loopback=loopback))
     import ray
+
+    if loopback:
+        _keep_loopback()  # ray may have been imported before the variable was set
 
     deadline = deadline or time.monotonic() + 60
     main_thread = threading.current_thread() is threading.main_thread()
@@ -294,7 +355,7 @@ def connect_driver(address: str, token_path: Path, *, deadline: float | None = N
     while True:
         try:
             ray.init(address=address, namespace=NAMESPACE, log_to_driver=False, logging_level=logging.ERROR,
-                     configure_logging=False)
+                     configure_logging=False, _node_ip_address=address_host(address) if loopback else None)
             if main_thread:
                 # ray.init replaces SIGTERM handling (Python's and, in C++, a stack-dumping handler that kills
                 # the process); give it back to the server so a stopped Node still stops its head.
@@ -337,7 +398,37 @@ def cluster_nodes() -> list[dict[str, Any]]:
 # ---- a Worker: `python -m grid_runtime.compute.cluster worker ...` -----------------------------------------
 
 
+def _keep_loopback() -> None:
+    """In this process, Ray keeps 127.0.0.1 as given instead of rewriting it to the machine's external address."""
+    from ray._private import services
+
+    original = getattr(services.resolve_ip_for_localhost, "__wrapped__", services.resolve_ip_for_localhost)
+
+    def resolve(host: str) -> str:
+        return host if is_loopback(host) else original(host)
+
+    resolve.__wrapped__ = original  # type: ignore[attr-defined]
+    services.resolve_ip_for_localhost = resolve
+
+
+def ray_start_loopback(args: Sequence[str]) -> None:
+    """Run ``ray start ARGS`` in this process for a Worker of a loopback head (its env has the loopback
+    variable, inherited by the raylet and agents it starts). Ray's CLI aborts a non-head ``ray start`` under that
+    variable; in this process only, the check passes and 127.0.0.1 is kept as given."""
+    from ray._private import ray_constants
+    from ray.scripts import scripts
+
+    _keep_loopback()
+    ray_constants.ENABLE_RAY_CLUSTER = True
+    sys.argv = ["ray", *args]
+    scripts.main()
+
+
 def main(argv: Sequence[str] | None = None) -> None:
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    if arguments[:1] == ["ray-start"]:
+        ray_start_loopback(arguments[1:])
+        return
     parser = argparse.ArgumentParser(prog="python -m grid_runtime.compute.cluster",
                                      description="Start a gridctl Worker: a Ray node joining the Node's head.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -353,7 +444,9 @@ def main(argv: Sequence[str] | None = None) -> None:
         parser.error(f"no token file at {token}")
     command = worker_argv(args.address, num_cpus=args.num_cpus, object_store_bytes=args.object_store_bytes,
                           host=args.host)
-    os.execve(command[0], command, ray_env(token))  # noqa: S606 - this pid becomes the Ray node's `ray start --block`
+    os.umask(RAY_UMASK)  # kept across exec, inherited by the raylet and agents
+    env = ray_env(token, loopback=is_loopback(address_host(args.address)))
+    os.execve(command[0], command, env)  # noqa: S606 - this pid becomes the Ray node's `ray start --block`
 
 
 if __name__ == "__main__":

@@ -38,7 +38,7 @@ class GridctlGroup(TyperGroup):
     def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
         # Typer adds the completion options after __init__; the commands get theirs when they are built.
         commands.quick_coercion(self, subcommands=False)
-        return super().parse_args(ctx, args)  # type: ignore[no-any-return]
+        return super().parse_args(ctx, args)
 
     def list_commands(self, ctx: Any) -> list[str]:
         return list(self.commands)  # the names alone: TyperGroup's would build every command

@@ -63,7 +63,7 @@ def to_out(session: Session, tensors: Sequence[Tensor], *, user_id: int | None) 
     """Tensors as API shapes with their tags and, when ``user_id`` is given, that user's effective level.
 
     The content hash and size are left out (null) unless that user may download the tensor: below
-    ``download`` they would be an oracle on the private values (docs/threat-model.md, "Hashes and sizes")."""
+    ``download`` they would be an oracle on the private values (docs/threat-model.md, "Hashes" and "Sizes")."""
     ids = [t.id for t in tensors]
     tags = tags_of(session, ids)
     levels: dict[int, Level] = effective_levels(session, user_id=user_id, tensor_ids=ids) if user_id else {}
