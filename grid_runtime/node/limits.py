@@ -116,7 +116,7 @@ class BodyLimits:
             await self.app(scope, reader, send)  # RequestTimeout from the route's reads: a GridError (408)
             return
         limit = self.settings.max_body_bytes
-        if length is not None and (not length.isdigit() or int(length) > limit):
+        if length is not None and (not (length.isascii() and length.isdigit()) or int(length) > limit):
             await self._too_large(scope, receive, send, limit)
             return
         chunks: list[bytes] = []

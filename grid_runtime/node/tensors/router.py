@@ -14,10 +14,8 @@ most a staging directory or a blob without its row, both removed at the next sta
 
 from __future__ import annotations
 
-import asyncio
 import shutil
 import tempfile
-import time
 from pathlib import Path
 from typing import Annotated
 from urllib.parse import quote
@@ -28,7 +26,7 @@ from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from grid_runtime.core.capabilities import Capability
-from grid_runtime.core.errors import GridError, PayloadTooLarge
+from grid_runtime.core.errors import PayloadTooLarge
 from grid_runtime.core.levels import Level, Visibility
 from grid_runtime.core.schemas import MAX_ID, Id, Page
 from grid_runtime.core.settings import NodeSettings
@@ -58,17 +56,6 @@ Store = Annotated[ObjectStore, Depends(object_store)]
 
 UPLOADS_DIR = "uploads"
 """Under the state dir: one staging directory per upload in flight, all removed at start-up."""
-READ_TIMEOUT_SECONDS = 60.0
-"""An upload whose body sends nothing for this long is refused (408)."""
-MIN_RATE_BYTES_PER_SECOND = 8 * 1024
-"""After ``RATE_GRACE_SECONDS``, an upload slower than this on average is refused (408)."""
-RATE_GRACE_SECONDS = 30.0
-
-
-class UploadTooSlow(GridError):
-    code, status = "upload_too_slow", 408
-
-
 def uploads_dir(node: NodeSettings) -> Path:
     return node.state_dir / UPLOADS_DIR
 
@@ -81,34 +68,21 @@ def upload_workdir(node: NodeSettings) -> Path:
 
 
 async def receive_body(request: Request, dest: Path, max_bytes: int) -> int:
-    """Stream the request body to ``dest`` (0600), refusing it (413) as soon as it passes ``max_bytes`` and
-    (408) when it stalls for ``READ_TIMEOUT_SECONDS`` or averages under ``MIN_RATE_BYTES_PER_SECOND``."""
+    """Stream the request body to ``dest`` (0600), refusing it (413) as soon as it passes ``max_bytes``.
+
+    The pace rules (a pause limit, a minimum rate: 408) apply to every body, in ``node.limits``."""
     declared = request.headers.get("content-length")
     if declared is not None and declared.isascii() and declared.isdigit() and int(declared) > max_bytes:
         raise PayloadTooLarge(f"the upload is {declared} bytes; this Node accepts at most {max_bytes}",
                               details={"max_upload_bytes": max_bytes})
     received = 0
-    started = time.monotonic()
-    chunks = request.stream().__aiter__()
     with formats.open_private(dest) as out:
-        while True:
-            try:
-                chunk = await asyncio.wait_for(chunks.__anext__(), timeout=READ_TIMEOUT_SECONDS)
-            except StopAsyncIteration:
-                break
-            except TimeoutError:
-                raise UploadTooSlow(f"the upload sent nothing for {READ_TIMEOUT_SECONDS:g} s",
-                                    details={"received_bytes": received}) from None
+        async for chunk in request.stream():
             received += len(chunk)
             if received > max_bytes:
                 raise PayloadTooLarge(f"the upload passed this Node's limit of {max_bytes} bytes",
                                       details={"max_upload_bytes": max_bytes})
             out.write(chunk)
-            elapsed = time.monotonic() - started
-            if elapsed > RATE_GRACE_SECONDS and received < MIN_RATE_BYTES_PER_SECOND * elapsed:
-                raise UploadTooSlow(f"the upload is arriving at {received / elapsed:.0f} bytes/s; this Node needs "
-                                    f"at least {MIN_RATE_BYTES_PER_SECOND} bytes/s",
-                                    details={"received_bytes": received})
     return received
 
 
