@@ -258,9 +258,10 @@ class TestAccountingEdges:
                 epsilon_from_rdp(bad)
         assert epsilon_from_rdp(math.inf) == math.inf
         order, delta = 6.0, 1e-5
-        expected = 0.0 + math.log1p(-1 / order) - math.log(delta * order) / (order - 1)
-        assert epsilon_from_rdp(0.0, order, delta) == pytest.approx(expected)
-        assert epsilon_from_rdp(2.0, order, delta) == pytest.approx(2.0 + expected - 0.0)
+        overhead = math.log1p(-1 / order) - math.log(delta * order) / (order - 1)
+        assert epsilon_from_rdp(2.0, order, delta) == pytest.approx(2.0 + overhead)
+        assert epsilon_from_rdp(2.0, 12.0, 1e-7) == pytest.approx(
+            2.0 + math.log1p(-1 / 12.0) - math.log(1e-7 * 12.0) / 11.0)
 
     def test_rdp_budget_is_the_exact_inverse_and_refuses_negative_caps(self) -> None:
         assert rdp_budget(math.inf) == math.inf
@@ -355,7 +356,8 @@ class TestReadingEdges:
         assert hit_rate_bound(1.0, 0.0, 0.9) == pytest.approx(1 - math.exp(-1) * 0.1)
         assert hit_rate_bound(1.0, 0.0, 1.0) == 1.0
         assert hit_rate_bound(1.0, 0.0, 0.0) == 0.0
-        assert hit_rate_bound(3.0, 0.5, 0.2) == 1.0
+        assert hit_rate_bound(3.0, 0.5, 0.2) == pytest.approx(1 - math.exp(-3) * 0.3)
+        assert hit_rate_bound(3.0, 0.5, 0.5) == 1.0
 
     @pytest.mark.parametrize(("eps", "delta", "fpr"), [(-0.1, 0.0, 0.05), (1.0, -0.1, 0.05), (1.0, 1.1, 0.05),
                                                        (1.0, 0.0, -0.01), (1.0, 0.0, 1.01)])

@@ -24,7 +24,6 @@ TASK = r"""
 import os, sys
 from pathlib import Path
 from grid_runtime.compute.cluster import WORKER_RESOURCE, connect_driver
-import ray
 
 def listening():
     mine = set()
@@ -41,9 +40,10 @@ def listening():
             fields = line.split()
             if fields[3] == "0A" and fields[9] in mine:
                 found.append(fields[1])
-    return os.getpid(), found
+    return os.getppid(), found  # its raylet's pid: the Ray worker itself may be gone when the test looks
 
-connect_driver(sys.argv[1], Path(sys.argv[2]))
+connect_driver(sys.argv[1], Path(sys.argv[2]))  # before importing ray: it reads the token's path on import
+import ray
 pid, found = ray.get(ray.remote(listening).options(resources={WORKER_RESOURCE: 0.001}).remote(), timeout=240)
 print(pid, " ".join(found))
 """
@@ -138,8 +138,8 @@ class TestRayOnLoopback:
         done = subprocess.run([sys.executable, "-c", TASK, address, str(ray_node.state_dir / "secrets" / "ray-token")],
                               capture_output=True, text=True, timeout=300, check=False)
         assert done.returncode == 0, done.stderr[-2000:]
-        pid, *found = done.stdout.split()
-        assert int(pid) in _descendants([w.pid for w in ray_node.workers])  # it ran on one of the Workers
+        raylet, *found = done.stdout.split()
+        assert int(raylet) in _descendants([w.pid for w in ray_node.workers])  # it ran on one of the Workers
         assert found  # a Ray worker serves its peers over gRPC
         assert all(ipaddress.ip_address(_address(f.split(":")[0])).is_loopback for f in found), found
 

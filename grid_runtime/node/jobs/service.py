@@ -533,6 +533,10 @@ def result_out(result: Result, *, actor: Actor, downloadable: bool, fingerprint:
         return ResultOut(**public)
     if not officer:  # figures computed on private data (compute.contracts.OFFICER_ONLY_FIELDS) stay with officers
         lineage.pop("officer_only", None)
+        # A released result is not a licence to see its inputs' digests: an input's sha256 is a function of the
+        # whole private column (tests/attacks/test_hash_oracles.py). Who may download an input reads it there.
+        if "inputs" in lineage:
+            lineage["inputs"] = _public_inputs(lineage["inputs"])
     return ResultDetailOut(**{**public, "lineage": lineage}, sha256=result.sha256 if downloadable else None,
                            fingerprint=fingerprint if officer else None, size_bytes=result.size_bytes)
 
