@@ -215,7 +215,8 @@ class TestForwardedAddresses:
         behind, behind_factory = proxied
         other = behind_factory.user()
         _login(behind, other.email, PASSWORD, "6.6.6.6, 198.51.100.4")
-        assert self._addresses(behind_factory, other.id) == ["198.51.100.4"]  # the address the trusted proxy saw, not what the client claimed
+        # the address the trusted proxy saw, not what the client claimed
+        assert self._addresses(behind_factory, other.id) == ["198.51.100.4"]
 
 
 class TestTokensAreRevoked:

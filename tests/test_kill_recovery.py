@@ -9,6 +9,7 @@ is there, byte for byte). The figures go to ``.reliability/kills.json`` for ``sc
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import io
 import json
@@ -260,7 +261,7 @@ class TestKillDuringUpload:
                 sender = threading.Thread(target=_stream_upload,
                                           args=(node, node.owner_token, body, name, rate, outcome), daemon=True)
                 sender.start()
-                caught[step] = kill_when(node, lambda r=reached, b=before: r(node.state_dir, b), sender)
+                caught[step] = kill_when(node, functools.partial(reached, node.state_dir, before), sender)
                 sender.join(timeout=60)
                 if " 201 " in outcome.get("response", "").split("\r\n", 1)[0]:
                     acknowledged.add(name)

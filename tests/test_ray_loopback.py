@@ -136,7 +136,8 @@ class TestRayOnLoopback:
     def test_a_ray_worker_running_a_task_listens_on_loopback(self, ray_node: RayNode) -> None:
         address = (ray_node.state_dir / "ray-address").read_text().strip()
         done = subprocess.run([sys.executable, "-c", TASK, address, str(ray_node.state_dir / "secrets" / "ray-token")],
-                              capture_output=True, text=True, timeout=300, check=False)
+                              capture_output=True, text=True, timeout=300, check=False,
+                              umask=0o077)  # as the Node's own driver runs (providers/local, tests/ray_cluster.py)
         assert done.returncode == 0, done.stderr[-2000:]
         raylet, *found = done.stdout.split()
         assert int(raylet) in _descendants([w.pid for w in ray_node.workers])  # it ran on one of the Workers
@@ -150,27 +151,36 @@ class TestRayOnLoopback:
         assert sessions, "Ray's session dir is not under the state dir"
         logs = [p for p in (sessions[0] / "logs").rglob("*") if p.is_file()]
         assert logs
-        readable = [p.name for p in logs if p.stat().st_mode & 0o077]
+        readable = [(p.name, oct(p.stat().st_mode)) for p in logs if p.stat().st_mode & 0o077]
         assert readable == []
 
 
 class TestTempDir:
-    def test_a_short_state_dir_holds_the_temp_dir_guarded_0700(self, tmp_path: Path) -> None:
-        temp = cluster.private_temp_dir(tmp_path)
-        assert temp == (tmp_path / "ray" / "tmp").resolve()
-        assert stat.S_IMODE(temp.parent.stat().st_mode) == 0o700
+    def test_a_short_state_dir_holds_the_temp_dir_guarded_0700(self) -> None:
+        import shutil
+        import tempfile
 
-    def test_a_state_dir_too_long_for_unix_sockets_falls_back_to_a_private_mkdtemp(self, tmp_path: Path) -> None:
-        deep = tmp_path / ("d" * 60)
-        temp = cluster.private_temp_dir(deep)
+        short = Path(tempfile.mkdtemp(prefix="g"))  # pytest's tmp_path is too long for Ray's sockets
         try:
-            assert not temp.is_relative_to(deep)
-            assert len(str(temp)) + len("/session_2026-12-01_10-01-07_123456_1234567/sockets/plasma_store") <= 107
+            temp = cluster.private_temp_dir(short)
+            assert temp == (short / "ray" / "tmp").resolve() and not temp.is_symlink()
             assert stat.S_IMODE(temp.parent.stat().st_mode) == 0o700
+        finally:
+            shutil.rmtree(short)
+
+    def test_a_state_dir_too_long_for_unix_sockets_is_reached_through_a_short_private_symlink(
+            self, tmp_path: Path) -> None:
+        deep = tmp_path / ("d" * 60)
+        given = cluster.private_temp_dir(deep)
+        try:
+            assert given.is_symlink() and given.resolve() == (deep / "ray" / "tmp").resolve()
+            assert len(str(given)) + len("/session_2026-12-01_10-01-07_123456_1234567/sockets/plasma_store") <= 107
+            assert stat.S_IMODE(given.parent.stat().st_mode) == 0o700
+            assert stat.S_IMODE((deep / "ray").stat().st_mode) == 0o700
         finally:
             import shutil
 
-            shutil.rmtree(temp.parent)
+            shutil.rmtree(given.parent)
 
 
 class TestCommandLines:

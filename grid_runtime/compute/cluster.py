@@ -17,8 +17,9 @@
   object managers, agents, client server and core workers all listen on 127.0.0.1 only. ``ray start`` refuses to
   join a head under that variable ("multi-node clusters are not supported"), so a loopback Worker runs Ray's CLI
   in-process (``ray-start``, below) with that one check passed and 127.0.0.1 kept as given.
-- Ray's **temp dir** (its sockets, session files and logs) is under the Node's 0700 state dir, and every Ray
-  process runs with umask 077. Ray makes its temp dir itself 0777, so it lives inside a 0700 directory of ours.
+- Ray's **temp dir** (its sockets, session files and logs) is under the Node's state dir, inside a 0700 directory
+  of ours (Ray makes its temp dir itself 0777), reached through a short symlink when the state dir's path is too
+  long for unix sockets (``private_temp_dir``); every Ray process runs with umask 077.
 
 Ray is imported inside the functions that need it: importing this module is cheap.
 """
@@ -54,9 +55,9 @@ RAY_TEMP = "tmp"
 LOOPBACK_VARIABLE = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"  # "0": Ray's node address is the loopback address
 RAY_UMASK = 0o077  # Ray's session files and logs readable by the owner only
 # AF_UNIX socket paths hold at most 107 bytes. Ray's longest is
-# <temp>/session_2026-12-01_10-01-07_123456_<pid up to 7 digits>/sockets/plasma_store<.N for more nodes>.
+# <temp>/session_2026-12-01_10-01-07_123456_<pid>/sockets/plasma_store<.N with several Ray nodes on one machine>.
 _SOCKET_PATH_MAX = 107
-_SESSION_SOCKET_SUFFIX = len("/session_2026-12-01_10-01-07_123456_1234567/sockets/plasma_store.99")
+_SESSION_SOCKET_SUFFIX = len("/session_2026-12-01_10-01-07_123456_/sockets/plasma_store.99")
 
 
 class ClusterError(RuntimeError):
@@ -118,19 +119,31 @@ def ray_env(token_path: Path, base: dict[str, str] | None = None, *, loopback: b
     return env
 
 
+def _pid_digits() -> int:
+    try:
+        return len(str(int(Path("/proc/sys/kernel/pid_max").read_text()) - 1))
+    except (OSError, ValueError):
+        return 7  # Linux's largest pid_max, 4194304
+
+
 def private_temp_dir(state_dir: Path) -> Path:
-    """Ray's temp dir for a cluster whose Node keeps its state in ``state_dir``: ``state_dir/ray/tmp`` with
+    """Ray's temp dir for the cluster of the Node whose state is in ``state_dir``: ``state_dir/ray/tmp``, inside
     ``state_dir/ray`` made 0700 (Ray chmods its temp dir itself to 0777, so the guard is the directory above).
-    When that path is too long for Ray's unix sockets (AF_UNIX paths hold at most 107 bytes), a fresh 0700
-    directory from mkdtemp (in /tmp, or TMPDIR) takes its place, guarding the same way."""
+
+    Ray's unix sockets live under its temp dir and AF_UNIX paths hold at most 107 bytes. When the state dir's
+    path is too long for them, Ray is given a short path instead: a symlink to ``state_dir/ray/tmp`` in a fresh
+    0700 directory from mkdtemp (in /tmp, or TMPDIR). Ray keeps the path as given (it does not resolve it), so the
+    sockets' paths are short while the files stay in the state dir. Returns the path to give Ray."""
     guard = (state_dir / RAY_DIR).resolve()
-    if len(str(guard / RAY_TEMP)) + _SESSION_SOCKET_SUFFIX > _SOCKET_PATH_MAX:
-        guard = Path(tempfile.mkdtemp(prefix="grid-ray-"))  # mode 0700
     guard.mkdir(mode=0o700, parents=True, exist_ok=True)
     os.chmod(guard, 0o700)
     temp = guard / RAY_TEMP
     temp.mkdir(mode=0o700, exist_ok=True)
-    return temp
+    if len(str(temp)) + _SESSION_SOCKET_SUFFIX + _pid_digits() <= _SOCKET_PATH_MAX:
+        return temp
+    short = Path(tempfile.mkdtemp(prefix="grid-ray-")) / RAY_TEMP  # the mkdtemp directory is 0700
+    short.symlink_to(temp, target_is_directory=True)
+    return short
 
 
 def _port(value: int) -> int:
@@ -302,9 +315,9 @@ class RayHead:
             import shutil
 
             # Ray's temp dir (sessions and logs of this run); the 0700 guard above it stays for the next start.
-            shutil.rmtree(self.temp_dir, ignore_errors=True)
-            if self.temp_dir.parent != (self.state_dir / RAY_DIR).resolve():
-                shutil.rmtree(self.temp_dir.parent, ignore_errors=True)  # the mkdtemp fallback
+            shutil.rmtree(self.temp_dir.resolve(), ignore_errors=True)
+            if self.temp_dir.is_symlink():  # the short path in a mkdtemp directory, for Ray's sockets
+                shutil.rmtree(self.temp_dir.parent, ignore_errors=True)
 
 
 class ExistingHead:

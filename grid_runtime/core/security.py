@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import os
 import secrets
@@ -11,8 +12,12 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
 _hasher = PasswordHasher()  # argon2id with the library's current recommended parameters
-# Verifying against this when the account does not exist keeps the response time the same.
-_DUMMY_HASH = _hasher.hash(secrets.token_urlsafe(16))
+# Verifying against this when the account does not exist keeps the response time the same. It is made, not
+# computed (hashing at import would add a hash's time to the Node's start): random salt and digest under the
+# hasher's own parameters, so verifying against it costs what verifying against a real hash costs.
+_DUMMY_HASH = "$argon2id$v=19$m={},t={},p={}${}${}".format(
+    _hasher.memory_cost, _hasher.time_cost, _hasher.parallelism,
+    *(base64.b64encode(os.urandom(n)).decode().rstrip("=") for n in (_hasher.salt_len, _hasher.hash_len)))
 
 MIN_PASSWORD_LENGTH = 8
 MAX_PASSWORD_LENGTH = 256

@@ -20,6 +20,7 @@ from typing import Any
 
 from gridctl.sdk.errors import Conflict, GridctlError
 from gridctl.sdk.http import Http, raise_for_error
+from gridctl.sdk.transfer import SHA256_HEADER
 
 Json = dict[str, Any]
 RELEASED = ("approved", "auto_approved")
@@ -82,11 +83,12 @@ def file_or_find(http: Http, *, target_type: str, target_id: int, reason: str | 
 
 
 def download(http: Http, request: Json) -> bytes:
-    """The released artifact's bytes, checked against the fingerprint the officer approved."""
+    """The released artifact's bytes, checked against the sha256 the Node sends with them (the officer's
+    fingerprint is an HMAC under the Node's secret, which the requester cannot check)."""
     response = http.client.get(f"/releases/{request['id']}/data")
     raise_for_error(response)
     blob = response.content
-    expected = (request.get("payload") or {}).get("sha256")
+    expected = response.headers.get(SHA256_HEADER)
     if expected and hashlib.sha256(blob).hexdigest() != expected:
         raise GridctlError("integrity", f"release {request['id']} does not match its sha256")
     return blob

@@ -71,8 +71,10 @@ def is_alive(process: TrackedProcess) -> bool:
 def start(role: str, argv: Sequence[str], *, env: Mapping[str, str], cwd: Path, log: Path) -> TrackedProcess:
     """Start ``argv`` in the background, detached from the CLI, output appended to ``log``."""
     with log.open("ab") as out:
+        # umask 077: what the Node and its Ray processes create (database, objects, Ray's session files and logs)
+        # is readable by the owner only.
         process = subprocess.Popen(list(argv), env=dict(env), cwd=cwd, stdin=subprocess.DEVNULL, stdout=out,
-                                   stderr=subprocess.STDOUT, start_new_session=True)
+                                   stderr=subprocess.STDOUT, start_new_session=True, umask=0o077)
     stat = _proc_stat(process.pid)
     return TrackedProcess(role=role, pid=process.pid, start_ticks=stat[1] if stat else None, argv=list(argv),
                           log=str(log), started_at=utc_timestamp())

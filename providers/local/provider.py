@@ -21,7 +21,7 @@ import socket
 import sys
 import time
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from providers.base import (
     DeploymentConflict,
@@ -39,6 +39,9 @@ from providers.base import (
 )
 from providers.local import processes
 from providers.local.processes import ProcessTable, TrackedProcess
+
+if TYPE_CHECKING:
+    from gridctl.sdk.http import Http
 
 DEFAULT_PORT = 8470  # off the crowded 8000/8080, so a first deploy rarely meets a busy port
 HOST = "127.0.0.1"
@@ -316,13 +319,21 @@ def ensure_port_free(port: int) -> None:
             ) from None
 
 
-def is_healthy(url: str, timeout: float = 2.0) -> bool:
+def is_healthy(url: str, timeout: float = 2.0, *, http: Http | None = None) -> bool:
+    """Whether the Node at ``url`` answers its health check; through ``http`` when given (a poll reuses one
+    client: for an http URL it builds no TLS context, which costs more than the request itself)."""
     import httpx
 
+    from gridctl.sdk.http import Http
+
+    client = http or Http(url, timeout=timeout)
     try:
-        return httpx.get(f"{url}/api/v1/health", timeout=timeout).status_code == 200
+        return client.client.get("/health", timeout=timeout).status_code == 200
     except httpx.HTTPError:
         return False
+    finally:
+        if http is None:
+            client.close()
 
 
 def log_tail(log: Path, lines: int = 25) -> str:
@@ -333,13 +344,19 @@ def log_tail(log: Path, lines: int = 25) -> str:
 
 
 def wait_healthy(url: str, node: TrackedProcess, log: Path, timeout: float = HEALTH_TIMEOUT) -> None:
+    from gridctl.sdk.http import Http
+
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if not processes.is_alive(node):
-            raise ProviderError(f"the Node exited during start-up; last lines of {log}:\n{log_tail(log)}")
-        if is_healthy(url, timeout=1.0):
-            return
-        time.sleep(0.2)
+    http = Http(url, timeout=1.0)
+    try:
+        while time.monotonic() < deadline:
+            if not processes.is_alive(node):
+                raise ProviderError(f"the Node exited during start-up; last lines of {log}:\n{log_tail(log)}")
+            if is_healthy(url, timeout=1.0, http=http):
+                return
+            time.sleep(0.1)
+    finally:
+        http.close()
     raise ProviderError(f"the Node did not answer {url}/api/v1/health within {timeout:.0f}s; "
                         f"last lines of {log}:\n{log_tail(log)}")
 

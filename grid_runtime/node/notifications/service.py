@@ -94,7 +94,7 @@ def decision_payload(request: Any) -> dict[str, Any]:
             "decided_by": request.decided_by, "decision_note": request.decision_note,
             "decided_at": request.decided_at.isoformat() if request.decided_at else None,
             "epsilon": payload.get("epsilon"), "non_private": payload.get("non_private"),
-            "sha256": payload.get("sha256"),
+            "fingerprint": payload.get("fingerprint"),
         },
     }
 
