@@ -179,6 +179,19 @@ class TestLoginThrottling:
         # The attacker's failures do not lock the account out for its owner elsewhere.
         assert _login(client, user.email, PASSWORD, "198.51.100.2").status_code == 200
 
+    def test_successful_logins_from_one_address_never_add_up_to_a_back_off(
+        self, proxied: tuple[TestClient, Factory]
+    ) -> None:
+        client, factory = proxied
+        users = [factory.user() for _ in range(3)]
+        # 3 × 6 = 18 successes from one address, past its allowance of 4 × 3 = 12 attempts: none is refused.
+        answers = [_login(client, user.email, PASSWORD, "203.0.113.20").status_code for _ in range(6) for user in users]
+        assert answers == [200] * 18
+        # Failures still add up for the address across accounts, and a success does not wipe them.
+        for i in range(12):
+            _login(client, f"nobody{i}@example.com", "bad password", "203.0.113.20")
+        assert _login(client, users[0].email, PASSWORD, "203.0.113.20").status_code == 429
+
     def test_parallel_guesses_never_exceed_the_allowance(self, proxied: tuple[TestClient, Factory]) -> None:
         client, factory = proxied
         user = factory.user()

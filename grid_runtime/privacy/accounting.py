@@ -21,13 +21,17 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
-import dp_accounting
-from dp_accounting import DpEvent
-from dp_accounting.rdp import RdpAccountant
-from dp_accounting.rdp.rdp_privacy_accountant import compute_epsilon
-
+from grid_runtime.core.lazy import LazyModule
 from grid_runtime.privacy.events import dp_sgd_event
+
+if TYPE_CHECKING:
+    import dp_accounting
+    from dp_accounting import DpEvent
+    from dp_accounting.rdp import RdpAccountant
+else:
+    dp_accounting = LazyModule("dp_accounting")  # it imports scipy: off the Node's start path
 
 DEFAULT_DELTA = 1e-5
 """The node's δ unless its settings say otherwise: well below 1/n for the datasets a Node typically holds."""
@@ -50,6 +54,8 @@ only if it is done before the user's next request is decided, never in reaction 
 
 
 def _accountant(orders: Iterable[float] | None = None) -> RdpAccountant:
+    from dp_accounting.rdp import RdpAccountant
+
     return RdpAccountant(orders=list(orders) if orders is not None else None)
 
 
@@ -101,6 +107,8 @@ def epsilon_from_rdp(rdp: float, order: float = DEFAULT_RDP_ORDER, delta: float 
         raise ValueError(f"rdp must be >= 0, got {rdp!r}")
     if math.isinf(rdp):
         return math.inf
+    from dp_accounting.rdp.rdp_privacy_accountant import compute_epsilon
+
     eps, _ = compute_epsilon([order], [rdp], delta)
     return float(eps)
 
@@ -232,7 +240,7 @@ def calibrate_noise(
 
     sigma = float(
         dp_accounting.calibrate_dp_mechanism(
-            RdpAccountant,
+            dp_accounting.rdp.RdpAccountant,
             make_event,
             target_epsilon,
             delta,

@@ -9,10 +9,15 @@ from __future__ import annotations
 
 import json
 import math
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import dp_accounting
-from dp_accounting import DpEvent
+from grid_runtime.core.lazy import LazyModule
+
+if TYPE_CHECKING:
+    import dp_accounting
+    from dp_accounting import DpEvent
+else:
+    dp_accounting = LazyModule("dp_accounting")  # it imports scipy: off the Node's start path
 
 MAX_EVENT_DEPTH = 8
 MAX_COMPOSED_EVENTS = 10_000

@@ -180,6 +180,12 @@ def finish_login(
     session.add(token)
     session.execute(delete(LoginThrottle).where(LoginThrottle.email == email,
                                                 LoginThrottle.client_address == client_address))
+    # The address's row counted this attempt before the password was checked (so parallel guesses stop at the
+    # allowance); a success gives that count back, so only failures add up from one address.
+    by_address = _throttle_row(session, ANY_ACCOUNT, client_address)
+    by_address.attempts = max(0, by_address.attempts - 1)
+    if by_address.attempts < 4 * settings.login_max_failures:
+        by_address.blocked_until = None
     session.flush()
     audit.record(session, actor=None, action="auth.login", target_type="user", target_id=user.id,
                  client_address=client_address)

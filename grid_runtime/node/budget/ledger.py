@@ -17,15 +17,17 @@ import functools
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-from dp_accounting import DpEvent
 from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.orm import Session
 
 from grid_runtime.core.errors import BudgetExceeded
 from grid_runtime.node.budget.models import DatasetCap, LedgerDataset, LedgerEntry
 from grid_runtime.privacy import accounting, events
+
+if TYPE_CHECKING:
+    from dp_accounting import DpEvent
 
 
 class Terms(Protocol):

@@ -23,7 +23,6 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
-from dp_accounting import DpEvent
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
@@ -51,6 +50,8 @@ from grid_runtime.node.users.models import User
 from grid_runtime.privacy import accounting
 
 if TYPE_CHECKING:
+    from dp_accounting import DpEvent
+
     from grid_runtime.node.deps import Actor
 
 __all__ = ["Cost", "PrivacyConfig", "Spent", "check_budget", "config", "cost_of", "spent"]

@@ -1,0 +1,143 @@
+"""How long ``gridctl deploy local`` keeps a person waiting, and what the processes it starts hold in memory.
+
+Each run deploys a fresh deployment (its own GRIDCTL_HOME in a short temp dir), as a person would from a shell:
+``gridctl deploy local --yes`` as a subprocess, while a thread polls the Node's ``/api/v1/health`` every 20 ms.
+Printed per case (medians over ``--runs``): time to healthy (from launching the command to the first 200 from
+``/health``), time until the command returned (the Owner created, its token saved), and the resident memory
+(VmRSS, MB) of the Node's process tree (with a Ray head when there are Workers: the head's processes count with
+the Node's) and of each Worker's tree. Cases: without Workers, and with ``--workers 2``. Every deployment is
+destroyed and purged afterwards (its processes stopped by pid). The load average is printed beside the figures.
+Target (issue 11): a Node without Workers healthy in <= 2 s.
+
+    python bench/deploy_local.py [--runs 3] [--workers 2] [--skip-workers]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import httpx
+
+GRIDCTL = [str(Path(sys.executable).with_name("gridctl"))]  # the installed entry point, as a person runs it
+PASSWORD = "bench-password-123"  # noqa: S105  (a throwaway deployment's Owner)
+TARGET_HEALTHY_SECONDS = 2.0
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _children() -> dict[int, list[int]]:
+    tree: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                raw = (entry / "stat").read_text()
+            except OSError:
+                continue
+            tree.setdefault(int(raw[raw.rindex(")") + 2:].split()[1]), []).append(int(entry.name))
+    return tree
+
+
+def tree_rss_mb(root: int) -> float:
+    tree, total, todo, seen = _children(), 0, [root], set()
+    while todo:
+        pid = todo.pop()
+        if pid in seen:
+            continue
+        seen.add(pid)
+        todo.extend(tree.get(pid, []))
+        try:
+            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    total += int(line.split()[1])
+        except OSError:
+            continue
+    return total / 1024
+
+
+def deploy_once(workers: int) -> dict[str, float]:
+    home = Path(tempfile.mkdtemp(prefix="gdb"))  # short: Ray's unix sockets live under the state dir
+    port = free_port()
+    env = {**os.environ, "GRIDCTL_HOME": str(home), "GRIDCTL_OWNER_PASSWORD": PASSWORD}
+    argv = [*GRIDCTL, "deploy", "local", "--name", "b", "--port", str(port), "--yes"]
+    if workers:
+        argv += ["--workers", str(workers)]
+    healthy: list[float] = []
+    stop = threading.Event()
+
+    def poll(start: float) -> None:
+        with httpx.Client(timeout=0.5) as client:
+            while not stop.is_set():
+                try:
+                    if client.get(f"http://127.0.0.1:{port}/api/v1/health").status_code == 200:
+                        healthy.append(time.perf_counter() - start)
+                        return
+                except httpx.HTTPError:
+                    pass
+                time.sleep(0.02)
+
+    start = time.perf_counter()
+    poller = threading.Thread(target=poll, args=(start,), daemon=True)
+    poller.start()
+    try:
+        done = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=600, check=False)
+        returned = time.perf_counter() - start
+        stop.set()
+        poller.join(5)
+        if done.returncode != 0:
+            raise SystemExit(f"deploy failed ({done.returncode}):\n{done.stdout}\n{done.stderr}")
+        table = json.loads((home / "deployments" / "b" / "processes.json").read_text())
+        row = {"healthy_s": healthy[0] if healthy else float("nan"), "returned_s": returned,
+               "node_rss_mb": tree_rss_mb(table["node"]["pid"])}
+        worker_rss = [tree_rss_mb(p["pid"]) for role, p in table.items() if role.startswith("worker-")]
+        if worker_rss:
+            row["worker_rss_mb"] = statistics.mean(worker_rss)
+        return row
+    finally:
+        stop.set()
+        subprocess.run([*GRIDCTL, "destroy", "local", "--name", "b", "--purge", "--yes"], env=env,
+                       capture_output=True, timeout=300, check=False)
+        shutil.rmtree(home, ignore_errors=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--skip-workers", action="store_true", help="only the case without Workers")
+    args = parser.parse_args()
+    cases = [0] if args.skip_workers else [0, args.workers]
+    print(f"load average at start: {' '.join(f'{x:.2f}' for x in os.getloadavg())}; {os.cpu_count()} CPUs")
+    results = {}
+    for case in cases:
+        rows = [deploy_once(case) for _ in range(args.runs)]
+        results[case] = {key: statistics.median(r[key] for r in rows) for key in rows[0]}
+        label = f"deploy local --workers {case}" if case else "deploy local (no Workers)"
+        figures = results[case]
+        line = (f"{label:32s} healthy {figures['healthy_s']:6.2f} s   returned {figures['returned_s']:6.2f} s   "
+                f"Node RSS {figures['node_rss_mb']:7.1f} MB")
+        if "worker_rss_mb" in figures:
+            line += f"   Worker RSS {figures['worker_rss_mb']:7.1f} MB each"
+        print(line + f"   (median of {args.runs}; runs: " +
+              ", ".join(f"{r['healthy_s']:.2f}/{r['returned_s']:.2f}" for r in rows) + ")")
+    print(f"load average at end: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    print(f"target: healthy <= {TARGET_HEALTHY_SECONDS:.1f} s without Workers: "
+          f"{'met' if results[0]['healthy_s'] <= TARGET_HEALTHY_SECONDS else 'missed'}")
+
+
+if __name__ == "__main__":
+    main()
