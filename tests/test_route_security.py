@@ -10,9 +10,12 @@
 from __future__ import annotations
 
 import itertools
+import json
+import os
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -129,6 +132,23 @@ def _principal(factory: Factory, name: str) -> tuple[dict[str, str], frozenset[C
     return factory.user(name).headers, frozenset(PRESET_ROLES[name])
 
 
+RELIABILITY_DIR = Path(os.environ.get("GRID_RELIABILITY_DIR", Path(__file__).resolve().parents[1] / ".reliability"))
+
+
+def _record_matrix(principal: str, routes: int, checked: int) -> None:
+    """Add this principal's row to ``.reliability/route_security.json`` for scripts/reliability_report.py."""
+    path = RELIABILITY_DIR / "route_security.json"
+    try:
+        figures = json.loads(path.read_text())
+    except (OSError, ValueError):
+        figures = {}
+    checked_by = dict(figures.get("checked", {}))
+    checked_by[principal] = checked
+    RELIABILITY_DIR.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"routes": routes, "principals": sorted(checked_by), "checked": checked_by,
+                                "checks": sum(checked_by.values())}, indent=2) + "\n")
+
+
 def _matrix_url(route: ApiRoute) -> str:
     return API_PREFIX + re.sub(r"\{[^}]+\}", DUMMY, route.path)
 
@@ -177,6 +197,7 @@ class TestAuthorizationMatrix:
             assert refused == sum(1 for r in protected if needed_capabilities(r))
         if principal == "Owner":
             assert refused == 0
+        _record_matrix(principal, len(protected), len(protected))
 
     def test_the_documentation_routes_are_listed_public_and_can_be_turned_off(
         self, client: TestClient, tmp_path: Any
