@@ -109,6 +109,7 @@ class TestExplanations:
 class TestLookups:
     def test_unknown_targets_and_target_types(self, factory: Factory) -> None:
         user = factory.user()
+        tensor = factory.tensor()
         with pytest.raises(NotFound, match="^no tensor with id 987654$"):
             decide(factory, user.id, "tensor", 987654)
         with pytest.raises(NotFound, match="^no dataset with id 987654$"):
@@ -118,7 +119,7 @@ class TestLookups:
         with factory.sessions() as session:
             assert permissions.effective_levels(session, user_id=user.id, tensor_ids=[]) == {}
             assert permissions.effective_levels(session, user_id=user.id, tensor_ids=[987654]) == {}
-            permissions.check_target(session, target_type="tensor", target_id=factory.tensor())
+            permissions.check_target(session, target_type="tensor", target_id=tensor)
             with pytest.raises(NotFound, match="^no dataset with id 987654$"):
                 permissions.check_target(session, target_type="dataset", target_id=987654)
             with pytest.raises(InvalidInput, match="^target_type must be 'tensor' or 'dataset', not 'job'$"):

@@ -183,6 +183,12 @@ class TestJsonForm:
         event = event_from_dict(nested(MAX_EVENT_DEPTH))
         assert event_to_dict(event) == nested(MAX_EVENT_DEPTH)
         refused(nested(MAX_EVENT_DEPTH + 1), f"privacy event nested deeper than {MAX_EVENT_DEPTH} levels$")
+        for kind in ("composed", "poisson_sampled"):
+            at_limit: dict[str, object] = NO_OP
+            for _ in range(MAX_EVENT_DEPTH):
+                at_limit = ({"type": "composed", "events": [at_limit]} if kind == "composed" else
+                            {"type": "poisson_sampled", "sampling_probability": 0.5, "event": at_limit})
+            assert event_to_dict(event_from_dict(at_limit)) == at_limit
         deep_composed: dict[str, object] = NO_OP
         for _ in range(MAX_EVENT_DEPTH + 1):
             deep_composed = {"type": "composed", "events": [deep_composed]}
@@ -261,6 +267,7 @@ class TestAccountingEdges:
             with pytest.raises(ValueError, match="^rdp must be >= 0"):
                 epsilon_from_rdp(bad)
         assert epsilon_from_rdp(math.inf) == math.inf
+        assert epsilon_from_rdp(0.0) == 0.0  # nothing spent is a valid figure, not an error
         order, delta = 6.0, 1e-5
         overhead = math.log1p(-1 / order) - math.log(delta * order) / (order - 1)
         assert epsilon_from_rdp(2.0, order, delta) == pytest.approx(2.0 + overhead)
@@ -330,6 +337,7 @@ class TestAccountingEdges:
         assert composed_epsilon([], 1e-6) == 0.0
 
     def test_plan_edges(self) -> None:
+        assert dp_sgd_plan(rows=1, batch_size=1, epochs=1) == (1.0, 1)
         assert dp_sgd_plan(rows=10, batch_size=10, epochs=1) == (1.0, 1)
         assert dp_sgd_plan(rows=10, batch_size=3, epochs=2) == (0.3, 8)
         for kwargs in ({"rows": 0, "batch_size": 1, "epochs": 1}, {"rows": 1, "batch_size": 0, "epochs": 1},
@@ -343,6 +351,10 @@ class TestAccountingEdges:
     def test_calibration_needs_a_finite_positive_target(self, target: float) -> None:
         with pytest.raises(ValueError, match="^target_epsilon must be a finite number > 0"):
             calibrate_noise(target, sample_rate=0.1, steps=10)
+
+    def test_calibration_meets_a_target_below_one(self) -> None:
+        sigma = calibrate_noise(0.8, sample_rate=1.0, steps=1)
+        assert 0.8 * 0.9999 < epsilon(dp_sgd_event(sample_rate=1.0, noise_multiplier=sigma, steps=1)) <= 0.8
 
     def test_calibration_is_within_the_target_and_tight(self) -> None:
         sigma = calibrate_noise(2.0, 1e-6, sample_rate=0.05, steps=200)
