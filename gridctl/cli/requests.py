@@ -26,7 +26,7 @@ app.add_typer(ask_app, name="ask")
 app.add_typer(policies_app, name="policies")
 
 LIST_COLUMNS = ["id", "kind", "state", "requester_email", "target", "epsilon", "reason", "created_at"]
-DETAIL_FIELDS = ["id", "kind", "state", "requester_email", "target", "level", "epsilon", "sha256", "reason",
+DETAIL_FIELDS = ["id", "kind", "state", "requester_email", "target", "level", "epsilon", "fingerprint", "reason",
                  "created_at", "expires_at", "decided_at", "decided_by", "decision_note"]
 EVENT_COLUMNS = ["at", "from_state", "to_state", "actor", "note"]
 
@@ -66,7 +66,7 @@ def _row(request: dict[str, Any], names: common.Names | None = None) -> dict[str
         row["kind"] = f"{request.get('kind')} ({row['level']})"
     if request.get("kind") == "release":
         row["epsilon"] = "∞ (not private)" if payload.get("non_private") else payload.get("epsilon")
-        row["sha256"] = payload.get("sha256")
+        row["fingerprint"] = payload.get("fingerprint")  # officers only: the Node leaves it out for others
     elif request.get("kind") == "budget":
         row["epsilon"] = payload.get("additional_epsilon")
     return row
@@ -95,7 +95,7 @@ def show_card(card: dict[str, Any]) -> None:
         "mechanism": card["mechanism"],
         "non-private": card["non_private"],
         "this request's ε": f"{_eps(card['epsilon'])} at δ {card['delta']:g}",
-        "fingerprint": card.get("sha256"),
+        "fingerprint": card.get("fingerprint"),
         f"user {user['email']}: ε spent": f"{user['epsilon_before']:.4g} -> {_eps(user['epsilon_after'])} "
                                           f"of {user['cap_epsilon']:g} (simple sum {user['simple_sum_before']:.4g}"
                                           f" -> {_eps(user['simple_sum_after'])})",
@@ -189,8 +189,9 @@ def show(request: RequestArg, output: OutputOption = None) -> None:
 def approve(
     request: RequestArg,
     note: Annotated[str | None, typer.Option("--note", help="A note for the requester.", show_default=False)] = None,
-    fingerprint: Annotated[str | None, typer.Option("--fingerprint", metavar="SHA256", help="Release: the sha256 "
-                                                    "you inspected; refused if the artifact changed.",
+    fingerprint: Annotated[str | None, typer.Option("--fingerprint", metavar="HMAC", help="Release: the "
+                                                    "fingerprint you inspected on the cost card; refused if the "
+                                                    "artifact changed.",
                                                     show_default=False)] = None,
     output: OutputOption = None,
 ) -> None:

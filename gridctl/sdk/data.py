@@ -422,9 +422,10 @@ class Request:
         return self.payload.get("epsilon")
 
     @property
-    def sha256(self) -> str | None:
-        """For a release, the fingerprint of the exact artifact."""
-        return self.payload.get("sha256")
+    def fingerprint(self) -> str | None:
+        """For a release, seen by an officer: the fingerprint of the exact artifact (an HMAC-SHA256 under the
+        Node's secret; the requester does not see it)."""
+        return self.payload.get("fingerprint")
 
     @property
     def card(self) -> Json | None:
@@ -748,7 +749,7 @@ class Requests(_Api):
         return Request(self.http, data)
 
     def approve(self, request_id: int | str, *, note: str | None = None, fingerprint: str | None = None) -> Json:
-        """Approve; for a release, ``fingerprint`` (the sha256 you inspected) makes the Node refuse if the
+        """Approve; for a release, ``fingerprint`` (the one you inspected on the cost card) makes the Node refuse if the
         artifact changed. A release that no longer fits the budget raises Conflict ``budget_exceeded``."""
         body = _without_none(note=note, fingerprint=fingerprint) or None
         return self.http.post(f"/requests/{segment(request_id)}/approve", json=body)
