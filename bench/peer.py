@@ -28,6 +28,7 @@ Scale down for CI-sized runs with ``--datasets 5 --rows 10000``.
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import shutil
 import statistics
@@ -83,7 +84,10 @@ def main() -> None:
 
     home = Path(tempfile.mkdtemp(prefix="gpb"))  # short: Ray's unix sockets live under the state dir
     port = free_port()
-    env = {**os.environ, "GRIDCTL_HOME": str(home), "GRIDCTL_OWNER_PASSWORD": PASSWORD}
+    # δ below 1/(10 N) for N = --rows, or the Node refuses statistics on the dataset (its δ must not let a
+    # mechanism release whole rows); the Node started by `deploy local` inherits the variable.
+    delta = min(1e-5, 10 ** math.floor(math.log10(1 / (10 * args.rows))))
+    env = {**os.environ, "GRIDCTL_HOME": str(home), "GRIDCTL_OWNER_PASSWORD": PASSWORD, "GRID_NODE_DELTA": f"{delta:g}"}
     rows: list[tuple[str, str]] = []
     load_start = os.getloadavg()
     try:

@@ -106,6 +106,24 @@ class TestExplanations:
         assert d.explanation.endswith("; among 3 grants at this step (group_on_tensor) a deny wins")
 
 
+class TestOnlyYourGrantsCount:
+    def test_grants_to_another_user_or_to_a_group_you_are_not_in_do_not_apply(self, factory: Factory) -> None:
+        user, other = factory.user(), factory.user()
+        outsiders = factory.group(members=[other.id])
+        tensor = factory.tensor()
+        dataset = factory.dataset(tensors=[tensor])
+        for subject_type, subject in (("user", other.id), ("group", outsiders)):
+            put(factory, subject_type, subject, "dataset", dataset, "download")
+            put(factory, subject_type, subject, "tensor", tensor, "download")
+        for target_type, target_id in (("dataset", dataset), ("tensor", tensor)):
+            d = decide(factory, user.id, target_type, target_id)
+            assert (d.level, d.rule, d.grant_id) == (Level.search, "visibility", None)
+            assert decide(factory, other.id, target_type, target_id).level is Level.download
+        with factory.sessions() as session:
+            assert permissions.effective_levels(session, user_id=user.id, tensor_ids=[tensor]) == {
+                tensor: Level.search}
+
+
 class TestLookups:
     def test_unknown_targets_and_target_types(self, factory: Factory) -> None:
         user = factory.user()

@@ -356,6 +356,10 @@ class TestAccountingEdges:
         sigma = calibrate_noise(0.8, sample_rate=1.0, steps=1)
         assert 0.8 * 0.9999 < epsilon(dp_sgd_event(sample_rate=1.0, noise_multiplier=sigma, steps=1)) <= 0.8
 
+    def test_calibration_checks_the_target_at_the_callers_delta(self) -> None:
+        sigma = calibrate_noise(1.0, 1e-3, sample_rate=1.0, steps=1)
+        assert 0.9999 < epsilon(dp_sgd_event(sample_rate=1.0, noise_multiplier=sigma, steps=1), 1e-3) <= 1.0
+
     def test_calibration_is_within_the_target_and_tight(self) -> None:
         sigma = calibrate_noise(2.0, 1e-6, sample_rate=0.05, steps=200)
         event = dp_sgd_event(sample_rate=0.05, noise_multiplier=sigma, steps=200)
