@@ -225,3 +225,10 @@ class TestRecord:
         page, total = ledger.entries(session, limit=2, offset=1)
         assert total == 4 and [e.id for e in page] == [ids[2], ids[1]]
         assert [e.id for e in ledger.entries(session, user_id=2, dataset_id=21)[0]] == [ids[1]]
+
+    def test_a_page_holds_fifty_entries_unless_told_otherwise(self, session: Session) -> None:
+        for _ in range(51):
+            put(session, LAPLACE, user=9)
+        rows, total = ledger.entries(session, user_id=9)
+        assert (len(rows), total) == (50, 51)
+        assert ledger.entries(session, user_id=10) == ([], 0)
