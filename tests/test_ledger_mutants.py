@@ -182,6 +182,48 @@ class TestCheck:
             "cap_epsilon": cap, "remaining_epsilon": on_dataset.remaining(cap)}
 
 
+class TestCheckAtTheNodesTerms:
+    def test_the_filter_runs_at_the_nodes_order_for_the_user_and_each_dataset(
+        self, factory: Factory, session: Session
+    ) -> None:
+        # RDP 4.0 fits a cap of ε 5 at order 12 (budget 4.27) but not at order 6 (budget 3.24)
+        terms = Terms(order=12.0, delta=1e-5)
+        sigma = (12.0 / (2 * 4.0)) ** 0.5
+        cost = ledger.cost_of(events.gaussian_event(noise_multiplier=sigma), terms)
+        assert cost.rdp == pytest.approx(4.0)
+        dataset = factory.dataset(tensors=[factory.tensor()])
+        session.add(DatasetCap(dataset_id=dataset, epsilon=5.0))
+        session.flush()
+        ledger.check(session, terms, user_id=1, user_cap=5.0, dataset_ids=[dataset], cost=cost)
+        with pytest.raises(BudgetExceeded):
+            ledger.check(session, Terms(order=6.0), user_id=1, user_cap=5.0, dataset_ids=[],
+                         cost=ledger.cost_of(events.gaussian_event(noise_multiplier=(6.0 / 8.0) ** 0.5), TERMS))
+
+    def test_an_uncapped_dataset_first_does_not_skip_a_capped_one_after_it(
+        self, factory: Factory, session: Session
+    ) -> None:
+        uncapped = factory.dataset(tensors=[factory.tensor()])
+        capped = factory.dataset(tensors=[factory.tensor()])
+        assert uncapped < capped
+        session.add(DatasetCap(dataset_id=capped, epsilon=0.5))
+        session.flush()
+        with pytest.raises(BudgetExceeded, match=f"^over dataset {capped}'s privacy cap"):
+            ledger.check(session, TERMS, user_id=1, user_cap=1e6, dataset_ids=[uncapped, capped],
+                         cost=ledger.cost_of(GAUSS, TERMS))
+
+    def test_the_refusal_of_something_not_private_in_full(self, session: Session) -> None:
+        with pytest.raises(BudgetExceeded) as refused:
+            ledger.check(session, TERMS, user_id=1, user_cap=5.0, dataset_ids=[], cost=ledger.cost_of(None, TERMS))
+        assert refused.value.message == ("this is not differentially private: its privacy cost is infinite, and no "
+                                         "budget can admit it")
+
+    def test_a_spent_total_of_exactly_one_converts(self) -> None:
+        nothing_more = ledger.cost_of(dp_accounting.NoOpDpEvent(), TERMS)
+        assert nothing_more.rdp == 0.0
+        assert ledger.Spent(rdp=1.0).epsilon_with(nothing_more) == pytest.approx(accounting.epsilon_from_rdp(1.0))
+        assert ledger.Spent(rdp=1.0).epsilon_with(nothing_more) > 0
+
+
 class TestRecord:
     def test_an_entry_records_the_cost_terms_and_every_dataset_charged(self, session: Session) -> None:
         terms = Terms(order=9.0, delta=1e-6)

@@ -260,6 +260,9 @@ class TestGrants:
             permissions.revoke(session, actor=actor_of(session, admin.id), grant_id=grant_id)
             with pytest.raises(NotFound, match=f"^no grant with id {grant_id}$"):
                 permissions.revoke(session, actor=actor_of(session, admin.id), grant_id=grant_id)
+        with factory.sessions() as session:
+            event = session.scalars(select(AuditEvent).where(AuditEvent.action == "permission.revoked")).one()
+            assert (event.actor_id, event.target_type, event.target_id) == (admin.id, "grant", str(grant_id))
         assert audits(factory, "permission.revoked") == [
             {"subject_type": "group", "subject_id": group, "target_type": "dataset", "target_id": dataset,
              "level": "compute"}]
@@ -321,6 +324,7 @@ class TestExplain:
     def test_yourself_by_default_or_by_name_and_others_only_with_a_capability(self, factory: Factory) -> None:
         user, other = factory.user(), factory.user()
         officer = factory.user(capabilities={Capability.triage_requests})
+        admin = factory.user(capabilities={Capability.manage_permissions})
         tensor = factory.tensor()
         with factory.sessions() as session:
             me = actor_of(session, user.id)
@@ -341,3 +345,6 @@ class TestExplain:
             with pytest.raises(NotFound):
                 permissions.explain(session, actor=triage, user="nobody@example.com", target_type="tensor",
                                     target_id=tensor)
+            manager = actor_of(session, admin.id)
+            assert permissions.explain(session, actor=manager, user=other.email, target_type="tensor",
+                                       target_id=tensor)[0].id == other.id
