@@ -27,32 +27,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import httpx  # noqa: E402
 
-from tests.live import OWNER_EMAIL, OWNER_PASSWORD, LiveNode, free_port, wait_healthy  # noqa: E402  (path tweak)
+from tests.live import OWNER_EMAIL, OWNER_PASSWORD, start_live_node  # noqa: E402  (path tweak)
 
 TARGETS = {"gridctl --help": 0.15, "gridctl users list": 0.30}  # seconds, p50
 
 
-def start_node(state_dir: Path, timeout: float = 180) -> LiveNode:
-    """tests.live.start_live_node with a longer wait: on a loaded shared machine the Node can take over 30 s."""
-    port = free_port()
-    env = {**os.environ, "GRID_NODE_STATE_DIR": str(state_dir), "GRID_NODE_PORT": str(port)}
-    log = state_dir / "node.log"
-    with log.open("wb") as out:
-        process = subprocess.Popen([sys.executable, "-m", "grid_runtime.node"], env=env, stdout=out,
-                                   stderr=subprocess.STDOUT)
-    node = LiveNode(url=f"http://127.0.0.1:{port}", state_dir=state_dir, process=process, env=env)
-    try:
-        wait_healthy(node.url, process, log, timeout=timeout)
-        setup_token = (state_dir / "setup-token").read_text().strip()
-        httpx.post(f"{node.api}/setup", json={"setup_token": setup_token, "email": OWNER_EMAIL,
-                                              "password": OWNER_PASSWORD}, timeout=60).raise_for_status()
-        node.owner_token = node.login(OWNER_EMAIL, OWNER_PASSWORD)
-    except BaseException:
-        node.stop()
-        raise
-    return node
 
 
 def run_rounds(cases: dict[str, list[str]], env: dict[str, str], runs: int) -> dict[str, list[tuple[float, float]]]:
@@ -88,7 +68,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         state = Path(tmp) / "node"
         state.mkdir()
-        node = start_node(state)
+        node = start_live_node(state, timeout=180)
         try:
             env = {**os.environ, "GRIDCTL_HOME": str(Path(tmp) / "home"), "GRIDCTL_URL": node.url,
                    "GRIDCTL_TOKEN": node.owner_token}

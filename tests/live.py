@@ -62,7 +62,9 @@ def wait_healthy(url: str, process: subprocess.Popen[bytes], log: Path, timeout:
     raise RuntimeError(f"Node not healthy after {timeout}s:\n{log.read_text()[-3000:]}")
 
 
-def start_live_node(state_dir: Path, extra_env: dict[str, str] | None = None) -> LiveNode:
+def start_live_node(state_dir: Path, extra_env: dict[str, str] | None = None, *, timeout: float = 120) -> LiveNode:
+    """A Node served by uvicorn in a subprocess on a free port, its Owner set up; ``timeout`` bounds its start
+    (generous: a loaded machine imports the Node slowly)."""
     port = free_port()
     env = {**os.environ, "GRID_NODE_STATE_DIR": str(state_dir), "GRID_NODE_PORT": str(port),
            **(extra_env or {})}
@@ -72,10 +74,10 @@ def start_live_node(state_dir: Path, extra_env: dict[str, str] | None = None) ->
                                    stderr=subprocess.STDOUT)
     node = LiveNode(url=f"http://127.0.0.1:{port}", state_dir=state_dir, process=process, env=env)
     try:
-        wait_healthy(node.url, process, log)
+        wait_healthy(node.url, process, log, timeout=timeout)
         setup_token = (state_dir / "setup-token").read_text().strip()
         httpx.post(f"{node.api}/setup", json={"setup_token": setup_token, "email": OWNER_EMAIL,
-                                              "password": OWNER_PASSWORD}).raise_for_status()
+                                              "password": OWNER_PASSWORD}, timeout=60).raise_for_status()
         node.owner_token = node.login(OWNER_EMAIL, OWNER_PASSWORD)
     except BaseException:
         node.stop()

@@ -33,7 +33,7 @@ import numpy as np
 import pytest
 
 from grid_runtime.core.storage import ObjectStore
-from tests.live import OWNER_EMAIL, OWNER_PASSWORD, LiveNode, free_port, wait_healthy
+from tests.live import LiveNode, start_live_node, wait_healthy
 from tests.ray_cluster import RayNode
 from tests.test_tensors_helpers import npy_bytes
 
@@ -81,26 +81,12 @@ START_TIMEOUT = 180.0  # a loaded CI machine imports the Node slowly
 
 
 def start_node(tmp_path: Path, env: dict[str, str] | None = None) -> LiveNode:
-    """A new Node in ``tmp_path/node`` with its Owner set up (``tests.live``, with a patient start)."""
+    """A new Node in ``tmp_path/node`` with its Owner set up, with a patient start."""
     state_dir = tmp_path / "node"
     state_dir.mkdir(mode=0o700)
-    node_env = {**os.environ, "GRID_NODE_STATE_DIR": str(state_dir), "GRID_NODE_PORT": str(free_port()),
-                **(env or {})}
-    port = node_env["GRID_NODE_PORT"]
-    with (state_dir / "node.log").open("wb") as out:
-        process = subprocess.Popen([sys.executable, "-m", "grid_runtime.node"], env=node_env, stdout=out,
-                                   stderr=subprocess.STDOUT)
-    node = LiveNode(url=f"http://127.0.0.1:{port}", state_dir=state_dir, process=process, env=node_env)
-    try:
-        wait_healthy(node.url, process, state_dir / "node.log", timeout=START_TIMEOUT)
-        setup_token = (state_dir / "setup-token").read_text().strip()
-        httpx.post(f"{node.api}/setup", json={"setup_token": setup_token, "email": OWNER_EMAIL,
-                                              "password": OWNER_PASSWORD}, timeout=60).raise_for_status()
-        node.owner_token = node.login(OWNER_EMAIL, OWNER_PASSWORD)
-    except BaseException:
-        node.stop()
-        raise
-    return node
+    return start_live_node(state_dir, env, timeout=START_TIMEOUT)
+
+
 
 
 def sigkill(node: LiveNode) -> None:

@@ -4,10 +4,7 @@ crawls is ended (408). Checked in process and against a real uvicorn Node (RSS, 
 
 from __future__ import annotations
 
-import os
 import socket
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,7 +16,7 @@ from fastapi.testclient import TestClient
 from grid_runtime.core.settings import NodeSettings
 from grid_runtime.node.app import create_app
 from tests.factories import Factory
-from tests.live import OWNER_EMAIL, OWNER_PASSWORD, LiveNode, free_port, wait_healthy
+from tests.live import LiveNode, start_live_node
 
 API = "/api/v1"
 
@@ -72,30 +69,11 @@ class TestBodyLimit:
         assert response.status_code == 201, response.text
 
 
-def start_node(state_dir: Path, extra_env: dict[str, str]) -> LiveNode:
-    """Like tests.live.start_live_node, with a start-up allowance for a busy machine."""
-    port = free_port()
-    env = {**os.environ, "GRID_NODE_STATE_DIR": str(state_dir), "GRID_NODE_PORT": str(port), **extra_env}
-    log = state_dir / "node.log"
-    with log.open("wb") as out:
-        process = subprocess.Popen([sys.executable, "-m", "grid_runtime.node"], env=env, stdout=out,
-                                   stderr=subprocess.STDOUT)
-    node = LiveNode(url=f"http://127.0.0.1:{port}", state_dir=state_dir, process=process, env=env)
-    try:
-        wait_healthy(node.url, process, log, timeout=180)
-        setup_token = (state_dir / "setup-token").read_text().strip()
-        httpx.post(f"{node.api}/setup", json={"setup_token": setup_token, "email": OWNER_EMAIL,
-                                              "password": OWNER_PASSWORD}, timeout=60).raise_for_status()
-        node.owner_token = node.login(OWNER_EMAIL, OWNER_PASSWORD)
-    except BaseException:
-        node.stop()
-        raise
-    return node
 
 
 @pytest.fixture(scope="module")
 def strict_node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveNode]:
-    node = start_node(tmp_path_factory.mktemp("strict-node"), {
+    node = start_live_node(tmp_path_factory.mktemp("strict-node"), {
         "GRID_NODE_BODY_READ_TIMEOUT_SECONDS": "1", "GRID_NODE_MIN_BODY_RATE_BYTES": "10000"})
     try:
         yield node
