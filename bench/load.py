@@ -23,7 +23,6 @@ import io
 import os
 import platform
 import re
-import secrets
 import shutil
 import socket
 import statistics
@@ -38,6 +37,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from tests.live import postgres_database  # noqa: E402  (path tweak)
 
 OWNER_EMAIL = "owner@load.local"
 OWNER_PASSWORD = "load owner password"
@@ -96,23 +99,6 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
-
-
-@contextmanager
-def postgres_database() -> Iterator[str]:
-    from sqlalchemy import create_engine, make_url, text
-
-    admin_url = os.environ["GRID_TEST_POSTGRES_URL"]
-    name = f"grid_load_{secrets.token_hex(4)}"
-    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield make_url(admin_url).set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
 
 
 @contextmanager
@@ -288,7 +274,7 @@ def main() -> int:
         if not os.environ.get("GRID_TEST_POSTGRES_URL"):
             print("\nPostgreSQL: skipped (GRID_TEST_POSTGRES_URL is not set; source /work/pg.env)")
         else:
-            with postgres_database() as database_url:
+            with postgres_database(os.environ["GRID_TEST_POSTGRES_URL"], "grid_load") as database_url:
                 held &= run_backend("PostgreSQL", database_url, args)
     print("\ntargets held" if held else "\na target was missed")
     return 0 if held else 1

@@ -8,7 +8,6 @@ then run there too. With GRID_REQUIRE_POSTGRES=1 (CI) a missing PostgreSQL is an
 from __future__ import annotations
 
 import os
-import secrets
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,7 +17,7 @@ from fastapi.testclient import TestClient
 from grid_runtime.core.settings import NodeSettings
 from grid_runtime.node.app import create_app
 from tests.factories import Factory
-from tests.live import LiveNode, start_live_node
+from tests.live import LiveNode, postgres_database, start_live_node
 from tests.ray_cluster import RayNode, start_ray_node
 
 PG_URL = os.environ.get("GRID_TEST_POSTGRES_URL")
@@ -31,18 +30,8 @@ def _postgres_database() -> Iterator[str]:
         if os.environ.get("GRID_REQUIRE_POSTGRES") == "1":
             pytest.fail("GRID_REQUIRE_POSTGRES=1 but GRID_TEST_POSTGRES_URL is not set")
         pytest.skip("PostgreSQL not configured (set GRID_TEST_POSTGRES_URL; .ci/run does)")
-    from sqlalchemy import create_engine, make_url, text
-
-    name = f"grid_test_{secrets.token_hex(6)}"
-    admin = create_engine(PG_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield make_url(PG_URL).set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+    with postgres_database(PG_URL) as url:
+        yield url
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])

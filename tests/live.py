@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import os
+import secrets
 import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -83,3 +86,21 @@ def start_live_node(state_dir: Path, extra_env: dict[str, str] | None = None, *,
         node.stop()
         raise
     return node
+
+
+@contextmanager
+def postgres_database(admin_url: str, prefix: str = "grid_test") -> Iterator[str]:
+    """A new, empty PostgreSQL database on the server of ``admin_url`` (a role that may create databases),
+    force-dropped afterwards; yields its URL."""
+    from sqlalchemy import create_engine, make_url, text
+
+    name = f"{prefix}_{secrets.token_hex(6)}"
+    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield make_url(admin_url).set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
