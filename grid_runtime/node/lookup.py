@@ -5,6 +5,7 @@ any service (and ``flows``) may use them without importing another service.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import TypeVar
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -17,19 +18,22 @@ from grid_runtime.node.requests.models import Request
 from grid_runtime.node.tensors.models import Tensor
 from grid_runtime.node.users.models import User
 
+_Row = TypeVar("_Row")
+
+
+def _by_id(session: Session, model: type[_Row], noun: str, row_id: int) -> _Row:
+    found = session.get(model, row_id)
+    if found is None:
+        raise NotFound(f"no {noun} with id {row_id}", details={f"{noun}_id": row_id})
+    return found
+
 
 def job(session: Session, job_id: int) -> Job:
-    found = session.get(Job, job_id)
-    if found is None:
-        raise NotFound(f"no job with id {job_id}", details={"job_id": job_id})
-    return found
+    return _by_id(session, Job, "job", job_id)
 
 
 def result(session: Session, result_id: int) -> Result:
-    found = session.get(Result, result_id)
-    if found is None:
-        raise NotFound(f"no result with id {result_id}", details={"result_id": result_id})
-    return found
+    return _by_id(session, Result, "result", result_id)
 
 
 def result_of_job(session: Session, job_id: int) -> Result | None:
@@ -37,17 +41,11 @@ def result_of_job(session: Session, job_id: int) -> Result | None:
 
 
 def tensor(session: Session, tensor_id: int) -> Tensor:
-    found = session.get(Tensor, tensor_id)
-    if found is None:
-        raise NotFound(f"no tensor with id {tensor_id}", details={"tensor_id": tensor_id})
-    return found
+    return _by_id(session, Tensor, "tensor", tensor_id)
 
 
 def user(session: Session, user_id: int) -> User:
-    found = session.get(User, user_id)
-    if found is None:
-        raise NotFound(f"no user with id {user_id}", details={"user_id": user_id})
-    return found
+    return _by_id(session, User, "user", user_id)
 
 
 def dataset(session: Session, ref: str | int) -> Dataset:
