@@ -20,8 +20,7 @@ from sqlalchemy import text
 from grid_runtime.node.auth import router as auth_router
 from grid_runtime.node.users import router as users_router
 from tests.factories import PASSWORD, Factory
-from tests.live import LiveNode
-from tests.test_limits import start_node
+from tests.live import LiveNode, start_live_node
 
 API = "/api/v1"
 BOUND = 20.0  # seconds: only a request that is blocked takes this long
@@ -142,7 +141,7 @@ class TestNoArgon2InsideATransaction:
 
 @pytest.fixture(scope="module")
 def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveNode]:
-    started = start_node(tmp_path_factory.mktemp("concurrency-node"), {})
+    started = start_live_node(tmp_path_factory.mktemp("concurrency-node"))
     try:
         yield started
     finally:
