@@ -254,7 +254,7 @@ class TestThroughTheSdk:
         assert officer.sdk.requests[request.id].reason == "mine"
         stranger = person(owner_cli, live_node, tmp_path / "stranger", "Data Scientist")
         with stranger.sdk:
-            with pytest.raises(errors.Forbidden):
+            with pytest.raises(errors.NotFound):  # to a stranger it does not exist (issue 11)
                 stranger.sdk.requests[request.id]
             with pytest.raises(errors.Forbidden):
                 stranger.sdk.requests.approve(request.id)

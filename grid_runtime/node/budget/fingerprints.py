@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import json
 import secrets
+from collections.abc import Iterable
 from pathlib import Path
 
 from grid_runtime.core.security import write_private_file
@@ -38,6 +40,13 @@ def fingerprint(state_dir: Path, *, target_type: str, sha256: str) -> str:
     """The officer's fingerprint of an artifact (a result or a tensor) whose content hashes to ``sha256``."""
     message = f"{target_type}:{sha256.lower()}".encode()
     return hmac.new(node_secret(state_dir), message, hashlib.sha256).hexdigest()
+
+
+def dataset_digest(members: Iterable[tuple[str, str]]) -> str:
+    """A dataset's content as one sha256: of its members' roles and their tensors' sha256, in role order. A
+    dataset whose member tensor is replaced (or which gains or loses a member) gets another digest."""
+    content = sorted((role, sha256.lower()) for role, sha256 in members)
+    return hashlib.sha256(json.dumps(content, separators=(",", ":")).encode()).hexdigest()
 
 
 def matches(state_dir: Path, *, target_type: str, sha256: str, claimed: str) -> bool:

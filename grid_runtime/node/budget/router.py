@@ -12,7 +12,7 @@ from fastapi import APIRouter, Depends, FastAPI, Query, status
 from fastapi.responses import Response, StreamingResponse
 
 from grid_runtime.core.capabilities import Capability
-from grid_runtime.core.errors import Conflict
+from grid_runtime.core.errors import Conflict, Forbidden
 from grid_runtime.core.schemas import MAX_ID, Id, Page
 from grid_runtime.core.settings import NodeSettings
 from grid_runtime.node import flows, lookup
@@ -24,6 +24,8 @@ from grid_runtime.node.deps import DB, Actor, Requires, settings
 from grid_runtime.node.jobs.models import Result
 from grid_runtime.node.notifications import service as notifications
 from grid_runtime.node.permissions.service import resolve_user
+from grid_runtime.node.requests import service as requests
+from grid_runtime.node.routing import NameRoute
 from grid_runtime.node.tensors.models import Tensor
 from grid_runtime.node.tensors.router import SHA256_HEADER, Store
 from grid_runtime.node.users.models import User
@@ -37,7 +39,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     yield
 
 
-router = APIRouter(tags=["budget"], lifespan=lifespan)
+router = APIRouter(tags=["budget"], lifespan=lifespan, route_class=NameRoute)
 Settings = Annotated[NodeSettings, Depends(settings)]
 
 
@@ -99,6 +101,10 @@ def allow_non_private(ref: str, body: schemas.NonPrivateIn, session: DB,
     """Allow (or stop allowing) a user to run jobs without differential privacy, where the node's privacy
     settings allow such jobs at all (manage_budgets or manage_users; not yourself); audited. Their results
     never leave without an officer's decision."""
+    if not (actor.can(Capability.manage_budgets) or actor.can(Capability.manage_users)):
+        # Before the lookup: "no such user" and "someone else" get the same answer (issue 11).
+        raise Forbidden("allowing jobs without DP needs manage_budgets or manage_users",
+                        details={"missing": [str(Capability.manage_budgets), str(Capability.manage_users)]})
     user = resolve_user(session, ref)
     allowed = service.set_non_private_allowed(session, actor=actor, user=user, allowed=body.allowed)
     return schemas.NonPrivateOut(user_id=user.id, email=user.email, allowed=allowed)
@@ -201,7 +207,9 @@ def rotate_webhook_secret(session: DB, node: Settings, body: schemas.SecretIn | 
 def download_release(request_id: Id, session: DB, store: Store, node: Settings,
                      actor: Actor = Depends(Requires())) -> Response:
     """Download what an approved release request released (its requester only): a result's safetensors or a
-    statistic's JSON value, or a private tensor; its sha256 is in X-Content-SHA256."""
+    statistic's JSON value, or a private tensor; its sha256 is in X-Content-SHA256. A request you may not see
+    answers 404, like one that does not exist."""
+    requests.visible_request(session, actor=actor, request_id=request_id)
     request, target = flows.released_artifact(session, actor=actor, request_id=request_id, settings=node)
     audit.record(session, actor=actor, action="release.downloaded", target_type=target.target_type,
                  target_id=target.target_id, details={"request_id": request_id, "sha256": target.sha256})

@@ -4,12 +4,15 @@ from typing import Annotated
 
 from fastapi import APIRouter, BackgroundTasks, Depends, Query, status
 
+from grid_runtime.core.capabilities import Capability
+from grid_runtime.core.errors import Forbidden
 from grid_runtime.core.levels import Level
 from grid_runtime.core.schemas import MAX_ID, Id, Page
 from grid_runtime.core.settings import NodeSettings
 from grid_runtime.node import flows
 from grid_runtime.node.budget import service as budget
 from grid_runtime.node.deps import DB, Actor, Requires, settings
+from grid_runtime.node.jobs.models import Result
 from grid_runtime.node.requests import schemas, service
 from grid_runtime.node.requests.models import Request
 from grid_runtime.node.requests.states import RequestKind, RequestState
@@ -48,6 +51,7 @@ def file_request(
     another officer's policy, never for officers' own releases). ``budget``: ask for ε more, with a reason.
     """
     if isinstance(body, schemas.ReleaseRequestIn):
+        _check_result_visible(session, actor, body)
         request, later = flows.file_release(session, actor=actor, target_type=body.target_type,
                                             target_id=body.target_id, reason=body.reason, settings=node)
         tasks.add_task(later)
@@ -57,8 +61,18 @@ def file_request(
     else:
         request = service.file_access_request(session, actor=actor, target_type=body.target_type,
                                               target_id=body.target_id, level=Level(body.level),
-                                              reason=body.reason)
+                                              reason=body.reason, state_dir=node.state_dir)
     return _detail(actor, request)
+
+
+def _check_result_visible(session: DB, actor: Actor, body: schemas.ReleaseRequestIn) -> None:
+    """Others' results are invisible to all but officers: to anyone else a missing result gets the same 403 as
+    someone else's (``flows.file_release``'s words), so the answer does not tell which result ids exist."""
+    if body.target_type != "result" or actor.can(Capability.triage_requests):
+        return
+    if session.get(Result, body.target_id) is None:
+        raise Forbidden(f"result {body.target_id} is not yours; only the user who ran its job may ask for its "
+                        "release", details={"rule": "result_owner"})
 
 
 @router.get("/requests")
@@ -107,8 +121,14 @@ def approve_request(
     private tensor) is charged now, in the same transaction (409 ``budget_exceeded`` naming the cap if it does
     not fit). With ``fingerprint`` (the HMAC on the cost card), 409 if it is not the request's or the artifact
     changed. A budget request raises the requester's budget by the ε asked for (403 if their role outranks
-    yours). 409 naming the state if the request was already decided, withdrawn or expired.
+    yours). 409 naming the state if the request was already decided, withdrawn or expired. An access request
+    whose target was deleted or changed since it was filed (its recorded fingerprint) is never granted: it is
+    cancelled (``expired``, with a note for the requester) and the answer is 409 naming why.
     """
+    stale = service.stale_access_target(session, actor=actor, request_id=request_id, state_dir=node.state_dir)
+    if stale is not None:
+        session.commit()  # the cancellation stands; the approval does not
+        raise stale
     request, later = flows.approve(session, actor=actor, request_id=request_id, note=body.note if body else None,
                                    fingerprint=body.fingerprint if body else None, settings=node)
     tasks.add_task(later)

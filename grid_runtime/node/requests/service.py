@@ -10,11 +10,23 @@ Concurrency: a decision locks the request row first (``SELECT ... FOR UPDATE`` o
 every transaction already holds the write lock from its start, see ``core.database``), so two concurrent
 approvals of one request cannot both pass the state check: the second sees the first's decision and gets
 409.
+
+Existence (issue 11): a request the actor may not see (not theirs, and not of a kind they decide) gets the
+same 404 as one that does not exist (``visible_request``), and deciding is refused for want of a capability
+before the request is looked up, in words that depend on the actor alone (``_cannot_decide``).
+
+Targets (issue 11): an access request records its target's fingerprint when it is filed (the keyed HMAC of
+``budget.fingerprints``, of the tensor's sha256 or of the dataset's members; officers only). Before one is
+approved, ``stale_access_target`` compares it with the target as it is now: a target that is gone or whose
+content changed cancels the request (``expired``, with a note the requester reads) and the approval is refused
+with 409. Deleting a target expires its pending requests of every kind (``cancel_for_deleted_target``).
 """
 
 from __future__ import annotations
 
+import hmac
 from datetime import datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import func, select
@@ -26,6 +38,8 @@ from grid_runtime.core.errors import Conflict, Forbidden, InvalidInput, NotFound
 from grid_runtime.core.levels import Level
 from grid_runtime.node import lookup
 from grid_runtime.node.audit import service as audit
+from grid_runtime.node.budget import fingerprints
+from grid_runtime.node.datasets.models import DatasetMember
 from grid_runtime.node.permissions import service as permissions
 from grid_runtime.node.requests.models import Request, RequestEvent
 from grid_runtime.node.requests.states import (
@@ -35,6 +49,7 @@ from grid_runtime.node.requests.states import (
     check_initial,
     check_transition,
 )
+from grid_runtime.node.tensors.models import Tensor
 
 if TYPE_CHECKING:
     from grid_runtime.node.deps import Actor
@@ -150,11 +165,42 @@ def _may_triage(actor: Actor, kind: str) -> bool:
     return actor.can(DECIDED_WITH[RequestKind(kind)])
 
 
+def may_see(actor: Actor, request: Request) -> bool:
+    """Its requester and the holders of the capability that decides its kind see a request; nobody else."""
+    return request.requester_id == actor.id or _may_triage(actor, request.kind)
+
+
+def _no_such_request(request_id: int) -> NotFound:
+    """The answer for a request that does not exist, and for one the actor may not see (the same body)."""
+    return NotFound(f"no request with id {request_id}")
+
+
+def visible_request(session: Session, *, actor: Actor, request_id: int, for_update: bool = False) -> Request:
+    """The request if ``actor`` may see it (``may_see``); otherwise the same NotFound as a missing one."""
+    try:
+        request = get_request(session, request_id, for_update=for_update)
+    except NotFound:
+        raise _no_such_request(request_id) from None
+    if not may_see(actor, request):
+        raise _no_such_request(request_id)
+    return request
+
+
+def _cannot_decide(actor: Actor) -> Forbidden:
+    """Why ``actor`` cannot decide some kinds of request: a function of their capabilities alone, so it is the
+    same whether the request exists, is of one of those kinds, or is not."""
+    missing: dict[Capability, list[str]] = {}
+    for kind, capability in DECIDED_WITH.items():
+        if not actor.can(capability):
+            missing.setdefault(capability, []).append(str(kind))
+    clauses = [f"deciding {' and '.join(kinds)} requests needs the capability {capability}"
+               for capability, kinds in missing.items()]
+    return Forbidden("; ".join(clauses), details={"missing": sorted(str(c) for c in missing)})
+
+
 def _check_decider(actor: Actor, request: Request) -> None:
-    capability = DECIDED_WITH[RequestKind(request.kind)]
-    if not actor.can(capability):
-        raise Forbidden(f"deciding {request.kind} requests needs the capability {capability}",
-                        details={"missing": [str(capability)]})
+    if not _may_triage(actor, request.kind):
+        raise _cannot_decide(actor)
     _check_not_own(actor, request)
 
 
@@ -167,8 +213,19 @@ def _check_not_own(actor: Actor, request: Request) -> None:
 def lock_for_decision(session: Session, *, actor: Actor, request_id: int, to_state: RequestState) -> Request:
     """Lock a pending request that ``actor`` may move to ``to_state`` (a decision), or raise: Forbidden
     without the capability that decides its kind or for one's own request; Conflict naming its state if it is
-    no longer pending or has expired."""
-    request = get_request(session, request_id, for_update=True)
+    no longer pending or has expired.
+
+    Without any deciding capability the answer is Forbidden before the lookup; holding only some of them, a
+    missing request gets the same Forbidden as one of a kind the actor does not decide (neither reveals
+    whether the id exists). NotFound only to whoever could see the request if it existed."""
+    if not any(actor.can(capability) for capability in DECIDED_WITH.values()):
+        raise _cannot_decide(actor)
+    try:
+        request = get_request(session, request_id, for_update=True)
+    except NotFound:
+        if not all(actor.can(capability) for capability in DECIDED_WITH.values()):
+            raise _cannot_decide(actor) from None
+        raise _no_such_request(request_id) from None
     _check_decider(actor, request)
     check_transition(request.id, RequestState(request.state), to_state)
     _check_not_overdue(request)
@@ -184,8 +241,8 @@ def deny(session: Session, *, actor: Actor, request_id: int, reason: str) -> Req
 
 
 def withdraw(session: Session, *, actor: Actor, request_id: int, note: str | None = None) -> Request:
-    """Withdraw your own pending request."""
-    request = get_request(session, request_id, for_update=True)
+    """Withdraw your own pending request (404 for a request you may not see, as for a missing one)."""
+    request = visible_request(session, actor=actor, request_id=request_id, for_update=True)
     if request.requester_id != actor.id:
         raise Forbidden(f"only the requester can withdraw request {request.id}")
     check_transition(request.id, RequestState(request.state), RequestState.withdrawn)
@@ -194,13 +251,10 @@ def withdraw(session: Session, *, actor: Actor, request_id: int, note: str | Non
 
 
 def show(session: Session, *, actor: Actor, request_id: int) -> Request:
-    """A request with its events, for its requester or a holder of the capability that decides its kind."""
+    """A request with its events, for its requester or a holder of the capability that decides its kind;
+    to anyone else it does not exist (the same 404 as a missing id)."""
     expire_overdue(session)
-    request = get_request(session, request_id)
-    if request.requester_id != actor.id and not _may_triage(actor, request.kind):
-        raise Forbidden(f"request {request_id} is not yours; seeing others' requests needs the capability "
-                        f"{DECIDED_WITH[RequestKind(request.kind)]}")
-    return request
+    return visible_request(session, actor=actor, request_id=request_id)
 
 
 def list_requests(
@@ -214,11 +268,12 @@ def list_requests(
         query = query.where(Request.state == str(state))
     if kind is not None:
         query = query.where(Request.kind == str(kind))
-    requester_id = permissions.resolve_user(session, requester).id if requester is not None else None
     triaged = [str(k) for k, cap in DECIDED_WITH.items() if actor.can(cap)]
-    if requester_id is not None and requester_id != actor.id and not triaged:
+    if requester is not None and not triaged and not actor.is_named_by(requester):
+        # Before the lookup: "no such user" and "someone else" get the same answer.
         raise Forbidden("seeing others' requests needs the capability triage_requests",
                         details={"missing": [str(Capability.triage_requests)]})
+    requester_id = permissions.resolve_user(session, requester).id if requester is not None else None
     if requester_id is not None:
         query = query.where(Request.requester_id == requester_id)
     if requester_id != actor.id:
@@ -232,13 +287,30 @@ def list_requests(
 # --- kind: access -------------------------------------------------------------------------------------
 
 
+def target_fingerprint(session: Session, state_dir: Path, *, target_type: str, target_id: int) -> str:
+    """The officer's fingerprint of an access request's target as it is now (NotFound if it is gone): the HMAC
+    of a tensor's sha256, or of a dataset's members (``fingerprints.dataset_digest``)."""
+    if target_type == "tensor":
+        return fingerprints.fingerprint(state_dir, target_type="tensor",
+                                        sha256=lookup.tensor(session, target_id).sha256)
+    dataset = lookup.dataset(session, target_id)
+    members = session.execute(select(DatasetMember.role, Tensor.sha256)
+                              .join(Tensor, Tensor.id == DatasetMember.tensor_id)
+                              .where(DatasetMember.dataset_id == dataset.id)).all()
+    return fingerprints.fingerprint(state_dir, target_type="dataset",
+                                    sha256=fingerprints.dataset_digest((m.role, m.sha256) for m in members))
+
+
 def file_access_request(
-    session: Session, *, actor: Actor, target_type: str, target_id: int, level: Level, reason: str
+    session: Session, *, actor: Actor, target_type: str, target_id: int, level: Level, reason: str,
+    state_dir: Path | None = None,
 ) -> Request:
     """Ask for ``compute`` or ``download`` on a tensor or dataset, with a reason.
 
     Refused with 409 if the requester already has that level (nothing to decide) or already has a pending
-    access request on the same target (withdraw it first).
+    access request on the same target (withdraw it first). With the node's ``state_dir`` (the API always
+    gives it), the target's fingerprint is recorded (officers only) so that approval can tell the same data
+    from a replacement.
     """
     if level not in ACCESS_LEVELS:
         raise InvalidInput(f"an access request asks for compute or download, not {level}")
@@ -266,6 +338,9 @@ def file_access_request(
         )
     payload = {"level": str(level), "level_at_request": str(decision.level),
                "rule_at_request": decision.rule}
+    if state_dir is not None:
+        payload["fingerprint"] = target_fingerprint(session, state_dir, target_type=target_type,
+                                                    target_id=target_id)
     return create_request(session, actor=actor, requester_id=actor.id, kind=RequestKind.access,
                           target_type=target_type, target_id=target_id, payload=payload, reason=reason.strip())
 
@@ -283,6 +358,35 @@ def grant_access(session: Session, *, request: Request, actor: Actor) -> None:
         target_type=request.target_type, target_id=request.target_id, level=Level(request.payload["level"]),
         only_raise=True, via_request=request.id,
     )
+
+
+def stale_access_target(session: Session, *, actor: Actor, request_id: int, state_dir: Path) -> Conflict | None:
+    """Before an approval: if ``request_id`` is a pending access request whose target is gone or no longer has
+    the fingerprint recorded when it was filed, cancel it (``expired``, with a note naming why) and return the
+    Conflict to answer with, once that has committed; None if the approval may go on.
+
+    The decider is checked first (``lock_for_decision``), so nobody learns or changes anything here that they
+    could not by deciding. A request filed without a fingerprint (before they were recorded) is only checked
+    for its target's existence; ``grant_access`` checks that again."""
+    request = lock_for_decision(session, actor=actor, request_id=request_id, to_state=RequestState.approved)
+    if request.kind != RequestKind.access or request.target_type is None or request.target_id is None:
+        return None
+    target = f"{request.target_type} {request.target_id}"
+    try:
+        current = target_fingerprint(session, state_dir, target_type=request.target_type,
+                                     target_id=request.target_id)
+    except NotFound:
+        why, rule = f"the {target} no longer exists", "target_deleted"
+    else:
+        recorded = recorded_fingerprint(request)
+        if recorded is None or hmac.compare_digest(current, recorded):
+            return None
+        why = f"the {target} changed since the request was filed (it is not the data asked for)"
+        rule = "target_changed"
+    transition(session, request=request, to_state=RequestState.expired, actor=actor,
+               note=f"cancelled: {why}; ask again if you still need it")
+    return Conflict(f"request {request.id} was not approved and is now cancelled: {why}",
+                    details={"request_id": request.id, "state": str(RequestState.expired), "rule": rule})
 
 
 # --- kind: release (the parts that are about requests alone) -------------------------------------------
