@@ -7,8 +7,9 @@
   members are sorted and dated 1980-01-01, so the same source gives the same sha256, and a redeploy with an
   unchanged CLI changes nothing on the machines;
 - the constraints that pin its dependency tree: the checkout's ``constraints.txt`` (the full lock made by
-  ``scripts/lock``) when there is one, else the versions installed here of every package gridctl needs, with
-  torch pinned to its CPU build (``+cpu``, from :data:`TORCH_CPU_INDEX`).
+  ``scripts/lock``: resolved for CI's CPython 3.11 and checked to install, version for version and from wheels, on
+  the machines' CPython 3.12) when there is one, else the versions installed here of every package gridctl needs,
+  with torch pinned to its CPU build (``+cpu``, from :data:`TORCH_CPU_INDEX`).
 
 The cloud programs upload both to the deployment's bucket as stack objects and put their sha256 in the
 user-data; each machine fetches them with its own identity, refuses a file whose sha256 differs, and installs

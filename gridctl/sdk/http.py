@@ -46,8 +46,11 @@ def normalize_url(url: str) -> str:
 
 
 def segment(ref: object) -> str:
-    """One path segment for an id, an email or a name (``@`` kept readable, ``/`` escaped)."""
-    return quote(str(ref), safe="@")
+    """One path segment for an id, an email or a name: percent-encoded, ``/`` and ``%`` included (the Node matches
+    such segments as sent: grid_runtime/node/routing.py), ``@`` kept readable, and a name ``.`` or ``..`` escaped
+    too, so that no URL normalisation takes it for a dot-segment and drops it."""
+    text = quote(str(ref), safe="@")
+    return text.replace(".", "%2E") if text in {".", ".."} else text
 
 
 def _no_tls() -> ssl.SSLContext:

@@ -18,12 +18,13 @@ from grid_runtime.core.security import hash_password, verify_password
 from grid_runtime.core.settings import NodeSettings
 from grid_runtime.node.auth import schemas, service
 from grid_runtime.node.deps import DB, Actor, Database, Requires, client_address, released_session, settings
+from grid_runtime.node.routing import NameRoute
 
 TokenRef = Annotated[str, Path(min_length=1, max_length=64, description="a token's id, or an API token's name")]
 UserRefPath = Annotated[str, Path(min_length=1, max_length=254, description="a user's id or email")]
 
 public = APIRouter(tags=["auth"])
-router = APIRouter(tags=["auth"])
+router = APIRouter(tags=["auth"], route_class=NameRoute)
 
 
 def _database(request: Request) -> Database:

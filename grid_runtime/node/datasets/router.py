@@ -22,6 +22,7 @@ from grid_runtime.node.datasets.schemas import (
     MemberIn,
 )
 from grid_runtime.node.deps import DB, Actor, Requires, released_session, settings
+from grid_runtime.node.routing import NameRoute
 from grid_runtime.node.tensors import formats
 from grid_runtime.node.tensors.router import (
     Store,
@@ -33,7 +34,7 @@ from grid_runtime.node.tensors.router import (
 )
 from grid_runtime.node.tensors.schemas import Role, Tag
 
-router = APIRouter(tags=["datasets"])
+router = APIRouter(tags=["datasets"], route_class=NameRoute)
 
 _RAW_CSV = {"requestBody": {"required": True, "content": {"text/csv": {"schema": {"type": "string"}}},
                             "description": "the CSV, header row first, streamed"}}

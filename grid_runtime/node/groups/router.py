@@ -10,8 +10,9 @@ from grid_runtime.core.schemas import Page, PageParams
 from grid_runtime.node.deps import DB, Actor, Requires
 from grid_runtime.node.groups import schemas, service
 from grid_runtime.node.groups.models import Group
+from grid_runtime.node.routing import NameRoute
 
-router = APIRouter(prefix="/groups", tags=["groups"])
+router = APIRouter(prefix="/groups", tags=["groups"], route_class=NameRoute)
 ManageGroups = Requires(Capability.manage_groups)
 
 

@@ -35,6 +35,7 @@ from grid_runtime.node.jobs.schemas import (
     StatisticsIn,
     TrainIn,
 )
+from grid_runtime.node.routing import NameRoute
 from grid_runtime.node.tensors.router import Store
 
 log = logging.getLogger("grid_runtime.node.jobs")
@@ -78,7 +79,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await run_in_threadpool(head.stop)
 
 
-router = APIRouter(tags=["jobs"], lifespan=lifespan)
+router = APIRouter(tags=["jobs"], lifespan=lifespan, route_class=NameRoute)
 
 
 def _wake(request: Request) -> None:

@@ -7,8 +7,9 @@ from grid_runtime.core.capabilities import Capability
 from grid_runtime.node.deps import DB, Actor, Requires
 from grid_runtime.node.roles import schemas, service
 from grid_runtime.node.roles.models import Role
+from grid_runtime.node.routing import NameRoute
 
-router = APIRouter(prefix="/roles", tags=["roles"])
+router = APIRouter(prefix="/roles", tags=["roles"], route_class=NameRoute)
 
 
 def _out(session: Session, roles: list[Role]) -> list[schemas.RoleOut]:

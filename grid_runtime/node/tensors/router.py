@@ -33,10 +33,11 @@ from grid_runtime.core.settings import NodeSettings
 from grid_runtime.core.storage import ObjectStore
 from grid_runtime.node.deps import DB, Actor, Requires, released_session, settings
 from grid_runtime.node.permissions.service import require_level
+from grid_runtime.node.routing import NameRoute
 from grid_runtime.node.tensors import formats, service
 from grid_runtime.node.tensors.schemas import Description, Name, Role, SortKey, Tag, TensorOut, TensorUpdateIn
 
-router = APIRouter(tags=["tensors"])
+router = APIRouter(tags=["tensors"], route_class=NameRoute)
 
 SHA256_HEADER = "X-Content-SHA256"
 

@@ -11,10 +11,11 @@ from grid_runtime.core.capabilities import ALL, Capability
 from grid_runtime.core.schemas import Page, PageParams
 from grid_runtime.core.security import hash_password
 from grid_runtime.node.deps import DB, Actor, Requires, released_session
+from grid_runtime.node.routing import NameRoute
 from grid_runtime.node.users import schemas, service
 from grid_runtime.node.users.models import User
 
-router = APIRouter(prefix="/users", tags=["users"])
+router = APIRouter(prefix="/users", tags=["users"], route_class=NameRoute)
 
 
 def _out(session: Session, users: list[User]) -> list[schemas.UserOut]:
