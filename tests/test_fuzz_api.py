@@ -1,10 +1,11 @@
-"""Schemathesis against the Node's own OpenAPI document, in process (ASGI), as an officer and as a data scientist.
+"""Schemathesis against the Node's own OpenAPI document, in process (ASGI), as an officer and as a data scientist,
+on SQLite and on PostgreSQL.
 
 Every operation gets generated requests, valid ones and (negative mode) ones that break the schema, with each
 principal's token. Each response must not be a server error (a 503 is allowed only where the Node honestly
 has no Workers: this app runs without Ray) and must conform to the schema the document gives for its status.
 Hypothesis is derandomized, so CI runs the same cases every time; the figures of the last run go to
-``.reliability/fuzz.json`` for ``scripts/reliability_report.py``.
+``.reliability/fuzz.json`` (one entry per backend, tests/reliability.py) for ``scripts/reliability_report.py``.
 """
 
 from __future__ import annotations
@@ -14,8 +15,8 @@ import os
 import time
 from collections import Counter
 from collections.abc import Iterator
+from contextlib import ExitStack
 from dataclasses import dataclass, field
-from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
@@ -32,14 +33,23 @@ from grid_runtime.core.settings import NodeSettings
 from grid_runtime.node.app import create_app
 from grid_runtime.node.auth.models import API, Token
 from tests.factories import Factory, MadeUser
+from tests.live import postgres_database
+from tests.reliability import record_figures
 from tests.test_tensors_helpers import npy_bytes
 
-RELIABILITY_DIR = Path(os.environ.get("GRID_RELIABILITY_DIR", Path(__file__).resolve().parents[1] / ".reliability"))
 DEFAULT_CASES_PER_MODE = 17
 CASES_PER_MODE = int(os.environ.get("GRID_FUZZ_CASES", str(DEFAULT_CASES_PER_MODE)))
-"""Generated cases per operation, principal and mode (positive and negative): about 5,700 in all."""
+"""Generated cases per operation, principal and mode (positive and negative): about 5,700 in all, per backend."""
 MIN_CASES = 5_000
-"""What the two principals must run together at the default size (the issue's bar)."""
+"""What the two principals must run together on each backend at the default size (the issue's bar)."""
+
+
+def cases_per_mode(backend: str) -> int:
+    """This backend's cases per mode: ``GRID_FUZZ_CASES_<BACKEND>`` (e.g. ``GRID_FUZZ_CASES_POSTGRESQL``, a
+    lever for CI's time) or else ``GRID_FUZZ_CASES``."""
+    return int(os.environ.get(f"GRID_FUZZ_CASES_{backend.upper()}", str(CASES_PER_MODE)))
+
+
 NO_WORKERS = "unavailable"  # the code of the honest 503 a Node without Workers gives for jobs
 
 
@@ -55,6 +65,7 @@ class Tally:
 
 @dataclass
 class FuzzNode:
+    backend: str
     schema: Any
     factory: Factory
     principals: dict[str, MadeUser]
@@ -87,29 +98,42 @@ def _seed(schema: Any, factory: Factory, owner: MadeUser) -> None:
     factory.role("seed-role")
 
 
-@pytest.fixture(scope="module")
-def fuzz_node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FuzzNode]:
-    state = tmp_path_factory.mktemp("fuzz-node")
-    node = NodeSettings(state_dir=state / "state", database_url=f"sqlite:///{state / 'node.db'}",
-                        login_max_failures=1000, max_upload_bytes=1024**2)
-    app = create_app(node)
-    schema = schemathesis.openapi.from_asgi("/api/v1/openapi.json", app)  # starts the app's lifespan
-    factory = Factory(SimpleNamespace(app=app))  # type: ignore[arg-type]
-    owner = factory.owner()
-    _seed(schema, factory, owner)
-    principals = {"officer": factory.user("Compliance Officer", budget=10.0),
-                  "scientist": factory.user("Data Scientist", budget=10.0)}
-    fuzz = FuzzNode(schema=schema, factory=factory, principals=principals,
-                    tallies={name: Tally() for name in principals})
-    yield fuzz
-    _write_figures(fuzz)
+def _postgres_url(stack: ExitStack) -> str:
+    """A fresh PostgreSQL database for this module (conftest's rule: skipped unless CI requires it)."""
+    admin = os.environ.get("GRID_TEST_POSTGRES_URL")
+    if not admin:
+        if os.environ.get("GRID_REQUIRE_POSTGRES") == "1":
+            pytest.fail("GRID_REQUIRE_POSTGRES=1 but GRID_TEST_POSTGRES_URL is not set")
+        pytest.skip("PostgreSQL not configured (set GRID_TEST_POSTGRES_URL; .ci/run does)")
+    return stack.enter_context(postgres_database(admin, "grid_fuzz"))
+
+
+@pytest.fixture(scope="module", params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def fuzz_node(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[FuzzNode]:
+    backend = request.param
+    state = tmp_path_factory.mktemp(f"fuzz-node-{backend}")
+    with ExitStack() as stack:
+        url = f"sqlite:///{state / 'node.db'}" if backend == "sqlite" else _postgres_url(stack)
+        node = NodeSettings(state_dir=state / "state", database_url=url, login_max_failures=1000,
+                            max_upload_bytes=1024**2)
+        app = create_app(node)
+        schema = schemathesis.openapi.from_asgi("/api/v1/openapi.json", app)  # starts the app's lifespan
+        factory = Factory(SimpleNamespace(app=app))  # type: ignore[arg-type]
+        stack.callback(app.state.engine.dispose)  # close the pool before the database is dropped
+        owner = factory.owner()
+        _seed(schema, factory, owner)
+        principals = {"officer": factory.user("Compliance Officer", budget=10.0),
+                      "scientist": factory.user("Data Scientist", budget=10.0)}
+        fuzz = FuzzNode(backend=backend, schema=schema, factory=factory, principals=principals,
+                        tallies={name: Tally() for name in principals})
+        yield fuzz
+        _write_figures(fuzz)
 
 
 def _write_figures(fuzz: FuzzNode) -> None:
     tallies = fuzz.tallies
     if not all(t.cases for t in tallies.values()):
         return  # a partial run (-k) records nothing
-    RELIABILITY_DIR.mkdir(parents=True, exist_ok=True)
     figures = {
         "cases": sum(t.cases for t in tallies.values()),
         "server_errors": sum(len(t.server_errors) for t in tallies.values()),
@@ -118,9 +142,9 @@ def _write_figures(fuzz: FuzzNode) -> None:
         "principals": {name: {"cases": t.cases, "server_errors": len(t.server_errors),
                               "statuses": {str(k): v for k, v in sorted(t.statuses.items())},
                               "seconds": round(t.seconds, 1)} for name, t in tallies.items()},
-        "cases_per_mode": CASES_PER_MODE,
+        "cases_per_mode": cases_per_mode(fuzz.backend),
     }
-    (RELIABILITY_DIR / "fuzz.json").write_text(json.dumps(figures, indent=2) + "\n")
+    record_figures("fuzz", fuzz.backend, figures)
 
 
 def _is_server_error(response: Any) -> bool:
@@ -151,7 +175,7 @@ def _fuzz_operation(fuzz: FuzzNode, principal: str, operation: Any, mode: Genera
     headers = {"Authorization": f"Bearer {token}"}
 
     @given(case=operation.as_strategy(generation_mode=mode))
-    @settings(max_examples=CASES_PER_MODE, deadline=None, derandomize=True, database=None,
+    @settings(max_examples=cases_per_mode(fuzz.backend), deadline=None, derandomize=True, database=None,
               phases=[Phase.explicit, Phase.generate], suppress_health_check=list(HealthCheck))
     def run(case: Any) -> None:
         case.headers = {**(case.headers or {}), **headers}
@@ -197,4 +221,4 @@ def test_no_operation_answers_a_server_error_or_breaks_its_schema(fuzz_node: Fuz
     tally.seconds = time.monotonic() - started
     assert tally.server_errors == [], "\n\n".join(tally.server_errors[:20])
     assert tally.nonconforming == [], "\n\n".join(tally.nonconforming[:20])
-    assert tally.cases >= MIN_CASES // 2 * CASES_PER_MODE // DEFAULT_CASES_PER_MODE, tally.cases
+    assert tally.cases >= MIN_CASES // 2 * cases_per_mode(fuzz_node.backend) // DEFAULT_CASES_PER_MODE, tally.cases

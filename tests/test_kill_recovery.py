@@ -1,10 +1,12 @@
 """SIGKILL a real Node (uvicorn in a subprocess) during an upload, an approval and a job, start it again, and
-check that nothing is left over and the database is consistent.
+check that nothing is left over and the database is consistent, on SQLite and on PostgreSQL.
 
 After every restart: no blob without its row, no row without its blob, no upload staging directory, no
-temporary object, SQLite's integrity and foreign-key checks clean, and the domain's own invariants (every
+temporary object, the database's own checks clean (SQLite: integrity and foreign-key checks; PostgreSQL, which
+enforces foreign keys itself: no constraint left unvalidated), and the domain's own invariants (every
 request's state is its last event's; every approved access request has its grant; every acknowledged upload
-is there, byte for byte). The figures go to ``.reliability/kills.json`` for ``scripts/reliability_report.py``.
+is there, byte for byte). The figures go to ``.reliability/kills.json`` (one entry per backend,
+tests/reliability.py) for ``scripts/reliability_report.py``.
 """
 
 from __future__ import annotations
@@ -13,16 +15,15 @@ import functools
 import hashlib
 import io
 import json
-import os
 import re
 import signal
 import socket
-import sqlite3
 import subprocess
 import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,13 +32,15 @@ from urllib.parse import urlsplit
 import httpx
 import numpy as np
 import pytest
+from sqlalchemy import Connection, create_engine, text
+from sqlalchemy.pool import NullPool
 
 from grid_runtime.core.storage import ObjectStore
 from tests.live import LiveNode, start_live_node, wait_healthy
 from tests.ray_cluster import RayNode
+from tests.reliability import record_figures
 from tests.test_tensors_helpers import npy_bytes
 
-RELIABILITY_DIR = Path(os.environ.get("GRID_RELIABILITY_DIR", Path(__file__).resolve().parents[1] / ".reliability"))
 MANAGED_PREFIXES = ("tensors/", "results/", "weights/")
 _SWEPT = re.compile(r"removed (\d+) upload staging dir\(s\), (\d+) temporary object\(s\), (\d+) blob\(s\) without")
 
@@ -61,17 +64,27 @@ class KillLog:
             self.recovered[key] = self.recovered.get(key, 0) + value
 
 
+def backend_of(database_url: str) -> str:
+    return "sqlite" if database_url.startswith("sqlite") else "postgresql"
+
+
 @pytest.fixture(scope="module")
-def kill_log() -> Iterator[KillLog]:
-    log = KillLog()
-    yield log
-    if set(log.kills) >= {"upload", "approval", "job"}:  # a partial run (-k) records nothing
-        RELIABILITY_DIR.mkdir(parents=True, exist_ok=True)
-        (RELIABILITY_DIR / "kills.json").write_text(json.dumps({
-            "kills": sum(log.kills.values()), "survived": sum(log.survived.values()), "orphans": log.orphans,
-            "by_scenario": {k: {"kills": v, "survived": log.survived.get(k, 0)} for k, v in log.kills.items()},
-            "swept_at_restart": log.recovered,
-            "upload_steps_caught": log.windows}, indent=2) + "\n")
+def kill_logs() -> Iterator[dict[str, KillLog]]:
+    logs: dict[str, KillLog] = {}
+    yield logs
+    for backend, log in logs.items():
+        if set(log.kills) >= {"upload", "approval", "job"}:  # a partial run (-k) records nothing
+            record_figures("kills", backend, {
+                "kills": sum(log.kills.values()), "survived": sum(log.survived.values()), "orphans": log.orphans,
+                "by_scenario": {k: {"kills": v, "survived": log.survived.get(k, 0)} for k, v in log.kills.items()},
+                "swept_at_restart": log.recovered,
+                "upload_steps_caught": log.windows})
+
+
+@pytest.fixture
+def kill_log(kill_logs: dict[str, KillLog], database_url: str) -> KillLog:
+    """This backend's log (``database_url`` is conftest's: a fresh database on SQLite, then on PostgreSQL)."""
+    return kill_logs.setdefault(backend_of(database_url), KillLog())
 
 
 # ---------------------------------------------------------------------------------------------- the Node
@@ -80,13 +93,12 @@ def kill_log() -> Iterator[KillLog]:
 START_TIMEOUT = 180.0  # a loaded CI machine imports the Node slowly
 
 
-def start_node(tmp_path: Path, env: dict[str, str] | None = None) -> LiveNode:
-    """A new Node in ``tmp_path/node`` with its Owner set up, with a patient start."""
+def start_node(tmp_path: Path, database_url: str, env: dict[str, str] | None = None) -> LiveNode:
+    """A new Node in ``tmp_path/node`` on ``database_url`` with its Owner set up, with a patient start."""
     state_dir = tmp_path / "node"
     state_dir.mkdir(mode=0o700)
-    return start_live_node(state_dir, env, timeout=START_TIMEOUT)
-
-
+    return start_live_node(state_dir, {"GRID_NODE_DATABASE_URL": database_url, **(env or {})},
+                           timeout=START_TIMEOUT)
 
 
 def sigkill(node: LiveNode) -> None:
@@ -122,14 +134,28 @@ def headers(token: str) -> dict[str, str]:
 # ------------------------------------------------------------------------------------------ the checks
 
 
-def leftovers(state_dir: Path) -> dict[str, list[str]]:
+@contextmanager
+def connected(node: LiveNode) -> Iterator[Connection]:
+    """A connection to the Node's database (SQLite or PostgreSQL), closed afterwards."""
+    engine = create_engine(node.env["GRID_NODE_DATABASE_URL"], poolclass=NullPool)
+    try:
+        with engine.connect() as db:
+            yield db
+    finally:
+        engine.dispose()
+
+
+def leftovers(node: LiveNode) -> dict[str, list[str]]:
     """Everything that should not exist after a restart: orphans either way, staging, temporaries."""
+    state_dir = node.state_dir
     store = ObjectStore((state_dir / "objects").resolve().as_uri())
-    with sqlite3.connect(state_dir / "node.db") as db:
-        named = {row[0] for row in db.execute("SELECT object_key FROM tensors")}
-        named |= {row[0] for row in db.execute("SELECT object_key FROM results WHERE object_key IS NOT NULL")}
-        for (settings,) in db.execute("SELECT settings FROM jobs"):
-            initial = (json.loads(settings) or {}).get("initial_weights")
+    with connected(node) as db:
+        named = set(db.execute(text("SELECT object_key FROM tensors")).scalars())
+        named |= set(db.execute(text("SELECT object_key FROM results WHERE object_key IS NOT NULL")).scalars())
+        for settings in db.execute(text("SELECT settings FROM jobs")).scalars():
+            if isinstance(settings, str):  # SQLite hands JSON back as text, PostgreSQL decoded
+                settings = json.loads(settings)
+            initial = (settings or {}).get("initial_weights")
             if initial:
                 named.add(initial["key"])
     keys = store.keys()
@@ -143,37 +169,41 @@ def leftovers(state_dir: Path) -> dict[str, list[str]]:
     }
 
 
-def database_problems(state_dir: Path) -> list[str]:
-    """SQLite's own checks and the request table's invariants."""
+def database_problems(node: LiveNode) -> list[str]:
+    """The database's own checks and the request table's invariants."""
     problems: list[str] = []
-    with sqlite3.connect(state_dir / "node.db") as db:
-        (integrity,) = db.execute("PRAGMA integrity_check").fetchone()
-        if integrity != "ok":
-            problems.append(f"integrity_check: {integrity}")
-        problems += [f"foreign key: {row}" for row in db.execute("PRAGMA foreign_key_check")]
-        for request_id, state, kind, requester, target_type, target_id in db.execute(
-                "SELECT id, state, kind, requester_id, target_type, target_id FROM requests"):
-            last = db.execute("SELECT to_state FROM request_events WHERE request_id = ? ORDER BY id DESC LIMIT 1",
-                              (request_id,)).fetchone()
-            if last is None or last[0] != state:
+    with connected(node) as db:
+        if db.dialect.name == "sqlite":
+            integrity = db.execute(text("PRAGMA integrity_check")).scalar_one()
+            if integrity != "ok":
+                problems.append(f"integrity_check: {integrity}")
+            problems += [f"foreign key: {tuple(row)}" for row in db.execute(text("PRAGMA foreign_key_check"))]
+        else:  # PostgreSQL checks foreign keys on every write; none may have been left unvalidated
+            problems += [f"constraint not validated: {name}" for name in db.execute(text(
+                "SELECT conname FROM pg_constraint WHERE NOT convalidated")).scalars()]
+        for request_id, state, kind, requester, target_type, target_id in db.execute(text(
+                "SELECT id, state, kind, requester_id, target_type, target_id FROM requests")):
+            last = db.execute(text("SELECT to_state FROM request_events WHERE request_id = :id "
+                                   "ORDER BY id DESC LIMIT 1"), {"id": request_id}).scalar()
+            if last != state:
                 problems.append(f"request {request_id} is {state} but its last event says {last}")
             if kind == "access" and state == "approved" and target_type == "tensor":
-                grant = db.execute("SELECT level FROM grants WHERE user_id = ? AND tensor_id = ?",
-                                   (requester, target_id)).fetchone()
+                grant = db.execute(text("SELECT level FROM grants WHERE user_id = :user AND tensor_id = :tensor"),
+                                   {"user": requester, "tensor": target_id}).first()
                 if grant is None:
                     problems.append(f"approved request {request_id} has no grant")
     return problems
 
 
 def assert_recovered(node: LiveNode, kill_log: KillLog, scenario: str) -> None:
-    found = leftovers(node.state_dir)
+    found = leftovers(node)
     swept: dict[str, int] = {}
     lines = recovery_lines(node)
     if lines and (match := _SWEPT.search(lines[-1])):
         swept = {"staging_dirs": int(match[1]), "temporaries": int(match[2]), "blobs_without_row": int(match[3])}
     kill_log.record(scenario, found, swept)
     assert found == {"blobs_without_row": [], "rows_without_blob": [], "staging": [], "temporaries": []}
-    assert database_problems(node.state_dir) == []
+    assert database_problems(node) == []
 
 
 # ------------------------------------------------------------------------------------------ the uploads
@@ -227,8 +257,9 @@ def kill_when(node: LiveNode, reached: Callable[[], bool], sender: threading.Thr
 
 
 class TestKillDuringUpload:
-    def test_uploads_killed_at_each_step_leave_nothing_behind(self, tmp_path: Path, kill_log: KillLog) -> None:
-        node = start_node(tmp_path)
+    def test_uploads_killed_at_each_step_leave_nothing_behind(self, tmp_path: Path, database_url: str,
+                                                              kill_log: KillLog) -> None:
+        node = start_node(tmp_path, database_url)
         try:
             body = npy_bytes(np.random.default_rng(0).normal(size=(4_000_000,)).astype(np.float32))  # 16 MB
             acknowledged: set[str] = set()
@@ -274,9 +305,10 @@ class TestKillDuringUpload:
         finally:
             node.stop()
 
-    def test_a_restart_removes_what_a_kill_between_store_and_commit_leaves(self, tmp_path: Path) -> None:
+    def test_a_restart_removes_what_a_kill_between_store_and_commit_leaves(self, tmp_path: Path,
+                                                                           database_url: str) -> None:
         """The window between the blob's write and its row's commit, made by hand (too short to hit by timing)."""
-        node = start_node(tmp_path)
+        node = start_node(tmp_path, database_url)
         try:
             kept = httpx.post(f"{node.api}/tensors", params={"name": "kept", "format": "npy"},
                               content=npy_bytes(np.ones(4)), headers=headers(node.owner_token), timeout=30)
@@ -291,7 +323,7 @@ class TestKillDuringUpload:
             staging.mkdir(parents=True)
             (staging / "upload").write_bytes(b"w" * 100)
             node = restart(node)
-            assert leftovers(node.state_dir) == {"blobs_without_row": [], "rows_without_blob": [], "staging": [],
+            assert leftovers(node) == {"blobs_without_row": [], "rows_without_blob": [], "staging": [],
                                                  "temporaries": []}
             line = recovery_lines(node)[-1]
             assert ("removed 1 upload staging dir(s), 1 temporary object(s), 2 blob(s) without a row; "
@@ -316,8 +348,9 @@ def _scientist(node: LiveNode, email: str, budget: float | None = None) -> str:
 
 
 class TestKillDuringApproval:
-    def test_approvals_killed_midway_are_all_or_nothing(self, tmp_path: Path, kill_log: KillLog) -> None:
-        node = start_node(tmp_path)
+    def test_approvals_killed_midway_are_all_or_nothing(self, tmp_path: Path, database_url: str,
+                                                        kill_log: KillLog) -> None:
+        node = start_node(tmp_path, database_url)
         try:
             scientist = _scientist(node, "scientist@example.com")
             tensors = []
@@ -366,11 +399,11 @@ class TestKillDuringApproval:
 
 class TestKillDuringJob:
     def test_a_job_running_when_the_node_is_killed_fails_clearly_and_leaves_nothing(
-            self, ray_node: RayNode, tmp_path: Path, kill_log: KillLog) -> None:
+            self, ray_node: RayNode, tmp_path: Path, database_url: str, kill_log: KillLog) -> None:
         # A second Node drives the session's Ray cluster (as a cloud Node drives its Ray head service), so
         # killing it leaves the cluster to the other tests.
         address = (ray_node.state_dir / "ray-address").read_text().strip()
-        node = start_node(tmp_path, {
+        node = start_node(tmp_path, database_url, {
             "GRID_NODE_RAY_ENABLED": "true", "GRID_NODE_RAY_ADDRESS": address,
             "GRID_NODE_RAY_TOKEN_FILE": str(ray_node.state_dir / "secrets" / "ray-token"),
             "GRID_NODE_JOB_STALL_SECONDS": "20"})

@@ -1,7 +1,8 @@
 """Shapes shared by every domain's API: pagination, ids and field types with their limits.
 
-Ids: every id a caller sends (in a path, a query or a body) is an ``Id``, bounded to the database's integer
-range, so a number past 2**63 is a 422 and never reaches SQLite or PostgreSQL (where it overflows). A *ref*
+Ids: every id a caller sends (in a path, a query or a body) is an ``Id``, bounded to the id columns' range
+(PostgreSQL's INTEGER, 2**31 - 1), so a larger number is a 422 and never reaches the database (where
+PostgreSQL overflows). A *ref*
 (``/users/{ref}``) is an id when it is ASCII digits and a name otherwise: ``as_id`` decides, once for every
 domain (``str.isdigit()`` is true for "²", which ``int()`` refuses).
 """
@@ -17,11 +18,11 @@ from grid_runtime.core.security import MAX_PASSWORD_LENGTH, MIN_PASSWORD_LENGTH
 
 T = TypeVar("T")
 
-MAX_ID = 2**63 - 1
-"""The largest id any table holds (SQLite's INTEGER and PostgreSQL's BIGINT)."""
+MAX_ID = 2**31 - 1
+"""The largest id any table holds on both databases (id columns are INTEGER: 32 bits on PostgreSQL)."""
 
 Id = Annotated[int, Field(ge=1, le=MAX_ID, description="a row id")]
-"""An id sent by a caller: 1 .. 2**63-1."""
+"""An id sent by a caller: 1 .. 2**31-1."""
 
 _ASCII_DIGITS = re.compile(r"^[0-9]+$")
 

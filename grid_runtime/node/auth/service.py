@@ -215,7 +215,8 @@ def change_password(
 
     The current password was checked, and the new one hashed, by the caller before this transaction;
     ``seen_hash`` is the hash that check read, so a concurrent change is refused rather than overwritten."""
-    user = session.get(User, actor.id, with_for_update=True, populate_existing=True)
+    # OF users: PostgreSQL refuses FOR UPDATE on the nullable side of the joined role
+    user = session.get(User, actor.id, with_for_update={"of": User}, populate_existing=True)
     if not current_ok or user is None or user.password_hash != seen_hash:
         raise Forbidden("current password is wrong")
     user.password_hash = new_password_hash
