@@ -3,10 +3,14 @@
 Each run deploys a fresh deployment (its own GRIDCTL_HOME in a short temp dir), as a person would from a shell:
 ``gridctl deploy local --yes`` as a subprocess, while a thread polls the Node's ``/api/v1/health`` every 20 ms.
 Printed per case (medians over ``--runs``): time to healthy (from launching the command to the first 200 from
-``/health``), time until the command returned (the Owner created, its token saved), and the resident memory
+``/health``), time until the command returned (the Owner created, its token saved), the CPU time (user + system)
+the Node's process had used when it first answered ``/health`` and the CPU time of the ``gridctl`` process itself
+(on a loaded machine these move far less than wall time: compare them across runs), and the resident memory
 (VmRSS, MB) of the Node's process tree (with a Ray head when there are Workers: the head's processes count with
 the Node's) and of each Worker's tree. Cases: without Workers, and with ``--workers 2``. Every deployment is
 destroyed and purged afterwards (its processes stopped by pid). The load average is printed beside the figures.
+As on a person's machine, Python writes bytecode (``PYTHONDONTWRITEBYTECODE`` is dropped from the environment) and
+the project's packages are byte-compiled before the first run, so no run pays for compiling changed sources.
 Target (issue 11): a Node without Workers healthy in <= 2 s.
 
     python bench/deploy_local.py [--runs 3] [--workers 2] [--skip-workers]
@@ -17,6 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import shutil
 import socket
 import statistics
@@ -32,6 +37,13 @@ import httpx
 GRIDCTL = [str(Path(sys.executable).with_name("gridctl"))]  # the installed entry point, as a person runs it
 PASSWORD = "bench-password-123"  # noqa: S105  (a throwaway deployment's Owner)
 TARGET_HEALTHY_SECONDS = 2.0
+
+
+ENV = {key: value for key, value in os.environ.items() if key != "PYTHONDONTWRITEBYTECODE"}
+_COMPILE = ("import compileall, grid_runtime, gridctl, providers\n"
+            "for package in (grid_runtime, gridctl, providers):\n"
+            "    for path in package.__path__:\n"
+            "        compileall.compile_dir(path, quiet=1)\n")
 
 
 def free_port() -> int:
@@ -69,39 +81,66 @@ def tree_rss_mb(root: int) -> float:
     return total / 1024
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time used so far by ``pid`` (its own threads, not its children)."""
+    raw = Path(f"/proc/{pid}/stat").read_text()
+    fields = raw[raw.rindex(")") + 2:].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def node_pid(cli: int) -> int | None:
+    """The Node process (``python -m grid_runtime.node``) among the CLI's children."""
+    for pid in _children().get(cli, []):
+        try:
+            if b"grid_runtime.node" in Path(f"/proc/{pid}/cmdline").read_bytes():
+                return pid
+        except OSError:
+            continue
+    return None
+
+
 def deploy_once(workers: int) -> dict[str, float]:
     home = Path(tempfile.mkdtemp(prefix="gdb"))  # short: Ray's unix sockets live under the state dir
     port = free_port()
-    env = {**os.environ, "GRIDCTL_HOME": str(home), "GRIDCTL_OWNER_PASSWORD": PASSWORD}
+    env = {**ENV, "GRIDCTL_HOME": str(home), "GRIDCTL_OWNER_PASSWORD": PASSWORD}
     argv = [*GRIDCTL, "deploy", "local", "--name", "b", "--port", str(port), "--yes"]
     if workers:
         argv += ["--workers", str(workers)]
     healthy: list[float] = []
+    node_cpu: list[float] = []
     stop = threading.Event()
 
-    def poll(start: float) -> None:
+    def poll(start: float, cli: int) -> None:
         with httpx.Client(timeout=0.5) as client:
             while not stop.is_set():
                 try:
                     if client.get(f"http://127.0.0.1:{port}/api/v1/health").status_code == 200:
                         healthy.append(time.perf_counter() - start)
+                        pid = node_pid(cli)
+                        if pid is not None:
+                            node_cpu.append(cpu_seconds(pid))
                         return
                 except httpx.HTTPError:
                     pass
                 time.sleep(0.02)
 
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
-    poller = threading.Thread(target=poll, args=(start,), daemon=True)
+    command = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    poller = threading.Thread(target=poll, args=(start, command.pid), daemon=True)
     poller.start()
     try:
-        done = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=600, check=False)
+        out, err = command.communicate(timeout=600)
         returned = time.perf_counter() - start
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)  # gridctl only: the Node it started is not reaped
         stop.set()
         poller.join(5)
-        if done.returncode != 0:
-            raise SystemExit(f"deploy failed ({done.returncode}):\n{done.stdout}\n{done.stderr}")
+        if command.returncode != 0:
+            raise SystemExit(f"deploy failed ({command.returncode}):\n{out}\n{err}")
         table = json.loads((home / "deployments" / "b" / "processes.json").read_text())
         row = {"healthy_s": healthy[0] if healthy else float("nan"), "returned_s": returned,
+               "node_cpu_s": node_cpu[0] if node_cpu else float("nan"),
+               "cli_cpu_s": (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime),
                "node_rss_mb": tree_rss_mb(table["node"]["pid"])}
         worker_rss = [tree_rss_mb(p["pid"]) for role, p in table.items() if role.startswith("worker-")]
         if worker_rss:
@@ -109,6 +148,9 @@ def deploy_once(workers: int) -> dict[str, float]:
         return row
     finally:
         stop.set()
+        if command.poll() is None:
+            command.kill()
+            command.wait()
         subprocess.run([*GRIDCTL, "destroy", "local", "--name", "b", "--purge", "--yes"], env=env,
                        capture_output=True, timeout=300, check=False)
         shutil.rmtree(home, ignore_errors=True)
@@ -121,6 +163,7 @@ def main() -> None:
     parser.add_argument("--skip-workers", action="store_true", help="only the case without Workers")
     args = parser.parse_args()
     cases = [0] if args.skip_workers else [0, args.workers]
+    subprocess.run([sys.executable, "-c", _COMPILE], env=ENV, check=True, timeout=600)
     print(f"load average at start: {' '.join(f'{x:.2f}' for x in os.getloadavg())}; {os.cpu_count()} CPUs")
     results = {}
     for case in cases:
@@ -129,6 +172,7 @@ def main() -> None:
         label = f"deploy local --workers {case}" if case else "deploy local (no Workers)"
         figures = results[case]
         line = (f"{label:32s} healthy {figures['healthy_s']:6.2f} s   returned {figures['returned_s']:6.2f} s   "
+                f"Node CPU to healthy {figures['node_cpu_s']:5.2f} s   gridctl CPU {figures['cli_cpu_s']:5.2f} s   "
                 f"Node RSS {figures['node_rss_mb']:7.1f} MB")
         if "worker_rss_mb" in figures:
             line += f"   Worker RSS {figures['worker_rss_mb']:7.1f} MB each"

@@ -15,14 +15,17 @@ Steps, as a data owner and a data scientist would take them, through the CLI and
    PySyft step), one round trip for the mean of every column of one dataset as a data scientist: one
    ``POST /jobs/statistics`` with ``columns: "all"`` (one job, one composed charge), waiting for the result and
    reading its values; the result leaves the Node through a release request, which the Owner approves at once
-   (inside the timed round trip). The first (cold: a Ray worker process starts) and a second round trip are both
-   printed.
+   (inside the timed round trip). The first and a second round trip are both printed. The first starts ``--settle``
+   seconds (default 0) after the Workers are on, as a person would a little later: a Worker warms the Ray worker
+   process its jobs run in when it joins (torch imported there, logged by the Node), and a job submitted during
+   that warm-up waits for it, while one submitted later starts warm. With ``--settle 0`` the first job overlaps the
+   warm-up. The Node's log lines about warmed Workers are printed.
 
 The Node's and the Worker's resident memory (VmRSS of their process trees) are printed at the end, and the load
 average beside the figures. The deployment is destroyed and purged afterwards (its processes stopped by pid).
 Scale down for CI-sized runs with ``--datasets 5 --rows 10000``.
 
-    python bench/peer.py [--datasets 100] [--rows 100000] [--cols 32] [--repeat 5] [--skip-means]
+    python bench/peer.py [--datasets 100] [--rows 100000] [--cols 32] [--repeat 5] [--settle 0] [--skip-means]
 """
 
 from __future__ import annotations
@@ -79,6 +82,8 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=100_000)
     parser.add_argument("--cols", type=int, default=32)
     parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--settle", type=float, default=0.0,
+                        help="seconds between turning Workers on and the first job [0]")
     parser.add_argument("--skip-means", action="store_true", help="no Workers: steps 1-3 only")
     args = parser.parse_args()
 
@@ -116,8 +121,10 @@ def main() -> None:
         rows.append((f"search {args.datasets} datasets", f"{statistics.median(searching) * 1000:.1f} ms"))
 
         workers_on = None
+        warm_lines: list[str] = []
         if not args.skip_means:
             workers_on = gridctl(env, "deploy", "local", "--name", "peer", "--workers", "1", "--yes")
+            workers_ready = time.perf_counter()
             owner = Node(url)
             owner.login(OWNER, PASSWORD)
             owner.http.post("/users", json={"email": SCIENTIST, "password": SCIENTIST_PASSWORD,
@@ -140,12 +147,17 @@ def main() -> None:
                     owner.requests.approve(pending.request["id"])
                     return job.result.get()
 
-            cold, values = timed(means)
-            warm, _ = timed(means)
+            time.sleep(max(0.0, args.settle - (time.perf_counter() - workers_ready)))
+            first, values = timed(means)
+            second, _ = timed(means)
             count = len(values["value"]) if isinstance(values, dict) and isinstance(values.get("value"), list) \
                 else args.cols
             rows.append(("all column means, one round trip",
-                         f"{cold:.2f} s cold (first job), {warm:.2f} s warm; {count} means in one job"))
+                         f"{first:.2f} s first job ({args.settle:g} s after Workers on), {second:.2f} s second; "
+                         f"{count} means in one job"))
+            node_log = home / "deployments" / "peer" / "logs" / "node.log"
+            warm_lines = [line.strip() for line in node_log.read_text(errors="replace").splitlines()
+                          if "[grid_runtime.compute]" in line]
 
         table = (home / "deployments" / "peer" / "processes.json").read_text()
         import json
@@ -172,6 +184,8 @@ def main() -> None:
     if workers_on is not None:
         print(f"turning Workers on (gridctl deploy local --workers 1, not a PySyft step): {workers_on:.2f} s")
     print(f"memory (VmRSS of the process trees): {memory}")
+    for line in warm_lines:
+        print(f"Node log: {line}")
 
 
 if __name__ == "__main__":

@@ -58,6 +58,9 @@ RAY_UMASK = 0o077  # Ray's session files and logs readable by the owner only
 # <temp>/session_2026-12-01_10-01-07_123456_<pid>/sockets/plasma_store<.N with several Ray nodes on one machine>.
 _SOCKET_PATH_MAX = 107
 _SESSION_SOCKET_SUFFIX = len("/session_2026-12-01_10-01-07_123456_/sockets/plasma_store.99")
+WARM_CHECK_SECONDS = 2.0  # how often the Node looks for Workers to warm (WorkerWarmer)
+MAX_WARM_PROCESSES = 4  # Ray worker processes warmed on one Worker (each holds torch: hundreds of MB)
+log = logging.getLogger("grid_runtime.compute")
 
 
 class ClusterError(RuntimeError):
@@ -406,6 +409,91 @@ def cluster_nodes() -> list[dict[str, Any]]:
             "available": free if node.get("Alive") else {},
         })
     return rows
+
+
+class WorkerWarmer:
+    """Warm Workers: each Worker that joins gets, once, a warm-up task (`tasks.warm_up`) in each of the Ray worker
+    processes it can run jobs in at once (its CPUs over ``job_cpus``, at most ``MAX_WARM_PROCESSES``): Ray starts
+    those processes, torch and the rest are imported there, and Ray keeps them idle for the driver's next tasks.
+    The warm-ups take the shape of a job (``job_cpus`` and the Worker resource), so a job submitted while one runs
+    waits for it and then reuses its process instead of starting a cold one.
+
+    The Node warms too, once, when it first sees a Worker: it imports what admitting a job needs (the privacy
+    accounting with dp-accounting and scipy, OpenDP for statistics, the model spec), kept off its start path.
+
+    Driven by the job runner's monitor thread: ``tick()`` looks for new Workers every ``check_seconds`` and
+    collects finished warm-ups (logged with their pid and time); it never raises. A warm-up that fails is logged
+    and not retried (a Worker that rejoins has a new node id and is warmed again)."""
+
+    def __init__(self, *, job_cpus: float, check_seconds: float = WARM_CHECK_SECONDS) -> None:
+        self.job_cpus = job_cpus
+        self.check_seconds = check_seconds
+        self.warmed: dict[str, list[dict[str, Any]]] = {}  # node id -> the warm-ups' reports
+        self._asked: set[str] = set()
+        self._pending: dict[Any, str] = {}  # warm-up ObjectRef -> node id
+        self._next_check = 0.0
+        self._remote: Any = None
+        self.driver_warm = False
+
+    def tick(self) -> None:
+        try:
+            self._collect()
+            if time.monotonic() >= self._next_check:
+                self._next_check = time.monotonic() + self.check_seconds
+                self._warm_new_workers()
+        except Exception:  # noqa: BLE001 - warming is an optimisation: never the monitor's failure
+            log.warning("warming Workers failed", exc_info=True)
+
+    def _warm_new_workers(self) -> None:
+        import ray
+        from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+        from grid_runtime.compute import tasks
+
+        if self._remote is None:
+            self._remote = ray.remote(max_retries=0)(tasks.warm_up)
+        for node in ray.nodes():
+            resources = node.get("Resources", {})
+            node_id = node["NodeID"]
+            if not node.get("Alive") or WORKER_RESOURCE not in resources or node_id in self._asked:
+                continue
+            self._asked.add(node_id)
+            processes = min(MAX_WARM_PROCESSES, int(float(resources.get("CPU", 0.0)) // self.job_cpus))
+            for _ in range(processes):  # none when a job cannot fit on this Worker at all
+                ref = self._remote.options(
+                    num_cpus=self.job_cpus, resources={WORKER_RESOURCE: 0.01}, name="grid-warm-up",
+                    scheduling_strategy=NodeAffinitySchedulingStrategy(node_id, soft=False)).remote()
+                self._pending[ref] = node_id
+        if self._pending and not self.driver_warm:
+            self._warm_driver()
+
+    def _warm_driver(self) -> None:
+        """Import, in the Node, what admitting a job imports on first use (while the Workers warm up)."""
+        self.driver_warm = True  # tried once: a failing import is the first job's to report
+        started = time.perf_counter()
+        import grid_runtime.compute.memory
+        import grid_runtime.compute.statistics
+        import grid_runtime.privacy  # noqa: F401
+
+        log.info("the Node is ready to admit jobs: accounting and statistics imported in %.1f s",
+                 time.perf_counter() - started)
+
+    def _collect(self) -> None:
+        if not self._pending:
+            return
+        import ray
+
+        ready, _ = ray.wait(list(self._pending), num_returns=len(self._pending), timeout=0)
+        for ref in ready:
+            node_id = self._pending.pop(ref)
+            try:
+                report = ray.get(ref, timeout=10)
+            except Exception as exc:  # noqa: BLE001 - the Worker died, or an import failed there
+                log.warning("warming a Ray worker process on Worker %s failed: %s", node_id[:12], type(exc).__name__)
+                continue
+            self.warmed.setdefault(node_id, []).append(report)
+            log.info("Worker %s warm: Ray worker process pid %d ready in %.1f s (%.1f s CPU)", node_id[:12],
+                     report["pid"], report["seconds"], report["cpu_seconds"])
 
 
 # ---- a Worker: `python -m grid_runtime.compute.cluster worker ...` -----------------------------------------

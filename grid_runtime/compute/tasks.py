@@ -218,6 +218,26 @@ def failure_of(exc: BaseException) -> Failed:
     return Failed(error_code=error_code_of(exc), error_detail=f"{type(exc).__name__}: {str(exc)[:1500]}")
 
 
+def warm_up() -> dict[str, Any]:
+    """Make the Ray worker process this runs in ready for jobs: import what a job imports (torch, opacus,
+    dp-accounting with scipy, OpenDP, safetensors, the object store's fsspec) and run one tiny forward and backward
+    pass. Ray keeps an idle worker process alive and hands it the driver's next task on that Worker, so the first
+    job there starts warm (`cluster.WorkerWarmer` runs this once per process a Worker can run jobs in). Returns
+    the process's pid and Ray node, and the wall and CPU seconds the warm-up took."""
+    started, cpu = time.perf_counter(), time.process_time()
+    import ray
+    import torch
+    from safetensors.torch import load  # noqa: F401
+
+    from grid_runtime.compute import builder, statistics, training  # noqa: F401
+    from grid_runtime.core.storage import open_store  # noqa: F401
+
+    model = torch.nn.Linear(4, 2)
+    model(torch.zeros(3, 4)).sum().backward()
+    return {"pid": os.getpid(), "node_id": ray.get_runtime_context().get_node_id(),
+            "seconds": time.perf_counter() - started, "cpu_seconds": time.process_time() - cpu}
+
+
 def run_job(payload: dict[str, Any]) -> Iterator[dict[str, Any]]:
     """Run one job (see the module docstring); a Ray streaming generator on a Worker."""
     import ray

@@ -2,14 +2,28 @@
 
 from __future__ import annotations
 
+import logging
+
 import uvicorn
 
 from grid_runtime.core.settings import NodeSettings
 from grid_runtime.node.app import create_app
 
 
+def log_to_stderr() -> None:
+    """The Node's own messages from INFO up (the start-up sweep, the Ray head, Workers warmed) go to stderr beside
+    uvicorn's; without a handler Python would print only warnings."""
+    logger = logging.getLogger("grid_runtime")
+    if not logger.handlers:
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(levelname)s:     [%(name)s] %(message)s"))
+        logger.addHandler(handler)
+        logger.setLevel(logging.INFO)
+
+
 def main() -> None:
     settings = NodeSettings()
+    log_to_stderr()
     # Slow clients: idle keep-alive connections close after keep_alive_seconds, request heads are capped at
     # 16 KiB by h11/httptools, and bodies must keep a minimum pace (grid_runtime.node.limits).
     uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="info",

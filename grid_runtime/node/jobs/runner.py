@@ -92,6 +92,7 @@ class JobRunner:
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
         self._remote: Any = None
+        self._warmer: Any = None  # grid_runtime.compute.cluster.WorkerWarmer, once started
 
     # ---- life ----------------------------------------------------------------------------------------
 
@@ -99,8 +100,10 @@ class JobRunner:
         import ray
 
         from grid_runtime.compute import tasks
+        from grid_runtime.compute.cluster import WorkerWarmer
 
         self._remote = ray.remote(max_retries=0)(tasks.run_job)
+        self._warmer = WorkerWarmer(job_cpus=self.settings.job_cpus)  # joining Workers start warm
         self._recover()
         self._thread = threading.Thread(target=self._loop, name="grid-job-monitor", daemon=True)
         self._thread.start()
@@ -133,6 +136,7 @@ class JobRunner:
                 self._tick()
             except Exception:  # noqa: BLE001 - the monitor must outlive any one bad tick
                 log.exception("job monitor tick failed")
+            self._warmer.tick()
             self._wake.wait(TICK_SECONDS)
             self._wake.clear()
 

@@ -23,12 +23,16 @@ import zipfile
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
-
-import numpy as np
+from typing import IO, TYPE_CHECKING, Any
 
 from grid_runtime.core.errors import InvalidInput, PayloadTooLarge
+from grid_runtime.core.lazy import LazyModule
 from grid_runtime.core.storage import StoredObject
+
+if TYPE_CHECKING:
+    import numpy as np
+else:
+    np = LazyModule("numpy")  # off the Node's start path: loaded by the first .npy/.npz/.pt/CSV upload
 
 FORMATS = ("safetensors", "npy", "npz", "pt", "csv")
 _SUFFIXES = {".safetensors": "safetensors", ".npy": "npy", ".npz": "npz", ".pt": "pt", ".pth": "pt", ".csv": "csv"}
