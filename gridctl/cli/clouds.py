@@ -126,6 +126,10 @@ PreviewOption = Annotated[bool, typer.Option(
     "--preview", help="Show what would change in the cloud (Pulumi preview; needs credentials); change nothing.")]
 PlanOption = Annotated[bool, typer.Option(
     "--plan", help="Print the resources the deployment declares, offline: no credentials, no Pulumi CLI.")]
+RehearseOption = Annotated[bool, typer.Option(
+    "--rehearse", help="Bring the machines this deploy would boot up on this machine instead (root, Linux): the Node "
+                       "and two Workers in network namespaces, the cloud played by an emulator; nothing is created "
+                       "in the cloud. See docs/clouds/machines.md.")]
 ProjectOption = Annotated[str | None, typer.Option(
     "--project", show_default=False,
     help="The GCP project (default: GOOGLE_CLOUD_PROJECT, or gcloud's configured project).")]
@@ -193,11 +197,16 @@ def check(
 # --- gridctl deploy aws|gcp|azure ------------------------------------------------------------------------
 
 def _deploy(cloud: str, name: str, given: dict[str, Any], *, preview: bool, plan: bool, yes: bool,
-            output: Output | None) -> None:
+            output: Output | None, rehearse: bool = False) -> None:
     from providers import cloud_provider
     from providers.cloud_provider import PLACEHOLDER_CIDR, operator_cidr
 
     use_output(output)
+    if rehearse:  # no cloud, no credentials: the machines on this machine (providers/rehearsal.py)
+        from providers.rehearsal import run_rehearsal
+
+        console.emit(run_rehearsal(cloud, name, say=console.message), title=f"Rehearsal of {name} on {cloud}")
+        return
     given["replace_node"] = given.get("replace_node") or None
     if given.get("ssh_public_key") is not None:
         given["ssh_public_key"] = Path(given["ssh_public_key"]).expanduser().read_text().strip()
@@ -300,7 +309,7 @@ def deploy_aws(
     backend_url: BackendOption = None, secrets_provider: SecretsProviderOption = None,
     replace_node: ReplaceNodeOption = False, owner_email: OwnerEmailOption = None,
     owner_password: OwnerPasswordOption = None, preview: PreviewOption = False, plan: PlanOption = False,
-    yes: YesOption = False, output: OutputOption = None,
+    yes: YesOption = False, output: OutputOption = None, rehearse: RehearseOption = False,
 ) -> None:
     """Deploy a Node, its Workers and optionally a Network to AWS through Pulumi, and save a context.
 
@@ -320,7 +329,7 @@ def deploy_aws(
         database=database, network=network, allow_cidr=allow_cidr, ssh_cidr=ssh_cidr, ssh_public_key=ssh_key,
         domain=domain, backend_url=backend_url, secrets_provider=secrets_provider, replace_node=replace_node,
         owner_email=_email(owner_email), owner_password=owner_password,
-    ), preview=preview, plan=plan, yes=yes, output=output)
+    ), preview=preview, plan=plan, yes=yes, output=output, rehearse=rehearse)
 
 
 @deploy_app.command("gcp")
@@ -332,7 +341,7 @@ def deploy_gcp(
     backend_url: BackendOption = None, secrets_provider: SecretsProviderOption = None,
     replace_node: ReplaceNodeOption = False, owner_email: OwnerEmailOption = None,
     owner_password: OwnerPasswordOption = None, preview: PreviewOption = False, plan: PlanOption = False,
-    yes: YesOption = False, output: OutputOption = None,
+    yes: YesOption = False, output: OutputOption = None, rehearse: RehearseOption = False,
 ) -> None:
     """Deploy a Node, its Workers and optionally a Network to GCP through Pulumi, and save a context.
 
@@ -347,7 +356,7 @@ def deploy_gcp(
         ssh_cidr=ssh_cidr, ssh_public_key=ssh_key, domain=domain, backend_url=backend_url,
         secrets_provider=secrets_provider, replace_node=replace_node,
         owner_email=_email(owner_email), owner_password=owner_password,
-    ), preview=preview, plan=plan, yes=yes, output=output)
+    ), preview=preview, plan=plan, yes=yes, output=output, rehearse=rehearse)
 
 
 @deploy_app.command("azure")
@@ -359,7 +368,7 @@ def deploy_azure(
     backend_url: BackendOption = None, secrets_provider: SecretsProviderOption = None,
     replace_node: ReplaceNodeOption = False, owner_email: OwnerEmailOption = None,
     owner_password: OwnerPasswordOption = None, preview: PreviewOption = False, plan: PlanOption = False,
-    yes: YesOption = False, output: OutputOption = None,
+    yes: YesOption = False, output: OutputOption = None, rehearse: RehearseOption = False,
 ) -> None:
     """Deploy a Node, its Workers and optionally a Network to Azure through Pulumi, and save a context.
 
@@ -372,7 +381,7 @@ def deploy_azure(
         database=database, network=network, allow_cidr=allow_cidr, ssh_cidr=ssh_cidr, ssh_public_key=ssh_key,
         domain=domain, backend_url=backend_url, secrets_provider=secrets_provider, replace_node=replace_node,
         owner_email=_email(owner_email), owner_password=owner_password,
-    ), preview=preview, plan=plan, yes=yes, output=output)
+    ), preview=preview, plan=plan, yes=yes, output=output, rehearse=rehearse)
 
 
 def _email(value: str | None) -> str | None:

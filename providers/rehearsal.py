@@ -1,0 +1,910 @@
+"""A rehearsal of a cloud deployment's machines on this machine (issue 12, What to build 3).
+
+``gridctl deploy <cloud> --rehearse`` and ``tests/rehearsal/test_netns_*.py`` use this module. It takes what
+the cloud's Pulumi program would boot (the program runs under Pulumi's mocks, with the operator's real build
+from :mod:`providers.build`) and brings the Node and two Workers up here, each in a network namespace of its
+own, with the cloud's APIs played by an emulator:
+
+- **Network.** Namespaces named ``gridrh-<pid>-<n>-<role>``: a ``lan`` one holding a bridge, one per machine
+  (``node``, ``worker1``, ``worker2``), one for the cloud's endpoints (``cloud``) and one for the operator
+  (``operator``), each joined to the bridge by a veth pair. Every address (the Node's private ``10.42.1.10``,
+  its public address from ``/etc/gridctl/caddy.env``, the instance metadata's ``169.254.169.254``) is set
+  inside these namespaces only; nothing is added to the host's network. Leftovers of a rehearsal whose
+  process is gone are removed at start; everything is torn down after, also on failure.
+- **Filesystem.** Each machine has its own root directory on the host; every process of a machine runs in a
+  mount namespace (``ip netns exec`` makes one) where that directory's ``/opt/gridctl``, ``/var/lib/gridctl``,
+  ``/etc/gridctl``, ``/etc/caddy`` and ``/var/lib/caddy`` are bind-mounted at their real paths, so the
+  rendered files and units run unchanged. ``/opt/gridctl/venv`` is one virtualenv shared by every rehearsed
+  machine (:func:`shared_venv`): the operator's wheel and constraints installed once, not once per machine.
+- **Boot.** cloud-init's ``write_files`` are written to the machine's root with their modes, the service user
+  is created, and ``runcmd`` is run in order: ``bootstrap.py install`` fetches and checks the wheel and the
+  constraints by sha256 from the emulated bucket (the virtualenv is the shared one), ``bootstrap.py
+  secrets`` reads the secrets with the machine's identity, ``systemctl enable --now``/``restart`` start the
+  units (:func:`parse_unit`).
+- **Units.** Each unit's ``ExecStart=`` runs as its ``User=``/``Group=`` (``setpriv --reuid --regid
+  --init-groups``) with its ``Environment=`` and ``EnvironmentFile=`` (plus what systemd sets: ``HOME``,
+  ``USER``, ``LOGNAME``, ``SHELL``, ``PATH``), and these sandboxing options reproduced:
+  ``NoNewPrivileges=`` (``setpriv --no-new-privs``), ``PrivateTmp=`` (fresh tmpfs on ``/tmp`` and
+  ``/var/tmp``), ``AmbientCapabilities=`` (``setpriv --ambient-caps``), ``ProtectSystem=strict|full`` with
+  ``ReadWritePaths=`` (read-only remounts of ``/``, ``/usr``, ``/etc`` and the machine's directories but the
+  writable paths). Checked by ``systemd-analyze verify`` only (tests/rehearsal/test_first_boot.py):
+  ``ProtectHome=`` (this machine's Python may live under ``/root``), ``Restart=``/``RestartSec=`` (a unit that
+  exits fails the rehearsal instead), ``ExecStop=`` (processes are stopped by pid), ``LimitNOFILE=``,
+  ``LimitNPROC=``, ``Type=notify``, ordering (``After=``/``Wants=``; units start in ``runcmd``'s order).
+- **Users.** The units' ``User=grid`` is played by a system user ``gridrh-<pid>-<n>-grid`` (created, then
+  removed): the same name cannot be taken on a shared machine. Debian's ``caddy`` user runs Caddy.
+- **The cloud.** AWS: moto's server (S3, Secrets Manager and the instance metadata service answering on
+  ``169.254.169.254``); the machines find its S3 and Secrets Manager through ``AWS_ENDPOINT_URL``, the one
+  variable the rehearsal adds to their environment, and take their credentials from its metadata service.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import importlib
+import ipaddress
+import itertools
+import json
+import os
+import pwd
+import secrets as secrets_module
+import shlex
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import yaml
+
+from providers.base import ProviderError
+
+PREFIX = "gridrh-"
+_REHEARSALS = itertools.count(1)  # several rehearsals in one process get names of their own
+REHEARSED = ("aws",)  # clouds whose machines can be rehearsed here
+REGIONS = {"aws": "eu-west-1", "gcp": "europe-west1", "azure": "westeurope"}
+NAME = "rehearsal"
+#: Paths a machine has of its own (bind-mounted from its root directory in every process it runs).
+MACHINE_DIRS = ("/opt/gridctl", "/var/lib/gridctl", "/etc/gridctl", "/etc/caddy", "/var/lib/caddy")
+VENV_PATH = "/opt/gridctl/venv"
+SYSTEM_UNITS = Path("/usr/lib/systemd/system")
+LAN = ipaddress.ip_network("10.42.0.0/16")  # the programs' network (providers/cloud.py NODE_PRIVATE_IP)
+CLOUD_ADDRESS = "10.42.0.2"
+OPERATOR_ADDRESS = "10.42.0.3"
+METADATA_ADDRESS = "169.254.169.254"
+WORKER_ADDRESSES = ("10.42.2.11", "10.42.2.12")
+UNIT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+#: Options reproduced outside systemd; every other [Service] key is only checked by systemd-analyze.
+REPRODUCED = frozenset({"ExecStart", "User", "Group", "Environment", "EnvironmentFile", "NoNewPrivileges",
+                        "PrivateTmp", "AmbientCapabilities", "ProtectSystem", "ReadWritePaths"})
+SERVICE_USER = "grid"  # the rendered units' User=
+THROWAWAY_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIRehearsalKeyNeverUsedToLogIn gridctl-rehearsal"
+
+
+class RehearsalError(ProviderError):
+    def __init__(self, message: str) -> None:
+        super().__init__(f"rehearsal: {message}", code="deploy_failed")
+
+
+def _run(argv: list[str], *, env: dict[str, str] | None = None, input: str | None = None,
+         timeout: float = 120, check: bool = True) -> subprocess.CompletedProcess[str]:
+    done = subprocess.run(argv, capture_output=True, text=True, env=env, input=input, timeout=timeout, check=False,
+                          cwd="/")
+    if check and done.returncode != 0:
+        raise RehearsalError(f"`{shlex.join(argv)}` exited {done.returncode}: {(done.stderr or done.stdout)[-2000:]}")
+    return done
+
+
+def host_problems() -> list[str]:
+    """What this machine lacks to rehearse (empty when it can)."""
+    problems = []
+    if not sys.platform.startswith("linux"):
+        problems.append("network namespaces need Linux")
+    elif os.geteuid() != 0:
+        problems.append("it must run as root (network namespaces, mounts, a system user)")
+    for tool in ("ip", "setpriv", "mount", "useradd", "userdel", "caddy"):
+        if shutil.which(tool) is None:
+            problems.append(f"the {tool!r} command is missing")
+    if importlib.util.find_spec("moto") is None:
+        problems.append("moto's server is missing (pip install 'moto[server]')")
+    if not (SYSTEM_UNITS / "caddy.service").is_file():
+        problems.append("Debian's caddy package is not installed (apt-get install caddy)")
+    return problems
+
+
+def require_rehearsable(cloud: str) -> None:
+    """Raise, saying why, unless ``cloud``'s machines can be rehearsed on this machine."""
+    if cloud not in REHEARSED:
+        raise RehearsalError(f"{cloud}'s machines cannot be rehearsed here yet (rehearsed: {', '.join(REHEARSED)}; "
+                             "see docs/clouds/machines.md)")
+    problems = host_problems()
+    if problems:
+        raise RehearsalError("this machine cannot rehearse: " + "; ".join(problems))
+
+
+# --- systemd units ---------------------------------------------------------------------------------------------
+
+@dataclass
+class Unit:
+    """A service unit's [Service] section as the rehearsal runs it."""
+
+    name: str
+    exec_start: list[str]
+    user: str = "root"
+    group: str | None = None
+    environment: dict[str, str] = field(default_factory=dict)
+    environment_files: list[str] = field(default_factory=list)  # "-" prefix: optional
+    no_new_privileges: bool = False
+    private_tmp: bool = False
+    ambient_capabilities: list[str] = field(default_factory=list)
+    protect_system: str = "no"
+    read_write_paths: list[str] = field(default_factory=list)
+    unreproduced: dict[str, str] = field(default_factory=dict)  # [Service] keys only systemd-analyze checks
+
+
+def _boolean(value: str) -> bool:
+    return value.strip().lower() in ("1", "yes", "true", "on")
+
+
+def parse_unit(name: str, text: str, dropins: tuple[str, ...] = ()) -> Unit:
+    """The [Service] section of a unit and its drop-ins (later ones add or override, as systemd merges them)."""
+    unit = Unit(name=name, exec_start=[])
+    for source in (text, *dropins):
+        section = ""
+        logical: list[str] = []
+        for raw in source.replace("\\\n", " ").splitlines():
+            logical.append(raw.strip())
+        for line in logical:
+            if not line or line.startswith(("#", ";")):
+                continue
+            if line.startswith("[") and line.endswith("]"):
+                section = line[1:-1]
+                continue
+            if section != "Service" or "=" not in line:
+                continue
+            key, value = (part.strip() for part in line.split("=", 1))
+            if key == "ExecStart":
+                unit.exec_start = shlex.split(value.lstrip("-@+!:")) if value else []
+            elif key == "User":
+                unit.user = value
+            elif key == "Group":
+                unit.group = value
+            elif key == "Environment":
+                for item in shlex.split(value):
+                    env_key, _, env_value = item.partition("=")
+                    unit.environment[env_key] = env_value
+            elif key == "EnvironmentFile":
+                unit.environment_files.append(value)
+            elif key == "NoNewPrivileges":
+                unit.no_new_privileges = _boolean(value)
+            elif key == "PrivateTmp":
+                unit.private_tmp = _boolean(value)
+            elif key == "AmbientCapabilities":
+                unit.ambient_capabilities += [cap.lower().removeprefix("cap_") for cap in value.split()]
+            elif key == "ProtectSystem":
+                unit.protect_system = "yes" if _boolean(value) else value.strip().lower()
+            elif key == "ReadWritePaths":
+                unit.read_write_paths += [path.lstrip("-") for path in value.split()]
+            else:
+                unit.unreproduced[key] = value
+    if not unit.exec_start:
+        raise RehearsalError(f"{name} has no ExecStart=")
+    return unit
+
+
+def read_environment_file(text: str) -> dict[str, str]:
+    values = {}
+    for line in text.splitlines():
+        line = line.strip()
+        if not line or line.startswith(("#", ";")) or "=" not in line:
+            continue
+        key, value = line.split("=", 1)
+        value = value.strip()
+        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
+            value = value[1:-1]
+        values[key.strip()] = value
+    return values
+
+
+# --- what the cloud's program renders ---------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Rendered:
+    cloud: str
+    settings: Any  # providers.cloud.CloudSettings
+    node: str
+    worker: str
+
+
+def _user_data(cloud: str, name: str, plan: list[Any]) -> tuple[str, str]:
+    def one(type_token: str, name: str) -> Any:
+        found = [r for r in plan if r.type == type_token and r.name == name]
+        if len(found) != 1:
+            raise RehearsalError(f"the {cloud} program declares {len(found)} {type_token} named {name}")
+        return found[0].inputs
+
+    if cloud == "aws":
+        node = one("aws:ec2/instance:Instance", f"{name}-node-instance")["userData"]
+        worker = one("aws:ec2/launchTemplate:LaunchTemplate", f"{name}-workers-template")["userData"]
+        return node, base64.b64decode(worker).decode()
+    if cloud == "gcp":
+        node = one("gcp:compute/instance:Instance", f"{name}-node-instance")["metadata"]["user-data"]
+        worker = one("gcp:compute/instanceTemplate:InstanceTemplate", f"{name}-workers-template")
+        return node, worker["metadata"]["user-data"]
+    vm = one("azure-native:compute:VirtualMachine", f"{name}-node-vm")["osProfile"]["customData"]
+    scale_set = one("azure-native:compute:VirtualMachineScaleSet", f"{name}-workers-vmss")
+    worker = scale_set["virtualMachineProfile"]["osProfile"]["customData"]
+    return base64.b64decode(vm).decode(), base64.b64decode(worker).decode()
+
+
+def render(cloud: str, build: Any, name: str = NAME) -> Rendered:
+    """The Node's and a Worker's user-data, from the cloud's program under Pulumi's mocks, with ``build``."""
+    from providers.cloud import CloudSettings, DeploymentSecrets, new_suffix
+
+    settings = CloudSettings(name=name, region=REGIONS[cloud], allow_cidrs=(f"{OPERATOR_ADDRESS}/32",),
+                             secrets=DeploymentSecrets.generate(), suffix=new_suffix(), workers=2,
+                             project="gridctl-rehearsal", admin_public_key=THROWAWAY_KEY, build=build)
+    program = importlib.import_module(f"providers.{cloud}.program")
+    node, worker = _user_data(cloud, name, program.plan(settings, redact=False))
+    return Rendered(cloud=cloud, settings=settings, node=node, worker=worker)
+
+
+def written_files(user_data: str) -> dict[str, dict[str, str]]:
+    return {entry["path"]: entry for entry in yaml.safe_load(user_data)["write_files"]}
+
+
+def bootstrap_module(source: str, name: str) -> ModuleType:
+    """The rendered bootstrap.py's constants (BUCKET, SECRETS, BUILD...): it only defines names at import."""
+    module = ModuleType(name)
+    exec(compile(source, f"<{name}>", "exec"), module.__dict__)  # noqa: S102  (our own rendered script)
+    return module
+
+
+# --- the shared virtualenv --------------------------------------------------------------------------------------
+
+def _machine_mounts() -> None:
+    for path in MACHINE_DIRS:  # a bind mount needs its mount point: empty directories, left in place
+        Path(path).mkdir(parents=True, exist_ok=True)
+
+
+def system_python() -> str:
+    """The system's python3, as cloud-init's ``python3 -m venv`` uses on a machine (its prefix is readable by
+    the service user, unlike a Python under /root); else the one running this."""
+    system = Path("/usr/bin/python3")
+    if system.is_file():
+        done = _run([str(system), "-c", "import sys, venv, ensurepip; print(sys.version_info[:2])"], check=False)
+        if done.returncode == 0 and done.stdout.strip() == str(tuple(sys.version_info[:2])):
+            return str(system)
+    return str(getattr(sys, "_base_executable", sys.executable))
+
+
+def shared_venv(build: Any, cache_dir: Path, say: Callable[[str], None] = print) -> Path:
+    """One virtualenv for every rehearsed machine of every cloud, created at the path the units run it from
+    (``/opt/gridctl/venv``, inside a mount namespace) and kept in ``cache_dir`` under the constraints' digest:
+    the wheel and the constraints are installed once, with bootstrap.py's own pip command (every cloud's storage
+    extra at once), and torch from pip's configured find-links instead of the CPU index, which is not
+    reachable here. A later build with the same constraints only replaces the wheel (``--no-deps``)."""
+    from providers.build import MACHINE_EXTRAS
+
+    venv = cache_dir / f"venv-{build.constraints_sha256[:16]}"
+    marker = venv / ".gridctl-wheel-sha256"
+    wheel = Path(build.wheel_path).resolve()
+    requirement = f"gridctl[{','.join(MACHINE_EXTRAS)}] @ file://{wheel}"
+    complete = marker.is_file()
+    if complete and marker.read_text().strip() == build.wheel_sha256:
+        return venv
+    started = time.monotonic()
+    pip = [f"{VENV_PATH}/bin/pip", "install", "--quiet", "--no-input", "--constraint",
+           str(Path(build.constraints_path).resolve())]
+    if complete:
+        say("replacing the gridctl wheel in the shared virtualenv (same constraints)...")
+        commands = shlex.join([*pip, "--no-deps", "--force-reinstall", requirement])
+    else:
+        shutil.rmtree(venv, ignore_errors=True)
+        venv.mkdir(parents=True)
+        say(f"installing the operator's build into the shared virtualenv {venv} (once)...")
+        commands = (f"{shlex.quote(system_python())} -m venv {VENV_PATH}; "
+                    + shlex.join([*pip, requirement, "ray[default]"]))
+    (cache_dir / "mount" / "venv").mkdir(parents=True, exist_ok=True)
+    _machine_mounts()
+    script = (f"set -e; mount --bind {shlex.quote(str(cache_dir / 'mount'))} /opt/gridctl; "
+              f"mount --bind {shlex.quote(str(venv))} {VENV_PATH}; {commands}")
+    _run(["unshare", "--mount", "--propagation", "private", "sh", "-c", script], timeout=1500)
+    marker.write_text(build.wheel_sha256 + "\n")
+    say(f"shared virtualenv ready in {time.monotonic() - started:.0f} s")
+    return venv
+
+
+# --- namespaces ---------------------------------------------------------------------------------------------------
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _stale(name: str) -> bool:
+    """A ``gridrh-<pid>-...`` name whose rehearsal process is gone."""
+    parts = name.split("-")
+    return len(parts) >= 3 and parts[1].isdigit() and not _pid_alive(int(parts[1]))
+
+
+def namespaces() -> list[str]:
+    done = _run(["ip", "netns", "list"], check=False)
+    return [line.split()[0] for line in done.stdout.splitlines() if line.startswith(PREFIX)]
+
+
+def _kill_namespace_processes(names: list[str]) -> None:
+    def pids() -> set[int]:
+        found: set[int] = set()
+        for name in names:
+            done = _run(["ip", "netns", "pids", name], check=False)
+            found |= {int(p) for p in done.stdout.split() if p.isdigit()}
+        return found
+
+    for sig, wait in ((signal.SIGTERM, 10.0), (signal.SIGKILL, 5.0)):
+        alive = pids()
+        for pid in alive:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, sig)
+        deadline = time.monotonic() + wait
+        while alive and time.monotonic() < deadline:
+            time.sleep(0.2)
+            alive = pids()
+        if not alive:
+            return
+
+
+def remove_namespaces(names: list[str]) -> None:
+    _kill_namespace_processes(names)
+    for name in names:
+        _run(["ip", "netns", "delete", name], check=False)
+
+
+def remove_user(name: str) -> None:
+    if not name.startswith(PREFIX):
+        raise RehearsalError(f"refusing to remove {name!r}: not a rehearsal's user")
+    _run(["userdel", name], check=False)
+
+
+def clean_leftovers() -> list[str]:
+    """Namespaces and users of rehearsals whose process is gone (this prefix only)."""
+    removed = [name for name in namespaces() if _stale(name)]
+    remove_namespaces(removed)
+    for entry in pwd.getpwall():
+        if entry.pw_name.startswith(PREFIX) and _stale(entry.pw_name):
+            remove_user(entry.pw_name)
+            removed.append(entry.pw_name)
+    return removed
+
+
+@dataclass
+class Network:
+    """The rehearsal's namespaces: a bridge in ``lan``, and one namespace per host plugged into it."""
+
+    tag: str  # gridrh-<pid>-<n>
+    hosts: dict[str, str] = field(default_factory=dict)  # role -> namespace
+
+    @property
+    def lan(self) -> str:
+        return f"{self.tag}-lan"
+
+    def create(self) -> None:
+        _run(["ip", "netns", "add", self.lan])
+        self.hosts["lan"] = self.lan
+        _run(["ip", "-n", self.lan, "link", "set", "lo", "up"])
+        _run(["ip", "-n", self.lan, "link", "add", "br0", "type", "bridge"])
+        _run(["ip", "-n", self.lan, "link", "set", "br0", "up"])
+
+    def add_host(self, role: str, addresses: list[str], routes: list[str] = ()) -> str:  # type: ignore[assignment]
+        """A namespace for ``role`` with ``eth0`` on the bridge; ``addresses`` as ``a.b.c.d/len``; ``routes``
+        are on-link destinations (the public address, the metadata service)."""
+        name = f"{self.tag}-{role}"
+        _run(["ip", "netns", "add", name])
+        self.hosts[role] = name
+        port = f"p-{role}"[:15]
+        _run(["ip", "-n", self.lan, "link", "add", port, "type", "veth", "peer", "name", "eth0", "netns", name])
+        _run(["ip", "-n", self.lan, "link", "set", port, "master", "br0", "up"])
+        _run(["ip", "-n", name, "link", "set", "lo", "up"])
+        for address in addresses:
+            _run(["ip", "-n", name, "addr", "add", address, "dev", "eth0"])
+        _run(["ip", "-n", name, "link", "set", "eth0", "up"])
+        for route in routes:
+            _run(["ip", "-n", name, "route", "add", route, "dev", "eth0"])
+        return name
+
+    def destroy(self) -> None:
+        remove_namespaces(list(self.hosts.values()))
+        self.hosts.clear()
+
+
+# --- machines -------------------------------------------------------------------------------------------------
+
+@dataclass
+class Process:
+    label: str
+    popen: subprocess.Popen[bytes]
+    log: Path
+
+
+@dataclass
+class Machine:
+    role: str  # node, worker1, worker2
+    netns: str
+    root: Path
+    user_data: str
+    venv: Path
+    service_user: str
+    extra_env: dict[str, str]
+    python: str
+    say: Callable[[str], None]
+    processes: list[Process] = field(default_factory=list)
+
+    @property
+    def files(self) -> dict[str, dict[str, str]]:
+        return written_files(self.user_data)
+
+    def host_path(self, path: str) -> Path:
+        return self.root / path.lstrip("/")
+
+    def prepare(self) -> None:
+        """The machine's disk as cloud-init leaves it before ``runcmd``: its directories, the service user's
+        home (cloud-init's ``users`` creates it), and ``write_files`` with their modes."""
+        for path in (*MACHINE_DIRS, VENV_PATH, "/var/log", "/etc/systemd/system"):
+            self.host_path(path).mkdir(parents=True, exist_ok=True)
+        user = pwd.getpwnam(self.service_user)
+        os.chown(self.host_path("/var/lib/gridctl"), user.pw_uid, user.pw_gid)
+        caddy = pwd.getpwnam("caddy")
+        os.chown(self.host_path("/var/lib/caddy"), caddy.pw_uid, caddy.pw_gid)
+        for path, entry in self.files.items():
+            target = self.host_path(path)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_text(entry["content"])
+            target.chmod(int(str(entry.get("permissions", "0644")), 8))
+
+    def _mount_script(self, unit: Unit | None) -> str:
+        lines = ["set -e"]
+        for path in MACHINE_DIRS:
+            lines.append(f"mount --bind {shlex.quote(str(self.host_path(path)))} {path}")
+        lines.append(f"mount --bind {shlex.quote(str(self.venv))} {VENV_PATH}")
+        if unit is not None and unit.private_tmp:
+            lines += ["mount -t tmpfs -o mode=1777,nosuid,nodev tmpfs /tmp",
+                      "mount -t tmpfs -o mode=1777,nosuid,nodev tmpfs /var/tmp"]
+        if unit is not None and unit.protect_system in ("yes", "full", "strict"):
+            writable = tuple(unit.read_write_paths)
+            if unit.protect_system == "strict":  # every mount read-only but the writable paths (already mounts)
+                for path in ("/", *MACHINE_DIRS, VENV_PATH):
+                    if not any(path == w or path.startswith(w.rstrip("/") + "/") for w in writable):
+                        lines.append(f"mount -o remount,bind,ro {path}")
+            else:
+                for path in ("/usr", "/boot", "/efi", *(("/etc",) if unit.protect_system == "full" else ())):
+                    lines.append(f"if [ -d {path} ]; then mount --rbind {path} {path}; "
+                                 f"mount -o remount,bind,ro {path}; fi")
+        lines.append("cd /")
+        lines.append('exec "$@"')
+        return "; ".join(lines)
+
+    def command(self, argv: list[str], unit: Unit | None = None) -> list[str]:
+        """``argv`` run on this machine: in its network namespace, its directories mounted, and for a unit
+        as its user with its sandboxing (root for cloud-init's ``runcmd``)."""
+        wrapper = ["ip", "netns", "exec", self.netns, "sh", "-c", self._mount_script(unit), self.role]
+        if unit is not None and unit.user != "root":
+            group = unit.group or unit.user
+            setpriv = ["setpriv", f"--reuid={unit.user}", f"--regid={group}", "--init-groups"]
+            if unit.no_new_privileges:
+                setpriv.append("--no-new-privs")
+            if unit.ambient_capabilities:
+                caps = ",".join(f"+{cap}" for cap in unit.ambient_capabilities)
+                setpriv += [f"--inh-caps={caps}", f"--ambient-caps={caps}"]
+            wrapper += [*setpriv, "--"]
+        return wrapper + argv
+
+    def _user(self, name: str) -> str:
+        return self.service_user if name == SERVICE_USER else name
+
+    def unit(self, name: str) -> Unit:
+        rendered = self.files.get(f"/etc/systemd/system/{name}")
+        system = SYSTEM_UNITS / name
+        text = rendered["content"] if rendered else system.read_text()
+        dropins = tuple(entry["content"] for path, entry in sorted(self.files.items())
+                        if path.startswith(f"/etc/systemd/system/{name}.d/") and path.endswith(".conf"))
+        unit = parse_unit(name, text, dropins)
+        unit.user = self._user(unit.user)
+        unit.group = self._user(unit.group) if unit.group else None
+        return unit
+
+    def unit_environment(self, unit: Unit) -> dict[str, str]:
+        """What systemd gives the unit's process: its user's basics, Environment=, then EnvironmentFile=."""
+        env = {"PATH": UNIT_PATH, "LANG": "C.UTF-8"}
+        if unit.user != "root" or unit.group:
+            entry = pwd.getpwnam(unit.user)
+            env.update(HOME=entry.pw_dir, USER=unit.user, LOGNAME=unit.user, SHELL=entry.pw_shell)
+        env.update(unit.environment)
+        for path in unit.environment_files:
+            optional = path.startswith("-")
+            file = self.host_path(path.lstrip("-"))
+            if not file.is_file():
+                if optional:
+                    continue
+                raise RehearsalError(f"{self.role}: {unit.name}'s EnvironmentFile={path} does not exist")
+            env.update(read_environment_file(file.read_text()))
+        return {**env, **self.extra_env}
+
+    def start_unit(self, name: str) -> None:
+        unit = self.unit(name)
+        log = self.host_path(f"/var/log/{name}.log")
+        with log.open("ab") as out:
+            popen = subprocess.Popen(self.command(unit.exec_start, unit), env=self.unit_environment(unit),
+                                     stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        self.processes.append(Process(name, popen, log))
+        self.say(f"{self.role}: started {name} ({shlex.join(unit.exec_start)[:90]}...)")
+
+    def run_as_root(self, argv: list[str], label: str, timeout: float = 300) -> None:
+        env = {"PATH": UNIT_PATH, "LANG": "C.UTF-8", "HOME": "/root",
+               "GRIDCTL_SERVICE_USER": self.service_user, **self.extra_env}
+        done = _run(self.command(argv), env=env, timeout=timeout, check=False)
+        log = self.host_path("/var/log/cloud-init-output.log")
+        with log.open("a") as out:
+            out.write(f"$ {shlex.join(argv)}\n{done.stdout}{done.stderr}")
+        if done.returncode != 0:
+            raise RehearsalError(f"{self.role}: runcmd {label} exited {done.returncode}:\n"
+                                 f"{(done.stdout + done.stderr)[-3000:]}")
+
+    def install(self) -> None:
+        """``bootstrap.py install`` without making the virtualenv (it is the shared one): the wheel and the
+        constraints are fetched with the machine's identity and kept only if their sha256 is the deployed one,
+        then the installed version is checked, as the script does."""
+        code = ("import importlib.util, os, subprocess, sys\n"
+                "spec = importlib.util.spec_from_file_location('bootstrap', '/opt/gridctl/bootstrap.py')\n"
+                "m = importlib.util.module_from_spec(spec); spec.loader.exec_module(m)\n"
+                "os.makedirs(m.DIST_DIR, mode=0o755, exist_ok=True)\n"
+                "m.fetch_verified(m.BUILD['wheel_key'], m.BUILD['wheel_sha256'],"
+                " os.path.join(m.DIST_DIR, m.BUILD['wheel_name']))\n"
+                "m.fetch_verified(m.BUILD['constraints_key'], m.BUILD['constraints_sha256'],"
+                " os.path.join(m.DIST_DIR, 'constraints.txt'))\n"
+                "v = subprocess.run([m.VENV + '/bin/python', '-c', 'import importlib.metadata as i;"
+                " print(i.version(\"gridctl\"))'], check=True, capture_output=True, text=True).stdout.strip()\n"
+                "sys.exit(0 if v == m.BUILD['version'] else f'installed gridctl {v}, not {m.BUILD[\"version\"]}')\n")
+        self.run_as_root([self.python, "-c", code], "bootstrap.py install")
+
+    def boot(self) -> None:
+        """cloud-init's ``runcmd``, in order."""
+        for argv in yaml.safe_load(self.user_data).get("runcmd", []):
+            argv = [str(arg) for arg in argv]
+            label = shlex.join(argv)
+            if argv[:2] == ["python3", "/opt/gridctl/bootstrap.py"] and argv[2] == "install":
+                self.install()
+            elif argv[0] == "python3":
+                self.run_as_root([self.python, *argv[1:]], label)
+            elif argv[0] == "systemctl":
+                verb, names = argv[1], [a for a in argv[2:] if not a.startswith("-")]
+                if verb in ("enable", "start", "restart"):
+                    for name in names:
+                        self.start_unit(name if "." in name else f"{name}.service")
+                elif verb != "daemon-reload":
+                    raise RehearsalError(f"{self.role}: runcmd {label}: not rehearsed")
+            else:
+                argv = [self._user(arg) if arg == SERVICE_USER else arg for arg in argv]
+                self.run_as_root(argv, label)
+
+    def check_running(self) -> None:
+        for process in self.processes:
+            code = process.popen.poll()
+            if code is not None:
+                raise RehearsalError(f"{self.role}: {process.label} exited {code}:\n"
+                                     f"{process.log.read_text(errors='replace')[-3000:]}")
+
+    def logs(self, lines: int = 30) -> str:
+        out = []
+        for log in sorted(self.host_path("/var/log").glob("*.log")):
+            tail = log.read_text(errors="replace").splitlines()[-lines:]
+            out.append(f"--- {self.role}: {log.name}\n" + "\n".join(tail))
+        return "\n".join(out)
+
+
+# --- the cloud -------------------------------------------------------------------------------------------------
+
+def aws_endpoint_environment() -> dict[str, str]:
+    return {"AWS_ENDPOINT_URL": f"http://{CLOUD_ADDRESS}"}
+
+
+OPERATOR_SCRIPT = """
+import json, sys, time
+task = json.loads(sys.stdin.read())
+import boto3
+s3 = boto3.client("s3", region_name=task["region"])
+deadline = time.monotonic() + 60
+while True:
+    try:
+        s3.list_buckets(); break
+    except Exception:
+        if time.monotonic() > deadline: raise
+        time.sleep(0.5)
+s3.create_bucket(Bucket=task["bucket"], CreateBucketConfiguration={"LocationConstraint": task["region"]})
+for key, path in task["objects"].items():
+    s3.put_object(Bucket=task["bucket"], Key=key, Body=open(path, "rb").read())
+sm = boto3.client("secretsmanager", region_name=task["region"])
+for name, value in task["secrets"].items():
+    sm.create_secret(Name=name, SecretString=value)
+print("seeded")
+"""
+
+SETUP_SCRIPT = """
+import json, sys, time
+task = json.loads(sys.stdin.read())
+from pathlib import Path
+from providers.cloud_provider import pinned_context, set_up_owner, wait_until_healthy
+import boto3
+s3 = boto3.client("s3", region_name=task["region"])
+deadline = time.monotonic() + task["timeout"]
+while True:
+    try:
+        pem = s3.get_object(Bucket=task["bucket"], Key=task["ca_object"])["Body"].read(); break
+    except s3.exceptions.NoSuchKey:
+        if time.monotonic() > deadline: sys.exit("the Node did not publish its TLS root certificate")
+        time.sleep(1)
+Path(task["ca_file"]).write_bytes(pem)
+verify = pinned_context(Path(task["ca_file"]))
+wait_until_healthy(task["url"], verify, timeout=task["timeout"])
+token = set_up_owner(task["url"], verify=verify, setup_token=task["setup_token"], email=task["email"],
+                     password=task["password"])
+print("TOKEN=" + token)
+"""
+
+WORKERS_SCRIPT = """
+import json, sys, time
+task = json.loads(sys.stdin.read())
+from gridctl.sdk.node import Node
+node = Node(task["url"], token=task["token"], ca_file=task["ca_file"])
+deadline = time.monotonic() + task["timeout"]
+while True:
+    workers = [w for w in node.jobs.workers()["workers"] if w.get("alive")]
+    if len(workers) >= task["count"] or time.monotonic() > deadline:
+        break
+    time.sleep(2)
+print("WORKERS=" + json.dumps(workers))
+"""
+
+
+@dataclass
+class Rehearsal:
+    """One cloud's machines up on this machine; use as a context manager (torn down on exit)."""
+
+    cloud: str
+    work_dir: Path
+    venv: Path
+    build: Any
+    name: str = NAME  # the deployment's name, as the program names its resources
+    say: Callable[[str], None] = print
+    tag: str = field(default_factory=lambda: f"{PREFIX}{os.getpid()}-{next(_REHEARSALS)}")
+    network: Network | None = None
+    machines: list[Machine] = field(default_factory=list)
+    service_user: str = ""
+    rendered: Rendered | None = None
+    url: str = ""
+    ca_file: Path | None = None
+    bucket: str = ""
+    owner_token: str = ""
+    owner_email: str = "owner@example.com"
+    owner_password: str = field(default_factory=lambda: secrets_module.token_urlsafe(18))
+    cloud_process: subprocess.Popen[bytes] | None = None
+    timings: dict[str, float] = field(default_factory=dict)
+    _steps: int = 0
+
+    def __enter__(self) -> Rehearsal:
+        try:
+            self.up()
+        except BaseException:
+            self.down()
+            raise
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.down()
+
+    # -- running things in the namespaces --------------------------------------------------------------------
+
+    def operator_env(self) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "GRIDCTL_URL", "GRIDCTL_TOKEN"))}
+        env.update(aws_endpoint_environment(), AWS_ACCESS_KEY_ID="rehearsal", AWS_SECRET_ACCESS_KEY="rehearsal",  # noqa: S106 (moto takes any)
+                   AWS_DEFAULT_REGION=REGIONS[self.cloud], AWS_CONFIG_FILE="/dev/null",
+                   AWS_SHARED_CREDENTIALS_FILE="/dev/null", NO_PROXY="*")
+        root = str(Path(__file__).resolve().parent.parent)
+        env["PYTHONPATH"] = root + os.pathsep + env.get("PYTHONPATH", "")
+        return env
+
+    def operator(self, argv: list[str], *, input: str | None = None, env: dict[str, str] | None = None,
+                 timeout: float = 300, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+        """``argv`` run as the operator: in the operator's namespace, which reaches the Node's public address
+        and the emulated cloud, with the emulator's endpoint and throwaway credentials in its environment."""
+        assert self.network is not None
+        return subprocess.run(["ip", "netns", "exec", self.network.hosts["operator"], *argv], input=input,
+                              capture_output=True, text=True, env={**self.operator_env(), **(env or {})},
+                              timeout=timeout, cwd=cwd, check=False)
+
+    def operator_watching(self, argv: list[str], input: str, timeout: float,
+                          env: dict[str, str] | None = None) -> tuple[str, str]:
+        """Like :meth:`operator`, but stops as soon as a machine's unit exits (its log says why)."""
+        assert self.network is not None
+        self._steps += 1
+        files = [self.work_dir / f"operator-{self._steps}.{kind}" for kind in ("in", "out", "err")]
+        files[0].write_text(input)
+        with files[0].open() as stdin, files[1].open("w") as stdout, files[2].open("w") as stderr:
+            process = subprocess.Popen(["ip", "netns", "exec", self.network.hosts["operator"], *argv], stdin=stdin,
+                                       stdout=stdout, stderr=stderr, env={**self.operator_env(), **(env or {})})
+            deadline = time.monotonic() + timeout
+            try:
+                while process.poll() is None:
+                    time.sleep(1)
+                    self.check_running()
+                    if time.monotonic() > deadline:
+                        raise RehearsalError(f"`{shlex.join(argv)[:100]}` took more than {timeout:.0f} s\n"
+                                             + files[2].read_text()[-2000:] + self.logs())
+            finally:
+                if process.poll() is None:
+                    process.kill()
+                    process.wait()
+        out, err = files[1].read_text(), files[2].read_text()
+        if process.returncode != 0:
+            raise RehearsalError(f"the operator's step exited {process.returncode}: {err[-3000:]}\n" + self.logs())
+        return out, err
+
+    # -- up and down -----------------------------------------------------------------------------------------------
+
+    def up(self) -> None:
+        require_rehearsable(self.cloud)
+        started = time.monotonic()
+        clean_leftovers()
+        _machine_mounts()
+        self.say(f"{self.cloud}: rendering the machines (the program under Pulumi's mocks)...")
+        self.rendered = rendered = render(self.cloud, self.build, self.name)
+        node_files = written_files(rendered.node)
+        node_boot = bootstrap_module(node_files["/opt/gridctl/bootstrap.py"]["content"], "node_bootstrap")
+        worker_boot = bootstrap_module(written_files(rendered.worker)["/opt/gridctl/bootstrap.py"]["content"],
+                                       "worker_bootstrap")
+        self.bucket = str(node_boot.BUCKET)
+        public = read_environment_file(node_files["/etc/gridctl/caddy.env"]["content"])["GRID_PUBLIC_ADDRESS"]
+        self.url = f"https://{public}"
+
+        self.service_user = f"{self.tag}-{SERVICE_USER}"
+        _run(["useradd", "--system", "--no-create-home", "--home-dir", "/var/lib/gridctl",
+              "--shell", "/usr/sbin/nologin", "--user-group", self.service_user])
+
+        self.network = network = Network(self.tag)
+        network.create()
+        on_link = [f"{METADATA_ADDRESS}/32"]
+        network.add_host("cloud", [f"{CLOUD_ADDRESS}/16", f"{METADATA_ADDRESS}/32"])
+        network.add_host("operator", [f"{OPERATOR_ADDRESS}/16"], [f"{public}/32"])
+        from providers.cloud import NODE_PRIVATE_IP
+
+        roles = {"node": NODE_PRIVATE_IP, "worker1": WORKER_ADDRESSES[0], "worker2": WORKER_ADDRESSES[1]}
+        for role, address in roles.items():
+            extra = [f"{public}/32"] if role == "node" else []
+            network.add_host(role, [f"{address}/16", *extra], on_link)
+
+        self.say(f"{self.cloud}: the cloud's APIs (moto's server) on {CLOUD_ADDRESS} and {METADATA_ADDRESS}")
+        log = (self.work_dir / "cloud.log").open("ab")
+        self.cloud_process = subprocess.Popen(
+            ["ip", "netns", "exec", network.hosts["cloud"], sys.executable, "-m", "moto.server", "-H", "0.0.0.0",  # noqa: S104 (its namespace)
+             "-p", "80"], stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        secrets = {key: value for key, value in _secret_values(rendered.settings).items()}
+        refs = {s["ref"]: secrets[s["key"]] for s in [*node_boot.SECRETS, *worker_boot.SECRETS]}
+        task = {"region": REGIONS[self.cloud], "bucket": node_boot.BUCKET, "secrets": refs,
+                "objects": {self.build.object_key("wheel"): self.build.wheel_path,
+                            self.build.object_key("constraints"): self.build.constraints_path}}
+        done = self.operator([sys.executable, "-c", OPERATOR_SCRIPT], input=json.dumps(task), timeout=120)
+        if done.returncode != 0:
+            raise RehearsalError(f"seeding the emulated cloud failed: {done.stderr[-2000:]}")
+        self.timings["network and cloud"] = time.monotonic() - started
+
+        machine_env = aws_endpoint_environment()
+        for role in roles:
+            machine = Machine(role=role, netns=network.hosts[role], root=self.work_dir / role,
+                              user_data=rendered.node if role == "node" else rendered.worker, venv=self.venv,
+                              service_user=self.service_user, extra_env=machine_env, python=sys.executable,
+                              say=self.say)
+            machine.prepare()
+            self.machines.append(machine)
+        step = time.monotonic()
+        self.say(f"{self.cloud}: booting the Node (runcmd)...")
+        self.machines[0].boot()
+        for machine in self.machines[1:]:
+            self.say(f"{self.cloud}: booting {machine.role} (runcmd)...")
+            machine.boot()
+        self.timings["boot"] = time.monotonic() - step
+
+        step = time.monotonic()
+        self.ca_file = self.work_dir / "tls-root.crt"
+        setup = {"region": REGIONS[self.cloud], "bucket": node_boot.BUCKET, "ca_object": node_boot.CA_OBJECT,
+                 "ca_file": str(self.ca_file), "url": self.url, "timeout": 240,
+                 "setup_token": rendered.settings.secrets.setup_token, "email": self.owner_email,
+                 "password": self.owner_password}
+        stdout, stderr = self.operator_watching([sys.executable, "-c", SETUP_SCRIPT], json.dumps(setup), 300)
+        if "TOKEN=" not in stdout:
+            raise RehearsalError(f"the Owner's setup over the pinned TLS root failed: {stderr[-3000:]}\n"
+                                 + self.logs())
+        self.owner_token = stdout.split("TOKEN=", 1)[1].strip()
+        self.timings["owner setup"] = time.monotonic() - step
+        self.say(f"{self.cloud}: the Owner is set up at {self.url} over the pinned TLS root "
+                 f"({time.monotonic() - started:.0f} s since start)")
+
+    def wait_for_workers(self, count: int = 2, timeout: float = 180) -> list[dict[str, Any]]:
+        """The Workers the Node sees (``GET /workers`` as the Owner, over the pinned root), once ``count`` are."""
+        assert self.ca_file is not None
+        task = {"url": self.url, "token": self.owner_token, "ca_file": str(self.ca_file), "count": count,
+                "timeout": timeout}
+        stdout, _ = self.operator_watching([sys.executable, "-c", WORKERS_SCRIPT], json.dumps(task), timeout + 30)
+        return list(json.loads(stdout.split("WORKERS=", 1)[1]))
+
+    def check_running(self) -> None:
+        for machine in self.machines:
+            machine.check_running()
+
+    def logs(self) -> str:
+        return "\n".join(machine.logs() for machine in self.machines)
+
+    def down(self) -> None:
+        if self.network is not None:
+            self.network.destroy()
+        for machine in self.machines:
+            for process in machine.processes:
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    process.popen.wait(timeout=5)
+        if self.cloud_process is not None:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.cloud_process.wait(timeout=5)
+        if self.service_user:
+            remove_user(self.service_user)
+            self.service_user = ""
+
+
+def _secret_values(settings: Any) -> dict[str, str]:
+    from providers.cloud import stored_secrets
+
+    return stored_secrets(settings)
+
+
+@contextlib.contextmanager
+def rehearse(cloud: str, work_dir: Path, cache_dir: Path, say: Callable[[str], None] = print,
+             name: str = NAME) -> Iterator[Rehearsal]:
+    """Build the operator's wheel, install it once in the shared virtualenv, and bring ``cloud``'s machines up."""
+    from providers.build import operator_build
+
+    require_rehearsable(cloud)
+    build = operator_build(work_dir / "build")
+    venv = shared_venv(build, cache_dir, say)
+    with Rehearsal(cloud=cloud, work_dir=work_dir, venv=venv, build=build, name=name, say=say) as rehearsal:
+        yield rehearsal
+
+
+def cache_dir() -> Path:
+    """Where ``gridctl deploy <cloud> --rehearse`` keeps the shared virtualenv between runs."""
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "gridctl" / "rehearsal"
+
+
+def run_rehearsal(cloud: str, name: str = NAME, say: Callable[[str], None] = print) -> dict[str, Any]:
+    """``gridctl deploy <cloud> --rehearse``: the machines up, the Owner set up over the pinned TLS root, both
+    Workers joined; then everything torn down. Returns what was seen and how long each step took."""
+    import tempfile
+
+    started = time.monotonic()
+    with tempfile.TemporaryDirectory(prefix=PREFIX) as tmp, rehearse(cloud, Path(tmp), cache_dir(), say, name) as r:
+        workers = r.wait_for_workers()
+        if len(workers) < 2:
+            raise RehearsalError(f"only {len(workers)} of 2 Workers joined the Node's Ray head\n" + r.logs())
+        units = {m.role: [p.label for p in m.processes] for m in r.machines}
+        summary: dict[str, Any] = {"cloud": cloud, "url": r.url, "owner": r.owner_email, "workers": len(workers),
+                                   "units": units, "timings_s": {k: round(v, 1) for k, v in r.timings.items()}}
+    summary["seconds"] = round(time.monotonic() - started, 1)
+    return summary
