@@ -49,3 +49,36 @@ class TestIdsWithinTheColumnsRange:
                                      params={"target_type": "dataset", "target_id": number})
             assert past.status_code == 422, past.text
             assert past.json()["code"] == "invalid_input"
+
+
+class TestNulCharactersAreRefusedAlike:
+    """PostgreSQL's text refuses U+0000 (the fuzzer's ``GET /audit?actor=%00`` was a 500 there): a NUL in the URL or
+    an escaped one in a JSON body is a 422 naming where, on every backend, before anything reads the database."""
+
+    def test_a_nul_in_a_query_filter_is_refused_with_422(self, any_db_client: TestClient,
+                                                         any_db_factory: Factory) -> None:
+        response = any_db_client.get(f"{API}/audit?actor=%07%00x&target_id=y", headers=any_db_factory.owner().headers)
+        assert response.status_code == 422, response.text
+        assert response.json()["code"] == "invalid_input" and response.json()["details"] == {"field": "url"}
+
+    def test_a_nul_in_a_path_is_refused_with_422(self, any_db_client: TestClient, any_db_factory: Factory) -> None:
+        response = any_db_client.get(f"{API}/roles/ops%00eu", headers=any_db_factory.owner().headers)
+        assert response.status_code == 422, response.text
+
+    def test_an_escaped_nul_in_a_json_body_is_refused_and_nothing_is_written(
+            self, any_db_client: TestClient, any_db_factory: Factory) -> None:
+        owner = any_db_factory.owner()
+        response = any_db_client.post(f"{API}/groups", headers={**owner.headers, "Content-Type": "application/json"},
+                                      content=b'{"name": "nul\\u0000group"}')
+        assert response.status_code == 422, response.text
+        assert response.json()["details"] == {"field": "body"}
+        names = [g["name"] for g in any_db_client.get(f"{API}/groups", headers=owner.headers).json()["items"]]
+        assert not any(name.startswith("nul") for name in names)
+
+    def test_the_text_backslash_u0000_is_not_a_nul_and_is_kept(self, any_db_client: TestClient,
+                                                             any_db_factory: Factory) -> None:
+        owner = any_db_factory.owner()
+        response = any_db_client.post(f"{API}/groups", headers={**owner.headers, "Content-Type": "application/json"},
+                                      content=b'{"name": "literal", "description": "a \\\\u0000 b"}')
+        assert response.status_code == 201, response.text
+        assert response.json()["description"] == "a \\u0000 b"

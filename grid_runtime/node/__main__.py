@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 
 import uvicorn
 
@@ -22,6 +23,9 @@ def log_to_stderr() -> None:
 
 
 def main() -> None:
+    # Everything the Node creates (database, objects, uploads, its Ray driver's logs) is its owner's alone, however
+    # it was started (providers/local starts it so too; a systemd unit or a shell might not).
+    os.umask(0o077)
     settings = NodeSettings()
     log_to_stderr()
     # Slow clients: idle keep-alive connections close after keep_alive_seconds, request heads are capped at

@@ -8,6 +8,9 @@
   average below ``min_body_rate_bytes`` per second once that long has passed, ends the request with 408
   ``request_timeout``. A slow client holds a connection, never a database session (``deps.released_session``).
 
+- No text may hold the NUL character (U+0000), which PostgreSQL's text columns refuse: a path or query string with
+  ``%00``, or a JSON body with a ``\u0000`` escape, is refused with 422 ``invalid_input`` on every database alike.
+
 A streaming route is one that declares its raw body in the OpenAPI document (``openapi_extra`` with a
 ``requestBody`` that is not JSON): it reads ``request.stream()`` itself and applies its own size limit
 (``max_upload_bytes``) to what it stores.
@@ -31,6 +34,19 @@ from grid_runtime.core.settings import NodeSettings
 
 class RequestTimeout(GridError):
     code, status = "request_timeout", 408
+
+
+_JSON_NUL = re.compile(rb"(?<!\\)(?:\\\\)*\\u0000")  # an unescaped backslash, then u0000
+
+
+def _nul_in_url(scope: Scope) -> bool:
+    raw = (scope.get("raw_path") or b"") + b"?" + (scope.get("query_string") or b"")
+    return b"%00" in raw or b"\x00" in raw or "\x00" in scope.get("path", "")
+
+
+def _nul_refused(where: str) -> JSONResponse:
+    return _error(422, "invalid_input", f"the {where} holds a NUL character (U+0000), which no text may contain",
+                  {"field": where})
 
 
 def _error(status: int, code: str, message: str, details: object = None) -> JSONResponse:
@@ -105,6 +121,9 @@ class BodyLimits:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        if _nul_in_url(scope):
+            await _nul_refused("url")(scope, receive, send)
+            return
         headers = dict(scope.get("headers") or [])
         length = headers.get(b"content-length")
         has_body = length not in (None, b"0") or b"transfer-encoding" in headers
@@ -138,6 +157,9 @@ class BodyLimits:
             await _error(exc.status, exc.code, exc.message, exc.details)(scope, receive, send)
             return
         body = b"".join(chunks)
+        if _JSON_NUL.search(body):
+            await _nul_refused("body")(scope, receive, send)
+            return
         replayed = False
 
         async def replay() -> Message:
