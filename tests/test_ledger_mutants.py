@@ -274,3 +274,32 @@ class TestRecord:
         rows, total = ledger.entries(session, user_id=9)
         assert (len(rows), total) == (50, 51)
         assert ledger.entries(session, user_id=10) == ([], 0)
+
+
+class TestSpentIsScopedAndAtTheGivenTerms:
+    """Survivors of the full run of 2026-12-01: each figure of ``spent`` belongs to the user or dataset asked
+    about, at the terms asked for, and a scope must be exactly one of them."""
+
+    def test_non_private_events_are_counted_for_their_user_only(self, session: Session) -> None:
+        put(session, None, user=31)
+        put(session, GAUSS, user=32)
+        assert ledger.spent(session, TERMS, user_id=31).non_private_events == 1
+        assert ledger.spent(session, TERMS, user_id=32).non_private_events == 0
+        assert ledger.spent(session, TERMS, user_id=33).non_private_events == 0
+
+    def test_entries_at_other_terms_are_re_read_for_their_user_only(self, session: Session) -> None:
+        put(session, GAUSS, user=34, terms=Terms(order=6.0, delta=1e-5))
+        later = Terms(order=8.0, delta=1e-6)
+        theirs = ledger.spent(session, later, user_id=34)
+        assert theirs.rdp == pytest.approx(accounting.rdp_at_order(GAUSS, 8.0)) and theirs.simple_sum > 0
+        nobody = ledger.spent(session, later, user_id=35)
+        assert (nobody.rdp, nobody.simple_sum, nobody.events) == (0.0, 0.0, 0)
+
+    def test_the_figures_carry_the_terms_they_were_read_at(self, session: Session) -> None:
+        figures = ledger.spent(session, Terms(order=8.0, delta=1e-6), user_id=36)
+        assert (figures.order, figures.delta) == (8.0, 1e-6)
+
+    @pytest.mark.parametrize("scope", [{}, {"user_id": 1, "dataset_id": 2}])
+    def test_a_scope_is_exactly_one_of_a_user_and_a_dataset(self, session: Session, scope: dict[str, int]) -> None:
+        with pytest.raises(ValueError, match="^give exactly one of user_id and dataset_id$"):
+            ledger.spent(session, TERMS, **scope)

@@ -348,3 +348,51 @@ class TestExplain:
             manager = actor_of(session, admin.id)
             assert permissions.explain(session, actor=manager, user=other.email, target_type="tensor",
                                        target_id=tensor)[0].id == other.id
+
+
+class TestAGrantRace:
+    """Survivors of the full run of 2026-12-01: when a concurrent transaction inserts the same subject's grant on
+    the same target between our lookup and our insert, the unique constraint refuses ours and the grant that won
+    is updated instead (``put_grant``'s fallback); every grant is audited under its own id."""
+
+    def test_a_grant_inserted_meanwhile_is_updated_not_duplicated(self, factory: Factory,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+        user, admin = factory.user(), factory.user("Administrator")
+        tensor = factory.tensor()
+        first = put(factory, "user", user.id, "tensor", tensor, "compute")
+        real = permissions.find_grant
+        calls: list[bool] = []
+
+        def missed_once(session: Session, **kwargs: Any) -> Any:
+            calls.append(True)
+            return None if len(calls) == 1 else real(session, **kwargs)  # the first lookup ran before the insert
+
+        monkeypatch.setattr(permissions, "find_grant", missed_once)
+        with factory.sessions.begin() as session:
+            grant = permissions.put_grant(session, actor=actor_of(session, admin.id), subject_type="user",
+                                          subject_id=user.id, target_type="tensor", target_id=tensor,
+                                          level=Level.download)
+            assert (grant.id, grant.level, grant.created_by) == (first, "download", admin.id)
+        assert len(calls) == 2
+        assert decide(factory, user.id, "tensor", tensor).level is Level.download
+        assert audits(factory, "permission.granted")[-1] == {
+            "subject_type": "user", "subject_id": user.id, "target_type": "tensor", "target_id": tensor,
+            "level": "download", "previous_level": "compute"}
+
+    def test_the_audit_event_names_the_grant(self, factory: Factory) -> None:
+        user = factory.user()
+        grant_id = put(factory, "user", user.id, "dataset", factory.dataset(), "search")
+        with factory.sessions() as session:
+            event = session.scalars(select(AuditEvent).where(AuditEvent.action == "permission.granted")
+                                    .order_by(AuditEvent.id.desc())).first()
+            assert event is not None and (event.target_type, event.target_id) == ("grant", str(grant_id))
+
+    def test_an_actor_replacing_a_grant_becomes_its_granter(self, factory: Factory) -> None:
+        user, admin = factory.user(), factory.user("Administrator")
+        tensor = factory.tensor()
+        put(factory, "user", user.id, "tensor", tensor, "search")
+        with factory.sessions.begin() as session:
+            grant = permissions.put_grant(session, actor=actor_of(session, admin.id), subject_type="user",
+                                          subject_id=user.id, target_type="tensor", target_id=tensor,
+                                          level=Level.compute)
+            assert grant.created_by == admin.id
