@@ -34,6 +34,10 @@ from pathlib import Path
 
 import httpx
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from tests.processes import children  # noqa: E402  (path tweak)
+
 GRIDCTL = [str(Path(sys.executable).with_name("gridctl"))]  # the installed entry point, as a person runs it
 PASSWORD = "bench-password-123"  # noqa: S105  (a throwaway deployment's Owner)
 TARGET_HEALTHY_SECONDS = 2.0
@@ -52,20 +56,8 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def _children() -> dict[int, list[int]]:
-    tree: dict[int, list[int]] = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                raw = (entry / "stat").read_text()
-            except OSError:
-                continue
-            tree.setdefault(int(raw[raw.rindex(")") + 2:].split()[1]), []).append(int(entry.name))
-    return tree
-
-
 def tree_rss_mb(root: int) -> float:
-    tree, total, todo, seen = _children(), 0, [root], set()
+    tree, total, todo, seen = children(), 0, [root], set()
     while todo:
         pid = todo.pop()
         if pid in seen:
@@ -90,7 +82,7 @@ def cpu_seconds(pid: int) -> float:
 
 def node_pid(cli: int) -> int | None:
     """The Node process (``python -m grid_runtime.node``) among the CLI's children."""
-    for pid in _children().get(cli, []):
+    for pid in children().get(cli, []):
         try:
             if b"grid_runtime.node" in Path(f"/proc/{pid}/cmdline").read_bytes():
                 return pid

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from grid_runtime.compute import cluster
+from tests.processes import descendants
 from tests.ray_cluster import RayNode
 
 LISTEN = "0A"
@@ -47,30 +48,6 @@ import ray
 pid, found = ray.get(ray.remote(listening).options(resources={WORKER_RESOURCE: 0.001}).remote(), timeout=240)
 print(pid, " ".join(found))
 """
-
-
-def _children() -> dict[int, list[int]]:
-    tree: dict[int, list[int]] = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            raw = (entry / "stat").read_text()
-        except OSError:
-            continue
-        parent = int(raw[raw.rindex(")") + 2:].split()[1])
-        tree.setdefault(parent, []).append(int(entry.name))
-    return tree
-
-
-def _descendants(roots: list[int]) -> set[int]:
-    tree, found, todo = _children(), set(), list(roots)
-    while todo:
-        pid = todo.pop()
-        if pid not in found:
-            found.add(pid)
-            todo.extend(tree.get(pid, []))
-    return found
 
 
 def _socket_inodes(pid: int) -> set[str]:
@@ -111,7 +88,7 @@ def _listening() -> dict[str, tuple[str, int]]:
 
 
 def _owned_listeners(ray_node: RayNode) -> dict[int, list[tuple[str, int]]]:
-    pids = _descendants([ray_node.node.pid, *(w.pid for w in ray_node.workers)])
+    pids = descendants([ray_node.node.pid, *(w.pid for w in ray_node.workers)])
     listening = _listening()
     owned: dict[int, list[tuple[str, int]]] = {}
     for pid in pids:
@@ -140,7 +117,7 @@ class TestRayOnLoopback:
                               umask=0o077)  # as the Node's own driver runs (providers/local, tests/ray_cluster.py)
         assert done.returncode == 0, done.stderr[-2000:]
         raylet, *found = done.stdout.split()
-        assert int(raylet) in _descendants([w.pid for w in ray_node.workers])  # it ran on one of the Workers
+        assert int(raylet) in descendants([w.pid for w in ray_node.workers])  # it ran on one of the Workers
         assert found  # a Ray worker serves its peers over gRPC
         assert all(ipaddress.ip_address(_address(f.split(":")[0])).is_loopback for f in found), found
 

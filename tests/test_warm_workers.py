@@ -12,27 +12,16 @@ from pathlib import Path
 
 import pytest
 
+from tests.processes import children
 from tests.ray_cluster import RayNode
 
 WARM_LINE = re.compile(r"Worker (\w+) warm: Ray worker process pid (\d+) ready")
 
 
-def _children() -> dict[int, list[int]]:
-    tree: dict[int, list[int]] = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                raw = (entry / "stat").read_text()
-            except OSError:
-                continue
-            tree.setdefault(int(raw[raw.rindex(")") + 2:].split()[1]), []).append(int(entry.name))
-    return tree
-
-
 def _ray_worker_processes(root: int) -> set[int]:
     """The Ray worker processes below one Worker's ``ray start`` process (Ray titles them ``ray::IDLE``,
     ``ray::<task>``; started, before the title is set, they run ``default_worker.py``)."""
-    tree, found, todo = _children(), set(), [root]
+    tree, found, todo = children(), set(), [root]
     while todo:
         pid = todo.pop()
         todo.extend(tree.get(pid, []))
