@@ -17,21 +17,11 @@ from fastapi.testclient import TestClient
 from grid_runtime.core.settings import NodeSettings
 from grid_runtime.node.app import create_app
 from tests.factories import Factory
-from tests.live import LiveNode, postgres_database, start_live_node
+from tests.live import LiveNode, start_live_node, throwaway_postgres
 from tests.ray_cluster import RayNode, start_ray_node
 
-PG_URL = os.environ.get("GRID_TEST_POSTGRES_URL")
 # Nodes made by tests run without Ray unless a test asks for it (tests/test_training_e2e.py starts one cluster).
 os.environ.setdefault("GRID_NODE_RAY_ENABLED", "false")
-
-
-def _postgres_database() -> Iterator[str]:
-    if not PG_URL:
-        if os.environ.get("GRID_REQUIRE_POSTGRES") == "1":
-            pytest.fail("GRID_REQUIRE_POSTGRES=1 but GRID_TEST_POSTGRES_URL is not set")
-        pytest.skip("PostgreSQL not configured (set GRID_TEST_POSTGRES_URL; .ci/run does)")
-    with postgres_database(PG_URL) as url:
-        yield url
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
@@ -40,7 +30,8 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path / 'node.db'}"
     else:
-        yield from _postgres_database()
+        with throwaway_postgres() as url:
+            yield url
 
 
 @pytest.fixture

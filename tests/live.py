@@ -104,3 +104,18 @@ def postgres_database(admin_url: str, prefix: str = "grid_test") -> Iterator[str
         with admin.connect() as conn:
             conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         admin.dispose()
+
+
+@contextmanager
+def throwaway_postgres(prefix: str = "grid_test") -> Iterator[str]:
+    """A throwaway database on the test PostgreSQL server (``GRID_TEST_POSTGRES_URL``). Without one the test is
+    skipped, unless ``GRID_REQUIRE_POSTGRES=1`` (``.ci/run``), where that is a failure: CI never skips it."""
+    import pytest
+
+    admin = os.environ.get("GRID_TEST_POSTGRES_URL")
+    if not admin:
+        if os.environ.get("GRID_REQUIRE_POSTGRES") == "1":
+            pytest.fail("GRID_REQUIRE_POSTGRES=1 but GRID_TEST_POSTGRES_URL is not set")
+        pytest.skip("PostgreSQL not configured (set GRID_TEST_POSTGRES_URL; .ci/run does)")
+    with postgres_database(admin, prefix) as url:
+        yield url

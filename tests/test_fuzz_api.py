@@ -33,7 +33,7 @@ from grid_runtime.core.settings import NodeSettings
 from grid_runtime.node.app import create_app
 from grid_runtime.node.auth.models import API, Token
 from tests.factories import Factory, MadeUser
-from tests.live import postgres_database
+from tests.live import throwaway_postgres
 from tests.reliability import record_figures
 from tests.test_tensors_helpers import npy_bytes
 
@@ -98,22 +98,13 @@ def _seed(schema: Any, factory: Factory, owner: MadeUser) -> None:
     factory.role("seed-role")
 
 
-def _postgres_url(stack: ExitStack) -> str:
-    """A fresh PostgreSQL database for this module (conftest's rule: skipped unless CI requires it)."""
-    admin = os.environ.get("GRID_TEST_POSTGRES_URL")
-    if not admin:
-        if os.environ.get("GRID_REQUIRE_POSTGRES") == "1":
-            pytest.fail("GRID_REQUIRE_POSTGRES=1 but GRID_TEST_POSTGRES_URL is not set")
-        pytest.skip("PostgreSQL not configured (set GRID_TEST_POSTGRES_URL; .ci/run does)")
-    return stack.enter_context(postgres_database(admin, "grid_fuzz"))
-
-
 @pytest.fixture(scope="module", params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
 def fuzz_node(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[FuzzNode]:
     backend = request.param
     state = tmp_path_factory.mktemp(f"fuzz-node-{backend}")
     with ExitStack() as stack:
-        url = f"sqlite:///{state / 'node.db'}" if backend == "sqlite" else _postgres_url(stack)
+        url = (f"sqlite:///{state / 'node.db'}" if backend == "sqlite"
+               else stack.enter_context(throwaway_postgres("grid_fuzz")))
         node = NodeSettings(state_dir=state / "state", database_url=url, login_max_failures=1000,
                             max_upload_bytes=1024**2)
         app = create_app(node)
