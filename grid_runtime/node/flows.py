@@ -35,7 +35,7 @@ from grid_runtime.node.budget import service as budget
 from grid_runtime.node.datasets.models import Dataset
 from grid_runtime.node.jobs import service as jobs
 from grid_runtime.node.jobs.models import Job, Result
-from grid_runtime.node.jobs.schemas import JobOut, ResultOut, StatisticsIn, TrainIn
+from grid_runtime.node.jobs.schemas import ResultOut, StatisticsIn, TrainIn
 from grid_runtime.node.notifications import service as notifications
 from grid_runtime.node.permissions import service as permissions
 from grid_runtime.node.requests import service as requests
@@ -148,10 +148,6 @@ def download_result(session: Session, *, actor: Actor, result_id: int, settings:
     jobs.check_download(result, downloadable=may_download(session, actor=actor, result=result, settings=settings))
     jobs.record_download(session, actor=actor, result=result)
     return result
-
-
-def job_out(session: Session, job: Job, *, actor: Actor) -> JobOut:
-    return jobs.job_out(session, job, actor=actor)
 
 
 # --- what a release is about --------------------------------------------------------------------------------
