@@ -1,16 +1,254 @@
-"""Who may download a result and who may ask for its release, through the API: written to kill the mutants of
-grid_runtime/node/flows.py that issue 9 found surviving (the download check's "an approved release of exactly
-this artifact" and the rule that only the user who ran a job may ask for its result's release)."""
+"""Who may download a result and who may ask for its release; the officer's cost card, what a release charges, and
+what downloading a release answers, figure by figure and word by word. Written to kill the mutants of
+grid_runtime/node/flows.py that issue 9's mutation runs found surviving: the download check's "an approved release
+of exactly this artifact", the rule that only the user who ran a job may ask for its result's release, a card
+field renamed or computed otherwise, a charge recorded without its dataset or tensor, an error without its reason.
+Everything runs through the API as an officer, a requester or a bystander would, except one admission with initial
+weights, which needs a Node that runs Workers (``tests.test_admission.workers_on``).
+"""
 
 from __future__ import annotations
 
-from fastapi.testclient import TestClient
+import base64
+from typing import Any
 
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import update
+
+from grid_runtime.core.settings import NodeSettings
+from grid_runtime.core.storage import ObjectStore
+from grid_runtime.node import flows
+from grid_runtime.node.jobs.models import Job, Result
+from grid_runtime.node.jobs.schemas import TrainIn
 from grid_runtime.node.requests.models import Request
-from tests.factories import Factory
-from tests.test_release_requests import approve, dp_event, make_result, release
+from grid_runtime.privacy import accounting, events
+from tests.factories import Factory, MadeUser
+from tests.test_admission import _actor, _column, _grant, workers_on  # noqa: F401 (a fixture)
+from tests.test_release_requests import SPEC, approve, dp_event, ledger_rows, make_result, release
 
 API = "/api/v1"
+ORDER, DELTA = accounting.DEFAULT_RDP_ORDER, accounting.DEFAULT_DELTA
+
+
+def _rdp(event: dict[str, Any]) -> float:
+    return accounting.rdp_at_order(events.event_from_dict(event), ORDER)
+
+
+def _eps(rdp: float) -> float:
+    return accounting.epsilon_from_rdp(rdp, ORDER, DELTA)
+
+
+def _left(cap: float, rdp: float) -> float:
+    return accounting.epsilon_from_rdp(accounting.rdp_budget(cap, DELTA, ORDER) - rdp, ORDER, DELTA)
+
+
+def _card(client: TestClient, officer: MadeUser, request_id: int) -> dict[str, Any]:
+    response = client.get(f"{API}/requests/{request_id}", headers=officer.headers)
+    assert response.status_code == 200, response.text
+    card: dict[str, Any] = response.json()["card"]
+    return card
+
+
+def _allow_non_private_releases(client: TestClient, factory: Factory) -> None:
+    response = client.patch(f"{API}/privacy/settings", headers=factory.owner().headers,
+                            json={"release_policy": "allow_non_private"})
+    assert response.status_code == 200, response.text
+
+
+@pytest.fixture
+def officer(factory: Factory) -> MadeUser:
+    return factory.user("Compliance Officer")
+
+
+class TestTheCardsFigures:
+    def test_the_users_side_before_and_after_this_release(self, client: TestClient, factory: Factory,
+                                                          officer: MadeUser) -> None:
+        first_event, second_event = dp_event(1.5), dp_event()
+        user = factory.user(budget=10.0)
+        column = _column(factory)
+        first = release(client, user, make_result(factory, user.id, event=first_event)).json()
+        approve(client, officer, first["id"])
+        second = release(client, user, make_result(
+            factory, user.id, event=second_event,
+            inputs={"features": {"tensor_id": column, "shape": [200, 4]}})).json()  # type: ignore[dict-item]
+        card = _card(client, officer, second["id"])
+        before, this = _rdp(first_event), _rdp(second_event)
+        assert card["user"]["cap_epsilon"] == 10.0
+        assert card["user"]["epsilon_before"] == pytest.approx(_eps(before), rel=1e-9)
+        assert card["user"]["epsilon_after"] == pytest.approx(_eps(before + this), rel=1e-9)
+        assert card["user"]["simple_sum_before"] == pytest.approx(first["payload"]["epsilon"], rel=1e-9)
+        assert card["user"]["simple_sum_after"] == pytest.approx(
+            first["payload"]["epsilon"] + second["payload"]["epsilon"], rel=1e-9)
+        assert card["user"]["remaining_before"] == pytest.approx(_left(10.0, before), rel=1e-9)
+        assert card["user"]["remaining_after"] == pytest.approx(_left(10.0, before + this), rel=1e-9)
+        assert (card["user"]["events"], card["user"]["non_private_events"]) == (1, 0)
+        assert card["user"]["within_cap"] is True
+        assert (card["delta"], card["rows"]) == (DELTA, 200)
+        assert card["delta_times_rows"] == pytest.approx(200 * DELTA)
+        assert card["flag"] is None and card["non_private"] is False
+
+    def test_a_release_that_ends_above_the_cap_by_less_than_one_is_not_within_it(
+            self, client: TestClient, factory: Factory, officer: MadeUser) -> None:
+        event = dp_event()
+        both = _eps(2 * _rdp(event))
+        user = factory.user(budget=both - 0.05)  # both paid at admission: the second ends 0.05 above the cap
+        first = release(client, user, make_result(factory, user.id, event=event, blob=b"one")).json()
+        approve(client, officer, first["id"])
+        second = release(client, user, make_result(factory, user.id, event=event, blob=b"two")).json()
+        card = _card(client, officer, second["id"])
+        assert card["user"]["epsilon_after"] == pytest.approx(both, rel=1e-9)
+        assert card["user"]["within_cap"] is False
+
+    def test_something_not_differentially_private_is_flagged_and_has_no_finite_figure(
+            self, client: TestClient, factory: Factory, officer: MadeUser) -> None:
+        _allow_non_private_releases(client, factory)
+        user = factory.user(budget=10.0)
+        filed = release(client, user, make_result(factory, user.id, event=None)).json()
+        assert filed["state"] == "pending", filed
+        card = _card(client, officer, filed["id"])
+        assert card["flag"] == ("NOT DIFFERENTIALLY PRIVATE: releasing it may reveal anything about the rows it was "
+                                "computed from; it is never auto-approved")
+        assert card["non_private"] is True and card["epsilon"] is None and card["rdp"] is None
+        assert card["user"]["epsilon_after"] is None and card["user"]["simple_sum_after"] is None
+        assert card["user"]["remaining_after"] is None and card["user"]["within_cap"] is False
+        assert card["user"]["epsilon_before"] == 0 and card["user"]["events"] == 0
+        assert card["user"]["non_private_events"] == 0  # its own (admission) event is not "before"
+
+    def test_after_approval_an_unpaid_release_shows_before_without_its_own_charge(
+            self, client: TestClient, factory: Factory, officer: MadeUser) -> None:
+        user = factory.user(budget=10.0)
+        filed = release(client, user, make_result(factory, user.id, event=dp_event(), charged=False)).json()
+        assert filed["payload"]["paid"] is False
+        assert approve(client, officer, filed["id"]).status_code == 200
+        [charge] = ledger_rows(factory)
+        assert charge.request_id == filed["id"]
+        card = _card(client, officer, filed["id"])
+        assert card["user"]["epsilon_before"] == 0 and card["user"]["events"] == 0
+        assert card["user"]["epsilon_after"] == pytest.approx(_eps(_rdp(dp_event())), rel=1e-9)
+
+
+class TestWhatApprovalCharges:
+    def test_an_unpaid_result_is_charged_to_its_jobs_dataset_naming_the_result(
+            self, client: TestClient, factory: Factory, officer: MadeUser) -> None:
+        user = factory.user(budget=10.0)
+        dataset = factory.dataset("charged-on-release", tensors={"x": _column(factory)})
+        result = make_result(factory, user.id, event=dp_event(), dataset=dataset, charged=False)
+        filed = release(client, user, result).json()
+        assert approve(client, officer, filed["id"]).status_code == 200
+        [charge] = ledger_rows(factory)
+        assert (charge.request_id, charge.result_id, charge.tensor_id, charge.dataset_id) == (
+            filed["id"], result, None, dataset)
+
+    def test_a_private_tensors_release_is_charged_naming_the_tensor_and_its_dataset(
+            self, client: TestClient, factory: Factory, officer: MadeUser) -> None:
+        _allow_non_private_releases(client, factory)
+        user = factory.user(budget=10.0)
+        tensor = _column(factory)
+        dataset = factory.dataset("holds-the-tensor", tensors={"x": tensor})
+        filed = release(client, user, tensor, target_type="tensor").json()
+        assert filed["state"] == "pending", filed
+        assert approve(client, officer, filed["id"]).status_code == 200
+        [charge] = ledger_rows(factory)
+        assert (charge.request_id, charge.result_id, charge.tensor_id, charge.dataset_id) == (
+            filed["id"], None, tensor, dataset)
+        assert charge.non_private
+
+
+class TestDownloadingARelease:
+    def test_an_officer_who_did_not_ask_may_not_download_it(self, client: TestClient, factory: Factory,
+                                                            officer: MadeUser) -> None:
+        user = factory.user(budget=10.0)
+        filed = release(client, user, make_result(factory, user.id, event=dp_event())).json()
+        approve(client, officer, filed["id"])
+        refused = client.get(f"{API}/releases/{filed['id']}/data", headers=officer.headers)
+        assert refused.status_code == 403
+        assert refused.json()["message"] == f"only the requester of release {filed['id']} may download what it released"
+
+    def test_an_access_request_is_not_a_release(self, client: TestClient, factory: Factory) -> None:
+        user = factory.user()
+        dataset = factory.dataset("asked-for", tensors={"x": _column(factory)})
+        asked = client.post(f"{API}/requests", headers=user.headers, json={
+            "kind": "access", "target_type": "dataset", "target_id": dataset, "level": "compute",
+            "reason": "to train"})
+        assert asked.status_code == 201, asked.text
+        refused = client.get(f"{API}/releases/{asked.json()['id']}/data", headers=user.headers)
+        assert refused.status_code == 422
+        assert refused.json()["message"] == f"request {asked.json()['id']} is a access request, not a release"
+
+    def test_a_pending_release_says_so_and_nothing_more(self, client: TestClient, factory: Factory) -> None:
+        user = factory.user(budget=10.0)
+        filed = release(client, user, make_result(factory, user.id, event=dp_event())).json()
+        refused = client.get(f"{API}/releases/{filed['id']}/data", headers=user.headers)
+        assert refused.status_code == 409
+        assert refused.json()["message"] == f"release request {filed['id']} is pending"
+        assert refused.json()["details"] == {"request_id": filed["id"], "state": "pending", "reason": None}
+
+    def test_a_denied_release_gives_the_officers_reason(self, client: TestClient, factory: Factory,
+                                                        officer: MadeUser) -> None:
+        user = factory.user(budget=10.0)
+        filed = release(client, user, make_result(factory, user.id, event=dp_event())).json()
+        denied = client.post(f"{API}/requests/{filed['id']}/deny", headers=officer.headers,
+                             json={"reason": "too close to the cap"})
+        assert denied.status_code == 200, denied.text
+        refused = client.get(f"{API}/releases/{filed['id']}/data", headers=user.headers)
+        assert refused.status_code == 409
+        assert refused.json()["message"] == f"release request {filed['id']} is denied: too close to the cap"
+        assert refused.json()["details"] == {"request_id": filed["id"], "state": "denied",
+                                             "reason": "too close to the cap"}
+
+    def test_a_result_changed_since_its_release_is_not_handed_out(self, client: TestClient, factory: Factory,
+                                                                   officer: MadeUser) -> None:
+        user = factory.user(budget=10.0)
+        result = make_result(factory, user.id, event=dp_event(), blob=b"what the officer saw")
+        filed = release(client, user, result).json()
+        approve(client, officer, filed["id"])
+        assert client.get(f"{API}/releases/{filed['id']}/data", headers=user.headers).status_code == 200
+        with factory.sessions.begin() as session:
+            session.execute(update(Result).where(Result.id == result).values(sha256="0" * 64))
+        refused = client.get(f"{API}/releases/{filed['id']}/data", headers=user.headers)
+        assert refused.status_code == 409
+        assert refused.json()["message"] == f"result {result} changed since it was released"
+
+
+class TestAdmission:
+    def test_a_user_the_administrators_did_not_allow_is_told_who_may(self, client: TestClient,
+                                                                     factory: Factory) -> None:
+        assert client.patch(f"{API}/privacy/settings", headers=factory.owner().headers,
+                            json={"non_private_jobs": True}).status_code == 200
+        dataset = factory.dataset("not-allowed", tensors={"features": _column(factory, width=4),
+                                                          "labels": _column(factory, dtype="int64")})
+        scientist = factory.user(budget=100.0)
+        _grant(client, factory, scientist, dataset)
+        refused = client.post(f"{API}/jobs/train", headers=scientist.headers,
+                              json={"spec": SPEC, "dataset": "not-allowed", "batch_size": 10})
+        assert refused.status_code == 403, refused.text
+        assert refused.json()["details"] == {"rule": "non_private_user"}
+        assert refused.json()["message"] == ("you are not allowed jobs without differential privacy; an administrator "
+                                             "may allow you (PUT /budget/users/{you}/non-private)")
+
+    def test_initial_weights_are_kept_in_the_object_store(self, client: TestClient, factory: Factory,
+                                                          workers_on: NodeSettings) -> None:  # noqa: F811
+        from safetensors.torch import save
+
+        from grid_runtime.compute.builder import build_module
+
+        dataset = factory.dataset("warm-start", tensors={"features": _column(factory, width=4),
+                                                         "labels": _column(factory, dtype="int64")})
+        scientist = factory.user(budget=100.0)
+        _grant(client, factory, scientist, dataset)
+        weights = save({k: v.contiguous() for k, v in build_module(SPEC).state_dict().items()})
+        store = ObjectStore(workers_on.resolved_object_store_url, workers_on.object_store_options)
+        with factory.sessions.begin() as session:
+            job = flows.submit_training(session, actor=_actor(session, scientist.id), settings=workers_on,
+                                        store=store, body=TrainIn(
+                                            spec=SPEC, dataset="warm-start", batch_size=10,
+                                            dp={"noise_multiplier": 5.0},  # type: ignore[arg-type]
+                                            initial_weights=base64.b64encode(weights).decode()))
+            kept = dict(job.settings["initial_weights"])
+        assert store.exists(kept["key"])
+        assert b"".join(store.iter_chunks(kept["key"])) == weights
+        assert factory.count(Job) == 1
 
 
 def test_the_owner_downloads_a_result_only_once_its_release_is_approved(client: TestClient,
