@@ -100,6 +100,18 @@ class TestTheCardsFigures:
         assert card["user"]["epsilon_after"] == pytest.approx(both, rel=1e-9)
         assert card["user"]["within_cap"] is False
 
+    def test_a_release_that_ends_exactly_at_the_cap_is_within_it(self, client: TestClient, factory: Factory,
+                                                                  officer: MadeUser) -> None:
+        event = dp_event()
+        both = _eps(2 * _rdp(event))  # the very figure the card computes: the cap is spent to the last bit
+        user = factory.user(budget=both)
+        first = release(client, user, make_result(factory, user.id, event=event, blob=b"one")).json()
+        approve(client, officer, first["id"])
+        second = release(client, user, make_result(factory, user.id, event=event, blob=b"two")).json()
+        card = _card(client, officer, second["id"])
+        assert card["user"]["epsilon_after"] == both
+        assert card["user"]["within_cap"] is True
+
     def test_something_not_differentially_private_is_flagged_and_has_no_finite_figure(
             self, client: TestClient, factory: Factory, officer: MadeUser) -> None:
         _allow_non_private_releases(client, factory)
