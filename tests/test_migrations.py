@@ -67,12 +67,12 @@ class TestMigrations:
 
 class TestIdsAreNeverReused:
     def test_every_table_with_an_id_is_autoincrement_on_sqlite(self, sqlite_url: str) -> None:
-        from grid_runtime.core.database import Base, has_integer_id, upgrade
+        from grid_runtime.core.database import Base, has_integer_id, migrate
         from grid_runtime.node import models  # noqa: F401
 
         engine = create_database_engine(sqlite_url)
         try:
-            upgrade(engine)
+            migrate(engine)  # the migrations themselves (a fresh database is built from the models instead)
             with engine.connect() as conn:
                 sql = dict(conn.execute(text("SELECT name, sql FROM sqlite_master WHERE type = 'table'")).all())
             for table in Base.metadata.sorted_tables:

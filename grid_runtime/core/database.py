@@ -1,15 +1,32 @@
-"""Database engine, sessions and the declarative base. Migrations are applied at start (Alembic)."""
+"""Database engine, sessions and the declarative base. The schema is brought to head at start (``upgrade``)."""
 
 from __future__ import annotations
 
+import ast
 import os
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import JSON, Connection, DateTime, Engine, Integer, MetaData, Table, create_engine, event
+from sqlalchemy import (
+    JSON,
+    Column,
+    Connection,
+    DateTime,
+    Engine,
+    Integer,
+    MetaData,
+    PrimaryKeyConstraint,
+    String,
+    Table,
+    create_engine,
+    event,
+    inspect,
+    text,
+)
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.types import TypeDecorator
 
@@ -152,6 +169,7 @@ def transaction(factory: sessionmaker[Session]) -> Iterator[Session]:
 
 
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
+VERSION_TABLE = "alembic_version"
 
 
 def alembic_config(url: str) -> Any:
@@ -164,13 +182,112 @@ def alembic_config(url: str) -> Any:
 
 
 def upgrade(engine: Engine) -> None:
-    """Apply every migration up to head on this engine's database."""
+    """Bring this engine's database to the newest schema (the head migration), loading Alembic only if it must.
+
+    - At head already (every start after the first): nothing to do. The stored revision is compared with
+      ``head_revision()``, read from the migration scripts' text, so Alembic is not even imported.
+    - Empty (a first start; SQLite or PostgreSQL): the schema is built from the models in one transaction and
+      stamped at head (``create_schema``; Alembic's cookbook recipe "Building an Up to Date Database from
+      Scratch"), instead of replaying every migration. tests/test_fresh_schema.py proves both ways give the same
+      schema.
+    - Otherwise (an older revision): Alembic applies the migrations from the stored revision up to head.
+    """
+    head = head_revision()
+    with read_engine(engine).connect() as conn:
+        tables = set(inspect(conn).get_table_names())
+        stored = set(conn.scalars(text("SELECT version_num FROM alembic_version"))) if VERSION_TABLE in tables \
+            else set[str]()
+    if head is not None and stored == {head}:
+        return
+    if head is not None and not tables and engine.dialect.name in ("sqlite", "postgresql"):
+        with engine.begin() as conn:
+            create_schema(conn, head)
+        return
+    migrate(engine)
+
+
+def migrate(engine: Engine) -> None:
+    """Apply every migration from the stored revision up to head (Alembic)."""
     from alembic import command
 
     cfg = alembic_config(engine.url.render_as_string(hide_password=False))
     with engine.connect() as conn, sqlite_foreign_keys_off(conn), conn.begin():
         cfg.attributes["connection"] = conn
         command.upgrade(cfg, "head")
+
+
+_REVISION_LINE = re.compile(r"^(revision|down_revision)\s*(?::[^=]+)?=\s*(.+?)\s*$", re.MULTILINE)
+
+
+def head_revision(versions: Path = MIGRATIONS_DIR / "versions") -> str | None:
+    """The head migration's revision id, read from the scripts in ``versions`` as text (cheap: Alembic is not
+    loaded): the one revision that no other revises. None if there is not exactly one (no scripts, or branches),
+    or a script this reading does not understand: then Alembic decides."""
+    revisions: set[str] = set()
+    revised: set[str] = set()
+    for script in versions.glob("*.py"):
+        assigned = {match[1]: match[2] for match in _REVISION_LINE.finditer(script.read_text())}
+        try:
+            revision = ast.literal_eval(assigned["revision"])
+            down = ast.literal_eval(assigned.get("down_revision", "None"))
+        except (KeyError, ValueError, SyntaxError):
+            return None
+        if not isinstance(revision, str):
+            return None
+        revisions.add(revision)
+        revised.update([down] if isinstance(down, str) else (down or ()))
+    heads = revisions - revised
+    return heads.pop() if len(heads) == 1 else None
+
+
+# What the migrations make beyond the models' tables, columns, indexes and constraints, as they make it
+# (0001, 0005, 0006: append-only tables, see migrations/append_only.py; 0002: full-text search over tensors).
+APPEND_ONLY_TABLES = ("audit_events", "privacy_ledger", "privacy_ledger_datasets")
+_SQLITE_FULL_TEXT_SEARCH = (
+    "CREATE VIRTUAL TABLE tensors_fts USING fts5(name, description, content='tensors', "
+    "content_rowid='id', tokenize='unicode61 remove_diacritics 2')",
+    "CREATE TRIGGER tensors_fts_insert AFTER INSERT ON tensors BEGIN "
+    "INSERT INTO tensors_fts(rowid, name, description) VALUES (new.id, new.name, new.description); END",
+    "CREATE TRIGGER tensors_fts_delete AFTER DELETE ON tensors BEGIN "
+    "INSERT INTO tensors_fts(tensors_fts, rowid, name, description) "
+    "VALUES ('delete', old.id, old.name, old.description); END",
+    "CREATE TRIGGER tensors_fts_update AFTER UPDATE OF name, description ON tensors BEGIN "
+    "INSERT INTO tensors_fts(tensors_fts, rowid, name, description) "
+    "VALUES ('delete', old.id, old.name, old.description); "
+    "INSERT INTO tensors_fts(rowid, name, description) VALUES (new.id, new.name, new.description); END",
+)
+_POSTGRES_FULL_TEXT_SEARCH = (
+    "CREATE INDEX tensors_fts_gin ON tensors USING gin (to_tsvector('simple', name || ' ' || description))",
+)
+
+
+def _append_only(table: str, dialect: str) -> tuple[str, ...]:
+    if dialect == "sqlite":
+        return tuple(f"CREATE TRIGGER {table}_no_{verb.lower()} BEFORE {verb} ON {table} "
+                     f"BEGIN SELECT RAISE(ABORT, '{table} is append-only'); END" for verb in ("UPDATE", "DELETE"))
+    return (f"CREATE FUNCTION {table}_append_only() RETURNS trigger LANGUAGE plpgsql AS "
+            f"$$ BEGIN RAISE EXCEPTION '{table} is append-only'; END $$",
+            f"CREATE TRIGGER {table}_append_only BEFORE UPDATE OR DELETE ON {table} "
+            f"FOR EACH ROW EXECUTE FUNCTION {table}_append_only()")
+
+
+def create_schema(conn: Connection, revision: str) -> None:
+    """On an empty database, in the caller's transaction: every table from the models, what the migrations add
+    beyond them (triggers, full-text search), and the version table stamped at ``revision`` (as Alembic's
+    ``stamp`` writes it)."""
+    from grid_runtime.node import models  # noqa: F401  (registers every table on Base.metadata)
+
+    dialect = conn.dialect.name
+    Base.metadata.create_all(conn)
+    statements = [*_SQLITE_FULL_TEXT_SEARCH] if dialect == "sqlite" else [*_POSTGRES_FULL_TEXT_SEARCH]
+    for table in APPEND_ONLY_TABLES:
+        statements.extend(_append_only(table, dialect))
+    for statement in statements:
+        conn.exec_driver_sql(statement)
+    version = Table(VERSION_TABLE, MetaData(), Column("version_num", String(32), nullable=False),
+                    PrimaryKeyConstraint("version_num", name=f"{VERSION_TABLE}_pkc"))
+    version.create(conn)
+    conn.execute(version.insert().values(version_num=revision))
 
 
 @contextmanager

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -39,6 +40,7 @@ def create_app(settings: NodeSettings | None = None) -> FastAPI:
         app.state.sessions = database.sessions
         with transaction(app.state.sessions) as session:
             bootstrap.prepare(session, settings)
+        resume_collector()
         try:
             yield
         finally:
@@ -65,6 +67,14 @@ def create_app(settings: NodeSettings | None = None) -> FastAPI:
         app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["*"],
                            allow_headers=["Authorization", "Content-Type"])
     return app
+
+
+def resume_collector() -> None:
+    """Once the Node has started: if its entry point paused the garbage collector for the start
+    (``grid_runtime.node.__main__``), keep what the start made out of later collections and turn it back on."""
+    if not gc.isenabled():
+        gc.freeze()
+        gc.enable()
 
 
 def _install_openapi(app: FastAPI) -> None:
