@@ -25,6 +25,11 @@ from typing import Annotated, Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator
 
+# ---- the size of a model (the API schema bounds initial weights with it before the spec is even parsed) ----
+
+MAX_PARAMETERS = 20_000_000
+MAX_WEIGHTS_BYTES = 4 * MAX_PARAMETERS + 1_000_000  # float32 parameters plus the safetensors header
+
 # ---- the choices a job takes (one source) ---------------------------------------------------------------
 
 Loss = Literal["cross_entropy", "nll", "bce_with_logits", "mse", "l1", "huber"]

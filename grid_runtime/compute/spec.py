@@ -15,10 +15,12 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+# The size limits live with the Node-Worker contract (the API schema needs them without this module).
+from grid_runtime.compute.contracts import MAX_PARAMETERS as MAX_PARAMETERS
+from grid_runtime.compute.contracts import MAX_WEIGHTS_BYTES as MAX_WEIGHTS_BYTES
+
 SPEC_FORMAT = "gridctl.model-spec/1"
 MAX_LAYERS = 64
-MAX_PARAMETERS = 20_000_000
-MAX_WEIGHTS_BYTES = 4 * MAX_PARAMETERS + 1_000_000  # float32 parameters plus the safetensors header
 MAX_FEATURES = 65_536
 MAX_CHANNELS = 4_096
 MAX_KERNEL = 64

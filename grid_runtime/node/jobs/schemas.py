@@ -8,8 +8,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field, model_validator
 
-from grid_runtime.compute.contracts import Loss, Optimizer, Statistic  # one source for the choices
-from grid_runtime.compute.spec import MAX_WEIGHTS_BYTES
+from grid_runtime.compute.contracts import MAX_WEIGHTS_BYTES, Loss, Optimizer, Statistic  # one source
 from grid_runtime.core.schemas import Out, Schema
 
 
