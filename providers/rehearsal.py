@@ -27,15 +27,31 @@ own, with the cloud's APIs played by an emulator:
   ``NoNewPrivileges=`` (``setpriv --no-new-privs``), ``PrivateTmp=`` (fresh tmpfs on ``/tmp`` and
   ``/var/tmp``), ``AmbientCapabilities=`` (``setpriv --ambient-caps``), ``ProtectSystem=strict|full`` with
   ``ReadWritePaths=`` (read-only remounts of ``/``, ``/usr``, ``/etc`` and the machine's directories but the
-  writable paths). Checked by ``systemd-analyze verify`` only (tests/rehearsal/test_first_boot.py):
-  ``ProtectHome=`` (this machine's Python may live under ``/root``), ``Restart=``/``RestartSec=`` (a unit that
-  exits fails the rehearsal instead), ``ExecStop=`` (processes are stopped by pid), ``LimitNOFILE=``,
-  ``LimitNPROC=``, ``Type=notify``, ordering (``After=``/``Wants=``; units start in ``runcmd``'s order).
+  writable paths), and ``Restart=`` with ``RestartSec=`` (an exited unit is started again as its policy says, a
+  Worker's Ray before the head is up for one; after :data:`MAX_RESTARTS` restarts it fails the rehearsal with its
+  log, where systemd would go on). Checked by ``systemd-analyze verify`` only
+  (tests/rehearsal/test_first_boot.py): ``ProtectHome=`` (this machine's Python may live under ``/root``),
+  ``ExecStop=`` (processes are stopped by pid), ``LimitNOFILE=``, ``LimitNPROC=``, ``Type=notify``, ordering
+  (``After=``/``Wants=``; units start in ``runcmd``'s order).
 - **Users.** The units' ``User=grid`` is played by a system user ``gridrh-<pid>-<n>-grid`` (created, then
   removed): the same name cannot be taken on a shared machine. Debian's ``caddy`` user runs Caddy.
-- **The cloud.** AWS: moto's server (S3, Secrets Manager and the instance metadata service answering on
-  ``169.254.169.254``); the machines find its S3 and Secrets Manager through ``AWS_ENDPOINT_URL``, the one
-  variable the rehearsal adds to their environment, and take their credentials from its metadata service.
+- **The cloud.** One small class per cloud (:class:`CloudSide`, :data:`CLOUD_SIDES`) starts what plays its APIs
+  in the ``cloud`` namespace (on ``10.42.0.2`` and the metadata address ``169.254.169.254``), says what the
+  machines' environment and ``/etc/hosts`` add, and seeds the bucket and the secrets and reads the published TLS
+  root as the operator (in the operator's namespace, with the operator's scripts below).
+  AWS (:class:`AwsSide`): moto's server (S3, Secrets Manager and the instance metadata service); the machines
+  find its S3 and Secrets Manager through ``AWS_ENDPOINT_URL``, the one variable the rehearsal adds to their
+  environment, and take their credentials from its metadata service.
+  GCP (:class:`GcpSide`): PyPI's gcp-storage-emulator for Cloud Storage (``STORAGE_EMULATOR_HOST``, which gcsfs
+  honours, and bootstrap.py's ``GRIDCTL_GCP_STORAGE_URL``) and :mod:`providers.cloud_fakes` for the metadata
+  server and Secret Manager, where no emulator exists. The machines reach the metadata server by its real name,
+  ``metadata.google.internal`` (each machine's namespace has an ``/etc/hosts`` naming it, as a GCE image's
+  does): bootstrap.py and google-auth (gcsfs's credentials) run with their default metadata URLs.
+  Azure (:class:`AzureSide`): Azurite from the npm registry for Blob storage, over TLS from a throwaway CA and
+  with OAuth bearer tokens, reached by the storage account's real name (``<account>.blob.core.windows.net`` in
+  each machine's ``/etc/hosts``; the CA through ``SSL_CERT_FILE``), so adlfs and bootstrap.py use their default
+  URLs; :mod:`providers.cloud_fakes` plays IMDS (the managed identity's tokens) and Key Vault
+  (``GRIDCTL_AZURE_VAULT_URL``).
 """
 
 from __future__ import annotations
@@ -48,6 +64,7 @@ import itertools
 import json
 import os
 import pwd
+import re
 import secrets as secrets_module
 import shlex
 import shutil
@@ -59,7 +76,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import Any, ClassVar
 
 import yaml
 
@@ -67,7 +84,7 @@ from providers.base import ProviderError
 
 PREFIX = "gridrh-"
 _REHEARSALS = itertools.count(1)  # several rehearsals in one process get names of their own
-REHEARSED = ("aws",)  # clouds whose machines can be rehearsed here
+REHEARSED = ("aws", "gcp", "azure")  # clouds whose machines can be rehearsed here
 REGIONS = {"aws": "eu-west-1", "gcp": "europe-west1", "azure": "westeurope"}
 NAME = "rehearsal"
 #: Paths a machine has of its own (bind-mounted from its root directory in every process it runs).
@@ -82,7 +99,9 @@ WORKER_ADDRESSES = ("10.42.2.11", "10.42.2.12")
 UNIT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 #: Options reproduced outside systemd; every other [Service] key is only checked by systemd-analyze.
 REPRODUCED = frozenset({"ExecStart", "User", "Group", "Environment", "EnvironmentFile", "NoNewPrivileges",
-                        "PrivateTmp", "AmbientCapabilities", "ProtectSystem", "ReadWritePaths"})
+                        "PrivateTmp", "AmbientCapabilities", "ProtectSystem", "ReadWritePaths", "Restart",
+                        "RestartSec"})
+MAX_RESTARTS = 5  # then a unit that keeps exiting fails the rehearsal (systemd would restart it forever)
 SERVICE_USER = "grid"  # the rendered units' User=
 THROWAWAY_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIRehearsalKeyNeverUsedToLogIn gridctl-rehearsal"
 
@@ -101,8 +120,8 @@ def _run(argv: list[str], *, env: dict[str, str] | None = None, input: str | Non
     return done
 
 
-def host_problems() -> list[str]:
-    """What this machine lacks to rehearse (empty when it can)."""
+def host_problems(clouds: tuple[str, ...] = REHEARSED) -> list[str]:
+    """What this machine lacks to rehearse ``clouds`` (empty when it can)."""
     problems = []
     if not sys.platform.startswith("linux"):
         problems.append("network namespaces need Linux")
@@ -111,8 +130,13 @@ def host_problems() -> list[str]:
     for tool in ("ip", "setpriv", "mount", "useradd", "userdel", "caddy"):
         if shutil.which(tool) is None:
             problems.append(f"the {tool!r} command is missing")
-    if importlib.util.find_spec("moto") is None:
-        problems.append("moto's server is missing (pip install 'moto[server]')")
+    for cloud in clouds:
+        for module, install in CLOUD_SIDES[cloud].modules.items():
+            if importlib.util.find_spec(module) is None:
+                problems.append(f"{cloud}: {module} is missing ({install})")
+        for tool, install in CLOUD_SIDES[cloud].tools.items():
+            if shutil.which(tool) is None:
+                problems.append(f"{cloud}: the {tool!r} command is missing ({install})")
     if not (SYSTEM_UNITS / "caddy.service").is_file():
         problems.append("Debian's caddy package is not installed (apt-get install caddy)")
     return problems
@@ -121,9 +145,9 @@ def host_problems() -> list[str]:
 def require_rehearsable(cloud: str) -> None:
     """Raise, saying why, unless ``cloud``'s machines can be rehearsed on this machine."""
     if cloud not in REHEARSED:
-        raise RehearsalError(f"{cloud}'s machines cannot be rehearsed here yet (rehearsed: {', '.join(REHEARSED)}; "
+        raise RehearsalError(f"{cloud}'s machines cannot be rehearsed here (rehearsed: {', '.join(REHEARSED)}; "
                              "see docs/clouds/machines.md)")
-    problems = host_problems()
+    problems = host_problems((cloud,))
     if problems:
         raise RehearsalError("this machine cannot rehearse: " + "; ".join(problems))
 
@@ -145,7 +169,24 @@ class Unit:
     ambient_capabilities: list[str] = field(default_factory=list)
     protect_system: str = "no"
     read_write_paths: list[str] = field(default_factory=list)
+    restart: str = "no"
+    restart_sec: float = 0.1  # systemd's default
     unreproduced: dict[str, str] = field(default_factory=dict)  # [Service] keys only systemd-analyze checks
+
+    def restarts_after(self, code: int) -> bool:
+        """Whether systemd starts the unit again after its main process ended with ``code`` (negative: killed
+        by that signal)."""
+        return {"always": True, "on-success": code == 0, "on-failure": code != 0,
+                "on-abnormal": code < 0, "on-abort": code < 0}.get(self.restart, False)
+
+
+def _seconds(value: str) -> float:
+    """A systemd time span as seconds: ``10``, ``10s``, ``500ms``, ``1min 30s``."""
+    units = {"ms": 0.001, "s": 1.0, "sec": 1.0, "m": 60.0, "min": 60.0, "h": 3600.0}
+    total = 0.0
+    for number, unit in re.findall(r"([0-9.]+)\s*([a-z]*)", value.strip().lower()):
+        total += float(number) * units.get(unit or "s", 1.0)
+    return total
 
 
 def _boolean(value: str) -> bool:
@@ -191,6 +232,10 @@ def parse_unit(name: str, text: str, dropins: tuple[str, ...] = ()) -> Unit:
                 unit.protect_system = "yes" if _boolean(value) else value.strip().lower()
             elif key == "ReadWritePaths":
                 unit.read_write_paths += [path.lstrip("-") for path in value.split()]
+            elif key == "Restart":
+                unit.restart = value.strip().lower()
+            elif key == "RestartSec":
+                unit.restart_sec = _seconds(value)
             else:
                 unit.unreproduced[key] = value
     if not unit.exec_start:
@@ -365,10 +410,15 @@ def _kill_namespace_processes(names: list[str]) -> None:
             return
 
 
+NETNS_ETC = Path("/etc/netns")  # ip netns exec bind-mounts /etc/netns/<name>/<file> over /etc/<file>
+
+
 def remove_namespaces(names: list[str]) -> None:
     _kill_namespace_processes(names)
     for name in names:
         _run(["ip", "netns", "delete", name], check=False)
+        if name.startswith(PREFIX):
+            shutil.rmtree(NETNS_ETC / name, ignore_errors=True)
 
 
 def remove_user(name: str) -> None:
@@ -381,6 +431,11 @@ def clean_leftovers() -> list[str]:
     """Namespaces and users of rehearsals whose process is gone (this prefix only)."""
     removed = [name for name in namespaces() if _stale(name)]
     remove_namespaces(removed)
+    if NETNS_ETC.is_dir():  # a namespace's /etc files whose namespace is already gone
+        for path in NETNS_ETC.iterdir():
+            if path.name.startswith(PREFIX) and _stale(path.name) and path.name not in removed:
+                shutil.rmtree(path, ignore_errors=True)
+                removed.append(path.name)
     for entry in pwd.getpwall():
         if entry.pw_name.startswith(PREFIX) and _stale(entry.pw_name):
             remove_user(entry.pw_name)
@@ -406,12 +461,23 @@ class Network:
         _run(["ip", "-n", self.lan, "link", "add", "br0", "type", "bridge"])
         _run(["ip", "-n", self.lan, "link", "set", "br0", "up"])
 
-    def add_host(self, role: str, addresses: list[str], routes: list[str] = ()) -> str:  # type: ignore[assignment]
+    def add_host(self, role: str, addresses: list[str], routes: list[str] = (),  # type: ignore[assignment]
+                 names: dict[str, str] | None = None) -> str:
         """A namespace for ``role`` with ``eth0`` on the bridge; ``addresses`` as ``a.b.c.d/len``; ``routes``
-        are on-link destinations (the public address, the metadata service)."""
+        are on-link destinations (the public address, the metadata service); ``names`` (host name -> address)
+        are added to the ``/etc/hosts`` its processes see (``/etc/netns/<namespace>/hosts``: a copy of this
+        machine's, so its own name still resolves as it does for the other namespaces; removed with it)."""
         name = f"{self.tag}-{role}"
         _run(["ip", "netns", "add", name])
         self.hosts[role] = name
+        if names:
+            etc = NETNS_ETC / name
+            etc.mkdir(parents=True, exist_ok=True)
+            system = Path("/etc/hosts")
+            lines = system.read_text().splitlines() if system.is_file() else ["127.0.0.1 localhost"]
+            lines += [f"{address} {host} {host.split('.')[0]}" for host, address in names.items()]
+            (etc / "hosts").write_text("\n".join(lines) + "\n")
+            (etc / "hosts").chmod(0o644)
         port = f"p-{role}"[:15]
         _run(["ip", "-n", self.lan, "link", "add", port, "type", "veth", "peer", "name", "eth0", "netns", name])
         _run(["ip", "-n", self.lan, "link", "set", port, "master", "br0", "up"])
@@ -435,6 +501,8 @@ class Process:
     label: str
     popen: subprocess.Popen[bytes]
     log: Path
+    restarts: int = 0
+    exited_at: float | None = None  # when it was seen to exit, waiting out RestartSec=
 
 
 @dataclass
@@ -540,13 +608,16 @@ class Machine:
             env.update(read_environment_file(file.read_text()))
         return {**env, **self.extra_env}
 
-    def start_unit(self, name: str) -> None:
-        unit = self.unit(name)
-        log = self.host_path(f"/var/log/{name}.log")
+    def _spawn(self, unit: Unit) -> Process:
+        log = self.host_path(f"/var/log/{unit.name}.log")
         with log.open("ab") as out:
             popen = subprocess.Popen(self.command(unit.exec_start, unit), env=self.unit_environment(unit),
                                      stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-        self.processes.append(Process(name, popen, log))
+        return Process(unit.name, popen, log)
+
+    def start_unit(self, name: str) -> None:
+        unit = self.unit(name)
+        self.processes.append(self._spawn(unit))
         self.say(f"{self.role}: started {name} ({shlex.join(unit.exec_start)[:90]}...)")
 
     def run_as_root(self, argv: list[str], label: str, timeout: float = 300) -> None:
@@ -598,11 +669,26 @@ class Machine:
                 self.run_as_root(argv, label)
 
     def check_running(self) -> None:
-        for process in self.processes:
+        """Raise if a unit has exited and its ``Restart=`` does not start it again (or it has been restarted
+        :data:`MAX_RESTARTS` times); start it again once its ``RestartSec=`` has passed."""
+        for index, process in enumerate(self.processes):
             code = process.popen.poll()
-            if code is not None:
-                raise RehearsalError(f"{self.role}: {process.label} exited {code}:\n"
+            if code is None:
+                continue
+            unit = self.unit(process.label)
+            if not unit.restarts_after(code) or process.restarts >= MAX_RESTARTS:
+                after = f" (restarted {process.restarts} times)" if process.restarts else ""
+                raise RehearsalError(f"{self.role}: {process.label} exited {code}{after}:\n"
                                      f"{process.log.read_text(errors='replace')[-3000:]}")
+            now = time.monotonic()
+            if process.exited_at is None:
+                process.exited_at = now
+                self.say(f"{self.role}: {process.label} exited {code}; Restart={unit.restart} starts it again in "
+                         f"{unit.restart_sec:g} s")
+            if now - process.exited_at >= unit.restart_sec:
+                restarted = self._spawn(unit)
+                restarted.restarts = process.restarts + 1
+                self.processes[index] = restarted
 
     def logs(self, lines: int = 30) -> str:
         out = []
@@ -614,28 +700,396 @@ class Machine:
 
 # --- the cloud -------------------------------------------------------------------------------------------------
 
-def aws_endpoint_environment() -> dict[str, str]:
-    return {"AWS_ENDPOINT_URL": f"http://{CLOUD_ADDRESS}"}
+class CloudSide:
+    """What plays one cloud's APIs in a rehearsal. :meth:`start` runs in the rehearsal's process and starts the
+    emulators in the ``cloud`` namespace; the class methods :meth:`seed`, :meth:`get_object` and
+    :meth:`list_objects` run as the operator, in the operator's namespace (``OPERATOR_SCRIPT``, ``SETUP_SCRIPT``),
+    with :meth:`operator_environment`. ``task`` carries the cloud, region, project, bucket, objects and secrets."""
 
+    cloud: ClassVar[str]
+    played_by: ClassVar[str]  # said while starting
+    modules: ClassVar[dict[str, str]]  # what the emulators import -> how to install it (host_problems)
+    tools: ClassVar[dict[str, str]] = {}  # the commands they need -> how to install them
+
+    def __init__(self, work_dir: Path, settings: Any) -> None:
+        self.work_dir = work_dir
+        self.settings = settings  # providers.cloud.CloudSettings, as rendered
+        self.project = str(settings.project)
+        self.processes: list[subprocess.Popen[bytes]] = []
+
+    def prepare(self, cache_dir: Path) -> None:
+        """What the emulators need before they start (kept in ``cache_dir`` between rehearsals)."""
+
+    def commands(self) -> list[list[str]]:
+        """The emulators' command lines, each run in the ``cloud`` namespace."""
+        raise NotImplementedError
+
+    def start(self, netns: str) -> None:
+        with (self.work_dir / "cloud.log").open("ab") as log:
+            for argv in self.commands():
+                self.processes.append(subprocess.Popen(["ip", "netns", "exec", netns, *argv], stdout=log,
+                                                       stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                                       cwd=self.work_dir))
+
+    def stop(self) -> None:
+        """Wait for the emulators (the namespace's teardown has ended them)."""
+        for process in self.processes:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                process.wait(timeout=5)
+
+    def machine_environment(self) -> dict[str, str]:
+        """What the rehearsal adds to every machine's units and ``runcmd``: the emulators' endpoints."""
+        return {}
+
+    def machine_names(self) -> dict[str, str]:
+        """Host names each machine resolves through its ``/etc/hosts`` (name -> address)."""
+        return {}
+
+    def machine_files(self) -> dict[str, bytes]:
+        """Files the rehearsal adds to each machine's disk (path -> content)."""
+        return {}
+
+    def operator_names(self) -> dict[str, str]:
+        return {}
+
+    def operator_environment(self) -> dict[str, str]:
+        return {}
+
+    def task(self) -> dict[str, Any]:
+        """What the operator's side needs beyond the deployment's cloud, region, project and bucket."""
+        return {}
+
+    @classmethod
+    def seed(cls, task: dict[str, Any]) -> None:
+        """As the operator's ``pulumi up`` would: the bucket with the build's objects, and the secrets."""
+        raise NotImplementedError
+
+    @classmethod
+    def get_object(cls, task: dict[str, Any], key: str) -> bytes | None:
+        """The bucket's object ``key`` as the operator reads it (``None`` while there is none)."""
+        raise NotImplementedError
+
+    @classmethod
+    def list_objects(cls, task: dict[str, Any]) -> list[str]:
+        raise NotImplementedError
+
+
+def _wait_until(ready: Callable[[], object], what: str, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            ready()
+            return
+        except Exception as exc:  # noqa: BLE001  (not up yet: any error until the deadline)
+            if time.monotonic() > deadline:
+                raise RehearsalError(f"{what} did not come up: {exc}") from None
+            time.sleep(0.5)
+
+
+class AwsSide(CloudSide):
+    """moto's server on port 80: S3, Secrets Manager, and the instance metadata service (the machines'
+    credentials) on ``169.254.169.254``. The machines and the operator reach S3 and Secrets Manager through
+    ``AWS_ENDPOINT_URL``."""
+
+    cloud = "aws"
+    played_by = "moto's server"
+    modules: ClassVar[dict[str, str]] = {"moto": "pip install 'moto[server]'"}
+
+    def commands(self) -> list[list[str]]:
+        return [[sys.executable, "-m", "moto.server", "-H", "0.0.0.0", "-p", "80"]]  # noqa: S104 (its namespace)
+
+    def machine_environment(self) -> dict[str, str]:
+        return {"AWS_ENDPOINT_URL": f"http://{CLOUD_ADDRESS}"}
+
+    def operator_environment(self) -> dict[str, str]:
+        return {**self.machine_environment(), "AWS_ACCESS_KEY_ID": "rehearsal",
+                "AWS_SECRET_ACCESS_KEY": "rehearsal",  # noqa: S106 (moto takes any)
+                "AWS_DEFAULT_REGION": REGIONS["aws"], "AWS_CONFIG_FILE": "/dev/null",
+                "AWS_SHARED_CREDENTIALS_FILE": "/dev/null"}
+
+    @staticmethod
+    def _client(service: str, task: dict[str, Any]) -> Any:
+        import boto3
+
+        return boto3.client(service, region_name=task["region"])
+
+    @classmethod
+    def seed(cls, task: dict[str, Any]) -> None:
+        s3 = cls._client("s3", task)
+        _wait_until(s3.list_buckets, "moto's server")
+        s3.create_bucket(Bucket=task["bucket"], CreateBucketConfiguration={"LocationConstraint": task["region"]})
+        for key, path in task["objects"].items():
+            s3.put_object(Bucket=task["bucket"], Key=key, Body=Path(path).read_bytes())
+        secrets_manager = cls._client("secretsmanager", task)
+        for name, value in task["secrets"].items():
+            secrets_manager.create_secret(Name=name, SecretString=value)
+
+    @classmethod
+    def get_object(cls, task: dict[str, Any], key: str) -> bytes | None:
+        s3 = cls._client("s3", task)
+        try:
+            return bytes(s3.get_object(Bucket=task["bucket"], Key=key)["Body"].read())
+        except s3.exceptions.NoSuchKey:
+            return None
+
+    @classmethod
+    def list_objects(cls, task: dict[str, Any]) -> list[str]:
+        pages = cls._client("s3", task).get_paginator("list_objects_v2").paginate(Bucket=task["bucket"])
+        return [item["Key"] for page in pages for item in page.get("Contents", [])]
+
+
+def _http(method: str, url: str, *, body: bytes | None = None, content_type: str = "application/json",
+          token: bool = True) -> tuple[int, bytes]:
+    """A plain HTTP call to an emulator (the operator's side of GCP): status and body, errors included."""
+    import urllib.error
+    import urllib.request
+
+    headers = {"Content-Type": content_type}
+    if token:
+        from providers.cloud_fakes import TOKEN
+
+        headers["Authorization"] = f"Bearer {TOKEN}"
+    request = urllib.request.Request(url, data=body, method=method, headers=headers)  # noqa: S310 (emulator)
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310
+            return int(response.status), bytes(response.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read()
+
+
+class GcpSide(CloudSide):
+    """PyPI's gcp-storage-emulator (with GCS's ``objects.move``, :func:`providers.cloud_fakes.add_object_move`)
+    for Cloud Storage on port 9023, and :class:`providers.cloud_fakes.FakeCloud` on port 80 for the metadata
+    server (on ``169.254.169.254``, which each machine's ``/etc/hosts`` calls ``metadata.google.internal``) and
+    Secret Manager. gcsfs finds the emulator through ``STORAGE_EMULATOR_HOST``; its experimental zonal and
+    hierarchical bucket support is turned off (``GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT=false``): it asks the Storage
+    Control gRPC API for each bucket's layout, which the emulator does not speak (each call would wait out a
+    60 s retry)."""
+
+    cloud = "gcp"
+    played_by = "gcp-storage-emulator, and providers/cloud_fakes.py for the metadata server and Secret Manager"
+    modules: ClassVar[dict[str, str]] = {"gcp_storage_emulator": "pip install gcp-storage-emulator"}
+    STORAGE = f"http://{CLOUD_ADDRESS}:9023"
+    SECRETS = f"http://{CLOUD_ADDRESS}"
+
+    def commands(self) -> list[list[str]]:
+        fakes = [sys.executable, "-m", "providers.cloud_fakes"]
+        return [[*fakes, "fake", "--host", "0.0.0.0", "--port", "80", "--project", self.project],  # noqa: S104
+                [*fakes, "gcs", "--host", "0.0.0.0", "--port", "9023"]]  # noqa: S104 (its namespace)
+
+    def machine_environment(self) -> dict[str, str]:
+        return {"STORAGE_EMULATOR_HOST": self.STORAGE, "GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT": "false",
+                "GRIDCTL_GCP_STORAGE_URL": self.STORAGE, "GRIDCTL_GCP_SECRETS_URL": self.SECRETS}
+
+    def machine_names(self) -> dict[str, str]:
+        return {"metadata.google.internal": METADATA_ADDRESS}
+
+    @staticmethod
+    def _object_url(task: dict[str, Any], key: str) -> str:
+        from urllib.parse import quote
+
+        return f"{GcpSide.STORAGE}/storage/v1/b/{task['bucket']}/o/{quote(key, safe='')}"
+
+    @classmethod
+    def seed(cls, task: dict[str, Any]) -> None:
+        from urllib.parse import quote
+
+        def up(url: str) -> None:
+            status, _ = _http("GET", url, token=False)
+            if status != 200:
+                raise RehearsalError(f"{url} answered {status}")
+
+        _wait_until(lambda: up(cls.STORAGE + "/"), "gcp-storage-emulator")
+        _wait_until(lambda: up(cls.SECRETS + "/"), "the fake metadata server and Secret Manager")
+        bucket = json.dumps({"name": task["bucket"], "location": task["region"]}).encode()
+        calls = [("POST", f"{cls.STORAGE}/storage/v1/b?project={task['project']}", bucket, "application/json")]
+        for key, path in task["objects"].items():
+            calls.append(("POST", f"{cls.STORAGE}/upload/storage/v1/b/{task['bucket']}/o?uploadType=media"
+                                  f"&name={quote(key, safe='')}", Path(path).read_bytes(), "application/octet-stream"))
+        secrets = f"{cls.SECRETS}/v1/projects/{task['project']}/secrets"
+        for name, value in task["secrets"].items():
+            data = base64.b64encode(value.encode()).decode()
+            calls += [("POST", f"{secrets}?secretId={quote(name, safe='')}",
+                       b'{"replication": {"automatic": {}}}', "application/json"),
+                      ("POST", f"{secrets}/{quote(name, safe='')}:addVersion",
+                       json.dumps({"payload": {"data": data}}).encode(), "application/json")]
+        for method, url, body, content_type in calls:
+            status, answer = _http(method, url, body=body, content_type=content_type)
+            if status != 200:
+                raise RehearsalError(f"{method} {url.split('?')[0]} answered {status}: {answer[:300]!r}")
+
+    @classmethod
+    def get_object(cls, task: dict[str, Any], key: str) -> bytes | None:
+        status, body = _http("GET", cls._object_url(task, key) + "?alt=media")
+        if status == 404:
+            return None
+        if status != 200:
+            raise RehearsalError(f"reading gs://{task['bucket']}/{key} answered {status}")
+        return body
+
+    @classmethod
+    def list_objects(cls, task: dict[str, Any]) -> list[str]:
+        from urllib.parse import quote
+
+        keys: list[str] = []
+        token = ""
+        while True:
+            url = f"{cls.STORAGE}/storage/v1/b/{task['bucket']}/o" + (f"?pageToken={quote(token)}" if token else "")
+            status, body = _http("GET", url)
+            if status != 200:
+                raise RehearsalError(f"listing gs://{task['bucket']} answered {status}")
+            page = json.loads(body)
+            keys += [item["name"] for item in page.get("items", [])]
+            token = page.get("nextPageToken", "")
+            if not token:
+                return keys
+
+
+AZURITE_VERSION = "3.37.0"
+
+
+class AzureSide(CloudSide):
+    """Azurite (the npm registry's, installed at first use into the rehearsal's cache with ``npm install``) for Blob
+    storage on port 443 of ``10.42.0.2``, over TLS from a throwaway CA, with OAuth at its "basic" level (each bearer
+    token's issuer, audience and lifetime are checked, not its signature), and
+    :class:`providers.cloud_fakes.FakeCloud` on port 80 for IMDS (on ``169.254.169.254``: managed-identity tokens
+    shaped as Entra ID's) and Key Vault. The machines reach the storage account by its real name,
+    ``<account>.blob.core.windows.net`` (their ``/etc/hosts``), as adlfs and bootstrap.py do by default, and trust
+    the throwaway CA through ``SSL_CERT_FILE`` (``/etc/gridctl/rehearsal-ca.pem`` on each machine: the system's
+    CAs and that one). Key Vault is found through bootstrap.py's ``GRIDCTL_AZURE_VAULT_URL``."""
+
+    cloud = "azure"
+    played_by = "Azurite, and providers/cloud_fakes.py for IMDS and Key Vault"
+    modules: ClassVar[dict[str, str]] = {"cryptography": "pip install cryptography"}
+    tools: ClassVar[dict[str, str]] = {"node": "apt-get install nodejs", "npm": "apt-get install npm"}
+    VAULT = f"http://{CLOUD_ADDRESS}/vault"
+    BUNDLE = "/etc/gridctl/rehearsal-ca.pem"  # on each machine
+    BLOB_VERSION = "2021-08-06"
+
+    def __init__(self, work_dir: Path, settings: Any) -> None:
+        from providers.azure import config
+
+        super().__init__(work_dir, settings)
+        self.account = config.storage_account(settings)
+        self.host = f"{self.account}.blob.core.windows.net"
+        self.account_key = base64.b64encode(secrets_module.token_bytes(64)).decode()
+        self.tls = work_dir / "azure-tls"
+        self.azurite = Path()
+
+    def prepare(self, cache_dir: Path) -> None:
+        from providers.cloud_fakes import make_tls
+
+        prefix = cache_dir / f"azurite-{AZURITE_VERSION}"
+        self.azurite = prefix / "node_modules" / ".bin" / "azurite-blob"
+        if not self.azurite.exists():
+            prefix.mkdir(parents=True, exist_ok=True)
+            _run(["npm", "install", "--prefix", str(prefix), "--no-audit", "--no-fund", "--no-update-notifier",
+                  f"azurite@{AZURITE_VERSION}"], timeout=900)
+        ca, _, _ = make_tls(self.tls, [self.host])
+        system = Path("/etc/ssl/certs/ca-certificates.crt")  # Debian's and Ubuntu's bundle
+        if not system.is_file():
+            system = Path(__import__("ssl").get_default_verify_paths().openssl_cafile)
+        (self.tls / "bundle.pem").write_bytes((system.read_bytes() if system.is_file() else b"") + ca.read_bytes())
+
+    def commands(self) -> list[list[str]]:
+        fake = [sys.executable, "-m", "providers.cloud_fakes", "fake", "--host", "0.0.0.0", "--port", "80",  # noqa: S104
+                "--project", self.project]
+        azurite = ["env", f"AZURITE_ACCOUNTS={self.account}:{self.account_key}", str(self.azurite),
+                   "--blobHost", "0.0.0.0", "--blobPort", "443", "--cert", str(self.tls / "server.pem"),  # noqa: S104
+                   "--key", str(self.tls / "server-key.pem"), "--oauth", "basic", "--inMemoryPersistence",
+                   "--skipApiVersionCheck", "--loose", "--disableTelemetry"]
+        return [fake, azurite]
+
+    def machine_environment(self) -> dict[str, str]:
+        return {"SSL_CERT_FILE": self.BUNDLE, "REQUESTS_CA_BUNDLE": self.BUNDLE, "GRIDCTL_AZURE_VAULT_URL": self.VAULT}
+
+    def machine_names(self) -> dict[str, str]:
+        return {self.host: CLOUD_ADDRESS}
+
+    def operator_names(self) -> dict[str, str]:
+        return {self.host: CLOUD_ADDRESS}
+
+    def machine_files(self) -> dict[str, bytes]:
+        return {self.BUNDLE: (self.tls / "bundle.pem").read_bytes()}
+
+    def task(self) -> dict[str, Any]:
+        return {"blob_host": self.host, "blob_ca": str(self.tls / "ca.pem")}
+
+    @classmethod
+    def _blob(cls, task: dict[str, Any], method: str, path: str, body: bytes | None = None,
+              headers: dict[str, str] | None = None) -> tuple[int, bytes]:
+        import ssl
+        import urllib.error
+        import urllib.request
+
+        from providers.cloud_fakes import azure_token
+
+        context = ssl.create_default_context(cafile=task["blob_ca"])
+        headers = {"Authorization": f"Bearer {azure_token('https://storage.azure.com/')}",
+                   "x-ms-version": cls.BLOB_VERSION, **(headers or {})}
+        request = urllib.request.Request(f"https://{task['blob_host']}/{path}", data=body, method=method,  # noqa: S310
+                                         headers=headers)
+        try:
+            with urllib.request.urlopen(request, timeout=30, context=context) as response:  # noqa: S310
+                return int(response.status), bytes(response.read())
+        except urllib.error.HTTPError as exc:
+            return exc.code, exc.read()
+
+    @classmethod
+    def seed(cls, task: dict[str, Any]) -> None:
+        from urllib.parse import quote
+
+        def expect(answer: tuple[int, bytes], *statuses: int) -> None:
+            if answer[0] not in statuses:
+                raise RehearsalError(f"the emulated Azure answered {answer[0]}: {answer[1][:300]!r}")
+
+        _wait_until(lambda: expect(cls._blob(task, "GET", "?comp=list"), 200), "Azurite")
+        _wait_until(lambda: expect(_http("GET", f"http://{CLOUD_ADDRESS}/", token=False), 200), "the fake IMDS")
+        expect(cls._blob(task, "PUT", f"{task['bucket']}?restype=container", b""), 201)
+        for key, path in task["objects"].items():
+            expect(cls._blob(task, "PUT", f"{task['bucket']}/{quote(key)}", Path(path).read_bytes(),
+                             {"x-ms-blob-type": "BlockBlob"}), 201)
+        for name, value in task["secrets"].items():
+            expect(_http("PUT", f"{cls.VAULT}/secrets/{quote(name, safe='')}?api-version=7.4",
+                         body=json.dumps({"value": value}).encode()), 200)
+
+    @classmethod
+    def get_object(cls, task: dict[str, Any], key: str) -> bytes | None:
+        from urllib.parse import quote
+
+        status, body = cls._blob(task, "GET", f"{task['bucket']}/{quote(key)}")
+        if status == 404:
+            return None
+        if status != 200:
+            raise RehearsalError(f"reading {key} from the container answered {status}")
+        return body
+
+    @classmethod
+    def list_objects(cls, task: dict[str, Any]) -> list[str]:
+        from urllib.parse import quote
+        from xml.etree import ElementTree
+
+        keys: list[str] = []
+        marker = ""
+        while True:
+            path = f"{task['bucket']}?restype=container&comp=list" + (f"&marker={quote(marker)}" if marker else "")
+            status, body = cls._blob(task, "GET", path)
+            if status != 200:
+                raise RehearsalError(f"listing the container answered {status}")
+            root = ElementTree.fromstring(body)  # noqa: S314 (the emulator's answer)
+            keys += [name.text or "" for name in root.iter("Name") if name.text]
+            marker = root.findtext("NextMarker") or ""
+            if not marker:
+                return keys
+
+
+CLOUD_SIDES: dict[str, type[CloudSide]] = {"aws": AwsSide, "gcp": GcpSide, "azure": AzureSide}
 
 OPERATOR_SCRIPT = """
-import json, sys, time
+import json, sys
 task = json.loads(sys.stdin.read())
-import boto3
-s3 = boto3.client("s3", region_name=task["region"])
-deadline = time.monotonic() + 60
-while True:
-    try:
-        s3.list_buckets(); break
-    except Exception:
-        if time.monotonic() > deadline: raise
-        time.sleep(0.5)
-s3.create_bucket(Bucket=task["bucket"], CreateBucketConfiguration={"LocationConstraint": task["region"]})
-for key, path in task["objects"].items():
-    s3.put_object(Bucket=task["bucket"], Key=key, Body=open(path, "rb").read())
-sm = boto3.client("secretsmanager", region_name=task["region"])
-for name, value in task["secrets"].items():
-    sm.create_secret(Name=name, SecretString=value)
+from providers.rehearsal import CLOUD_SIDES
+CLOUD_SIDES[task["cloud"]].seed(task)
 print("seeded")
 """
 
@@ -644,21 +1098,25 @@ import json, sys, time
 task = json.loads(sys.stdin.read())
 from pathlib import Path
 from providers.cloud_provider import pinned_context, set_up_owner, wait_until_healthy
-import boto3
-s3 = boto3.client("s3", region_name=task["region"])
+from providers.rehearsal import CLOUD_SIDES
+side = CLOUD_SIDES[task["cloud"]]
 deadline = time.monotonic() + task["timeout"]
-while True:
-    try:
-        pem = s3.get_object(Bucket=task["bucket"], Key=task["ca_object"])["Body"].read(); break
-    except s3.exceptions.NoSuchKey:
-        if time.monotonic() > deadline: sys.exit("the Node did not publish its TLS root certificate")
-        time.sleep(1)
+while (pem := side.get_object(task, task["ca_object"])) is None:
+    if time.monotonic() > deadline: sys.exit("the Node did not publish its TLS root certificate")
+    time.sleep(1)
 Path(task["ca_file"]).write_bytes(pem)
 verify = pinned_context(Path(task["ca_file"]))
 wait_until_healthy(task["url"], verify, timeout=task["timeout"])
 token = set_up_owner(task["url"], verify=verify, setup_token=task["setup_token"], email=task["email"],
                      password=task["password"])
 print("TOKEN=" + token)
+"""
+
+LIST_SCRIPT = """
+import json, sys
+task = json.loads(sys.stdin.read())
+from providers.rehearsal import CLOUD_SIDES
+print("KEYS=" + json.dumps(CLOUD_SIDES[task["cloud"]].list_objects(task)))
 """
 
 WORKERS_SCRIPT = """
@@ -697,7 +1155,7 @@ class Rehearsal:
     owner_token: str = ""
     owner_email: str = "owner@example.com"
     owner_password: str = field(default_factory=lambda: secrets_module.token_urlsafe(18))
-    cloud_process: subprocess.Popen[bytes] | None = None
+    side: CloudSide | None = None  # what plays the cloud's APIs
     timings: dict[str, float] = field(default_factory=dict)
     _steps: int = 0
 
@@ -715,10 +1173,9 @@ class Rehearsal:
     # -- running things in the namespaces --------------------------------------------------------------------
 
     def operator_env(self) -> dict[str, str]:
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "GRIDCTL_URL", "GRIDCTL_TOKEN"))}
-        env.update(aws_endpoint_environment(), AWS_ACCESS_KEY_ID="rehearsal", AWS_SECRET_ACCESS_KEY="rehearsal",  # noqa: S106 (moto takes any)
-                   AWS_DEFAULT_REGION=REGIONS[self.cloud], AWS_CONFIG_FILE="/dev/null",
-                   AWS_SHARED_CREDENTIALS_FILE="/dev/null", NO_PROXY="*")
+        clouds = ("AWS_", "GOOGLE_", "CLOUDSDK_", "GCE_", "STORAGE_EMULATOR_HOST", "AZURE_")  # never the real ones
+        env = {k: v for k, v in os.environ.items() if not k.startswith((*clouds, "GRIDCTL_URL", "GRIDCTL_TOKEN"))}
+        env.update(self.side.operator_environment() if self.side else {}, NO_PROXY="*")
         root = str(Path(__file__).resolve().parent.parent)
         env["PYTHONPATH"] = root + os.pathsep + env.get("PYTHONPATH", "")
         return env
@@ -780,40 +1237,43 @@ class Rehearsal:
         _run(["useradd", "--system", "--no-create-home", "--home-dir", "/var/lib/gridctl",
               "--shell", "/usr/sbin/nologin", "--user-group", self.service_user])
 
+        self.side = side = CLOUD_SIDES[self.cloud](self.work_dir, rendered.settings)
+        side.prepare(self.venv.parent)
         self.network = network = Network(self.tag)
         network.create()
         on_link = [f"{METADATA_ADDRESS}/32"]
         network.add_host("cloud", [f"{CLOUD_ADDRESS}/16", f"{METADATA_ADDRESS}/32"])
-        network.add_host("operator", [f"{OPERATOR_ADDRESS}/16"], [f"{public}/32"])
+        network.add_host("operator", [f"{OPERATOR_ADDRESS}/16"], [f"{public}/32"], side.operator_names())
         from providers.cloud import NODE_PRIVATE_IP
 
         roles = {"node": NODE_PRIVATE_IP, "worker1": WORKER_ADDRESSES[0], "worker2": WORKER_ADDRESSES[1]}
         for role, address in roles.items():
             extra = [f"{public}/32"] if role == "node" else []
-            network.add_host(role, [f"{address}/16", *extra], on_link)
+            network.add_host(role, [f"{address}/16", *extra], on_link, side.machine_names())
 
-        self.say(f"{self.cloud}: the cloud's APIs (moto's server) on {CLOUD_ADDRESS} and {METADATA_ADDRESS}")
-        log = (self.work_dir / "cloud.log").open("ab")
-        self.cloud_process = subprocess.Popen(
-            ["ip", "netns", "exec", network.hosts["cloud"], sys.executable, "-m", "moto.server", "-H", "0.0.0.0",  # noqa: S104 (its namespace)
-             "-p", "80"], stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        self.say(f"{self.cloud}: the cloud's APIs ({side.played_by}) on {CLOUD_ADDRESS} and {METADATA_ADDRESS}")
+        side.start(network.hosts["cloud"])
         secrets = {key: value for key, value in _secret_values(rendered.settings).items()}
         refs = {s["ref"]: secrets[s["key"]] for s in [*node_boot.SECRETS, *worker_boot.SECRETS]}
-        task = {"region": REGIONS[self.cloud], "bucket": node_boot.BUCKET, "secrets": refs,
+        task = {**self.cloud_task(), "secrets": refs,
                 "objects": {self.build.object_key("wheel"): self.build.wheel_path,
                             self.build.object_key("constraints"): self.build.constraints_path}}
         done = self.operator([sys.executable, "-c", OPERATOR_SCRIPT], input=json.dumps(task), timeout=120)
         if done.returncode != 0:
-            raise RehearsalError(f"seeding the emulated cloud failed: {done.stderr[-2000:]}")
+            raise RehearsalError(f"seeding the emulated cloud failed: {done.stderr[-2000:]}\n"
+                                 + (self.work_dir / "cloud.log").read_text(errors="replace")[-2000:])
         self.timings["network and cloud"] = time.monotonic() - started
 
-        machine_env = aws_endpoint_environment()
+        machine_env = side.machine_environment()
         for role in roles:
             machine = Machine(role=role, netns=network.hosts[role], root=self.work_dir / role,
                               user_data=rendered.node if role == "node" else rendered.worker, venv=self.venv,
                               service_user=self.service_user, extra_env=machine_env, python=sys.executable,
                               say=self.say)
             machine.prepare()
+            for path, content in side.machine_files().items():
+                machine.host_path(path).write_bytes(content)
+                machine.host_path(path).chmod(0o644)
             self.machines.append(machine)
         step = time.monotonic()
         self.say(f"{self.cloud}: booting the Node (runcmd)...")
@@ -825,7 +1285,7 @@ class Rehearsal:
 
         step = time.monotonic()
         self.ca_file = self.work_dir / "tls-root.crt"
-        setup = {"region": REGIONS[self.cloud], "bucket": node_boot.BUCKET, "ca_object": node_boot.CA_OBJECT,
+        setup = {**self.cloud_task(), "ca_object": node_boot.CA_OBJECT,
                  "ca_file": str(self.ca_file), "url": self.url, "timeout": 240,
                  "setup_token": rendered.settings.secrets.setup_token, "email": self.owner_email,
                  "password": self.owner_password}
@@ -837,6 +1297,20 @@ class Rehearsal:
         self.timings["owner setup"] = time.monotonic() - step
         self.say(f"{self.cloud}: the Owner is set up at {self.url} over the pinned TLS root "
                  f"({time.monotonic() - started:.0f} s since start)")
+
+    def cloud_task(self) -> dict[str, Any]:
+        """What the operator's side of :class:`CloudSide` is told about this deployment."""
+        assert self.rendered is not None
+        assert self.side is not None
+        return {"cloud": self.cloud, "region": REGIONS[self.cloud], "project": self.rendered.settings.project,
+                "bucket": self.bucket, **self.side.task()}
+
+    def bucket_keys(self) -> list[str]:
+        """Every key in the emulated bucket, listed as the operator."""
+        done = self.operator([sys.executable, "-c", LIST_SCRIPT], input=json.dumps(self.cloud_task()), timeout=120)
+        if done.returncode != 0 or "KEYS=" not in done.stdout:
+            raise RehearsalError(f"listing the emulated bucket failed: {done.stderr[-2000:]}")
+        return list(json.loads(done.stdout.split("KEYS=", 1)[1]))
 
     def wait_for_workers(self, count: int = 2, timeout: float = 180) -> list[dict[str, Any]]:
         """The Workers the Node sees (``GET /workers`` as the Owner, over the pinned root), once ``count`` are."""
@@ -860,9 +1334,8 @@ class Rehearsal:
             for process in machine.processes:
                 with contextlib.suppress(subprocess.TimeoutExpired):
                     process.popen.wait(timeout=5)
-        if self.cloud_process is not None:
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                self.cloud_process.wait(timeout=5)
+        if self.side is not None:
+            self.side.stop()
         if self.service_user:
             remove_user(self.service_user)
             self.service_user = ""

@@ -1,5 +1,5 @@
-"""The rendered bootstrap.py, run outside a VM against a fake of the cloud's endpoints (tests/rehearsal/
-fake_cloud.py): it fetches the operator's build with the machine's identity, refuses a file whose sha256 is not
+"""The rendered bootstrap.py, run outside a VM against a fake of the cloud's endpoints (providers/
+cloud_fakes.py): it fetches the operator's build with the machine's identity, refuses a file whose sha256 is not
 the deployed one, waits out a role grant that has not propagated yet, and writes secrets owner-only."""
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ from typing import Any
 
 import pytest
 
+from providers.cloud_fakes import FakeCloud
 from tests.cloud_checks import SECRETS, fake_build
-from tests.rehearsal.fake_cloud import FakeCloud
 from tests.rehearsal.machines import machines, written_files
 
 

@@ -26,7 +26,8 @@ def test_a_machine_that_fails_to_boot_is_reported_and_everything_is_torn_down(
         pass
     assert rehearsal.tag and not [name for name in namespaces() if name.startswith(rehearsal.tag + "-")]
     assert not [user.pw_name for user in pwd.getpwall() if user.pw_name.startswith(rehearsal.tag + "-")]
-    assert rehearsal.cloud_process is not None and rehearsal.cloud_process.poll() is not None
+    assert rehearsal.side is not None and rehearsal.side.processes
+    assert all(process.poll() is not None for process in rehearsal.side.processes)
     # The machine's cloud-init log kept what the bootstrap said: it fetched and checked the build first.
     log = (tmp_path / "work" / "node" / "var" / "log" / "cloud-init-output.log").read_text()
     assert "/opt/gridctl/venv/bin/python" in log
