@@ -7,16 +7,19 @@ The OpenAPI document lists, for every route, the error statuses it can answer an
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter
+from fastapi.dependencies.models import Dependant
+from fastapi.routing import APIRoute
 
 from grid_runtime.node import health
 from grid_runtime.node.audit import router as audit
 from grid_runtime.node.auth import router as auth
 from grid_runtime.node.budget import router as budget
 from grid_runtime.node.datasets import router as datasets
-from grid_runtime.node.deps import current_actor
+from grid_runtime.node.deps import Requires
 from grid_runtime.node.groups import router as groups
 from grid_runtime.node.jobs import router as jobs
 from grid_runtime.node.permissions import router as permissions
@@ -32,13 +35,52 @@ DOCUMENTATION_ROUTES = {("GET", "/openapi.json"), ("GET", "/docs"), ("GET", "/do
 PUBLIC_ROUTES = {("GET", "/health"), ("POST", "/setup"), ("POST", "/auth/login")} | DOCUMENTATION_ROUTES
 
 api_router = APIRouter()
-api_router.include_router(health.router)
-api_router.include_router(auth.public)
-# Each domain's router is included once, with authentication as a router-level dependency (a flat tree:
-# FastAPI matches every request against it, so each level of nesting costs every request).
+
+
+def add_routes(target: APIRouter, source: APIRouter, *, protected: bool) -> None:
+    """Put ``source``'s routes in ``target`` as its own routes (``add_lifespans`` adds the routers' lifespans).
+
+    What ``include_router`` does, without the nesting: FastAPI keeps an included router as a branch that it walks
+    for every request, once to match and again to dispatch, at every level; routes put flat are matched once, in
+    the same order, with the same OpenAPI operation. The route objects themselves are moved (``target`` is a plain
+    router that would add nothing to them), so FastAPI does not analyse each endpoint again. ``protected``: every
+    route must declare ``Depends(Requires(...))`` (authentication, and the capability it needs), or the app is not
+    built."""
+    for route in source.routes:
+        if not isinstance(route, APIRoute) or not route.methods:
+            raise TypeError(f"{route!r}: only API routes can be put flat")
+        if protected and not declares_requires(route.dependant):
+            raise TypeError(f"{sorted(route.methods)} {route.path} needs a token: declare Depends(Requires(...))")
+        target.routes.append(route)  # the route as its router built it: FastAPI analyses it once here
+
+
+def declares_requires(dependant: Dependant) -> bool:
+    """Whether a ``Requires`` is anywhere in the route's dependencies (it authenticates, then checks)."""
+    return isinstance(dependant.call, Requires) or any(declares_requires(d) for d in dependant.dependencies)
+
+
+def add_lifespans(target: APIRouter, sources: Sequence[APIRouter]) -> None:
+    """The sources' lifespans, run with ``target``'s: each included as a router without routes, after every route
+    (so that no request walks them before its own route)."""
+    default = type(APIRouter().lifespan_context)
+    for source in sources:
+        if source.on_startup or source.on_shutdown:
+            raise TypeError(f"{source!r}: startup and shutdown handlers are not copied; use a lifespan")
+        if not isinstance(source.lifespan_context, default):
+            target.include_router(APIRouter(lifespan=source.lifespan_context))
+
+
+add_routes(api_router, health.router, protected=False)
+add_routes(api_router, auth.public, protected=False)
+# Every domain's routes need a token: each declares ``Requires`` (checked as they are added), which authenticates
+# and checks the capability the route names. The routes are copied, not included: FastAPI walks each included
+# router for every request, so a flat list is the cheapest to match.
 for _router in (auth.router, users.router, roles.router, groups.router, audit.router, permissions.router,
                 requests.router, tensors.router, datasets.router, budget.router, jobs.router, workers.router):
-    api_router.include_router(_router, dependencies=[Depends(current_actor)])
+    add_routes(api_router, _router, protected=True)
+add_lifespans(api_router, [health.router, auth.public, auth.router, users.router, roles.router, groups.router,
+                           audit.router, permissions.router, requests.router, tensors.router, datasets.router,
+                           budget.router, jobs.router, workers.router])
 
 
 # --- the documented contract -------------------------------------------------------------------------------

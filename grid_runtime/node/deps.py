@@ -71,6 +71,7 @@ _bearer = HTTPBearer(auto_error=False, description="a session token from login, 
 _TOUCH_INTERVAL = timedelta(minutes=1)
 READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 _AS_WRITE = "grid.as_write"
+_LEASE = "grid.lease"
 _READ_ONLY = "read_only"
 T = TypeVar("T")
 
@@ -216,20 +217,30 @@ async def db(request: Request) -> AsyncIterator[Session]:
 
     A read (``GET``...) or a write, by the request's method (see the module's docstring). The slot is
     taken here, on the event loop, before the request touches the database; commit or rollback run in a
-    worker thread, shielded from cancellation so that a client that goes away never leaks a connection.
+    worker thread, shielded from cancellation so that a client that goes away never leaks a connection,
+    except where nothing can wait: a SQLite read transaction, or one ``in_thread`` already committed.
     """
     database: Database = request.app.state.database
     write = request.method not in READ_METHODS or bool(request.scope.get(_AS_WRITE))
     lease = _Lease(database, write=write)
     request.state.db_lease = lease
+    lease.session.info[_LEASE] = lease
     await lease.acquire()
+    # Ending a SQLite read transaction neither waits nor writes: done here, without a trip to a worker thread.
+    inline = database.sqlite and not write
     try:
         yield lease.session
-        with anyio.CancelScope(shield=True):
-            await run_in_threadpool(_finish, lease.session, commit=True)
+        if inline or not lease.session.in_transaction():  # nothing to wait for (``in_thread`` committed it)
+            _finish(lease.session, commit=True)
+        else:
+            with anyio.CancelScope(shield=True):
+                await run_in_threadpool(_finish, lease.session, commit=True)
     except BaseException as exc:
-        with anyio.CancelScope(shield=True):
-            await run_in_threadpool(_finish, lease.session, commit=False)
+        if inline:
+            _finish(lease.session, commit=False)
+        else:
+            with anyio.CancelScope(shield=True):
+                await run_in_threadpool(_finish, lease.session, commit=False)
         if not write and database.sqlite and isinstance(exc, OperationalError) and "locked" in str(exc):
             raise WriteNeeded("a read transaction could not write") from exc
         raise
@@ -241,6 +252,23 @@ async def db(request: Request) -> AsyncIterator[Session]:
 
 DB = Annotated[Session, Depends(db, scope="function")]
 """The request's session; its transaction ends before the response is sent."""
+
+
+async def in_thread(session: Session, work: Callable[[], T]) -> T:
+    """Run a route's ``work`` and then commit the request's transaction, in one call to a worker thread.
+
+    For ``async def`` routes whose work is all database work: a sync route costs a trip to a worker thread for
+    its body, another for checking its answer and another to commit; this is one. ``work`` returns the
+    answer as API shapes (not ORM rows, which would be read after the commit). An exception rolls back as
+    usual (``db``)."""
+    lease: _Lease = session.info[_LEASE]
+
+    def run() -> T:
+        answer = work()
+        lease.session.commit()
+        return answer
+
+    return await run_in_threadpool(run)
 
 
 @asynccontextmanager

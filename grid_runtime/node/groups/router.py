@@ -7,7 +7,7 @@ from sqlalchemy.orm import Session
 
 from grid_runtime.core.capabilities import Capability
 from grid_runtime.core.schemas import Page, PageParams
-from grid_runtime.node.deps import DB, Actor, Requires
+from grid_runtime.node.deps import DB, Actor, Requires, in_thread
 from grid_runtime.node.groups import schemas, service
 from grid_runtime.node.groups.models import Group
 from grid_runtime.node.routing import NameRoute
@@ -31,15 +31,20 @@ def _detail(session: Session, group: Group) -> schemas.GroupDetailOut:
 
 
 @router.get("")
-def list_groups(
+async def list_groups(
     session: DB,
     page: Annotated[PageParams, Query()],
     q: Annotated[str | None, Query(max_length=64, description="substring of the name")] = None,
     actor: Actor = Depends(ManageGroups),
 ) -> Page[schemas.GroupOut]:
     """List groups, optionally those whose name contains a substring."""
-    groups, total = service.list_groups(session, q=q, limit=page.limit, offset=page.offset)
-    return Page(items=_out(session, groups), total=total, limit=page.limit, offset=page.offset)
+
+    def listing() -> Page[schemas.GroupOut]:
+        rows, total = service.list_groups(session, q=q, limit=page.limit, offset=page.offset)
+        return Page(items=[schemas.GroupOut(**row._mapping) for row in rows], total=total, limit=page.limit,
+                    offset=page.offset)
+
+    return await in_thread(session, listing)
 
 
 @router.post("", status_code=status.HTTP_201_CREATED)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from sqlalchemy import delete, func, select
+from typing import Any
+
+from sqlalchemy import Integer, Row, bindparam, delete, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -50,15 +52,29 @@ def members(session: Session, group: Group) -> list[User]:
     return list(session.scalars(query.order_by(User.id)))
 
 
-def list_groups(session: Session, *, q: str | None = None, limit: int = 50, offset: int = 0) -> tuple[list[Group], int]:
-    """Groups whose name contains ``q`` (any case), by name, and how many match in all."""
-    conditions = []
-    if q:
-        escaped = q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-        conditions.append(Group.name.ilike(f"%{escaped}%", escape="\\"))
-    total = session.scalar(select(func.count()).select_from(Group).where(*conditions)) or 0
-    groups = session.scalars(select(Group).where(*conditions).order_by(Group.name).limit(limit).offset(offset))
-    return list(groups), total
+_GROUPS, _MEMBERS = Group.__table__, GroupMember.__table__
+_LISTED = select(_GROUPS.c.id, _GROUPS.c.name, _GROUPS.c.description, _GROUPS.c.created_at,
+                 select(func.count()).where(_MEMBERS.c.group_id == _GROUPS.c.id).correlate(_GROUPS)
+                 .scalar_subquery().label("member_count")).order_by(_GROUPS.c.name)
+_COUNT_ALL = select(func.count()).select_from(_GROUPS)
+_PAGE_ALL = _LISTED.limit(bindparam("limit", type_=Integer)).offset(bindparam("offset", type_=Integer))
+"""The plain listing, built once (the others add a filter on the name)."""
+
+
+def list_groups(
+    session: Session, *, q: str | None = None, limit: int = 50, offset: int = 0
+) -> tuple[list[Row[Any]], int]:
+    """Groups whose name contains ``q`` (any case), by name, and how many match in all: rows of ``id``,
+    ``name``, ``description``, ``created_at`` and ``member_count``, read in one query (no ORM objects)."""
+    if not q:
+        total = session.scalar(_COUNT_ALL) or 0
+        if offset >= total:
+            return [], total
+        return list(session.execute(_PAGE_ALL, {"limit": limit, "offset": offset})), total
+    escaped = q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    matches = _GROUPS.c.name.ilike(f"%{escaped}%", escape="\\")
+    total = session.scalar(select(func.count()).select_from(_GROUPS).where(matches)) or 0
+    return list(session.execute(_LISTED.where(matches).limit(limit).offset(offset))), total
 
 
 def _check_name_free(session: Session, name: str, *, except_id: int | None = None) -> None:

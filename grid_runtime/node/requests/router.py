@@ -11,7 +11,7 @@ from grid_runtime.core.schemas import MAX_ID, Id, Page
 from grid_runtime.core.settings import NodeSettings
 from grid_runtime.node import flows
 from grid_runtime.node.budget import service as budget
-from grid_runtime.node.deps import DB, Actor, Requires, settings
+from grid_runtime.node.deps import DB, Actor, Requires, in_thread, settings
 from grid_runtime.node.jobs.models import Result
 from grid_runtime.node.requests import schemas, service
 from grid_runtime.node.requests.models import Request
@@ -76,7 +76,7 @@ def _check_result_visible(session: DB, actor: Actor, body: schemas.ReleaseReques
 
 
 @router.get("/requests")
-def list_requests(
+async def list_requests(
     session: DB,
     state: Annotated[RequestState | None, Query(alias="status", description="only requests in this state")] = None,
     kind: Annotated[RequestKind | None, Query()] = None,
@@ -86,10 +86,13 @@ def list_requests(
     actor: Actor = Depends(Requires()),
 ) -> Page[schemas.RequestOut]:
     """List requests, newest first. Officers (triage_requests) see all; everyone else only their own."""
-    rows, total = service.list_requests(session, actor=actor, state=state, kind=kind, requester=requester,
-                                        limit=limit, offset=offset)
-    return Page(items=[_summary(actor, r) for r in rows], total=total, limit=limit,
-                offset=offset)
+
+    def listing() -> Page[schemas.RequestOut]:
+        rows, total = service.list_requests(session, actor=actor, state=state, kind=kind, requester=requester,
+                                            limit=limit, offset=offset)
+        return Page(items=[_summary(actor, r) for r in rows], total=total, limit=limit, offset=offset)
+
+    return await in_thread(session, listing)
 
 
 @router.get("/requests/{request_id}")

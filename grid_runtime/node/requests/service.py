@@ -29,8 +29,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import func, select
-from sqlalchemy.orm import Session
+from sqlalchemy import bindparam, func, select
+from sqlalchemy.orm import Session, lazyload
 
 from grid_runtime.core.capabilities import Capability
 from grid_runtime.core.database import utcnow
@@ -124,9 +124,17 @@ def transition(
     return request
 
 
+_ANY_OVERDUE = (select(Request.__table__.c.id)
+                .where(Request.__table__.c.state == str(RequestState.pending),
+                       Request.__table__.c.expires_at <= bindparam("now", type_=Request.__table__.c.expires_at.type))
+                .limit(1))
+
+
 def expire_overdue(session: Session, *, now: datetime | None = None) -> list[int]:
     """Move every pending request whose ``expires_at`` has passed to ``expired``; returns their ids."""
     now = now or utcnow()
+    if session.execute(_ANY_OVERDUE, {"now": now}).first() is None:  # the usual case, in a cheap query
+        return []
     overdue = session.scalars(
         select(Request).where(Request.state == str(RequestState.pending), Request.expires_at.is_not(None),
                               Request.expires_at <= now)
@@ -279,8 +287,10 @@ def list_requests(
     if requester_id != actor.id:
         query = query.where((Request.requester_id == actor.id) | Request.kind.in_(triaged))
     total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
+    if offset >= total:
+        return [], total
     rows = session.scalars(query.order_by(Request.created_at.desc(), Request.id.desc()).limit(limit)
-                           .offset(offset))
+                           .offset(offset).options(lazyload(Request.events)))  # a listing shows no events
     return list(rows), total
 
 

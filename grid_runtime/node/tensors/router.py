@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import shutil
 import tempfile
+from functools import partial
 from pathlib import Path
 from typing import Annotated
 from urllib.parse import quote
@@ -31,7 +32,7 @@ from grid_runtime.core.levels import Level, Visibility
 from grid_runtime.core.schemas import MAX_ID, Id, Page
 from grid_runtime.core.settings import NodeSettings
 from grid_runtime.core.storage import ObjectStore
-from grid_runtime.node.deps import DB, Actor, Requires, released_session, settings
+from grid_runtime.node.deps import DB, Actor, Requires, in_thread, released_session, settings
 from grid_runtime.node.permissions.service import require_level
 from grid_runtime.node.routing import NameRoute
 from grid_runtime.node.tensors import formats, service
@@ -183,7 +184,7 @@ def _search_page(session: Session, actor: Actor, query: service.TensorQuery) -> 
 
 
 @router.get("/tensors/search")
-def search_tensors(
+async def search_tensors(
     session: DB,
     q: Annotated[str | None, Query(max_length=200, description="words to find in names and descriptions")] = None,
     tag: Annotated[list[Tag], Query(description="repeat for several tags")] = [],  # noqa: B006
@@ -200,11 +201,11 @@ def search_tensors(
 ) -> Page[TensorOut]:
     """Search tensor metadata; each hit carries the caller's effective level."""
     query = _query(q, tag, tags_mode, dataset, visibility, dtype, shape, uploader, sort, limit, offset)
-    return _search_page(session, actor, query)
+    return await in_thread(session, partial(_search_page, session, actor, query))
 
 
 @router.get("/tensors")
-def list_tensors(
+async def list_tensors(
     session: DB,
     tag: Annotated[list[Tag], Query(description="repeat for several tags")] = [],  # noqa: B006
     tags_mode: Annotated[str, Query(pattern="^(all|any)$")] = "all",
@@ -218,7 +219,7 @@ def list_tensors(
 ) -> Page[TensorOut]:
     """List tensors (newest first by default), with the caller's effective level on each."""
     query = _query(None, tag, tags_mode, dataset, visibility, None, None, uploader, sort, limit, offset)
-    return _search_page(session, actor, query)
+    return await in_thread(session, partial(_search_page, session, actor, query))
 
 
 @router.get("/tensors/{tensor_id}")

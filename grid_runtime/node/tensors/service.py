@@ -7,13 +7,14 @@ visibility is a permission change and they moderate the Node's data. Everyone ma
 
 from __future__ import annotations
 
+import functools
 import re
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import and_, func, literal_column, or_, select
+from sqlalchemy import Integer, Row, Select, and_, bindparam, func, literal_column, or_, select
 from sqlalchemy import text as sql_text
 from sqlalchemy.orm import Session
 
@@ -45,12 +46,16 @@ def get_tensor(session: Session, tensor_id: int) -> Tensor:
     return tensor
 
 
+_TAGS = TensorTag.__table__
+_TAGS_OF = (select(_TAGS.c.tensor_id, _TAGS.c.tag).where(_TAGS.c.tensor_id.in_(bindparam("ids", expanding=True)))
+            .order_by(_TAGS.c.tag))
+"""Built once, on the table (no ORM entities): every listing of tensors runs it."""
+
+
 def tags_of(session: Session, tensor_ids: Sequence[int]) -> dict[int, list[str]]:
     found: dict[int, list[str]] = {i: [] for i in tensor_ids}
     if tensor_ids:
-        rows = session.execute(select(TensorTag.tensor_id, TensorTag.tag)
-                               .where(TensorTag.tensor_id.in_(list(tensor_ids))).order_by(TensorTag.tag))
-        for tensor_id, tag in rows:
+        for tensor_id, tag in session.execute(_TAGS_OF, {"ids": list(found)}):
             found[tensor_id].append(tag)
     return found
 
@@ -59,8 +64,15 @@ VALUE_DERIVED_FIELDS = ("sha256", "size_bytes")
 """TensorOut's fields computed from the stored values: shown only to callers who may download the tensor."""
 
 
-def to_out(session: Session, tensors: Sequence[Tensor], *, user_id: int | None) -> list[TensorOut]:
-    """Tensors as API shapes with their tags and, when ``user_id`` is given, that user's effective level.
+_OUT_FIELDS = ("id", "name", "description", "shape", "dtype", "size_bytes", "sha256", "visibility", "columns",
+               "uploader_id", "created_at")
+OUT_COLUMNS = tuple(Tensor.__table__.c[name] for name in _OUT_FIELDS)
+"""What ``TensorOut`` shows of a row (``search`` reads only these, as plain rows: a listing changes nothing)."""
+
+
+def to_out(session: Session, tensors: Sequence[Tensor | Row[Any]], *, user_id: int | None) -> list[TensorOut]:
+    """Tensors (rows, or rows of ``OUT_COLUMNS``) as API shapes with their tags and, when ``user_id`` is given,
+    that user's effective level.
 
     The content hash and size are left out (null) unless that user may download the tensor: below
     ``download`` they would be an oracle on the private values (docs/threat-model.md, "Hashes" and "Sizes")."""
@@ -69,11 +81,12 @@ def to_out(session: Session, tensors: Sequence[Tensor], *, user_id: int | None) 
     levels: dict[int, Level] = effective_levels(session, user_id=user_id, tensor_ids=ids) if user_id else {}
     out = []
     for tensor in tensors:
+        fields = {name: getattr(tensor, name) for name in _OUT_FIELDS}
         level = levels.get(tensor.id)
-        update: dict[str, object] = {"tags": tags[tensor.id], "level": level}
+        fields["tags"], fields["level"] = tags[tensor.id], level
         if level is None or not permissions.allows(level, Level.download):
-            update.update(dict.fromkeys(VALUE_DERIVED_FIELDS))
-        out.append(TensorOut.model_validate(tensor).model_copy(update=update))
+            fields.update(dict.fromkeys(VALUE_DERIVED_FIELDS))
+        out.append(TensorOut.model_validate(fields))
     return out
 
 
@@ -299,25 +312,52 @@ def _conditions(session: Session, query: TensorQuery) -> list[Any]:
 _ORDER = {"created_at": Tensor.created_at, "name": Tensor.name, "size": Tensor.size_bytes}
 
 
-def search(session: Session, *, query: TensorQuery) -> tuple[list[Tensor], int]:
-    """One page of matching tensors in the asked order, and the number of matches in all."""
+def search(session: Session, *, query: TensorQuery) -> tuple[list[Row[Any]], int]:
+    """One page of matching tensors (rows of ``OUT_COLUMNS``) in the asked order, and the number of matches in
+    all."""
     if query.tags_mode not in ("all", "any"):
         raise InvalidInput("tags_mode must be 'all' or 'any'", details={"tags_mode": query.tags_mode})
-    descending = query.sort.startswith("-")
-    column = _ORDER.get(query.sort.lstrip("-"))
-    if column is None:
+    if query.sort.lstrip("-") not in _ORDER:
         raise InvalidInput(f"unknown sort {query.sort!r}; use one of created_at, name, size (prefix '-' for "
                            "descending)", details={"sort": query.sort})
     conditions = _conditions(session, query)
+    if not conditions:  # the plain listing: statements built once
+        total = int(session.scalar(_COUNT_ALL) or 0)
+        if query.offset >= total:
+            return [], total
+        rows = session.execute(_unfiltered_page(query.sort), {"limit": query.limit, "offset": query.offset})
+        return list(rows), total
     total = int(session.scalar(select(func.count()).select_from(Tensor).where(*conditions)) or 0)
-    order: list[Any] = [column.desc(), Tensor.id.desc()] if descending else [column.asc(), Tensor.id.asc()]
-    page = select(Tensor.id).where(*conditions).order_by(*order).limit(query.limit).offset(query.offset)
-    if conditions and session.get_bind().dialect.name == "sqlite" and _walk_the_order_index(session, query, total):
+    if query.offset >= total:
+        return [], total
+    order = _order(query.sort)
+    if session.get_bind().dialect.name == "sqlite" and _walk_the_order_index(session, query, total):
+        page = select(Tensor.id).where(*conditions).order_by(*order).limit(query.limit).offset(query.offset)
         ids = _ids_walking_index(session, page, _ORDER_INDEX[query.sort.lstrip("-")])
-    else:
-        ids = list(session.scalars(page))
-    by_id = {t.id: t for t in session.scalars(select(Tensor).where(Tensor.id.in_(ids)))} if ids else {}
-    return [by_id[i] for i in ids], total
+        by_id = {row.id: row for row in session.execute(select(*OUT_COLUMNS).where(Tensor.id.in_(ids)))}
+        return [by_id[i] for i in ids], total
+    rows = session.execute(select(*OUT_COLUMNS).where(*conditions).order_by(*order).limit(query.limit)
+                           .offset(query.offset))
+    return list(rows), total
+
+
+_COUNT_ALL = select(func.count()).select_from(Tensor.__table__)
+
+
+def _order(sort: str) -> list[Any]:
+    """The ORDER BY of a sort key (checked by ``search``): its column, then the id, both in its direction."""
+    column = _ORDER[sort.lstrip("-")]
+    return [column.desc(), Tensor.id.desc()] if sort.startswith("-") else [column.asc(), Tensor.id.asc()]
+
+
+@functools.cache
+def _unfiltered_page(sort: str) -> Select[Any]:
+    """A page of every tensor in the order of ``sort``, the limit and offset bound at execution."""
+    table = Tensor.__table__
+    column, tie = table.c[_ORDER[sort.lstrip("-")].key], table.c.id
+    order = [column.desc(), tie.desc()] if sort.startswith("-") else [column.asc(), tie.asc()]
+    return (select(*OUT_COLUMNS).order_by(*order).limit(bindparam("limit", type_=Integer))
+            .offset(bindparam("offset", type_=Integer)))
 
 
 _ORDER_INDEX = {"created_at": "ix_tensors_created_at", "name": "ix_tensors_name", "size": "ix_tensors_size_bytes"}

@@ -10,7 +10,7 @@ from starlette.concurrency import run_in_threadpool
 from grid_runtime.core.capabilities import ALL, Capability
 from grid_runtime.core.schemas import Page, PageParams
 from grid_runtime.core.security import hash_password
-from grid_runtime.node.deps import DB, Actor, Requires, released_session
+from grid_runtime.node.deps import DB, Actor, Requires, in_thread, released_session
 from grid_runtime.node.routing import NameRoute
 from grid_runtime.node.users import schemas, service
 from grid_runtime.node.users.models import User
@@ -28,9 +28,9 @@ def _one(session: Session, user: User) -> schemas.UserOut:
 
 
 @router.get("/me")
-def me(session: DB, actor: Actor = Depends(Requires())) -> schemas.UserOut:
+async def me(session: DB, actor: Actor = Depends(Requires())) -> schemas.UserOut:
     """Your own account: role, capabilities, budget and groups."""
-    return _one(session, actor.user)
+    return await in_thread(session, partial(_one, session, actor.user))
 
 
 @router.get("")
@@ -73,13 +73,17 @@ def get_user(ref: str, session: DB, actor: Actor = Depends(Requires())) -> schem
 
 
 @router.patch("/{ref}")
-def update_user(
+async def update_user(
     ref: str, body: schemas.UserUpdateIn, session: DB, actor: Actor = Depends(Requires(Capability.manage_users))
 ) -> schemas.UserOut:
     """Change a user's email, full name, role or disabled flag (disabling revokes every token of theirs)."""
-    user = service.update_user(session, actor=actor, ref=ref, email=body.email, full_name=body.full_name,
-                               role=body.role, disabled=body.disabled)
-    return _one(session, user)
+
+    def update() -> schemas.UserOut:
+        user = service.update_user(session, actor=actor, ref=ref, email=body.email, full_name=body.full_name,
+                                   role=body.role, disabled=body.disabled)
+        return _one(session, user)
+
+    return await in_thread(session, update)
 
 
 @router.delete("/{ref}", status_code=status.HTTP_204_NO_CONTENT)
