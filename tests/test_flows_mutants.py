@@ -19,6 +19,7 @@ from sqlalchemy import update
 from grid_runtime.core.settings import NodeSettings
 from grid_runtime.core.storage import ObjectStore
 from grid_runtime.node import flows
+from grid_runtime.node.datasets.models import Dataset
 from grid_runtime.node.jobs.models import Job, Result
 from grid_runtime.node.jobs.schemas import TrainIn
 from grid_runtime.node.requests.models import Request
@@ -138,6 +139,89 @@ class TestTheCardsFigures:
         card = _card(client, officer, filed["id"])
         assert card["user"]["epsilon_before"] == 0 and card["user"]["events"] == 0
         assert card["user"]["epsilon_after"] == pytest.approx(_eps(_rdp(dp_event())), rel=1e-9)
+
+
+CARD_FIELDS = {"mechanism", "non_private", "flag", "paid_at_admission", "epsilon", "delta", "rows", "delta_times_rows",
+               "rdp_order", "rdp", "fingerprint", "release_policy", "user", "dataset", "datasets", "settings", "layers",
+               "metrics", "reading", "reading_epsilon", "history"}
+USER_FIELDS = {"id", "email", "ceiling_epsilon", "cap_epsilon", "epsilon_before", "epsilon_after", "simple_sum_before",
+               "simple_sum_after", "remaining_before", "remaining_after", "events", "non_private_events", "within_cap"}
+
+
+def _two_datasets(client: TestClient, factory: Factory, officer: MadeUser) -> tuple[int, int, int]:
+    """A column held by dataset A (cap 4, one row per person) and dataset B (no cap): (column, A, B), A < B."""
+    column = _column(factory)
+    a = factory.dataset("card-a", tensors={"x": column})
+    b = factory.dataset("card-b", tensors={"x": column})
+    with factory.sessions.begin() as session:
+        session.execute(update(Dataset).where(Dataset.id == a).values(one_row_per_person=True))
+    assert client.put(f"{API}/budget/datasets/{a}", headers=officer.headers, json={"epsilon": 4.0}).status_code == 200
+    return column, a, b
+
+
+class TestTheCardsShape:
+    def test_a_tensors_card_has_every_field_and_a_line_for_each_dataset_holding_it(
+            self, client: TestClient, factory: Factory, officer: MadeUser) -> None:
+        _allow_non_private_releases(client, factory)
+        column, a, b = _two_datasets(client, factory, officer)
+        user = factory.user(budget=10.0)
+        filed = release(client, user, column, target_type="tensor").json()
+        card = _card(client, officer, filed["id"])
+        assert set(card) == CARD_FIELDS  # no job: no settings, layers, metrics, officer-only figures
+        assert (card["settings"], card["layers"], card["metrics"]) == (None, None, None)
+        assert set(card["user"]) == USER_FIELDS
+        assert (card["user"]["id"], card["user"]["email"]) == (user.id, user.email)
+        assert (card["rdp_order"], card["rdp"], card["release_policy"]) == (ORDER, None, "allow_non_private")
+        assert card["datasets"] == [
+            {"id": a, "name": "card-a", "cap_epsilon": 4.0, "one_row_per_person": True, "epsilon_before": 0.0,
+             "epsilon_after": None, "remaining_before": 4.0, "remaining_after": None, "events": 0},
+            {"id": b, "name": "card-b", "cap_epsilon": None, "one_row_per_person": False, "epsilon_before": 0.0,
+             "epsilon_after": None, "remaining_before": None, "remaining_after": None, "events": 0},
+        ]
+        assert card["dataset"] == card["datasets"][0]  # the tensor's first dataset
+
+    def test_a_results_card_leads_with_its_jobs_dataset_and_shows_each_datasets_figures(
+            self, client: TestClient, factory: Factory, officer: MadeUser) -> None:
+        column, a, b = _two_datasets(client, factory, officer)
+        user = factory.user(budget=10.0)
+        event = dp_event()
+        result = make_result(factory, user.id, event=event, dataset=b, charged=False,
+                             inputs={"features": {"tensor_id": column}})  # type: ignore[dict-item]
+        filed = release(client, user, result).json()
+        assert filed["payload"]["dataset_ids"] == [a, b] and filed["payload"]["dataset_id"] == b
+        card = _card(client, officer, filed["id"])
+        assert set(card) == CARD_FIELDS | {"officer_only"}
+        after = _eps(_rdp(event))
+        assert [d["id"] for d in card["datasets"]] == [a, b]
+        assert card["datasets"][0]["remaining_after"] == pytest.approx(_left(4.0, _rdp(event)), rel=1e-9)
+        assert card["datasets"][0]["epsilon_after"] == pytest.approx(after, rel=1e-9)
+        assert card["datasets"][1]["remaining_after"] is None
+        assert card["dataset"]["id"] == b  # the job's dataset, not the first one
+        assert card["rdp"] == pytest.approx(_rdp(event), rel=1e-9)
+
+    def test_a_card_of_a_request_filed_before_dataset_ids_names_its_one_dataset(
+            self, client: TestClient, factory: Factory, officer: MadeUser) -> None:
+        column, a, _b = _two_datasets(client, factory, officer)
+        user = factory.user(budget=10.0)
+        filed = release(client, user, make_result(factory, user.id, event=dp_event(), dataset=a)).json()
+        with factory.sessions.begin() as session:
+            row = session.get(Request, filed["id"])
+            assert row is not None
+            row.payload = {k: v for k, v in row.payload.items() if k != "dataset_ids"}
+        card = _card(client, officer, filed["id"])
+        assert [d["id"] for d in card["datasets"]] == [a] and card["dataset"]["id"] == a
+
+    def test_a_dataset_gone_since_the_filing_has_no_name(self, client: TestClient, factory: Factory,
+                                                        officer: MadeUser) -> None:
+        user = factory.user(budget=10.0)
+        filed = release(client, user, make_result(factory, user.id, event=dp_event())).json()
+        with factory.sessions.begin() as session:
+            row = session.get(Request, filed["id"])
+            assert row is not None
+            row.payload = {**row.payload, "dataset_ids": [999_999], "dataset_id": 999_999}
+        card = _card(client, officer, filed["id"])
+        [gone] = card["datasets"]
+        assert (gone["id"], gone["name"], gone["one_row_per_person"]) == (999_999, None, False)
 
 
 class TestWhatApprovalCharges:
