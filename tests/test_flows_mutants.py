@@ -165,6 +165,7 @@ class TestTheCardsShape:
         _allow_non_private_releases(client, factory)
         column, a, b = _two_datasets(client, factory, officer)
         user = factory.user(budget=10.0)
+        assert make_result(factory, user.id, event=dp_event()) == column  # a result with the tensor's id exists
         filed = release(client, user, column, target_type="tensor").json()
         card = _card(client, officer, filed["id"])
         assert set(card) == CARD_FIELDS  # no job: no settings, layers, metrics, officer-only figures
@@ -222,6 +223,53 @@ class TestTheCardsShape:
         card = _card(client, officer, filed["id"])
         [gone] = card["datasets"]
         assert (gone["id"], gone["name"], gone["one_row_per_person"]) == (999_999, None, False)
+
+
+class TestTheCardsJobAndHistory:
+    def test_the_jobs_settings_and_officer_only_figures_are_on_the_card(
+            self, client: TestClient, factory: Factory, officer: MadeUser) -> None:
+        user = factory.user(budget=10.0)
+        result = make_result(factory, user.id, event=dp_event(), metrics=[{"epoch": 1, "loss": 0.5}])
+        with factory.sessions.begin() as session:
+            row = session.get(Result, result)
+            assert row is not None
+            row.lineage = {**row.lineage, "officer_only": {"zeroed_samples": 3}}
+            job_id = row.job_id
+        card = _card(client, officer, release(client, user, result).json()["id"])
+        assert card["settings"] == {"job_id": job_id, "kind": "train", "inputs": {}, "epochs": 1, "batch_size": 8,
+                                    "dp": {"noise_multiplier": 1.0}}
+        assert card["officer_only"] == {"zeroed_samples": 3}
+        assert card["metrics"] == [{"epoch": 1, "loss": 0.5}]
+
+    def test_a_spec_that_no_longer_parses_shows_no_layers(self, client: TestClient, factory: Factory,
+                                                          officer: MadeUser) -> None:
+        user = factory.user(budget=10.0)
+        result = make_result(factory, user.id, event=dp_event())
+        with factory.sessions.begin() as session:
+            row = session.get(Result, result)
+            assert row is not None
+            job = session.get(Job, row.job_id)
+            assert job is not None
+            job.spec = {"format": "gridctl.model-spec/1", "layers": [{"type": "NoSuchLayer"}]}
+        card = _card(client, officer, release(client, user, result).json()["id"])
+        assert "layers" in card and card["layers"] is None
+
+    def test_the_history_is_the_requesters_own_newest_first_and_bounded(
+            self, client: TestClient, factory: Factory, officer: MadeUser) -> None:
+        user, other = factory.user(budget=100.0), factory.user(budget=100.0)
+        release(client, other, make_result(factory, other.id, event=dp_event(), blob=b"theirs"))
+        earlier = [release(client, user, make_result(factory, user.id, event=dp_event(), blob=f"r{i}".encode())).json()
+                   for i in range(flows.HISTORY_LIMIT + 1)]
+        client.post(f"{API}/requests/{earlier[-1]['id']}/deny", headers=officer.headers, json={"reason": "no"})
+        filed = release(client, user, make_result(factory, user.id, event=dp_event(), blob=b"now")).json()
+        history = _card(client, officer, filed["id"])["history"]
+        assert [h["id"] for h in history] == [r["id"] for r in reversed(earlier)][:flows.HISTORY_LIMIT]
+        newest = earlier[-1]
+        assert history[0] == {
+            "id": newest["id"], "kind": "release", "state": "denied", "created_at": history[0]["created_at"],
+            "epsilon": pytest.approx(newest["payload"]["epsilon"]), "target_type": "result",
+            "target_id": newest["target_id"], "decision_note": "no"}
+        assert history[0]["created_at"].startswith(newest["created_at"][:16])
 
 
 class TestWhatApprovalCharges:
