@@ -56,6 +56,7 @@ own, with the cloud's APIs played by an emulator:
 
 from __future__ import annotations
 
+import abc
 import base64
 import contextlib
 import importlib
@@ -700,7 +701,7 @@ class Machine:
 
 # --- the cloud -------------------------------------------------------------------------------------------------
 
-class CloudSide:
+class CloudSide(abc.ABC):
     """What plays one cloud's APIs in a rehearsal. :meth:`start` runs in the rehearsal's process and starts the
     emulators in the ``cloud`` namespace; the class methods :meth:`seed`, :meth:`get_object` and
     :meth:`list_objects` run as the operator, in the operator's namespace (``OPERATOR_SCRIPT``, ``SETUP_SCRIPT``),
@@ -717,12 +718,12 @@ class CloudSide:
         self.project = str(settings.project)
         self.processes: list[subprocess.Popen[bytes]] = []
 
-    def prepare(self, cache_dir: Path) -> None:
+    def prepare(self, cache_dir: Path) -> None:  # noqa: B027 (a hook: most clouds need nothing before they start)
         """What the emulators need before they start (kept in ``cache_dir`` between rehearsals)."""
 
+    @abc.abstractmethod
     def commands(self) -> list[list[str]]:
         """The emulators' command lines, each run in the ``cloud`` namespace."""
-        raise NotImplementedError
 
     def start(self, netns: str) -> None:
         with (self.work_dir / "cloud.log").open("ab") as log:
@@ -760,18 +761,19 @@ class CloudSide:
         return {}
 
     @classmethod
+    @abc.abstractmethod
     def seed(cls, task: dict[str, Any]) -> None:
         """As the operator's ``pulumi up`` would: the bucket with the build's objects, and the secrets."""
-        raise NotImplementedError
 
     @classmethod
+    @abc.abstractmethod
     def get_object(cls, task: dict[str, Any], key: str) -> bytes | None:
         """The bucket's object ``key`` as the operator reads it (``None`` while there is none)."""
-        raise NotImplementedError
 
     @classmethod
+    @abc.abstractmethod
     def list_objects(cls, task: dict[str, Any]) -> list[str]:
-        raise NotImplementedError
+        """The keys in the bucket, as the operator lists them."""
 
 
 def _wait_until(ready: Callable[[], object], what: str, timeout: float = 60) -> None:
