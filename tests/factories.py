@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -23,6 +24,12 @@ from grid_runtime.node.users.models import User
 
 PASSWORD = "correct horse battery"
 _seq = itertools.count(1)
+
+
+@functools.cache
+def password_hash() -> str:
+    """PASSWORD's argon2 hash, computed once per test process: hashing costs ~0.3 s, and every test makes users."""
+    return hash_password(PASSWORD)
 
 
 @dataclass
@@ -70,7 +77,7 @@ class Factory:
         with self.sessions.begin() as session:
             role_row = session.scalar(select(Role).where(Role.name == role))
             assert role_row is not None, f"no role {role!r}"
-            user = User(email=email, password_hash=hash_password(PASSWORD), role=role_row,
+            user = User(email=email, password_hash=password_hash(), role=role_row,
                         budget_epsilon=budget)
             session.add(user)
             session.flush()

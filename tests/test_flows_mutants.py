@@ -10,12 +10,16 @@ weights, which needs a Node that runs Workers (``tests.test_admission.workers_on
 from __future__ import annotations
 
 import base64
+from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import update
+from sqlalchemy import select, update
 
+from grid_runtime.core.database import utcnow
+from grid_runtime.core.errors import InvalidInput
 from grid_runtime.core.settings import NodeSettings
 from grid_runtime.core.storage import ObjectStore
 from grid_runtime.node import flows
@@ -23,6 +27,7 @@ from grid_runtime.node.datasets.models import Dataset
 from grid_runtime.node.jobs.models import Job, Result
 from grid_runtime.node.jobs.schemas import TrainIn
 from grid_runtime.node.requests.models import Request
+from grid_runtime.node.tensors.models import Tensor
 from grid_runtime.privacy import accounting, events
 from tests.factories import Factory, MadeUser
 from tests.test_admission import _actor, _column, _grant, workers_on  # noqa: F401 (a fixture)
@@ -395,6 +400,31 @@ class TestAdmission:
         assert factory.count(Job) == 1
 
 
+    def test_on_data_the_user_may_download_initial_weights_are_kept_and_the_submission_is_theirs(
+            self, client: TestClient, factory: Factory, workers_on: NodeSettings) -> None:  # noqa: F811
+        from safetensors.torch import save
+
+        from grid_runtime.compute.builder import build_module
+        from grid_runtime.node.audit.models import AuditEvent
+
+        dataset = factory.dataset("downloadable", tensors={"features": _column(factory, width=4),
+                                                           "labels": _column(factory, dtype="int64")})
+        scientist = factory.user()
+        _grant(client, factory, scientist, dataset, "download")
+        weights = save({k: v.contiguous() for k, v in build_module(SPEC).state_dict().items()})
+        store = ObjectStore(workers_on.resolved_object_store_url, workers_on.object_store_options)
+        with factory.sessions.begin() as session:
+            job = flows.submit_training(session, actor=_actor(session, scientist.id), settings=workers_on,
+                                        store=store, body=TrainIn(spec=SPEC, dataset="downloadable", batch_size=10,
+                                                                  initial_weights=base64.b64encode(weights).decode()))
+            kept, job_id = dict(job.settings["initial_weights"]), job.id
+        assert b"".join(store.iter_chunks(kept["key"])) == weights
+        with factory.sessions() as session:
+            [entry] = session.scalars(select(AuditEvent).where(AuditEvent.action == "job.submitted")).all()
+        assert (entry.actor_id, entry.target_id) == (scientist.id, str(job_id))
+        assert ledger_rows(factory) == []
+
+
 def test_the_owner_downloads_a_result_only_once_its_release_is_approved(client: TestClient,
                                                                         factory: Factory) -> None:
     owner, other = factory.user(budget=10.0), factory.user(budget=10.0)
@@ -433,3 +463,243 @@ def test_only_the_user_who_ran_the_job_may_ask_for_its_results_release(client: T
                                    "its release")
     assert factory.count(Request) == 0
     assert release(client, owner, result).status_code == 201
+
+
+def _policy(client: TestClient, officer: MadeUser, **body: Any) -> int:
+    created = client.post(f"{API}/release-policies", headers=officer.headers, json=body)
+    assert created.status_code == 201, created.text
+    return int(created.json()["id"])
+
+
+class TestFilingARelease:
+    def test_an_overdue_pending_request_expires_before_another_is_filed(self, client: TestClient,
+                                                                        factory: Factory) -> None:
+        user = factory.user(budget=10.0)
+        result = make_result(factory, user.id, event=dp_event())
+        first = release(client, user, result).json()
+        with factory.sessions.begin() as session:
+            session.execute(update(Request).where(Request.id == first["id"])
+                            .values(expires_at=utcnow() - timedelta(minutes=1)))
+        again = release(client, user, result)
+        assert again.status_code == 201, again.text
+        assert client.get(f"{API}/requests/{first['id']}", headers=user.headers).json()["state"] == "expired"
+
+    def test_a_pending_request_expires_after_the_nodes_time_to_live(self, client: TestClient,
+                                                                    factory: Factory) -> None:
+        user = factory.user(budget=10.0)
+        filed = release(client, user, make_result(factory, user.id, event=dp_event())).json()
+        ttl = client.app.state.settings.request_ttl_seconds  # type: ignore[attr-defined]
+        created = datetime.fromisoformat(filed["created_at"])
+        expires = datetime.fromisoformat(filed["expires_at"])
+        assert abs((expires - created).total_seconds() - ttl) < 5
+
+    def test_a_user_who_may_download_the_inputs_needs_no_release(self, client: TestClient,
+                                                                 factory: Factory) -> None:
+        user = factory.user(budget=10.0)
+        column = _column(factory)
+        _grant(client, factory, user, factory.dataset("theirs-to-download", tensors={"x": column}), "download")
+        result = make_result(factory, user.id, event=dp_event(),
+                             inputs={"x": {"tensor_id": column, "shape": [200]}})  # type: ignore[dict-item]
+        refused = release(client, user, result)
+        assert refused.status_code == 409, refused.text
+        assert refused.json()["message"] == f"you may already download result {result}; no release is needed"
+        assert refused.json()["details"] == {"target_type": "result", "target_id": result}
+        tensor = release(client, user, column, target_type="tensor")
+        assert tensor.status_code == 409 and tensor.json()["details"] == {"target_type": "tensor",
+                                                                          "target_id": column}
+
+    def test_a_second_request_for_what_is_pending_or_approved_names_the_first(
+            self, client: TestClient, factory: Factory, officer: MadeUser) -> None:
+        user = factory.user(budget=10.0)
+        result = make_result(factory, user.id, event=dp_event())
+        first = release(client, user, result).json()
+        pending = release(client, user, result)
+        assert pending.status_code == 409
+        assert pending.json()["message"] == (f"you already have a pending release request for result {result} "
+                                             f"(request {first['id']})")
+        assert pending.json()["details"] == {"request_id": first["id"], "state": "pending"}
+        approve(client, officer, first["id"])
+        approved = release(client, user, result)
+        assert approved.status_code == 409
+        assert approved.json()["details"] == {"request_id": first["id"], "state": "approved"}
+
+    def test_the_reason_is_stored_without_surrounding_blanks(self, client: TestClient, factory: Factory) -> None:
+        user = factory.user(budget=10.0)
+        filed = client.post(f"{API}/requests", headers=user.headers, json={
+            "kind": "release", "target_type": "result", "target_id": make_result(factory, user.id, event=dp_event()),
+            "reason": "  to publish the model \n"})
+        assert filed.status_code == 201, filed.text
+        assert filed.json()["reason"] == "to publish the model"
+
+    def test_the_payload_carries_the_paid_cost_its_job_rows_and_the_policy(
+            self, client: TestClient, factory: Factory, officer: MadeUser) -> None:
+        user = factory.user(budget=10.0)
+        event = dp_event()
+        a, b = _column(factory), _column(factory, rows=300)
+        dataset = factory.dataset("payload", tensors={"a": a, "b": b})
+        result = make_result(factory, user.id, event=event, dataset=dataset, inputs={  # type: ignore[dict-item]
+            "a": {"tensor_id": a, "shape": [200, 4]}, "b": {"tensor_id": b, "shape": [300]},
+            "c": {"tensor_id": a}})
+        filed = release(client, user, result).json()
+        with factory.sessions() as session:
+            job_id = session.get(Result, result).job_id  # type: ignore[union-attr]
+        seen = client.get(f"{API}/requests/{filed['id']}", headers=officer.headers).json()["payload"]
+        cost_rdp, own = _rdp(event), accounting.epsilon(events.event_from_dict(event), DELTA)
+        assert seen == {
+            "fingerprint": seen["fingerprint"], "dataset_id": dataset, "dataset_ids": [dataset],
+            "event": event, "non_private": False, "mechanism": seen["mechanism"],
+            "epsilon": pytest.approx(own, rel=1e-9), "rdp": pytest.approx(cost_rdp, rel=1e-9),
+            "rdp_order": ORDER, "delta": DELTA, "paid": True, "job_id": job_id, "rows": 300,
+            "release_policy": "dp_only"}
+        assert len(seen["fingerprint"]) == 64 and seen["mechanism"]
+
+    def test_something_not_differentially_private_is_refused_under_dp_only_saying_why(
+            self, client: TestClient, factory: Factory) -> None:
+        user = factory.user(budget=10.0)
+        result = make_result(factory, user.id, event=None)
+        filed = release(client, user, result).json()
+        assert filed["state"] == "auto_denied"
+        assert filed["decision_note"] == (
+            f"result {result} is not differentially private, so its privacy cost is infinite; this Node's "
+            "release policy (dp_only) releases only differentially private results")
+        assert filed["payload"]["epsilon"] is None and filed["payload"]["non_private"] is True
+        assert filed["payload"]["rdp"] is None and filed["payload"]["event"] is None
+        assert filed["expires_at"] is None
+        assert ledger_rows(factory)[-1].request_id is None  # only its admission's entry: nothing charged
+
+    def test_an_unpaid_cost_past_the_budget_is_refused_with_the_filters_reason(
+            self, client: TestClient, factory: Factory) -> None:
+        user = factory.user(budget=0.5)
+        filed = release(client, user, make_result(factory, user.id, event=dp_event(0.8), charged=False)).json()
+        assert filed["state"] == "auto_denied"
+        assert filed["decision_note"] and "budget" in filed["decision_note"]
+        refusal = filed["payload"]["refusal"]
+        assert isinstance(refusal, dict) and refusal
+        assert ledger_rows(factory) == []
+
+    def test_a_policy_approves_naming_itself_and_charges_only_what_was_never_paid(
+            self, client: TestClient, factory: Factory, officer: MadeUser) -> None:
+        dataset = factory.dataset("policy-covered", tensors={"x": _column(factory)})
+        anywhere = _policy(client, officer, max_epsilon=1.0)
+        user = factory.user(budget=10.0)
+        paid = release(client, user, make_result(factory, user.id, event=dp_event(3.0))).json()
+        assert paid["state"] == "auto_approved" and paid["expires_at"] is None
+        assert paid["decision_note"] == f"auto-approved by release policy {anywhere} (private releases up to ε 1)"
+        assert paid["payload"]["policy_id"] == anywhere
+        assert [r.request_id for r in ledger_rows(factory)] == [None]  # its admission's, nothing more
+        client.delete(f"{API}/release-policies/{anywhere}", headers=officer.headers)
+        on_dataset = _policy(client, officer, dataset_id=dataset, max_epsilon=0.5)
+        unpaid = release(client, user, make_result(factory, user.id, event=dp_event(3.0), dataset=dataset,
+                                                   charged=False)).json()
+        assert unpaid["decision_note"] == (f"auto-approved by release policy {on_dataset} (private releases up to "
+                                           f"ε 0.5 on dataset {dataset})")
+        charge = ledger_rows(factory)[-1]
+        assert (charge.request_id, charge.result_id, charge.dataset_id) == (unpaid["id"], unpaid["target_id"],
+                                                                            dataset)
+
+
+class TestApprovingARelease:
+    def test_a_fingerprint_on_another_kind_of_request_is_refused(self, client: TestClient, factory: Factory,
+                                                                 officer: MadeUser) -> None:
+        user = factory.user()
+        dataset = factory.dataset("asked", tensors={"x": _column(factory)})
+        asked = client.post(f"{API}/requests", headers=user.headers, json={
+            "kind": "access", "target_type": "dataset", "target_id": dataset, "level": "compute", "reason": "r"})
+        refused = approve(client, officer, asked.json()["id"], fingerprint="0" * 64)
+        assert refused.status_code == 422
+        assert refused.json()["message"] == "a fingerprint only applies to release requests"
+
+    def test_the_wrong_fingerprint_is_refused_naming_the_request(self, client: TestClient, factory: Factory,
+                                                                 officer: MadeUser) -> None:
+        user = factory.user(budget=10.0)
+        filed = release(client, user, make_result(factory, user.id, event=dp_event())).json()
+        refused = approve(client, officer, filed["id"], fingerprint="ab" * 32)
+        assert refused.status_code == 409
+        assert refused.json()["message"] == (
+            f"fingerprint {'ab' * 32} is not the one of request {filed['id']}; the artifact you inspected is not the "
+            "one requested (read the fingerprint on its cost card)")
+        assert refused.json()["details"] == {"request_id": filed["id"]}
+        right = client.get(f"{API}/requests/{filed['id']}", headers=officer.headers).json()["payload"]["fingerprint"]
+        assert approve(client, officer, filed["id"], fingerprint=right.upper()).status_code == 200
+
+    def test_an_artifact_gone_or_changed_since_the_filing_cannot_be_approved(
+            self, client: TestClient, factory: Factory, officer: MadeUser) -> None:
+        user = factory.user(budget=10.0)
+        gone = release(client, user, make_result(factory, user.id, event=dp_event(), blob=b"gone")).json()
+        changed = release(client, user, make_result(factory, user.id, event=dp_event(), blob=b"changed")).json()
+        with factory.sessions.begin() as session:
+            session.execute(update(Result).where(Result.id == changed["target_id"]).values(sha256="1" * 64))
+            row = session.get(Result, gone["target_id"])
+            session.delete(row)
+        refused = approve(client, officer, gone["id"])
+        assert refused.status_code == 409
+        assert refused.json()["message"] == (f"result {gone['target_id']} no longer exists; deny request "
+                                             f"{gone['id']} instead")
+        assert refused.json()["details"] == {"request_id": gone["id"]}
+        refused = approve(client, officer, changed["id"])
+        assert refused.status_code == 409
+        assert refused.json()["message"] == (f"result {changed['target_id']} changed since request {changed['id']} "
+                                             "was filed; deny it and let the requester ask again")
+        assert refused.json()["details"] == {"request_id": changed["id"]}
+
+
+def test_a_release_is_of_a_result_or_a_tensor(factory: Factory) -> None:
+    settings = factory.client.app.state.settings  # type: ignore[attr-defined]
+    with factory.sessions() as session, pytest.raises(InvalidInput) as refused:
+        flows.artifact(session, target_type="dataset", target_id=1, settings=settings)
+    assert refused.value.message == "a release is of a result or a tensor, not 'dataset'"
+
+
+class TestFingerprintsFiledBeforeTheyWereKeyed:
+    """A request filed before fingerprints were HMACs recorded the artifact's plain sha256: it still counts."""
+
+    def test_it_is_approved_downloaded_and_not_filed_twice(self, client: TestClient, factory: Factory,
+                                                          officer: MadeUser) -> None:
+        user = factory.user(budget=10.0)
+        result = make_result(factory, user.id, event=dp_event(), blob=b"filed long ago")
+        filed = release(client, user, result).json()
+        with factory.sessions.begin() as session:
+            row = session.get(Request, filed["id"])
+            assert row is not None
+            sha256 = session.get(Result, result).sha256  # type: ignore[union-attr]
+            row.payload = {**row.payload, "fingerprint": sha256}
+        assert approve(client, officer, filed["id"]).status_code == 200
+        got = client.get(f"{API}/releases/{filed['id']}/data", headers=user.headers)
+        assert got.status_code == 200 and got.content == b"filed long ago"
+        again = release(client, user, result)
+        assert again.status_code == 409 and again.json()["details"] == {"request_id": filed["id"],
+                                                                         "state": "approved"}
+
+
+def test_a_tensors_release_records_its_rows_and_keyed_fingerprint(client: TestClient, factory: Factory,
+                                                                 officer: MadeUser) -> None:
+    _allow_non_private_releases(client, factory)
+    user = factory.user(budget=10.0)
+    tensor = _column(factory, rows=321, width=2)
+    filed = release(client, user, tensor, target_type="tensor").json()
+    payload = client.get(f"{API}/requests/{filed['id']}", headers=officer.headers).json()["payload"]
+    assert payload["rows"] == 321 and payload["paid"] is False and payload["job_id"] is None
+    with factory.sessions() as session:
+        sha256 = session.get(Tensor, tensor).sha256  # type: ignore[union-attr]
+    assert payload["fingerprint"] != sha256 and len(payload["fingerprint"]) == 64
+
+
+class TestACardAtTheNodesOwnOrder:
+    """A Node whose filter runs at another order than the default: every figure of the card is at that order."""
+
+    @pytest.fixture
+    def node_settings(self, tmp_path: Path, sqlite_url: str) -> NodeSettings:
+        return NodeSettings(state_dir=tmp_path / "state", database_url=sqlite_url, rdp_order=4.0)
+
+    def test_what_remains_after_is_at_the_nodes_order(self, client: TestClient, factory: Factory,
+                                                      officer: MadeUser) -> None:
+        assert ORDER != 4.0
+        user = factory.user(budget=20.0)
+        event = dp_event(2.0)
+        filed = release(client, user, make_result(factory, user.id, event=event, charged=False)).json()
+        card = _card(client, officer, filed["id"])
+        rdp = accounting.rdp_at_order(events.event_from_dict(event), 4.0)
+        assert card["rdp_order"] == 4.0 and card["rdp"] == pytest.approx(rdp, rel=1e-9)
+        left = accounting.epsilon_from_rdp(accounting.rdp_budget(20.0, DELTA, 4.0) - rdp, 4.0, DELTA)
+        assert card["user"]["remaining_after"] == pytest.approx(left, rel=1e-9)
+        assert card["user"]["remaining_after"] != pytest.approx(_left(20.0, _rdp(event)), rel=1e-6)
