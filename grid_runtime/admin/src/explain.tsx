@@ -1,0 +1,38 @@
+// Errors in words: a 403 says which capability or rule refused it, and what to do about it.
+import { ApiError, nodeLocation } from "./api";
+import { describe } from "./capabilities";
+import type { User } from "./api";
+
+export function explain(error: unknown, me: User | null): string {
+  if (!(error instanceof ApiError)) return error instanceof Error ? error.message : String(error);
+  if (error.status === 0) {
+    return (
+      `The Node at ${nodeLocation()} could not be reached. If this Admin is hosted on another origin ` +
+      `(${window.location.origin}), the Node must list that origin in its allowed origins (GRID_NODE_CORS_ORIGINS).`
+    );
+  }
+  if (error.status === 401) return "You are not signed in, or your session has ended. Sign in again.";
+  if (error.status === 403) {
+    const details = (error.details ?? {}) as { missing?: unknown; rule?: unknown };
+    const role = me ? `your role, ${me.role.name},` : "your role";
+    if (Array.isArray(details.missing) && details.missing.length > 0) {
+      const needed = details.missing.map((c) => describe(String(c))).join(" and ");
+      return (
+        `You are not allowed to do this: it needs the capability ${needed}, which ${role} does not include. ` +
+        "The Node decides what each role may do; ask the Owner or an administrator for a role that has it."
+      );
+    }
+    return `The Node refused this: ${error.message}.`;
+  }
+  if (error.status === 429) return `Too many attempts: ${error.message}. Wait a little and try again.`;
+  return error.message;
+}
+
+export function ErrorNote({ error, me }: { error: unknown; me: User | null }) {
+  if (error === null || error === undefined) return null;
+  return (
+    <p class="error" role="alert">
+      {explain(error, me)}
+    </p>
+  );
+}

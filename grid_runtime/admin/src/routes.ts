@@ -1,0 +1,33 @@
+// Every page of the Admin: adding a page is its file under pages/ and one entry here.
+// `anyOf`: the capabilities of which the signed-in user needs one for the page to be in the navigation (the Node
+// still decides every call: a page reached by its address without them explains the Node's 403).
+// `public`: shown without signing in, outside the layout.
+import type { ComponentType } from "preact";
+import { Dashboard } from "./pages/Dashboard";
+import { Setup } from "./pages/Setup";
+import { SignIn } from "./pages/SignIn";
+import { Users } from "./pages/Users";
+
+export interface PageRoute {
+  path: string;
+  title: string;
+  component: ComponentType;
+  anyOf: string[];
+  public?: boolean;
+}
+
+export const ROUTES: PageRoute[] = [
+  { path: "/sign-in", title: "Sign in", component: SignIn, anyOf: [], public: true },
+  { path: "/setup", title: "First-run setup", component: Setup, anyOf: [], public: true },
+  {
+    path: "/",
+    title: "Dashboard",
+    component: Dashboard,
+    anyOf: ["triage_requests", "manage_budgets", "view_statistics", "manage_users"],
+  },
+  { path: "/users", title: "Users", component: Users, anyOf: ["manage_users"] },
+];
+
+export function routeFor(path: string): PageRoute | undefined {
+  return ROUTES.find((r) => r.path === path);
+}
