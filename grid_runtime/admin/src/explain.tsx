@@ -11,15 +11,26 @@ export function explain(error: unknown, me: User | null): string {
       `(${window.location.origin}), the Node must list that origin in its allowed origins (GRID_NODE_CORS_ORIGINS).`
     );
   }
-  if (error.status === 401) return "You are not signed in, or your session has ended. Sign in again.";
+  if (error.status === 401) {
+    // signing in: the Node's own words ("invalid email or password"); signed in: the session ended
+    return me === null ? error.message : "You are not signed in, or your session has ended. Sign in again.";
+  }
   if (error.status === 403) {
     const details = (error.details ?? {}) as { missing?: unknown; rule?: unknown };
     const role = me ? `your role, ${me.role.name},` : "your role";
-    if (Array.isArray(details.missing) && details.missing.length > 0) {
-      const needed = details.missing.map((c) => describe(String(c))).join(" and ");
+    const missing = Array.isArray(details.missing) ? details.missing.map((c) => describe(String(c))) : [];
+    if (missing.length > 0 && error.message.startsWith("this needs the capability")) {
+      // the route's own capability (Requires): the page or action is not for this role
       return (
-        `You are not allowed to do this: it needs the capability ${needed}, which ${role} does not include. ` +
-        "The Node decides what each role may do; ask the Owner or an administrator for a role that has it."
+        `You are not allowed to do this: it needs the capability ${missing.join(" and ")}, which ${role} does ` +
+        "not include. The Node decides what each role may do; ask the Owner or an administrator for a role that has it."
+      );
+    }
+    if (missing.length > 0) {
+      // an anti-escalation rule: nobody gives or manages more than they hold themselves
+      return (
+        `The Node refused this: ${error.message}. Nobody may give or manage capabilities they do not hold ` +
+        `themselves; this involves ${missing.join(" and ")}, which ${role} does not include.`
       );
     }
     return `The Node refused this: ${error.message}.`;

@@ -1,5 +1,6 @@
 // Labelled form controls: every input has a visible label tied to it.
 import type { JSX } from "preact";
+import { useState } from "preact/hooks";
 
 let counter = 0;
 
@@ -14,7 +15,7 @@ export function Field(props: {
   minLength?: number;
   name: string;
 }) {
-  const id = `field-${props.name}-${(counter += 1)}`;
+  const [id] = useState(() => `field-${props.name}-${(counter += 1)}`);
   const hintId = props.hint ? `${id}-hint` : undefined;
   return (
     <div class="field">

@@ -17,6 +17,7 @@ export function useLocation(): Location {
   useEffect(() => {
     const changed = () => setLocation(current());
     window.addEventListener("hashchange", changed);
+    changed(); // a navigation made before this listener was added (during the first render)
     return () => window.removeEventListener("hashchange", changed);
   }, []);
   return location;

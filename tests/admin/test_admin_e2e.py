@@ -1,0 +1,305 @@
+"""The Admin in Chromium against live Nodes: first-run setup, sign in, the dashboard, users (create, search, page,
+change a role), a 403 in words, every page at 1280 and 800 px with no console error, the keyboard, and the exported
+bundle served from another origin."""
+
+from __future__ import annotations
+
+import functools
+import os
+import re
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+from playwright.sync_api import expect
+
+from grid_runtime.admin import export
+from tests.admin.conftest import AdminNode, Tab
+from tests.live import OWNER_EMAIL, OWNER_PASSWORD, LiveNode, free_port
+
+ROUTES_FILE = Path(__file__).resolve().parents[2] / "grid_runtime" / "admin" / "src" / "routes.ts"
+PAGES = {"/sign-in": "Sign in", "/setup": "First-run setup", "/": "Dashboard", "/users": "Users"}
+PASSWORD = "a long password 1"
+
+
+def sign_in(tab: Tab, base: str, email: str = OWNER_EMAIL, password: str = OWNER_PASSWORD) -> None:
+    page = tab.page
+    page.goto(base)
+    expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
+    page.get_by_label("Email").fill(email)
+    page.get_by_label("Password").fill(password)
+    page.get_by_role("button", name="Sign in").click()
+    expect(page.get_by_test_id("who")).to_contain_text(email)
+
+
+def network_refusals_only(tab: Tab) -> list[str]:
+    """Errors other than Chromium's own line for an answer the test provoked (a 4xx it asserts on)."""
+    return [e for e in tab.errors if not re.search(r"Failed to load resource: .* status of 4\d\d", e)]
+
+
+class TestFirstRunSetup:
+    def test_the_owner_is_created_with_the_setup_token_and_signed_in(self, unset_node: LiveNode,
+                                                                    open_tab: Any) -> None:
+        tab = open_tab()
+        page = tab.page
+        page.goto(f"{unset_node.url}/admin/")
+        expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
+        page.get_by_role("link", name="First-run setup").click()
+        expect(page.get_by_role("heading", name="First-run setup")).to_be_visible()
+        page.get_by_label("Setup token").fill("not-the-token")
+        page.get_by_label("Owner's email").fill("first@example.com")
+        page.get_by_label("Full name").fill("First Owner")
+        page.get_by_label("Password", exact=True).fill(PASSWORD)
+        page.get_by_label("Password again").fill(PASSWORD)
+        page.get_by_role("button", name="Create the Owner").click()
+        expect(page.get_by_role("alert")).to_contain_text("setup token is not valid")
+
+        token = (unset_node.state_dir / "setup-token").read_text().strip()
+        page.get_by_label("Setup token").fill(token)
+        page.get_by_role("button", name="Create the Owner").click()
+        expect(page.get_by_role("heading", name="Dashboard")).to_be_visible()
+        expect(page.get_by_test_id("who")).to_have_text("first@example.com · Owner")
+        assert not (unset_node.state_dir / "setup-token").exists()
+        assert unset_node.login("first@example.com", PASSWORD)
+        assert network_refusals_only(tab) == []
+
+
+class TestSignIn:
+    def test_a_wrong_password_is_refused_in_words_and_the_right_one_opens_the_dashboard(
+        self, admin_node: AdminNode, open_tab: Any
+    ) -> None:
+        tab = open_tab()
+        page = tab.page
+        page.goto(f"{admin_node.url}/admin/")
+        page.get_by_label("Email").fill(OWNER_EMAIL)
+        page.get_by_label("Password").fill("wrong password")
+        page.get_by_role("button", name="Sign in").click()
+        expect(page.get_by_role("alert")).to_have_text("invalid email or password")
+        page.get_by_label("Password").fill(OWNER_PASSWORD)
+        page.get_by_role("button", name="Sign in").click()
+        expect(page.get_by_role("heading", name="Dashboard")).to_be_visible()
+        nav = page.get_by_role("navigation", name="Pages")
+        expect(nav.get_by_role("link")).to_have_text(["Dashboard", "Users"])
+        assert network_refusals_only(tab) == []
+
+    def test_sign_out_forgets_the_session_and_revokes_it(self, admin_node: AdminNode, open_tab: Any) -> None:
+        tab = open_tab()
+        sign_in(tab, f"{admin_node.url}/admin/")
+        token = tab.page.evaluate("sessionStorage.getItem('gridctl.admin.token')")
+        assert admin_node.call("GET", "/users/me", token=token).status_code == 200
+        tab.page.get_by_role("button", name="Sign out").click()
+        expect(tab.page.get_by_role("heading", name="Sign in")).to_be_visible()
+        assert tab.page.evaluate("sessionStorage.getItem('gridctl.admin.token')") is None
+        assert admin_node.call("GET", "/users/me", token=token).status_code == 401
+
+
+class TestDashboard:
+    def test_it_shows_a_pending_request_and_each_users_epsilon_against_their_budget(
+        self, admin_node: AdminNode, open_tab: Any
+    ) -> None:
+        scientist = admin_node.user("dash-scientist@example.com", PASSWORD)
+        admin_node.call("PUT", "/users/dash-scientist@example.com/budget", json={"epsilon": 2.5}).raise_for_status()
+        filed = admin_node.call("POST", "/requests", token=scientist,
+                                json={"kind": "budget", "epsilon": 1.5, "reason": "one more study"})
+        assert filed.status_code == 201, filed.text
+        tab = open_tab()
+        sign_in(tab, f"{admin_node.url}/admin/")
+        page = tab.page
+        pending = page.get_by_role("region", name="Pending requests")
+        expect(pending.get_by_role("row").filter(has_text="dash-scientist@example.com")).to_contain_text("budget")
+        total = admin_node.call("GET", "/requests", params={"status": "pending"}).json()["total"]
+        expect(page.get_by_test_id("pending-total")).to_have_text(f"{total} pending")
+        expect(page.get_by_role("region", name="Jobs").get_by_test_id("jobs-total")).to_have_text("0 in all")
+        budgets = page.get_by_role("region", name="ε spent against budgets")
+        row = budgets.get_by_role("row").filter(has_text="dash-scientist@example.com")
+        expect(row).to_have_text(re.compile(r"dash-scientist@example\.com\s*0\.000\s*2\.500"))
+        canvas = budgets.locator("canvas")
+        expect(canvas).to_be_visible()
+        box = canvas.bounding_box()
+        assert box is not None and box["width"] > 300 and box["height"] >= 120
+        tab.assert_no_errors()
+
+
+class TestUsers:
+    def test_a_user_created_in_the_form_is_listed_with_the_role_chosen(self, admin_node: AdminNode,
+                                                                     open_tab: Any) -> None:
+        tab = open_tab()
+        sign_in(tab, f"{admin_node.url}/admin/")
+        page = tab.page
+        page.get_by_role("navigation", name="Pages").get_by_role("link", name="Users").click()
+        expect(page.get_by_role("heading", name="Users", exact=True)).to_be_visible()
+        form = page.get_by_role("region", name="Create a user")
+        form.get_by_label("Email").fill("ada@example.com")
+        form.get_by_label("Full name").fill("Ada Lovelace")
+        form.get_by_label("Initial password").fill(PASSWORD)
+        form.get_by_label("Role").select_option("Compliance Officer")
+        form.get_by_role("button", name="Create user").click()
+        expect(page.get_by_test_id("status")).to_have_text("Created ada@example.com (Compliance Officer).")
+        expect(page.get_by_test_id("users").get_by_role("row").filter(has_text="ada@example.com")).to_contain_text(
+            "Ada Lovelace")
+        created = admin_node.call("GET", "/users/ada@example.com").json()
+        assert (created["full_name"], created["role"]["name"]) == ("Ada Lovelace", "Compliance Officer")
+        assert admin_node.node.login("ada@example.com", PASSWORD)
+
+        page.get_by_label("Search by email or name").fill("lovelace")
+        page.get_by_role("button", name="Search").click()
+        expect(page.get_by_test_id("users").locator("tbody tr")).to_have_count(1)
+        expect(page.get_by_test_id("range")).to_have_text("(1–1 of 1)")
+        tab.assert_no_errors()
+
+    def test_the_list_is_paginated_by_the_node(self, admin_node: AdminNode, open_tab: Any) -> None:
+        for i in range(21):
+            admin_node.call("POST", "/users", json={"email": f"paged-{i:02}@example.com",
+                                                    "password": PASSWORD}).raise_for_status()
+        tab = open_tab()
+        sign_in(tab, f"{admin_node.url}/admin/")
+        page = tab.page
+        page.goto(f"{admin_node.url}/admin/#/users?q=paged-")
+        expect(page.get_by_test_id("range")).to_have_text("(1–20 of 21)")
+        expect(page.get_by_test_id("users").locator("tbody tr")).to_have_count(20)
+        expect(page.get_by_role("link", name="Previous")).to_have_count(0)
+        page.get_by_role("link", name="Next").click()
+        expect(page.get_by_test_id("range")).to_have_text("(21–21 of 21)")
+        expect(page.get_by_test_id("users").locator("tbody tr")).to_have_count(1)
+        expect(page.get_by_role("link", name="Next")).to_have_count(0)
+        tab.assert_no_errors()
+
+    def test_a_role_is_changed_and_a_refused_change_is_explained(self, admin_node: AdminNode,
+                                                               open_tab: Any) -> None:
+        admin_node.call("POST", "/users", json={"email": "grace@example.com", "password": PASSWORD}
+                        ).raise_for_status()
+        tab = open_tab()
+        sign_in(tab, f"{admin_node.url}/admin/")
+        page = tab.page
+        page.goto(f"{admin_node.url}/admin/#/users?q=grace@")
+        page.get_by_label("Role of grace@example.com", exact=True).select_option("Administrator")
+        page.get_by_role("button", name="Change the role of grace@example.com").click()
+        expect(page.get_by_test_id("status")).to_have_text("grace@example.com is now Administrator.")
+        assert admin_node.call("GET", "/users/grace@example.com").json()["role"]["name"] == "Administrator"
+
+        # An Administrator may not give the Owner role (it holds capabilities they lack): the Node refuses, in words.
+        admin_node.call("POST", "/users", json={"email": "linus@example.com", "password": PASSWORD}
+                        ).raise_for_status()
+        tab2 = open_tab()
+        sign_in(tab2, f"{admin_node.url}/admin/", "grace@example.com", PASSWORD)
+        tab2.page.goto(f"{admin_node.url}/admin/#/users?q=linus@")
+        tab2.page.get_by_label("Role of linus@example.com", exact=True).select_option("Owner")
+        tab2.page.get_by_role("button", name="Change the role of linus@example.com").click()
+        expect(tab2.page.get_by_role("alert")).to_contain_text("The Node refused this")
+        assert admin_node.call("GET", "/users/linus@example.com").json()["role"]["name"] == "Data Scientist"
+
+
+class TestForbidden:
+    def test_an_officer_sees_only_their_pages_and_a_403_is_explained_in_words(self, admin_node: AdminNode,
+                                                                             open_tab: Any) -> None:
+        admin_node.user("officer@example.com", PASSWORD, role="Compliance Officer")
+        tab = open_tab()
+        sign_in(tab, f"{admin_node.url}/admin/", "officer@example.com", PASSWORD)
+        page = tab.page
+        expect(page.get_by_role("navigation", name="Pages").get_by_role("link")).to_have_text(["Dashboard"])
+        expect(page.get_by_role("region", name="ε spent against budgets")).to_be_visible()
+        page.goto(f"{admin_node.url}/admin/#/users")
+        alert = page.get_by_role("alert").first
+        expect(alert).to_contain_text("it needs the capability “Manage users”")
+        expect(alert).to_contain_text("which your role, Compliance Officer, does not include")
+        expect(page.get_by_role("region", name="Create a user")).to_have_count(0)
+        assert network_refusals_only(tab) == []
+
+    def test_a_data_scientist_is_told_the_admin_is_not_for_them(self, admin_node: AdminNode, open_tab: Any) -> None:
+        admin_node.user("scientist-ui@example.com", PASSWORD)
+        tab = open_tab()
+        sign_in(tab, f"{admin_node.url}/admin/", "scientist-ui@example.com", PASSWORD)
+        expect(tab.page.get_by_role("navigation", name="Pages").get_by_role("link")).to_have_count(0)
+        expect(tab.page.get_by_role("status").first).to_contain_text("Data scientists use the gridctl CLI")
+
+
+class TestEveryPage:
+    def test_the_test_knows_every_route(self) -> None:
+        declared = re.findall(r'\bpath: "([^"]+)"', ROUTES_FILE.read_text())
+        assert sorted(declared) == sorted(PAGES)
+
+    @pytest.mark.parametrize("width", [1280, 800])
+    def test_every_page_loads_without_console_errors_or_sideways_scrolling(
+        self, admin_node: AdminNode, open_tab: Any, width: int
+    ) -> None:
+        tab = open_tab(width=width)
+        sign_in(tab, f"{admin_node.url}/admin/")
+        page = tab.page
+        shots = os.environ.get("GRID_ADMIN_SCREENSHOTS")
+        for path, title in PAGES.items():
+            page.goto(f"{admin_node.url}/admin/#{path}")
+            expect(page.get_by_role("heading", level=1)).to_have_text(title)
+            expect(page.get_by_text("Loading…")).to_have_count(0)  # every section answered
+            expect(page).to_have_title(f"{title} · gridctl Admin")
+            overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
+            assert overflow <= 0, f"{path} at {width} px scrolls sideways by {overflow} px"
+            if shots:
+                Path(shots).mkdir(parents=True, exist_ok=True)
+                name = path.strip("/") or "dashboard"
+                page.screenshot(path=str(Path(shots) / f"{name}-{width}.png"), full_page=True)
+        tab.assert_no_errors()
+
+    def test_the_keyboard_reaches_everything_with_a_visible_focus(self, admin_node: AdminNode,
+                                                                open_tab: Any) -> None:
+        tab = open_tab()
+        page = tab.page
+        page.goto(f"{admin_node.url}/admin/")
+        expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
+        page.keyboard.press("Tab")
+        assert page.evaluate("document.activeElement.name") == "email"
+        page.keyboard.type(OWNER_EMAIL)
+        page.keyboard.press("Tab")
+        page.keyboard.type(OWNER_PASSWORD)
+        page.keyboard.press("Enter")
+        expect(page.get_by_role("heading", name="Dashboard")).to_be_visible()
+        focused = []
+        for _ in range(4):
+            page.keyboard.press("Tab")
+            focused.append(page.evaluate(
+                "[document.activeElement.textContent.trim(), getComputedStyle(document.activeElement).outlineStyle,"
+                " getComputedStyle(document.activeElement).outlineWidth]"))
+        assert [f[0] for f in focused] == ["Skip to content", "Dashboard", "Users", "Sign out"]
+        assert all(style != "none" and width != "0px" for _, style, width in focused), focused
+        tab.assert_no_errors()
+
+
+@contextmanager
+def static_server(directory: Path, port: int) -> Iterator[str]:
+    handler = functools.partial(SimpleHTTPRequestHandler, directory=str(directory))
+    server = ThreadingHTTPServer(("127.0.0.1", port), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+class TestExportedBundle:
+    def test_it_signs_in_from_an_allowed_origin_and_explains_a_refused_one(
+        self, admin_node: AdminNode, open_tab: Any, tmp_path: Path
+    ) -> None:
+        site = tmp_path / "site"
+        export(site, admin_node.url)
+        allowed_port = int(admin_node.static_origin.rsplit(":", 1)[1])
+        with static_server(site, allowed_port) as origin:
+            assert origin == admin_node.static_origin
+            tab = open_tab()
+            sign_in(tab, f"{origin}/")
+            expect(tab.page.get_by_role("heading", name="Dashboard")).to_be_visible()
+            expect(tab.page.get_by_test_id("pending-total")).to_be_visible()
+            tab.assert_no_errors()
+        with static_server(site, free_port()) as other:
+            tab = open_tab()
+            page = tab.page
+            page.goto(f"{other}/")
+            page.get_by_label("Email").fill(OWNER_EMAIL)
+            page.get_by_label("Password").fill(OWNER_PASSWORD)
+            page.get_by_role("button", name="Sign in").click()
+            expect(page.get_by_role("alert")).to_contain_text(f"The Node at {admin_node.url} could not be reached")
+            expect(page.get_by_role("alert")).to_contain_text("GRID_NODE_CORS_ORIGINS")
