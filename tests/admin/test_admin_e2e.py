@@ -22,7 +22,8 @@ from tests.admin.conftest import AdminNode, Tab
 from tests.live import OWNER_EMAIL, OWNER_PASSWORD, LiveNode, free_port
 
 ROUTES_FILE = Path(__file__).resolve().parents[2] / "grid_runtime" / "admin" / "src" / "routes.ts"
-PAGES = {"/sign-in": "Sign in", "/setup": "First-run setup", "/": "Dashboard", "/users": "Users"}
+PAGES = {"/sign-in": "Sign in", "/setup": "First-run setup", "/": "Dashboard", "/requests": "Requests",
+         "/users": "Users"}
 PASSWORD = "a long password 1"
 
 
@@ -83,7 +84,7 @@ class TestSignIn:
         page.get_by_role("button", name="Sign in").click()
         expect(page.get_by_role("heading", name="Dashboard")).to_be_visible()
         nav = page.get_by_role("navigation", name="Pages")
-        expect(nav.get_by_role("link")).to_have_text(["Dashboard", "Users"])
+        expect(nav.get_by_role("link")).to_have_text(["Dashboard", "Requests", "Users"])
         assert network_refusals_only(tab) == []
 
     def test_sign_out_forgets_the_session_and_revokes_it(self, admin_node: AdminNode, open_tab: Any) -> None:
@@ -193,6 +194,67 @@ class TestUsers:
         assert admin_node.call("GET", "/users/linus@example.com").json()["role"]["name"] == "Data Scientist"
 
 
+class TestRequests:
+    def test_one_request_approved_and_another_denied_reach_the_requesters(self, admin_node: AdminNode,
+                                                                        open_tab: Any) -> None:
+        import gridctl
+
+        filed = {}
+        for name, ask in (("alice", 1.0), ("bob", 2.0)):
+            token = admin_node.user(f"{name}-req@example.com", PASSWORD)
+            answer = admin_node.call("POST", "/requests", token=token,
+                                     json={"kind": "budget", "epsilon": ask, "reason": f"{name}'s next study"})
+            assert answer.status_code == 201, answer.text
+            filed[name] = answer.json()["id"]
+        tab = open_tab()
+        sign_in(tab, f"{admin_node.url}/admin/")
+        page = tab.page
+        page.get_by_role("navigation", name="Pages").get_by_role("link", name="Requests").click()
+        queue = page.get_by_test_id("requests")
+        expect(queue.get_by_role("row").filter(has_text="alice-req@example.com")).to_contain_text("ε +1.000")
+        expect(queue.get_by_role("row").filter(has_text="bob-req@example.com")).to_contain_text("ε +2.000")
+
+        page.get_by_role("link", name=f"Open request {filed['alice']}").click()
+        panel = page.get_by_role("region", name=f"Request {filed['alice']}")
+        expect(panel).to_contain_text("alice's next study")
+        panel.get_by_label("Note for the requester (optional)").fill("granted for the study")
+        panel.get_by_role("button", name="Approve").click()
+        expect(page.get_by_test_id("status")).to_have_text(f"Request {filed['alice']} approved.")
+        expect(panel.get_by_test_id("request-state")).to_have_text("approved")
+        expect(queue.get_by_role("row").filter(has_text="alice-req@example.com")).to_have_count(0)
+
+        page.get_by_role("link", name=f"Open request {filed['bob']}").click()
+        panel = page.get_by_role("region", name=f"Request {filed['bob']}")
+        panel.get_by_label("Reason for denying (shown to the requester)").fill("the dataset's cap is near")
+        panel.get_by_role("button", name="Deny").click()
+        expect(page.get_by_test_id("status")).to_have_text(f"Request {filed['bob']} denied.")
+        expect(panel.get_by_test_id("request-state")).to_have_text("denied")
+        tab.assert_no_errors()
+
+        # What each data scientist's SDK sees.
+        alice = gridctl.connect(admin_node.url, email="alice-req@example.com", password=PASSWORD)
+        bob = gridctl.connect(admin_node.url, email="bob-req@example.com", password=PASSWORD)
+        seen_by_alice = alice.requests.get(filed["alice"])
+        seen_by_bob = bob.requests.get(filed["bob"])
+        assert (seen_by_alice["state"], seen_by_alice["decision_note"]) == ("approved", "granted for the study")
+        assert (seen_by_bob["state"], seen_by_bob["decision_note"]) == ("denied", "the dataset's cap is near")
+        assert alice.budget()["budget_epsilon"] == pytest.approx(1.0)
+        assert bob.budget()["budget_epsilon"] == pytest.approx(0.0)
+
+    def test_deciding_your_own_request_is_refused_in_words(self, admin_node: AdminNode, open_tab: Any) -> None:
+        own = admin_node.call("POST", "/requests", json={"kind": "budget", "epsilon": 0.5, "reason": "mine"})
+        assert own.status_code == 201, own.text
+        tab = open_tab()
+        sign_in(tab, f"{admin_node.url}/admin/")
+        page = tab.page
+        page.goto(f"{admin_node.url}/admin/#/requests?id={own.json()['id']}")
+        page.get_by_role("button", name="Approve").click()
+        alert = page.get_by_role("alert")
+        expect(alert).to_contain_text("The Node refused this")
+        expect(alert).to_contain_text("own")
+        assert admin_node.call("GET", f"/requests/{own.json()['id']}").json()["state"] == "pending"
+
+
 class TestForbidden:
     def test_an_officer_sees_only_their_pages_and_a_403_is_explained_in_words(self, admin_node: AdminNode,
                                                                              open_tab: Any) -> None:
@@ -200,7 +262,7 @@ class TestForbidden:
         tab = open_tab()
         sign_in(tab, f"{admin_node.url}/admin/", "officer@example.com", PASSWORD)
         page = tab.page
-        expect(page.get_by_role("navigation", name="Pages").get_by_role("link")).to_have_text(["Dashboard"])
+        expect(page.get_by_role("navigation", name="Pages").get_by_role("link")).to_have_text(["Dashboard", "Requests"])
         expect(page.get_by_role("region", name="ε spent against budgets")).to_be_visible()
         page.goto(f"{admin_node.url}/admin/#/users")
         alert = page.get_by_role("alert").first
@@ -257,12 +319,12 @@ class TestEveryPage:
         page.keyboard.press("Enter")
         expect(page.get_by_role("heading", name="Dashboard")).to_be_visible()
         focused = []
-        for _ in range(4):
+        for _ in range(5):
             page.keyboard.press("Tab")
             focused.append(page.evaluate(
                 "[document.activeElement.textContent.trim(), getComputedStyle(document.activeElement).outlineStyle,"
                 " getComputedStyle(document.activeElement).outlineWidth]"))
-        assert [f[0] for f in focused] == ["Skip to content", "Dashboard", "Users", "Sign out"]
+        assert [f[0] for f in focused] == ["Skip to content", "Dashboard", "Requests", "Users", "Sign out"]
         assert all(style != "none" and width != "0px" for _, style, width in focused), focused
         tab.assert_no_errors()
 

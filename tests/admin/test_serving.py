@@ -109,6 +109,23 @@ class TestServedAtAdmin:
         assert "pip install" in response.json()["message"]
 
 
+class TestTheMachinesWheel:
+    def test_the_wheel_cloud_machines_install_carries_the_built_admin_and_not_its_build_tools(
+        self, tmp_path: Path
+    ) -> None:
+        import zipfile
+
+        from providers.build import build_wheel
+
+        require_bundle()
+        _, wheel = build_wheel(tmp_path)
+        with zipfile.ZipFile(wheel) as archive:
+            names = archive.namelist()
+        assert "grid_runtime/admin/dist/index.html" in names
+        assert any(n.startswith("grid_runtime/admin/dist/assets/") and n.endswith(".js") for n in names)
+        assert [n for n in names if "node_modules" in n] == []
+
+
 class TestExport:
     def test_export_writes_the_bundle_and_a_config_naming_the_node(self, tmp_path: Path) -> None:
         require_bundle()

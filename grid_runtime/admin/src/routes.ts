@@ -4,6 +4,7 @@
 // `public`: shown without signing in, outside the layout.
 import type { ComponentType } from "preact";
 import { Dashboard } from "./pages/Dashboard";
+import { Requests } from "./pages/Requests";
 import { Setup } from "./pages/Setup";
 import { SignIn } from "./pages/SignIn";
 import { Users } from "./pages/Users";
@@ -25,6 +26,7 @@ export const ROUTES: PageRoute[] = [
     component: Dashboard,
     anyOf: ["triage_requests", "manage_budgets", "view_statistics", "manage_users"],
   },
+  { path: "/requests", title: "Requests", component: Requests, anyOf: ["triage_requests", "manage_budgets"] },
   { path: "/users", title: "Users", component: Users, anyOf: ["manage_users"] },
 ];
 
