@@ -23,7 +23,7 @@ from tests.live import OWNER_EMAIL, OWNER_PASSWORD, LiveNode, free_port
 
 ROUTES_FILE = Path(__file__).resolve().parents[2] / "grid_runtime" / "admin" / "src" / "routes.ts"
 PAGES = {"/sign-in": "Sign in", "/setup": "First-run setup", "/": "Dashboard", "/requests": "Requests",
-         "/users": "Users"}
+         "/users": "Users", "/roles": "Roles"}
 PASSWORD = "a long password 1"
 
 
@@ -84,7 +84,7 @@ class TestSignIn:
         page.get_by_role("button", name="Sign in").click()
         expect(page.get_by_role("heading", name="Dashboard")).to_be_visible()
         nav = page.get_by_role("navigation", name="Pages")
-        expect(nav.get_by_role("link")).to_have_text(["Dashboard", "Requests", "Users"])
+        expect(nav.get_by_role("link")).to_have_text(["Dashboard", "Requests", "Users", "Roles"])
         assert network_refusals_only(tab) == []
 
     def test_sign_out_forgets_the_session_and_revokes_it(self, admin_node: AdminNode, open_tab: Any) -> None:
@@ -255,6 +255,52 @@ class TestRequests:
         assert admin_node.call("GET", f"/requests/{own.json()['id']}").json()["state"] == "pending"
 
 
+class TestRoles:
+    def test_a_role_is_created_and_its_capabilities_changed_in_the_matrix(self, admin_node: AdminNode,
+                                                                        open_tab: Any) -> None:
+        tab = open_tab()
+        sign_in(tab, f"{admin_node.url}/admin/")
+        page = tab.page
+        page.get_by_role("navigation", name="Pages").get_by_role("link", name="Roles").click()
+        owner_edits = page.get_by_role("checkbox", name="Owner: Edit roles")
+        expect(owner_edits).to_be_checked()
+        expect(owner_edits).to_be_disabled()  # a preset role
+        expect(page.get_by_role("checkbox", name="Data Scientist: Edit roles")).not_to_be_checked()
+        form = page.get_by_role("region", name="Create a role")
+        form.get_by_label("Name").fill("Auditor")
+        form.get_by_label("Description").fill("reads the audit log")
+        form.get_by_role("checkbox", name="View statistics").check()
+        form.get_by_role("button", name="Create role").click()
+        status = page.get_by_test_id("status")
+        expect(status).to_have_text("Created the role Auditor.")
+        expect(page.get_by_role("checkbox", name="Auditor: View statistics")).to_be_checked()
+        page.get_by_role("checkbox", name="Auditor: Manage groups").check()
+        page.get_by_role("button", name="Save Auditor").click()
+        expect(status).to_have_text("Saved Auditor.")
+        role = admin_node.call("GET", "/roles/Auditor").json()
+        assert (sorted(role["capabilities"]), role["description"]) == (["manage_groups", "view_statistics"],
+                                                                      "reads the audit log")
+        tab.assert_no_errors()
+
+    def test_capabilities_you_lack_cannot_be_given(self, admin_node: AdminNode, open_tab: Any) -> None:
+        for name, caps in (("Role Editor", ["edit_roles", "manage_users"]), ("Grouper", ["manage_groups"]),
+                           ("Blank", [])):
+            admin_node.call("POST", "/roles", json={"name": name, "capabilities": caps}).raise_for_status()
+        admin_node.user("role-editor@example.com", PASSWORD, role="Role Editor")
+        tab = open_tab()
+        sign_in(tab, f"{admin_node.url}/admin/", "role-editor@example.com", PASSWORD)
+        page = tab.page
+        page.goto(f"{admin_node.url}/admin/#/roles")
+        expect(page.get_by_role("region", name="The rules")).to_contain_text("only capabilities you hold yourself")
+        expect(page.get_by_role("checkbox", name="Blank: Manage users")).to_be_enabled()
+        expect(page.get_by_role("checkbox", name="Blank: Manage infrastructure")).to_be_disabled()
+        expect(page.get_by_role("row").filter(has_text="Grouper")).to_contain_text("has capabilities you lack")
+        expect(page.get_by_role("checkbox", name="Grouper: Manage users")).to_be_disabled()
+        form = page.get_by_role("region", name="Create a role")
+        expect(form.get_by_role("checkbox", name="Manage infrastructure")).to_be_disabled()
+        tab.assert_no_errors()
+
+
 class TestForbidden:
     def test_an_officer_sees_only_their_pages_and_a_403_is_explained_in_words(self, admin_node: AdminNode,
                                                                              open_tab: Any) -> None:
@@ -319,12 +365,12 @@ class TestEveryPage:
         page.keyboard.press("Enter")
         expect(page.get_by_role("heading", name="Dashboard")).to_be_visible()
         focused = []
-        for _ in range(5):
+        for _ in range(6):
             page.keyboard.press("Tab")
             focused.append(page.evaluate(
                 "[document.activeElement.textContent.trim(), getComputedStyle(document.activeElement).outlineStyle,"
                 " getComputedStyle(document.activeElement).outlineWidth]"))
-        assert [f[0] for f in focused] == ["Skip to content", "Dashboard", "Requests", "Users", "Sign out"]
+        assert [f[0] for f in focused] == ["Skip to content", "Dashboard", "Requests", "Users", "Roles", "Sign out"]
         assert all(style != "none" and width != "0px" for _, style, width in focused), focused
         tab.assert_no_errors()
 

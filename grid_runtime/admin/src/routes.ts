@@ -5,6 +5,7 @@
 import type { ComponentType } from "preact";
 import { Dashboard } from "./pages/Dashboard";
 import { Requests } from "./pages/Requests";
+import { Roles } from "./pages/Roles";
 import { Setup } from "./pages/Setup";
 import { SignIn } from "./pages/SignIn";
 import { Users } from "./pages/Users";
@@ -28,6 +29,7 @@ export const ROUTES: PageRoute[] = [
   },
   { path: "/requests", title: "Requests", component: Requests, anyOf: ["triage_requests", "manage_budgets"] },
   { path: "/users", title: "Users", component: Users, anyOf: ["manage_users"] },
+  { path: "/roles", title: "Roles", component: Roles, anyOf: ["edit_roles", "manage_users"] },
 ];
 
 export function routeFor(path: string): PageRoute | undefined {
