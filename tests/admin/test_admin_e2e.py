@@ -23,7 +23,7 @@ from tests.live import OWNER_EMAIL, OWNER_PASSWORD, LiveNode, free_port
 
 ROUTES_FILE = Path(__file__).resolve().parents[2] / "grid_runtime" / "admin" / "src" / "routes.ts"
 PAGES = {"/sign-in": "Sign in", "/setup": "First-run setup", "/": "Dashboard", "/requests": "Requests",
-         "/users": "Users", "/roles": "Roles"}
+         "/users": "Users", "/roles": "Roles", "/audit": "Audit log"}
 PASSWORD = "a long password 1"
 
 
@@ -84,7 +84,7 @@ class TestSignIn:
         page.get_by_role("button", name="Sign in").click()
         expect(page.get_by_role("heading", name="Dashboard")).to_be_visible()
         nav = page.get_by_role("navigation", name="Pages")
-        expect(nav.get_by_role("link")).to_have_text(["Dashboard", "Requests", "Users", "Roles"])
+        expect(nav.get_by_role("link")).to_have_text(["Dashboard", "Requests", "Users", "Roles", "Audit log"])
         assert network_refusals_only(tab) == []
 
     def test_sign_out_forgets_the_session_and_revokes_it(self, admin_node: AdminNode, open_tab: Any) -> None:
@@ -301,6 +301,26 @@ class TestRoles:
         tab.assert_no_errors()
 
 
+class TestAudit:
+    def test_the_log_is_filtered_by_the_node(self, admin_node: AdminNode, open_tab: Any) -> None:
+        admin_node.call("POST", "/roles", json={"name": "Audited", "capabilities": []}).raise_for_status()
+        tab = open_tab()
+        sign_in(tab, f"{admin_node.url}/admin/")
+        page = tab.page
+        page.get_by_role("navigation", name="Pages").get_by_role("link", name="Audit log").click()
+        rows = page.get_by_test_id("events").locator("tbody tr")
+        expect(rows.filter(has_text="user.created").first).to_be_visible()
+        page.get_by_label("Action (exact, or a prefix ending in *)").fill("role.*")
+        page.get_by_role("button", name="Filter").click()
+        total = admin_node.call("GET", "/audit", params={"action": "role.*"}).json()["total"]
+        assert 1 <= total <= 25
+        expect(page.get_by_test_id("range")).to_have_text(f"(1–{total} of {total})")
+        expect(rows).to_have_count(total)
+        assert all("role." in text for text in rows.all_inner_texts())
+        expect(rows.filter(has_text="Audited")).to_have_count(1)
+        tab.assert_no_errors()
+
+
 class TestForbidden:
     def test_an_officer_sees_only_their_pages_and_a_403_is_explained_in_words(self, admin_node: AdminNode,
                                                                              open_tab: Any) -> None:
@@ -308,7 +328,8 @@ class TestForbidden:
         tab = open_tab()
         sign_in(tab, f"{admin_node.url}/admin/", "officer@example.com", PASSWORD)
         page = tab.page
-        expect(page.get_by_role("navigation", name="Pages").get_by_role("link")).to_have_text(["Dashboard", "Requests"])
+        expect(page.get_by_role("navigation", name="Pages").get_by_role("link")).to_have_text(
+            ["Dashboard", "Requests", "Audit log"])
         expect(page.get_by_role("region", name="ε spent against budgets")).to_be_visible()
         page.goto(f"{admin_node.url}/admin/#/users")
         alert = page.get_by_role("alert").first
@@ -365,12 +386,13 @@ class TestEveryPage:
         page.keyboard.press("Enter")
         expect(page.get_by_role("heading", name="Dashboard")).to_be_visible()
         focused = []
-        for _ in range(6):
+        for _ in range(7):
             page.keyboard.press("Tab")
             focused.append(page.evaluate(
                 "[document.activeElement.textContent.trim(), getComputedStyle(document.activeElement).outlineStyle,"
                 " getComputedStyle(document.activeElement).outlineWidth]"))
-        assert [f[0] for f in focused] == ["Skip to content", "Dashboard", "Requests", "Users", "Roles", "Sign out"]
+        assert [f[0] for f in focused] == ["Skip to content", "Dashboard", "Requests", "Users", "Roles", "Audit log",
+                                           "Sign out"]
         assert all(style != "none" and width != "0px" for _, style, width in focused), focused
         tab.assert_no_errors()
 

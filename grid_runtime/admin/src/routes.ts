@@ -3,6 +3,7 @@
 // still decides every call: a page reached by its address without them explains the Node's 403).
 // `public`: shown without signing in, outside the layout.
 import type { ComponentType } from "preact";
+import { Audit } from "./pages/Audit";
 import { Dashboard } from "./pages/Dashboard";
 import { Requests } from "./pages/Requests";
 import { Roles } from "./pages/Roles";
@@ -30,6 +31,7 @@ export const ROUTES: PageRoute[] = [
   { path: "/requests", title: "Requests", component: Requests, anyOf: ["triage_requests", "manage_budgets"] },
   { path: "/users", title: "Users", component: Users, anyOf: ["manage_users"] },
   { path: "/roles", title: "Roles", component: Roles, anyOf: ["edit_roles", "manage_users"] },
+  { path: "/audit", title: "Audit log", component: Audit, anyOf: ["view_statistics"] },
 ];
 
 export function routeFor(path: string): PageRoute | undefined {
