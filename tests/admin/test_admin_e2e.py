@@ -14,6 +14,7 @@ from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from playwright.sync_api import expect
 
@@ -23,7 +24,7 @@ from tests.live import OWNER_EMAIL, OWNER_PASSWORD, LiveNode, free_port
 
 ROUTES_FILE = Path(__file__).resolve().parents[2] / "grid_runtime" / "admin" / "src" / "routes.ts"
 PAGES = {"/sign-in": "Sign in", "/setup": "First-run setup", "/": "Dashboard", "/requests": "Requests",
-         "/users": "Users", "/roles": "Roles", "/audit": "Audit log"}
+         "/users": "Users", "/roles": "Roles", "/audit": "Audit log", "/account": "Account"}
 PASSWORD = "a long password 1"
 
 
@@ -84,7 +85,8 @@ class TestSignIn:
         page.get_by_role("button", name="Sign in").click()
         expect(page.get_by_role("heading", name="Dashboard")).to_be_visible()
         nav = page.get_by_role("navigation", name="Pages")
-        expect(nav.get_by_role("link")).to_have_text(["Dashboard", "Requests", "Users", "Roles", "Audit log"])
+        expect(nav.get_by_role("link")).to_have_text(["Dashboard", "Requests", "Users", "Roles", "Audit log",
+                                                      "Account"])
         assert network_refusals_only(tab) == []
 
     def test_sign_out_forgets_the_session_and_revokes_it(self, admin_node: AdminNode, open_tab: Any) -> None:
@@ -321,6 +323,47 @@ class TestAudit:
         tab.assert_no_errors()
 
 
+class TestAccount:
+    def test_an_api_token_is_shown_once_works_and_is_revoked(self, admin_node: AdminNode, open_tab: Any) -> None:
+        tab = open_tab()
+        sign_in(tab, f"{admin_node.url}/admin/")
+        page = tab.page
+        page.get_by_role("navigation", name="Pages").get_by_role("link", name="Account").click()
+        page.get_by_label("Token name").fill("nightly-ci")
+        page.get_by_label("Expires after (days, empty: never)").fill("30")
+        page.get_by_role("button", name="Create token").click()
+        expect(page.get_by_test_id("status")).to_have_text("Token nightly-ci created.")
+        secret = page.get_by_label("New token's secret").input_value()
+        assert len(secret) >= 20
+        assert admin_node.call("GET", "/users/me", token=secret).json()["email"] == OWNER_EMAIL
+        row = page.get_by_test_id("tokens").get_by_role("row").filter(has_text="nightly-ci")
+        expect(row).to_contain_text("active")
+        page.get_by_role("button", name="Revoke nightly-ci").click()
+        expect(page.get_by_test_id("status")).to_have_text("Token nightly-ci revoked.")
+        expect(row).to_contain_text("revoked")
+        assert admin_node.call("GET", "/users/me", token=secret).status_code == 401
+        tab.assert_no_errors()
+
+    def test_a_password_is_changed_and_the_new_one_signs_in(self, admin_node: AdminNode, open_tab: Any) -> None:
+        admin_node.user("changer@example.com", PASSWORD, role="Compliance Officer")
+        tab = open_tab()
+        sign_in(tab, f"{admin_node.url}/admin/", "changer@example.com", PASSWORD)
+        page = tab.page
+        page.goto(f"{admin_node.url}/admin/#/account")
+        you = page.get_by_role("region", name="You", exact=True)
+        expect(you).to_contain_text("see every request, approve or deny them")
+        page.get_by_label("Current password").fill(PASSWORD)
+        page.get_by_label("New password", exact=True).fill("another long password 2")
+        page.get_by_label("New password again").fill("another long password 2")
+        page.get_by_role("button", name="Change password").click()
+        expect(page.get_by_test_id("status")).to_contain_text("Password changed.")
+        page.get_by_role("button", name="Sign out").click()
+        sign_in(tab, f"{admin_node.url}/admin/", "changer@example.com", "another long password 2")
+        refused = httpx.post(f"{admin_node.node.api}/auth/login",
+                             json={"email": "changer@example.com", "password": PASSWORD})
+        assert refused.status_code == 401
+
+
 class TestForbidden:
     def test_an_officer_sees_only_their_pages_and_a_403_is_explained_in_words(self, admin_node: AdminNode,
                                                                              open_tab: Any) -> None:
@@ -329,7 +372,7 @@ class TestForbidden:
         sign_in(tab, f"{admin_node.url}/admin/", "officer@example.com", PASSWORD)
         page = tab.page
         expect(page.get_by_role("navigation", name="Pages").get_by_role("link")).to_have_text(
-            ["Dashboard", "Requests", "Audit log"])
+            ["Dashboard", "Requests", "Audit log", "Account"])
         expect(page.get_by_role("region", name="ε spent against budgets")).to_be_visible()
         page.goto(f"{admin_node.url}/admin/#/users")
         alert = page.get_by_role("alert").first
@@ -342,7 +385,7 @@ class TestForbidden:
         admin_node.user("scientist-ui@example.com", PASSWORD)
         tab = open_tab()
         sign_in(tab, f"{admin_node.url}/admin/", "scientist-ui@example.com", PASSWORD)
-        expect(tab.page.get_by_role("navigation", name="Pages").get_by_role("link")).to_have_count(0)
+        expect(tab.page.get_by_role("navigation", name="Pages").get_by_role("link")).to_have_text(["Account"])
         expect(tab.page.get_by_role("status").first).to_contain_text("Data scientists use the gridctl CLI")
 
 
@@ -386,13 +429,13 @@ class TestEveryPage:
         page.keyboard.press("Enter")
         expect(page.get_by_role("heading", name="Dashboard")).to_be_visible()
         focused = []
-        for _ in range(7):
+        for _ in range(8):
             page.keyboard.press("Tab")
             focused.append(page.evaluate(
                 "[document.activeElement.textContent.trim(), getComputedStyle(document.activeElement).outlineStyle,"
                 " getComputedStyle(document.activeElement).outlineWidth]"))
         assert [f[0] for f in focused] == ["Skip to content", "Dashboard", "Requests", "Users", "Roles", "Audit log",
-                                           "Sign out"]
+                                           "Account", "Sign out"]
         assert all(style != "none" and width != "0px" for _, style, width in focused), focused
         tab.assert_no_errors()
 

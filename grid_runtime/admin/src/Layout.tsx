@@ -37,7 +37,7 @@ export function Layout({ path, children }: { path: string; children: ComponentCh
         </div>
       </header>
       <main id="main" tabIndex={-1}>
-        {pages.length === 0 ? (
+        {pages.every((r) => r.anyOf.length === 0) ? (
           <p class="note" role="status">
             Your role ({me?.role.name}) has none of the capabilities the Admin is for: it serves owners,
             administrators and compliance officers. Data scientists use the gridctl CLI or the Python SDK.

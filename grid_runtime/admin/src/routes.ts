@@ -1,8 +1,9 @@
 // Every page of the Admin: adding a page is its file under pages/ and one entry here.
-// `anyOf`: the capabilities of which the signed-in user needs one for the page to be in the navigation (the Node
-// still decides every call: a page reached by its address without them explains the Node's 403).
+// `anyOf`: the capabilities of which the signed-in user needs one for the page to be in the navigation (none: every
+// signed-in user); the Node still decides every call: a page reached by its address without them explains the 403.
 // `public`: shown without signing in, outside the layout.
 import type { ComponentType } from "preact";
+import { Account } from "./pages/Account";
 import { Audit } from "./pages/Audit";
 import { Dashboard } from "./pages/Dashboard";
 import { Requests } from "./pages/Requests";
@@ -32,6 +33,7 @@ export const ROUTES: PageRoute[] = [
   { path: "/users", title: "Users", component: Users, anyOf: ["manage_users"] },
   { path: "/roles", title: "Roles", component: Roles, anyOf: ["edit_roles", "manage_users"] },
   { path: "/audit", title: "Audit log", component: Audit, anyOf: ["view_statistics"] },
+  { path: "/account", title: "Account", component: Account, anyOf: [] },
 ];
 
 export function routeFor(path: string): PageRoute | undefined {
