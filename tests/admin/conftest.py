@@ -26,7 +26,7 @@ def require_bundle() -> None:
         pytest.fail(f"the Admin is not built ({BUNDLE}): `pip install -c constraints.txt -e .` builds it")
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
     if not CHROMIUM.is_file():
         pytest.fail(f"{CHROMIUM} is missing: install Debian's Chromium (apt-get install -y chromium); "

@@ -6,9 +6,12 @@ import type { User } from "./api";
 export function explain(error: unknown, me: User | null): string {
   if (!(error instanceof ApiError)) return error instanceof Error ? error.message : String(error);
   if (error.status === 0) {
+    if (nodeLocation() === window.location.origin) {
+      return `The Node at ${nodeLocation()} could not be reached: is it running? Try again in a moment.`;
+    }
     return (
-      `The Node at ${nodeLocation()} could not be reached. If this Admin is hosted on another origin ` +
-      `(${window.location.origin}), the Node must list that origin in its allowed origins (GRID_NODE_CORS_ORIGINS).`
+      `The Node at ${nodeLocation()} could not be reached. Is it running? This Admin is hosted on another origin ` +
+      `(${window.location.origin}): the Node must list that origin in its allowed origins (GRID_NODE_CORS_ORIGINS).`
     );
   }
   if (error.status === 401) {
