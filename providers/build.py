@@ -43,7 +43,7 @@ TORCH_CPU_INDEX = "https://download.pytorch.org/whl/cpu"
 MACHINE_EXTRAS = ("s3", "gcs", "azure-storage")
 CONSTRAINTS_NAME = "constraints.txt"
 _ZIP_DATE = (1980, 1, 1, 0, 0, 0)  # reproducible: the same source gives the same wheel, byte for byte
-_SKIPPED_DIRS = {"__pycache__"}
+_SKIPPED_DIRS = {"__pycache__", "node_modules"}  # node_modules: the Admin's build tools (its dist/ goes in)
 _SKIPPED_SUFFIXES = (".pyc", ".pyo")
 
 

@@ -16,6 +16,7 @@ from grid_runtime.core.database import create_database_engine, transaction, upgr
 from grid_runtime.core.errors import GridError
 from grid_runtime.core.settings import NodeSettings
 from grid_runtime.node import bootstrap
+from grid_runtime.node.admin_ui import AdminApp
 from grid_runtime.node.api import api_router, document_errors
 from grid_runtime.node.deps import Database, RetryReadAsWrite
 from grid_runtime.node.limits import BodyLimits, flat_routes
@@ -57,6 +58,7 @@ def create_app(settings: NodeSettings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.include_router(api_router, prefix=API_PREFIX)
+    app.mount("/admin", AdminApp(), name="admin")  # the Admin's static files, beside the API (admin_ui.py)
     _install_openapi(app)
     _install_error_handlers(app)
     app.add_middleware(RetryReadAsWrite)

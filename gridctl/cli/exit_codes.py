@@ -39,7 +39,7 @@ MEANING = {
 # The one mapping table: the error code (the Node's, or the CLI's own) -> the exit code.
 BY_CODE = {
     "cancelled": ERROR, "checksum_mismatch": ERROR, "integrity": ERROR, "timeout": ERROR, "deploy_failed": ERROR,
-    "unsupported": ERROR,
+    "unsupported": ERROR, "not_built": ERROR,
     "usage": USAGE,
     "unauthorized": AUTH, "rate_limited": AUTH, "not_configured": AUTH,
     "forbidden": FORBIDDEN,

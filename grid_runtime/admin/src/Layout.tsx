@@ -1,0 +1,50 @@
+// The frame of every signed-in page: the navigation shows only the pages the user's capabilities open.
+import type { ComponentChildren } from "preact";
+import { holdsAny } from "./capabilities";
+import { useSigned } from "./context";
+import { ROUTES } from "./routes";
+import { href } from "./router";
+
+export function Layout({ path, children }: { path: string; children: ComponentChildren }) {
+  const { me, signOut } = useSigned();
+  const held = me?.capabilities ?? [];
+  const pages = ROUTES.filter((r) => !r.public && holdsAny(held, r.anyOf));
+  return (
+    <div class="shell">
+      <a class="skip" href="#main" onClick={(e) => { e.preventDefault(); document.getElementById("main")?.focus(); }}>
+        Skip to content
+      </a>
+      <header class="top">
+        <span class="brand">gridctl Admin</span>
+        <nav aria-label="Pages">
+          <ul>
+            {pages.map((r) => (
+              <li key={r.path}>
+                <a href={href(r.path)} aria-current={r.path === path ? "page" : undefined}>
+                  {r.title}
+                </a>
+              </li>
+            ))}
+          </ul>
+        </nav>
+        <div class="account">
+          <span class="who" data-testid="who">
+            {me ? `${me.email} · ${me.role.name}` : ""}
+          </span>
+          <button type="button" onClick={() => void signOut()}>
+            Sign out
+          </button>
+        </div>
+      </header>
+      <main id="main" tabIndex={-1}>
+        {pages.every((r) => r.anyOf.length === 0) ? (
+          <p class="note" role="status">
+            Your role ({me?.role.name}) has none of the capabilities the Admin is for: it serves owners,
+            administrators and compliance officers. Data scientists use the gridctl CLI or the Python SDK.
+          </p>
+        ) : null}
+        {children}
+      </main>
+    </div>
+  );
+}

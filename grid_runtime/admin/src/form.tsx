@@ -1,0 +1,41 @@
+// Labelled form controls: every input has a visible label tied to it.
+import type { JSX } from "preact";
+import { useState } from "preact/hooks";
+
+let counter = 0;
+
+export function Field(props: {
+  label: string;
+  hint?: string;
+  value: string;
+  onInput: (value: string) => void;
+  type?: string;
+  autoComplete?: string;
+  required?: boolean;
+  minLength?: number;
+  name: string;
+}) {
+  const [id] = useState(() => `field-${props.name}-${(counter += 1)}`);
+  const hintId = props.hint ? `${id}-hint` : undefined;
+  return (
+    <div class="field">
+      <label for={id}>{props.label}</label>
+      <input
+        id={id}
+        name={props.name}
+        type={props.type ?? "text"}
+        value={props.value}
+        autoComplete={props.autoComplete}
+        required={props.required}
+        minLength={props.minLength}
+        aria-describedby={hintId}
+        onInput={(e: JSX.TargetedEvent<HTMLInputElement>) => props.onInput(e.currentTarget.value)}
+      />
+      {props.hint ? (
+        <small id={hintId} class="hint">
+          {props.hint}
+        </small>
+      ) : null}
+    </div>
+  );
+}

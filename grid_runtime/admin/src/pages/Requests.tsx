@@ -1,0 +1,263 @@
+// The request queue: pending and decided requests (paginated by the Node), a request's history and, for a release,
+// the cost card; approve (naming the fingerprint inspected) or deny with a reason. Officers decide access and
+// release requests (Triage requests), budget requests need Manage budgets; the Node refuses anyone their own.
+import { useState } from "preact/hooks";
+import { api } from "../api";
+import type { Page, RequestSummary } from "../api";
+import { useSigned } from "../context";
+import { epsilon, useLoad, when } from "../data";
+import { ErrorNote } from "../explain";
+import { href, navigate, useLocation } from "../router";
+
+const PAGE = 20;
+const STATES = ["pending", "approved", "denied", "auto_approved", "auto_denied", "withdrawn", "expired"];
+
+interface RequestEvent {
+  id: number;
+  from_state: string | null;
+  to_state: string;
+  actor_id: number | null;
+  note: string | null;
+  at: string;
+}
+
+interface RequestDetail extends RequestSummary {
+  payload: Record<string, unknown>;
+  decided_at: string | null;
+  decision_note: string | null;
+  events: RequestEvent[];
+  card?: Record<string, unknown> | null;
+}
+
+type Query = Record<string, string | number | undefined>;
+
+export function Requests() {
+  const { me } = useSigned();
+  const location = useLocation();
+  const state = location.query.get("status") ?? "pending";
+  const kind = location.query.get("kind") ?? "";
+  const offset = Math.max(0, Number(location.query.get("offset") ?? 0) || 0);
+  const open = Number(location.query.get("id") ?? 0) || 0;
+  const filters: Query = { status: state === "all" ? undefined : state, kind: kind || undefined };
+  const list = useLoad(
+    () => api<Page<RequestSummary>>("GET", "/requests", { query: { ...filters, limit: PAGE, offset } }),
+    [state, kind, offset],
+  );
+  const [status, setStatus] = useState("");
+  const here: Query = { status: state, kind: kind || undefined, offset: offset || undefined };
+
+  return (
+    <>
+      <h1>Requests</h1>
+      <p role="status" class="status" data-testid="status">
+        {status}
+      </p>
+      <form class="inline" aria-label="Filter requests" onSubmit={(e) => e.preventDefault()}>
+        <div class="field">
+          <label for="filter-state">State</label>
+          <select id="filter-state" value={state} onChange={(e) => navigate("/requests", { ...here, status: e.currentTarget.value, offset: undefined })}>
+            {[...STATES, "all"].map((s) => (
+              <option key={s} value={s}>
+                {s === "all" ? "any state" : s.replace("_", " ")}
+              </option>
+            ))}
+          </select>
+        </div>
+        <div class="field">
+          <label for="filter-kind">Kind</label>
+          <select id="filter-kind" value={kind} onChange={(e) => navigate("/requests", { ...here, kind: e.currentTarget.value || undefined, offset: undefined })}>
+            <option value="">any kind</option>
+            <option value="access">access</option>
+            <option value="release">release</option>
+            <option value="budget">budget</option>
+          </select>
+        </div>
+      </form>
+      <ErrorNote error={list.error} me={me} />
+      {list.loading && !list.data ? <p class="muted">Loading…</p> : null}
+      {list.data ? (
+        <section aria-labelledby="queue-title">
+          <h2 id="queue-title">
+            {state === "all" ? "All requests" : `Requests ${state.replace("_", " ")}`}{" "}
+            <span class="muted" data-testid="range">
+              ({list.data.total === 0 ? 0 : offset + 1}–{offset + list.data.items.length} of {list.data.total})
+            </span>
+          </h2>
+          {list.data.items.length === 0 ? <p>No request.</p> : (
+            <div class="scroll">
+              <table data-testid="requests">
+                <thead>
+                  <tr>
+                    <th scope="col">#</th>
+                    <th scope="col">Kind</th>
+                    <th scope="col">State</th>
+                    <th scope="col">Requester</th>
+                    <th scope="col">Asks for</th>
+                    <th scope="col">Filed</th>
+                  </tr>
+                </thead>
+                <tbody>
+                  {list.data.items.map((r) => (
+                    <tr key={r.id} aria-current={r.id === open ? "true" : undefined}>
+                      <td>
+                        <a href={href("/requests", { ...here, id: r.id })} aria-label={`Open request ${r.id}`}>
+                          {r.id}
+                        </a>
+                      </td>
+                      <td>{r.kind}</td>
+                      <td>{r.state.replace("_", " ")}</td>
+                      <td>{r.requester_email}</td>
+                      <td>{asks(r as RequestDetail)}</td>
+                      <td>{when(r.created_at)}</td>
+                    </tr>
+                  ))}
+                </tbody>
+              </table>
+            </div>
+          )}
+          <nav aria-label="Pages of requests" class="pager">
+            {offset > 0 ? <a href={href("/requests", { ...here, offset: Math.max(0, offset - PAGE) || undefined })}>Previous</a> : null}
+            {offset + list.data.items.length < list.data.total ? (
+              <a href={href("/requests", { ...here, offset: offset + PAGE })}>Next</a>
+            ) : null}
+          </nav>
+        </section>
+      ) : null}
+      {open ? (
+        <RequestPanel
+          id={open}
+          onDecided={(message) => {
+            setStatus(message);
+            list.reload();
+          }}
+        />
+      ) : null}
+    </>
+  );
+}
+
+function asks(r: RequestDetail): string {
+  const p = r.payload ?? {};
+  if (r.kind === "budget") return `ε +${epsilon(Number(p.additional_epsilon))}`;
+  if (r.kind === "access") return `${String(p.level ?? "")} on ${r.target_type ?? ""} ${r.target_id ?? ""}`;
+  return `release of ${r.target_type ?? ""} ${r.target_id ?? ""}`;
+}
+
+function RequestPanel({ id, onDecided }: { id: number; onDecided: (message: string) => void }) {
+  const { me } = useSigned();
+  const detail = useLoad(() => api<RequestDetail>("GET", `/requests/${id}`), [id]);
+  const [note, setNote] = useState("");
+  const [reason, setReason] = useState("");
+  const [error, setError] = useState<unknown>(null);
+  const r = detail.data;
+  const fingerprint = r?.card && typeof r.card.fingerprint === "string" ? r.card.fingerprint : null;
+
+  async function decide(action: "approve" | "deny") {
+    setError(null);
+    try {
+      const body = action === "deny" ? { reason } : { note: note || undefined, fingerprint: fingerprint ?? undefined };
+      await api("POST", `/requests/${id}/${action}`, { body });
+      onDecided(`Request ${id} ${action === "deny" ? "denied" : "approved"}.`);
+      detail.reload();
+    } catch (caught) {
+      setError(caught);
+    }
+  }
+
+  return (
+    <section aria-labelledby="request-title" class="card">
+      <h2 id="request-title">Request {id}</h2>
+      <ErrorNote error={detail.error} me={me} />
+      {detail.loading && !r ? <p class="muted">Loading…</p> : null}
+      {r ? (
+        <>
+          <dl class="facts">
+            <dt>Kind</dt>
+            <dd>{r.kind}</dd>
+            <dt>State</dt>
+            <dd data-testid="request-state">{r.state.replace("_", " ")}</dd>
+            <dt>Requester</dt>
+            <dd>{r.requester_email}</dd>
+            <dt>Asks for</dt>
+            <dd>{asks(r)}</dd>
+            <dt>Reason</dt>
+            <dd>{r.reason}</dd>
+            {r.decision_note ? (
+              <>
+                <dt>Decision note</dt>
+                <dd>{r.decision_note}</dd>
+              </>
+            ) : null}
+          </dl>
+          {r.card ? <CostCard card={r.card} /> : null}
+          <h3>History</h3>
+          <ol class="history">
+            {r.events.map((e) => (
+              <li key={e.id}>
+                {when(e.at)}: {e.from_state ? `${e.from_state.replace("_", " ")} → ` : ""}
+                {e.to_state.replace("_", " ")}
+                {e.note ? ` (“${e.note}”)` : ""}
+              </li>
+            ))}
+          </ol>
+          {r.state === "pending" ? (
+            <div class="decide">
+              <form aria-label="Approve" onSubmit={(e) => { e.preventDefault(); void decide("approve"); }}>
+                <div class="field">
+                  <label for="approve-note">Note for the requester (optional)</label>
+                  <input id="approve-note" value={note} onInput={(e) => setNote(e.currentTarget.value)} />
+                </div>
+                {fingerprint ? (
+                  <p class="muted">
+                    Approving names the artifact you inspected: fingerprint <code>{fingerprint.slice(0, 16)}…</code>
+                  </p>
+                ) : null}
+                <button type="submit">Approve</button>
+              </form>
+              <form aria-label="Deny" onSubmit={(e) => { e.preventDefault(); void decide("deny"); }}>
+                <div class="field">
+                  <label for="deny-reason">Reason for denying (shown to the requester)</label>
+                  <input id="deny-reason" value={reason} required onInput={(e) => setReason(e.currentTarget.value)} />
+                </div>
+                <button type="submit" class="danger">Deny</button>
+              </form>
+            </div>
+          ) : null}
+          <ErrorNote error={error} me={me} />
+        </>
+      ) : null}
+    </section>
+  );
+}
+
+/** The officer's cost card: privacy figures and settings only (the Node never puts private values in it). */
+function CostCard({ card }: { card: Record<string, unknown> }) {
+  const user = (card.user ?? {}) as Record<string, unknown>;
+  const num = (v: unknown) => (typeof v === "number" ? epsilon(v) : "—");
+  return (
+    <section aria-label="Cost card" class="costcard">
+      <h3>Cost card</h3>
+      {typeof card.flag === "string" && card.flag ? <p class="error">{card.flag}</p> : null}
+      <dl class="facts">
+        <dt>Mechanism</dt>
+        <dd>{String(card.mechanism ?? "—")}</dd>
+        <dt>This request's ε</dt>
+        <dd>{num(card.epsilon)} at δ = {String(card.delta ?? "—")}</dd>
+        <dt>Paid when its job was admitted</dt>
+        <dd>{card.paid_at_admission ? "yes" : "no: charged on approval"}</dd>
+        <dt>Requester's ε</dt>
+        <dd>
+          {num(user.epsilon_before)} → {num(user.epsilon_after)} of {num(user.cap_epsilon)}
+        </dd>
+        <dt>Remaining after</dt>
+        <dd>{num(user.remaining_after)}</dd>
+        {typeof card.reading === "string" ? (
+          <>
+            <dt>In plain words</dt>
+            <dd>{card.reading}</dd>
+          </>
+        ) : null}
+      </dl>
+    </section>
+  );
+}

@@ -1,0 +1,174 @@
+// Roles: the capability matrix (every role against every capability), custom roles edited in place, new roles made,
+// with the Node's anti-escalation rules stated and applied to what can be ticked (the Node still decides).
+import { useState } from "preact/hooks";
+import { api } from "../api";
+import type { Role } from "../api";
+import { CAPABILITIES } from "../capabilities";
+import { useSigned } from "../context";
+import { useLoad } from "../data";
+import { ErrorNote } from "../explain";
+import { Field } from "../form";
+
+const ALL = Object.keys(CAPABILITIES);
+
+export function Roles() {
+  const { me } = useSigned();
+  const roles = useLoad(() => api<Role[]>("GET", "/roles"), []);
+  const [status, setStatus] = useState("");
+  const held = me?.capabilities ?? [];
+  const editor = held.includes("edit_roles");
+  function done(message: string) {
+    setStatus(message);
+    roles.reload();
+  }
+  return (
+    <>
+      <h1>Roles</h1>
+      <p role="status" class="status" data-testid="status">
+        {status}
+      </p>
+      <section aria-labelledby="rules-title" class="note">
+        <h2 id="rules-title">The rules</h2>
+        <ul>
+          <li>Preset roles (Owner, Administrator, Compliance Officer, Data Scientist) cannot be changed.</li>
+          <li>You can put in a role, or take out of it, only capabilities you hold yourself; a role with capabilities you lack cannot be edited by you.</li>
+          <li>Nobody changes their own role, and the Owner role is only ever transferred.</li>
+          {editor ? null : <li>Editing roles needs the capability “Edit roles”, which your role does not include.</li>}
+        </ul>
+      </section>
+      <ErrorNote error={roles.error} me={me} />
+      {roles.loading && !roles.data ? <p class="muted">Loading…</p> : null}
+      {roles.data ? (
+        <section aria-labelledby="matrix-title">
+          <h2 id="matrix-title">Capability matrix</h2>
+          <div class="scroll">
+            <table class="matrix" data-testid="matrix">
+              <thead>
+                <tr>
+                  <th scope="col">Role</th>
+                  {ALL.map((c) => (
+                    <th scope="col" key={c} title={CAPABILITIES[c].lets}>
+                      {CAPABILITIES[c].label}
+                    </th>
+                  ))}
+                  <th scope="col">Users</th>
+                  <th scope="col">
+                    <span class="visually-hidden">Actions</span>
+                  </th>
+                </tr>
+              </thead>
+              <tbody>
+                {roles.data.map((role) => (
+                  <RoleRow key={`${role.id}-${role.capabilities.join()}`} role={role} held={held} editor={editor} onSaved={done} />
+                ))}
+              </tbody>
+            </table>
+          </div>
+        </section>
+      ) : null}
+      {editor ? <CreateRole held={held} onCreated={done} /> : null}
+    </>
+  );
+}
+
+function RoleRow(props: { role: Role; held: string[]; editor: boolean; onSaved: (m: string) => void }) {
+  const { me } = useSigned();
+  const { role, held } = props;
+  const [caps, setCaps] = useState(role.capabilities);
+  const [error, setError] = useState<unknown>(null);
+  const lacking = role.capabilities.filter((c) => !held.includes(c));
+  const editable = props.editor && !role.preset && lacking.length === 0;
+  const changed = [...caps].sort().join() !== [...role.capabilities].sort().join();
+  return (
+    <tr>
+      <th scope="row">
+        {role.name}
+        {role.preset ? <span class="muted"> (preset)</span> : null}
+      </th>
+      {ALL.map((c) => (
+        <td key={c}>
+          <input
+            type="checkbox"
+            aria-label={`${role.name}: ${CAPABILITIES[c].label}`}
+            checked={caps.includes(c)}
+            disabled={!editable || !held.includes(c)}
+            onChange={(e) => setCaps(e.currentTarget.checked ? [...caps, c] : caps.filter((x) => x !== c))}
+          />
+        </td>
+      ))}
+      <td>{role.user_count}</td>
+      <td>
+        {editable ? (
+          <button
+            type="button"
+            disabled={!changed}
+            aria-label={`Save ${role.name}`}
+            onClick={async () => {
+              setError(null);
+              try {
+                await api("PATCH", `/roles/${role.id}`, { body: { capabilities: caps } });
+                props.onSaved(`Saved ${role.name}.`);
+              } catch (caught) {
+                setError(caught);
+              }
+            }}
+          >
+            Save
+          </button>
+        ) : !role.preset && props.editor && lacking.length > 0 ? (
+          <span class="muted">has capabilities you lack</span>
+        ) : null}
+        <ErrorNote error={error} me={me} />
+      </td>
+    </tr>
+  );
+}
+
+function CreateRole({ held, onCreated }: { held: string[]; onCreated: (m: string) => void }) {
+  const { me } = useSigned();
+  const [name, setName] = useState("");
+  const [description, setDescription] = useState("");
+  const [caps, setCaps] = useState<string[]>([]);
+  const [error, setError] = useState<unknown>(null);
+  return (
+    <section aria-labelledby="new-role-title" class="card">
+      <h2 id="new-role-title">Create a role</h2>
+      <form
+        onSubmit={async (e) => {
+          e.preventDefault();
+          setError(null);
+          try {
+            const role = await api<Role>("POST", "/roles", { body: { name, description, capabilities: caps } });
+            setName("");
+            setDescription("");
+            setCaps([]);
+            onCreated(`Created the role ${role.name}.`);
+          } catch (caught) {
+            setError(caught);
+          }
+        }}
+      >
+        <Field name="role_name" label="Name" value={name} onInput={setName} required />
+        <Field name="role_description" label="Description" value={description} onInput={setDescription} />
+        <fieldset>
+          <legend>Capabilities (only those you hold)</legend>
+          <div class="checks">
+            {ALL.map((c) => (
+              <label key={c} class="check">
+                <input
+                  type="checkbox"
+                  checked={caps.includes(c)}
+                  disabled={!held.includes(c)}
+                  onChange={(e) => setCaps(e.currentTarget.checked ? [...caps, c] : caps.filter((x) => x !== c))}
+                />{" "}
+                {CAPABILITIES[c].label}
+              </label>
+            ))}
+          </div>
+        </fieldset>
+        <ErrorNote error={error} me={me} />
+        <button type="submit">Create role</button>
+      </form>
+    </section>
+  );
+}

@@ -1,0 +1,41 @@
+// Every page of the Admin: adding a page is its file under pages/ and one entry here.
+// `anyOf`: the capabilities of which the signed-in user needs one for the page to be in the navigation (none: every
+// signed-in user); the Node still decides every call: a page reached by its address without them explains the 403.
+// `public`: shown without signing in, outside the layout.
+import type { ComponentType } from "preact";
+import { Account } from "./pages/Account";
+import { Audit } from "./pages/Audit";
+import { Dashboard } from "./pages/Dashboard";
+import { Requests } from "./pages/Requests";
+import { Roles } from "./pages/Roles";
+import { Setup } from "./pages/Setup";
+import { SignIn } from "./pages/SignIn";
+import { Users } from "./pages/Users";
+
+export interface PageRoute {
+  path: string;
+  title: string;
+  component: ComponentType;
+  anyOf: string[];
+  public?: boolean;
+}
+
+export const ROUTES: PageRoute[] = [
+  { path: "/sign-in", title: "Sign in", component: SignIn, anyOf: [], public: true },
+  { path: "/setup", title: "First-run setup", component: Setup, anyOf: [], public: true },
+  {
+    path: "/",
+    title: "Dashboard",
+    component: Dashboard,
+    anyOf: ["triage_requests", "manage_budgets", "view_statistics", "manage_users"],
+  },
+  { path: "/requests", title: "Requests", component: Requests, anyOf: ["triage_requests", "manage_budgets"] },
+  { path: "/users", title: "Users", component: Users, anyOf: ["manage_users"] },
+  { path: "/roles", title: "Roles", component: Roles, anyOf: ["edit_roles", "manage_users"] },
+  { path: "/audit", title: "Audit log", component: Audit, anyOf: ["view_statistics"] },
+  { path: "/account", title: "Account", component: Account, anyOf: [] },
+];
+
+export function routeFor(path: string): PageRoute | undefined {
+  return ROUTES.find((r) => r.path === path);
+}
