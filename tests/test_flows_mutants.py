@@ -30,7 +30,7 @@ from grid_runtime.node.requests.models import Request
 from grid_runtime.node.tensors.models import Tensor
 from grid_runtime.privacy import accounting, events
 from tests.factories import Factory, MadeUser
-from tests.test_admission import _actor, _column, _grant, workers_on  # noqa: F401 (a fixture)
+from tests.test_admission import _actor, _column, _count, _grant, workers_on  # noqa: F401 (a fixture)
 from tests.test_release_requests import SPEC, approve, dp_event, ledger_rows, make_result, release
 
 API = "/api/v1"
@@ -278,6 +278,17 @@ class TestTheCardsJobAndHistory:
 
 
 class TestWhatApprovalCharges:
+    def test_an_unpaid_result_is_charged_under_its_jobs_dataset_not_the_first_holding_its_input(
+            self, client: TestClient, factory: Factory, officer: MadeUser) -> None:
+        column, a, b = _two_datasets(client, factory, officer)
+        user = factory.user(budget=10.0)
+        result = make_result(factory, user.id, event=dp_event(), dataset=b, charged=False,
+                             inputs={"features": {"tensor_id": column}})  # type: ignore[dict-item]
+        filed = release(client, user, result).json()
+        assert approve(client, officer, filed["id"]).status_code == 200
+        [charge] = ledger_rows(factory)
+        assert (charge.request_id, charge.dataset_id) == (filed["id"], b)  # b, the job's, though a < b holds it too
+
     def test_an_unpaid_result_is_charged_to_its_jobs_dataset_naming_the_result(
             self, client: TestClient, factory: Factory, officer: MadeUser) -> None:
         user = factory.user(budget=10.0)
@@ -423,6 +434,22 @@ class TestAdmission:
             [entry] = session.scalars(select(AuditEvent).where(AuditEvent.action == "job.submitted")).all()
         assert (entry.actor_id, entry.target_id) == (scientist.id, str(job_id))
         assert ledger_rows(factory) == []
+
+
+    def test_a_private_job_is_submitted_by_its_user_and_a_refusal_says_it_was_not_admitted(
+            self, client: TestClient, factory: Factory, workers_on: NodeSettings) -> None:  # noqa: F811
+        from grid_runtime.node.audit.models import AuditEvent
+
+        dataset = factory.dataset("counted", tensors={"x": _column(factory)})
+        scientist = factory.user(budget=10.0)
+        _grant(client, factory, scientist, dataset)
+        job = _count(factory, scientist, "counted", 0.5, workers_on)
+        with factory.sessions() as session:
+            [entry] = session.scalars(select(AuditEvent).where(AuditEvent.action == "job.submitted")).all()
+        assert (entry.actor_id, entry.target_id) == (scientist.id, str(job.id))
+        with pytest.raises(flows.BudgetExceeded) as refused:
+            _count(factory, scientist, "counted", 30.0, workers_on)
+        assert refused.value.message.startswith("this job cannot be admitted: ")
 
 
 def test_the_owner_downloads_a_result_only_once_its_release_is_approved(client: TestClient,
