@@ -230,6 +230,31 @@ class TestTheCardsShape:
         assert (gone["id"], gone["name"], gone["one_row_per_person"]) == (999_999, None, False)
 
 
+    def test_a_payload_whose_dataset_is_not_among_its_datasets_leads_with_the_first(
+            self, client: TestClient, factory: Factory, officer: MadeUser) -> None:
+        column, a, b = _two_datasets(client, factory, officer)
+        user = factory.user(budget=10.0)
+        filed = release(client, user, make_result(factory, user.id, event=dp_event(), dataset=b, charged=False,
+                                                  inputs={"x": {"tensor_id": column}})).json()  # type: ignore[dict-item]
+        with factory.sessions.begin() as session:
+            row = session.get(Request, filed["id"])
+            assert row is not None
+            row.payload = {**row.payload, "dataset_id": None}
+        card = _card(client, officer, filed["id"])
+        assert [d["id"] for d in card["datasets"]] == [a, b] and card["dataset"]["id"] == a
+
+    def test_the_card_of_a_result_deleted_since_has_no_job_settings(self, client: TestClient, factory: Factory,
+                                                                    officer: MadeUser) -> None:
+        user = factory.user(budget=10.0)
+        result = make_result(factory, user.id, event=dp_event())
+        filed = release(client, user, result).json()
+        with factory.sessions.begin() as session:
+            session.delete(session.get(Result, result))
+        card = _card(client, officer, filed["id"])
+        assert (card["settings"], card["layers"], card["metrics"]) == (None, None, None)
+        assert "officer_only" not in card
+
+
 class TestTheCardsJobAndHistory:
     def test_the_jobs_settings_and_officer_only_figures_are_on_the_card(
             self, client: TestClient, factory: Factory, officer: MadeUser) -> None:
@@ -258,14 +283,15 @@ class TestTheCardsJobAndHistory:
             job.spec = {"format": "gridctl.model-spec/1", "layers": [{"type": "NoSuchLayer"}]}
         card = _card(client, officer, release(client, user, result).json()["id"])
         assert "layers" in card and card["layers"] is None
+        assert set(card) == CARD_FIELDS | {"officer_only"}
 
     def test_the_history_is_the_requesters_own_newest_first_and_bounded(
             self, client: TestClient, factory: Factory, officer: MadeUser) -> None:
         user, other = factory.user(budget=100.0), factory.user(budget=100.0)
-        release(client, other, make_result(factory, other.id, event=dp_event(), blob=b"theirs"))
         earlier = [release(client, user, make_result(factory, user.id, event=dp_event(), blob=f"r{i}".encode())).json()
                    for i in range(flows.HISTORY_LIMIT + 1)]
         client.post(f"{API}/requests/{earlier[-1]['id']}/deny", headers=officer.headers, json={"reason": "no"})
+        release(client, other, make_result(factory, other.id, event=dp_event(), blob=b"theirs"))  # newer, not theirs
         filed = release(client, user, make_result(factory, user.id, event=dp_event(), blob=b"now")).json()
         history = _card(client, officer, filed["id"])["history"]
         assert [h["id"] for h in history] == [r["id"] for r in reversed(earlier)][:flows.HISTORY_LIMIT]
@@ -313,6 +339,24 @@ class TestWhatApprovalCharges:
         assert (charge.request_id, charge.result_id, charge.tensor_id, charge.dataset_id) == (
             filed["id"], None, tensor, dataset)
         assert charge.non_private
+
+
+class TestApprovingAnAccessRequest:
+    def test_the_requester_gets_the_level_asked_for_and_the_officer_is_recorded(
+            self, client: TestClient, factory: Factory, officer: MadeUser) -> None:
+        from grid_runtime.node.permissions.models import Grant
+
+        user = factory.user()
+        dataset = factory.dataset("asked-for-access", tensors={"x": _column(factory)})
+        asked = client.post(f"{API}/requests", headers=user.headers, json={
+            "kind": "access", "target_type": "dataset", "target_id": dataset, "level": "compute", "reason": "r"})
+        assert asked.status_code == 201, asked.text
+        decided = client.post(f"{API}/requests/{asked.json()['id']}/approve", headers=officer.headers, json={})
+        assert decided.status_code == 200, decided.text
+        assert (decided.json()["state"], decided.json()["decided_by"]) == ("approved", officer.id)
+        with factory.sessions() as session:
+            [grant] = session.scalars(select(Grant).where(Grant.user_id == user.id)).all()
+        assert (grant.dataset_id, grant.level, grant.created_by) == (dataset, "compute", officer.id)
 
 
 class TestDownloadingARelease:
