@@ -3,11 +3,12 @@ seeded straight into a live Node's database and object store (jobs need Ray; the
 writes, as tests/test_release_requests.py's ``make_result`` does), the data scientist files a release of each
 through the API, an officer approves one in Chromium (the fingerprint shown on its cost card) and denies the
 other with a reason, and the scientist's SDK sees both decisions: the approved result downloads, the denied one
-is refused."""
+is refused. The officer's cost card shows the model spec as a layer table and the training metrics as a chart."""
 
 from __future__ import annotations
 
 import hashlib
+import re
 import tempfile
 from typing import Any
 
@@ -93,6 +94,15 @@ class TestReleases:
         fingerprint = card["fingerprint"]
         assert len(fingerprint) == 64
 
+        # At 800 px the card (its layer table and chart) fits without sideways scrolling.
+        narrow = open_tab(width=800)
+        sign_in(narrow, f"{admin_node.url}/admin/")
+        narrow.page.goto(f"{admin_node.url}/admin/#/requests?id={filed['kept']}")
+        expect(narrow.page.get_by_role("region", name="Model layers")).to_be_visible()
+        expect(narrow.page.get_by_role("region", name="Training metrics").locator("canvas")).to_be_visible()
+        assert narrow.page.evaluate("document.documentElement.scrollWidth - window.innerWidth") <= 0
+        narrow.assert_no_errors()
+
         tab = open_tab()
         sign_in(tab, f"{admin_node.url}/admin/")
         page = tab.page
@@ -107,6 +117,21 @@ class TestReleases:
         cost = panel.get_by_role("region", name="Cost card")
         expect(cost).to_contain_text("DP-SGD: 100 steps")
         expect(cost).to_contain_text("no: charged on approval")
+        # The model spec as a layer table (shapes and parameter counts from the Node) and the training metrics.
+        layers = cost.get_by_role("region", name="Model layers").get_by_test_id("layers")
+        expect(layers.locator("tbody tr")).to_have_text([
+            re.compile(r"0\s*Linear\s*in_features=4, out_features=3\s*\[3\]\s*15"),
+            re.compile(r"1\s*ReLU\s*—\s*\[3\]\s*0"),
+            re.compile(r"2\s*Linear\s*in_features=3, out_features=2\s*\[2\]\s*8"),
+        ])
+        expect(layers.get_by_test_id("parameters-total")).to_have_text("23")
+        metrics = cost.get_by_role("region", name="Training metrics")
+        expect(metrics.locator("canvas")).to_be_visible()
+        expect(metrics.locator("thead th")).to_have_text(["Epoch", "loss", "accuracy"])
+        expect(metrics.locator("tbody tr")).to_have_text([re.compile(r"1\s*0\.9\s*0\.5"),
+                                                         re.compile(r"2\s*0\.6\s*0\.7")])
+        box = metrics.locator("canvas").bounding_box()
+        assert box is not None and box["width"] > 200 and box["height"] >= 150
         expect(panel.get_by_role("form", name="Approve")).to_contain_text(f"fingerprint {fingerprint[:16]}…")
         panel.get_by_label("Note for the requester (optional)").fill("evaluation only")
         panel.get_by_role("button", name="Approve").click()
