@@ -6,6 +6,7 @@ import type { ComponentType } from "preact";
 import { Account } from "./pages/Account";
 import { Audit } from "./pages/Audit";
 import { Dashboard } from "./pages/Dashboard";
+import { Groups } from "./pages/Groups";
 import { Requests } from "./pages/Requests";
 import { Roles } from "./pages/Roles";
 import { Setup } from "./pages/Setup";
@@ -31,6 +32,7 @@ export const ROUTES: PageRoute[] = [
   },
   { path: "/requests", title: "Requests", component: Requests, anyOf: ["triage_requests", "manage_budgets"] },
   { path: "/users", title: "Users", component: Users, anyOf: ["manage_users"] },
+  { path: "/groups", title: "Groups", component: Groups, anyOf: ["manage_groups"] },
   { path: "/roles", title: "Roles", component: Roles, anyOf: ["edit_roles", "manage_users"] },
   { path: "/audit", title: "Audit log", component: Audit, anyOf: ["view_statistics"] },
   { path: "/account", title: "Account", component: Account, anyOf: [] },
