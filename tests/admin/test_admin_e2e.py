@@ -24,7 +24,8 @@ from tests.live import OWNER_EMAIL, OWNER_PASSWORD, LiveNode, free_port
 
 ROUTES_FILE = Path(__file__).resolve().parents[2] / "grid_runtime" / "admin" / "src" / "routes.ts"
 PAGES = {"/sign-in": "Sign in", "/setup": "First-run setup", "/": "Dashboard", "/requests": "Requests",
-         "/users": "Users", "/groups": "Groups", "/roles": "Roles", "/audit": "Audit log", "/account": "Account"}
+         "/users": "Users", "/groups": "Groups",
+         "/data": "Tensors and datasets", "/roles": "Roles", "/audit": "Audit log", "/account": "Account"}
 PASSWORD = "a long password 1"
 
 
@@ -85,8 +86,8 @@ class TestSignIn:
         page.get_by_role("button", name="Sign in").click()
         expect(page.get_by_role("heading", name="Dashboard")).to_be_visible()
         nav = page.get_by_role("navigation", name="Pages")
-        expect(nav.get_by_role("link")).to_have_text(["Dashboard", "Requests", "Users", "Groups", "Roles",
-                                                      "Audit log", "Account"])
+        expect(nav.get_by_role("link")).to_have_text(["Dashboard", "Requests", "Users", "Groups",
+                                                      "Tensors and datasets", "Roles", "Audit log", "Account"])
         assert network_refusals_only(tab) == []
 
     def test_sign_out_forgets_the_session_and_revokes_it(self, admin_node: AdminNode, open_tab: Any) -> None:
@@ -429,13 +430,13 @@ class TestEveryPage:
         page.keyboard.press("Enter")
         expect(page.get_by_role("heading", name="Dashboard")).to_be_visible()
         focused = []
-        for _ in range(9):
+        for _ in range(10):
             page.keyboard.press("Tab")
             focused.append(page.evaluate(
                 "[document.activeElement.textContent.trim(), getComputedStyle(document.activeElement).outlineStyle,"
                 " getComputedStyle(document.activeElement).outlineWidth]"))
-        assert [f[0] for f in focused] == ["Skip to content", "Dashboard", "Requests", "Users", "Groups", "Roles",
-                                           "Audit log", "Account", "Sign out"]
+        assert [f[0] for f in focused] == ["Skip to content", "Dashboard", "Requests", "Users", "Groups",
+                                           "Tensors and datasets", "Roles", "Audit log", "Account", "Sign out"]
         assert all(style != "none" and width != "0px" for _, style, width in focused), focused
         tab.assert_no_errors()
 
