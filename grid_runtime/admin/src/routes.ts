@@ -10,6 +10,7 @@ import { Data } from "./pages/Data";
 import { Groups } from "./pages/Groups";
 import { Requests } from "./pages/Requests";
 import { Roles } from "./pages/Roles";
+import { Settings } from "./pages/Settings";
 import { Setup } from "./pages/Setup";
 import { SignIn } from "./pages/SignIn";
 import { Users } from "./pages/Users";
@@ -37,6 +38,7 @@ export const ROUTES: PageRoute[] = [
   { path: "/data", title: "Tensors and datasets", component: Data, anyOf: ["manage_permissions", "upload_data"] },
   { path: "/roles", title: "Roles", component: Roles, anyOf: ["edit_roles", "manage_users"] },
   { path: "/audit", title: "Audit log", component: Audit, anyOf: ["view_statistics"] },
+  { path: "/settings", title: "Settings", component: Settings, anyOf: ["edit_settings", "manage_budgets"] },
   { path: "/account", title: "Account", component: Account, anyOf: [] },
 ];
 
