@@ -24,7 +24,9 @@ from tests.live import OWNER_EMAIL, OWNER_PASSWORD, LiveNode, free_port
 
 ROUTES_FILE = Path(__file__).resolve().parents[2] / "grid_runtime" / "admin" / "src" / "routes.ts"
 PAGES = {"/sign-in": "Sign in", "/setup": "First-run setup", "/": "Dashboard", "/requests": "Requests",
-         "/users": "Users", "/roles": "Roles", "/audit": "Audit log", "/account": "Account"}
+         "/users": "Users", "/groups": "Groups",
+         "/data": "Tensors and datasets", "/roles": "Roles", "/audit": "Audit log",
+         "/settings": "Settings", "/account": "Account"}
 PASSWORD = "a long password 1"
 
 
@@ -85,7 +87,8 @@ class TestSignIn:
         page.get_by_role("button", name="Sign in").click()
         expect(page.get_by_role("heading", name="Dashboard")).to_be_visible()
         nav = page.get_by_role("navigation", name="Pages")
-        expect(nav.get_by_role("link")).to_have_text(["Dashboard", "Requests", "Users", "Roles", "Audit log",
+        expect(nav.get_by_role("link")).to_have_text(["Dashboard", "Requests", "Users", "Groups",
+                                                      "Tensors and datasets", "Roles", "Audit log", "Settings",
                                                       "Account"])
         assert network_refusals_only(tab) == []
 
@@ -372,7 +375,7 @@ class TestForbidden:
         sign_in(tab, f"{admin_node.url}/admin/", "officer@example.com", PASSWORD)
         page = tab.page
         expect(page.get_by_role("navigation", name="Pages").get_by_role("link")).to_have_text(
-            ["Dashboard", "Requests", "Audit log", "Account"])
+            ["Dashboard", "Requests", "Audit log", "Settings", "Account"])
         expect(page.get_by_role("region", name="ε spent against budgets")).to_be_visible()
         page.goto(f"{admin_node.url}/admin/#/users")
         alert = page.get_by_role("alert").first
@@ -429,13 +432,14 @@ class TestEveryPage:
         page.keyboard.press("Enter")
         expect(page.get_by_role("heading", name="Dashboard")).to_be_visible()
         focused = []
-        for _ in range(8):
+        for _ in range(11):
             page.keyboard.press("Tab")
             focused.append(page.evaluate(
                 "[document.activeElement.textContent.trim(), getComputedStyle(document.activeElement).outlineStyle,"
                 " getComputedStyle(document.activeElement).outlineWidth]"))
-        assert [f[0] for f in focused] == ["Skip to content", "Dashboard", "Requests", "Users", "Roles", "Audit log",
-                                           "Account", "Sign out"]
+        assert [f[0] for f in focused] == ["Skip to content", "Dashboard", "Requests", "Users", "Groups",
+                                           "Tensors and datasets", "Roles", "Audit log", "Settings", "Account",
+                                           "Sign out"]
         assert all(style != "none" and width != "0px" for _, style, width in focused), focused
         tab.assert_no_errors()
 

@@ -6,8 +6,11 @@ import type { ComponentType } from "preact";
 import { Account } from "./pages/Account";
 import { Audit } from "./pages/Audit";
 import { Dashboard } from "./pages/Dashboard";
+import { Data } from "./pages/Data";
+import { Groups } from "./pages/Groups";
 import { Requests } from "./pages/Requests";
 import { Roles } from "./pages/Roles";
+import { Settings } from "./pages/Settings";
 import { Setup } from "./pages/Setup";
 import { SignIn } from "./pages/SignIn";
 import { Users } from "./pages/Users";
@@ -31,8 +34,11 @@ export const ROUTES: PageRoute[] = [
   },
   { path: "/requests", title: "Requests", component: Requests, anyOf: ["triage_requests", "manage_budgets"] },
   { path: "/users", title: "Users", component: Users, anyOf: ["manage_users"] },
+  { path: "/groups", title: "Groups", component: Groups, anyOf: ["manage_groups"] },
+  { path: "/data", title: "Tensors and datasets", component: Data, anyOf: ["manage_permissions", "upload_data"] },
   { path: "/roles", title: "Roles", component: Roles, anyOf: ["edit_roles", "manage_users"] },
   { path: "/audit", title: "Audit log", component: Audit, anyOf: ["view_statistics"] },
+  { path: "/settings", title: "Settings", component: Settings, anyOf: ["edit_settings", "manage_budgets"] },
   { path: "/account", title: "Account", component: Account, anyOf: [] },
 ];
 

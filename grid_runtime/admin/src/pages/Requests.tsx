@@ -1,5 +1,5 @@
 // The request queue: pending and decided requests (paginated by the Node), a request's history and, for a release,
-// the cost card; approve (naming the fingerprint inspected) or deny with a reason. Officers decide access and
+// the cost card (with the model spec as a layer table and the training metrics as a chart); approve (naming the fingerprint inspected) or deny with a reason. Officers decide access and
 // release requests (Triage requests), budget requests need Manage budgets; the Node refuses anyone their own.
 import { useState } from "preact/hooks";
 import { api } from "../api";
@@ -7,6 +7,8 @@ import type { Page, RequestSummary } from "../api";
 import { useSigned } from "../context";
 import { epsilon, useLoad, when } from "../data";
 import { ErrorNote } from "../explain";
+import { MetricsChart } from "../MetricsChart";
+import type { Metric } from "../MetricsChart";
 import { href, navigate, useLocation } from "../router";
 
 const PAGE = 20;
@@ -258,6 +260,61 @@ function CostCard({ card }: { card: Record<string, unknown> }) {
           </>
         ) : null}
       </dl>
+      {Array.isArray(card.layers) ? <LayerTable layers={card.layers as Layer[]} /> : null}
+      {Array.isArray(card.metrics) && card.metrics.length > 0 ? (
+        <section aria-label="Training metrics">
+          <h4>Training metrics</h4>
+          <MetricsChart metrics={card.metrics as Metric[]} />
+        </section>
+      ) : null}
+    </section>
+  );
+}
+
+interface Layer {
+  index: number;
+  layer: string;
+  args: Record<string, unknown>;
+  output_shape: number[] | null;
+  parameters: number;
+}
+
+/** The model spec one row per layer (the Node computes output shapes and parameter counts). */
+function LayerTable({ layers }: { layers: Layer[] }) {
+  const total = layers.reduce((sum, l) => sum + (typeof l.parameters === "number" ? l.parameters : 0), 0);
+  return (
+    <section aria-label="Model layers">
+      <h4>Model</h4>
+      <div class="scroll">
+        <table class="compact" data-testid="layers">
+          <thead>
+            <tr>
+              <th scope="col">#</th>
+              <th scope="col">Layer</th>
+              <th scope="col">Arguments</th>
+              <th scope="col">Output shape</th>
+              <th scope="col">Parameters</th>
+            </tr>
+          </thead>
+          <tbody>
+            {layers.map((l) => (
+              <tr key={l.index}>
+                <td>{l.index}</td>
+                <td>{l.layer}</td>
+                <td>{Object.entries(l.args ?? {}).map(([k, v]) => `${k}=${JSON.stringify(v)}`).join(", ") || "—"}</td>
+                <td>{l.output_shape ? `[${l.output_shape.join(", ")}]` : "—"}</td>
+                <td>{l.parameters}</td>
+              </tr>
+            ))}
+          </tbody>
+          <tfoot>
+            <tr>
+              <th scope="row" colSpan={4}>Total parameters</th>
+              <td data-testid="parameters-total">{total}</td>
+            </tr>
+          </tfoot>
+        </table>
+      </div>
     </section>
   );
 }
