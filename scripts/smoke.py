@@ -46,6 +46,9 @@ def main() -> None:
             me = gridctl.json("gridctl users me")
             assert me["email"] == "owner@localhost", me
 
+            say("the Admin is served at /admin/")
+            _check_admin(url)
+
             deadline = time.monotonic() + 120
             while (alive := sum(bool(w["alive"]) for w in _workers(gridctl))) < WORKERS:
                 assert time.monotonic() < deadline, f"only {alive} of {WORKERS} Workers joined"
@@ -62,6 +65,22 @@ def main() -> None:
             print("\n".join(gridctl.log), file=sys.stderr)
             raise
     say(f"ok in {time.monotonic() - started:.0f} s")
+
+
+def _check_admin(url: str) -> None:
+    """The install built the Admin and the Node serves it: its page, and the script that page loads."""
+    import re
+
+    import httpx
+
+    page = httpx.get(f"{url}/admin/", timeout=30)
+    assert page.status_code == 200 and "text/html" in page.headers["content-type"], (page.status_code, page.text[:300])
+    scripts = re.findall(r'<script[^>]+src="([^"]+)"', page.text)
+    assert scripts, f"the Admin's page loads no script: {page.text[:300]}"
+    for src in scripts:
+        asset = httpx.get(f"{url}/admin/{src.removeprefix('./').removeprefix('/admin/')}", timeout=30)
+        assert asset.status_code == 200 and "javascript" in asset.headers["content-type"], (src, asset.status_code)
+        assert len(asset.content) > 1000, (src, len(asset.content))
 
 
 def _workers(gridctl: readme.Gridctl) -> list[dict[str, object]]:
