@@ -669,6 +669,35 @@ class TestFilingARelease:
                                                                             dataset)
 
 
+    def test_what_is_not_differentially_private_is_stored_without_figures_and_pending_without_a_note(
+            self, client: TestClient, factory: Factory) -> None:
+        from grid_runtime.node.audit.models import AuditEvent
+
+        _allow_non_private_releases(client, factory)
+        user = factory.user(budget=10.0)
+        filed = release(client, user, make_result(factory, user.id, event=None)).json()
+        assert (filed["state"], filed["decision_note"]) == ("pending", None)
+        with factory.sessions() as session:
+            row = session.get(Request, filed["id"])
+            assert row is not None
+            assert (row.payload["epsilon"], row.payload["rdp"], row.payload["event"]) == (None, None, None)
+            [created] = session.scalars(select(AuditEvent).where(AuditEvent.action == "request.created")).all()
+        assert (created.actor_id, created.target_id) == (user.id, str(filed["id"]))
+
+    def test_a_result_whose_lineage_names_no_inputs_is_charged_to_its_jobs_dataset(
+            self, client: TestClient, factory: Factory, officer: MadeUser) -> None:
+        user = factory.user(budget=10.0)
+        dataset = factory.dataset("no-inputs-named", tensors={"x": _column(factory)})
+        result = make_result(factory, user.id, event=dp_event(), dataset=dataset, charged=False)
+        with factory.sessions.begin() as session:
+            row = session.get(Result, result)
+            assert row is not None
+            row.lineage = {}
+        filed = release(client, user, result)
+        assert filed.status_code == 201, filed.text
+        assert filed.json()["payload"]["dataset_ids"] == [dataset]
+
+
 class TestApprovingARelease:
     def test_a_fingerprint_on_another_kind_of_request_is_refused(self, client: TestClient, factory: Factory,
                                                                  officer: MadeUser) -> None:
