@@ -26,6 +26,7 @@ from grid_runtime.node import flows
 from grid_runtime.node.datasets.models import Dataset
 from grid_runtime.node.jobs.models import Job, Result
 from grid_runtime.node.jobs.schemas import TrainIn
+from grid_runtime.node.notifications import service as notifications
 from grid_runtime.node.requests.models import Request
 from grid_runtime.node.tensors.models import Tensor
 from grid_runtime.privacy import accounting, events
@@ -803,3 +804,40 @@ class TestACardAtTheNodesOwnOrder:
         left = accounting.epsilon_from_rdp(accounting.rdp_budget(20.0, DELTA, 4.0) - rdp, 4.0, DELTA)
         assert card["user"]["remaining_after"] == pytest.approx(left, rel=1e-9)
         assert card["user"]["remaining_after"] != pytest.approx(_left(20.0, _rdp(event)), rel=1e-6)
+
+
+def test_a_scalar_tensors_release_has_no_row_count(client: TestClient, factory: Factory, officer: MadeUser) -> None:
+    _allow_non_private_releases(client, factory)
+    user = factory.user(budget=10.0)
+    tensor = factory.tensor()
+    with factory.sessions.begin() as session:
+        row = session.get(Tensor, tensor)
+        assert row is not None
+        row.shape, row.ndim, row.shape_key = [], 0, ","
+    filed = release(client, user, tensor, target_type="tensor")
+    assert filed.status_code == 201, filed.text
+    assert filed.json()["payload"]["rows"] is None
+
+
+class TestDecisionsReachTheWebhookAtTheNodesRate:
+    @pytest.fixture
+    def node_settings(self, tmp_path: Path, sqlite_url: str) -> NodeSettings:
+        return NodeSettings(state_dir=tmp_path / "state", database_url=sqlite_url, webhook_allow_private=True,
+                            webhook_max_per_minute=1)
+
+    def test_only_as_many_decisions_a_minute_as_the_node_allows_are_sent(
+            self, client: TestClient, factory: Factory, officer: MadeUser, monkeypatch: pytest.MonkeyPatch) -> None:
+        from tests.test_webhooks import Receiver, configure
+
+        monkeypatch.setattr(notifications, "RATE_LIMIT", notifications._RateLimit())  # this test's minute only
+        receiver = Receiver()
+        try:
+            configure(client, factory, receiver.url)
+            user = factory.user(budget=10.0)
+            for blob in (b"first", b"second"):
+                filed = release(client, user, make_result(factory, user.id, event=dp_event(), blob=blob)).json()
+                assert approve(client, officer, filed["id"]).status_code == 200
+            assert receiver.arrived.wait(10)
+            assert len(receiver.calls) == 1
+        finally:
+            receiver.close()
