@@ -678,6 +678,8 @@ class TestFilingARelease:
         user = factory.user(budget=10.0)
         filed = release(client, user, make_result(factory, user.id, event=None)).json()
         assert (filed["state"], filed["decision_note"]) == ("pending", None)
+        events = client.get(f"{API}/requests/{filed['id']}", headers=user.headers).json()["events"]
+        assert [(e["to_state"], e["note"]) for e in events] == [("pending", None)]
         with factory.sessions() as session:
             row = session.get(Request, filed["id"])
             assert row is not None
