@@ -39,3 +39,21 @@ export function Field(props: {
     </div>
   );
 }
+
+/** A list's search box: the query is submitted (trimmed) to ``onSearch``, which puts it in the page's URL. */
+export function SearchForm(props: { label: string; value: string; onInput: (value: string) => void;
+                                    onSearch: (query: string) => void }) {
+  return (
+    <form
+      class="inline"
+      role="search"
+      onSubmit={(e) => {
+        e.preventDefault();
+        props.onSearch(props.value.trim());
+      }}
+    >
+      <Field name="q" label={props.label} type="search" value={props.value} onInput={props.onInput} />
+      <button type="submit">Search</button>
+    </form>
+  );
+}

@@ -7,7 +7,7 @@ import type { Page } from "../api";
 import { useSigned } from "../context";
 import { useLoad, when } from "../data";
 import { ErrorNote } from "../explain";
-import { Field } from "../form";
+import { Field, SearchForm } from "../form";
 import { href, navigate, useLocation } from "../router";
 
 const PAGE = 20;
@@ -89,17 +89,7 @@ export function Data() {
         <a href={href("/data", { kind: "tensor" })} aria-current={kind === "tensor" ? "page" : undefined}>Tensors</a>
         <a href={href("/data", { kind: "dataset" })} aria-current={kind === "dataset" ? "page" : undefined}>Datasets</a>
       </nav>
-      <form
-        class="inline"
-        role="search"
-        onSubmit={(e) => {
-          e.preventDefault();
-          navigate("/data", { kind, q: search.trim() });
-        }}
-      >
-        <Field name="q" label={`Search ${plural.toLowerCase()}`} type="search" value={search} onInput={setSearch} />
-        <button type="submit">Search</button>
-      </form>
+      <SearchForm label={`Search ${plural.toLowerCase()}`} value={search} onInput={setSearch} onSearch={(q) => navigate("/data", { kind, q })} />
       <ErrorNote error={list.error} me={me} />
       {list.loading && !page ? <p class="muted">Loading…</p> : null}
       {page ? (

@@ -7,7 +7,7 @@ import type { Page } from "../api";
 import { useSigned } from "../context";
 import { useLoad, when } from "../data";
 import { ErrorNote } from "../explain";
-import { Field } from "../form";
+import { Field, SearchForm } from "../form";
 import { href, navigate, useLocation } from "../router";
 
 const PAGE = 20;
@@ -49,17 +49,7 @@ export function Groups() {
       <p role="status" class="status" data-testid="status">
         {status}
       </p>
-      <form
-        class="inline"
-        role="search"
-        onSubmit={(e) => {
-          e.preventDefault();
-          navigate("/groups", { q: search.trim() });
-        }}
-      >
-        <Field name="q" label="Search by name" type="search" value={search} onInput={setSearch} />
-        <button type="submit">Search</button>
-      </form>
+      <SearchForm label="Search by name" value={search} onInput={setSearch} onSearch={(q) => navigate("/groups", { q })} />
       <ErrorNote error={groups.error} me={me} />
       {groups.loading && !page ? <p class="muted">Loading…</p> : null}
       {page ? (

@@ -5,7 +5,7 @@ import type { Page, Role, User } from "../api";
 import { useSigned } from "../context";
 import { epsilon, useLoad } from "../data";
 import { ErrorNote } from "../explain";
-import { Field } from "../form";
+import { Field, SearchForm } from "../form";
 import { href, navigate, useLocation } from "../router";
 
 const PAGE = 20;
@@ -31,17 +31,7 @@ export function Users() {
       <p role="status" class="status" data-testid="status">
         {status}
       </p>
-      <form
-        class="inline"
-        role="search"
-        onSubmit={(e) => {
-          e.preventDefault();
-          navigate("/users", { q: search.trim() });
-        }}
-      >
-        <Field name="q" label="Search by email or name" type="search" value={search} onInput={setSearch} />
-        <button type="submit">Search</button>
-      </form>
+      <SearchForm label="Search by email or name" value={search} onInput={setSearch} onSearch={(q) => navigate("/users", { q })} />
       <ErrorNote error={users.error} me={me} />
       {users.loading && !users.data ? <p class="muted">Loading…</p> : null}
       {users.data ? <UserTable page={users.data} roles={roles.data ?? []} q={q} onChanged={done} /> : null}
