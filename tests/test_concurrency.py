@@ -9,6 +9,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -17,6 +18,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import text
 
+from grid_runtime.node import deps
 from grid_runtime.node.auth import router as auth_router
 from grid_runtime.node.users import router as users_router
 from tests.factories import PASSWORD, Factory
@@ -99,6 +101,51 @@ class TestReadsDoNotWaitForTheWriter:
                 break
             time.sleep(0.05)
         assert value is not None
+
+
+class TestHealthNeedsNoWorkerThreadOnSqlite:
+    """``/health`` reads the SQLite file on the event loop (``SqliteProbe``): a probe never waits for a worker
+    thread, so a crowd's threads cannot keep it waiting; should the probe fail, the usual ping answers."""
+
+    def test_health_reads_the_database_without_a_worker_thread(
+        self, client: TestClient, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        threads: list[object] = []
+
+        async def no_thread(fn: Callable[..., Any], *args: Any) -> Any:
+            threads.append(fn)
+            return fn(*args)
+
+        monkeypatch.setattr(deps, "run_in_threadpool", no_thread)
+        assert client.get(f"{API}/health").json() == {"status": "ok"}
+        assert threads == []
+        probe = client.app.state.database.probe  # type: ignore[attr-defined]
+        assert probe is not None and probe._connection is not None  # opened by the event loop's thread, kept
+
+    def test_a_failed_probe_falls_back_to_the_ping_in_a_worker_thread(
+        self, client: TestClient, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+    ) -> None:
+        database = client.app.state.database  # type: ignore[attr-defined]
+        monkeypatch.setattr(database.probe, "path", str(tmp_path / "missing" / "node.db"))
+        database.probe.close()
+        threads: list[object] = []
+        real = deps.run_in_threadpool
+
+        async def counted(fn: Callable[..., Any], *args: Any) -> Any:
+            threads.append(fn)
+            return await real(fn, *args)
+
+        monkeypatch.setattr(deps, "run_in_threadpool", counted)
+        assert client.get(f"{API}/health").json() == {"status": "ok"}
+        assert threads == [database._ping_now]
+        assert not (tmp_path / "missing").exists()  # a probe never creates a database
+
+    def test_the_probe_answers_false_for_a_file_that_is_not_a_database(self, tmp_path: Path) -> None:
+        garbage = tmp_path / "node.db"
+        garbage.write_bytes(b"not a database" * 100)
+        assert deps.SqliteProbe(str(garbage)).ping() is False
+        assert deps.SqliteProbe(str(tmp_path / "absent.db")).ping() is False
+        assert not (tmp_path / "absent.db").exists()
 
 
 class TestNoArgon2InsideATransaction:

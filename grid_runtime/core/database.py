@@ -84,8 +84,10 @@ def has_integer_id(table: Table) -> bool:
     return len(pk) == 1 and pk[0].name == "id" and isinstance(pk[0].type, Integer)
 
 
-READ_SLOTS = 4
-"""SQLite: read transactions open at once (WAL readers never wait for the writer, nor for each other)."""
+READ_SLOTS = 2
+"""SQLite: read transactions open at once (WAL readers never wait for the writer, nor for each other). Two, not
+more: the Node is one Python process, and each further reader thread is one more for the writer to wait behind
+for Python's lock at every SQLite call (docs/benchmarks.md, "Load": with 4 the mix's p99 was 2-3x longer)."""
 POOL_SIZE = 20
 """PostgreSQL: connections in the pool (requests, the job runner, background work)."""
 POSTGRES_REQUEST_SLOTS = 6

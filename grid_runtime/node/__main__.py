@@ -16,6 +16,7 @@ if __name__ == "__main__":  # run as the Node, not imported
 
 import logging  # noqa: E402  (after pausing the collector, which is the point)
 import os  # noqa: E402
+import sys  # noqa: E402
 
 import uvicorn  # noqa: E402
 
@@ -38,6 +39,10 @@ def main() -> None:
     # Everything the Node creates (database, objects, uploads, its Ray driver's logs) is its owner's alone, however
     # it was started (providers/local starts it so too; a systemd unit or a shell might not).
     os.umask(0o077)
+    # A thread coming back from SQLite or a socket waits for Python's lock until the holder's switch interval ends:
+    # 1 ms rather than 5 keeps the writer and the event loop from waiting behind the readers' Python work
+    # (docs/benchmarks.md, "Load").
+    sys.setswitchinterval(0.001)
     settings = NodeSettings()
     log_to_stderr()
     # Slow clients: idle keep-alive connections close after keep_alive_seconds, request heads are capped at

@@ -46,6 +46,8 @@ def create_app(settings: NodeSettings | None = None) -> FastAPI:
             yield
         finally:
             await database.drain()
+            if database.probe is not None:
+                database.probe.close()
             engine.dispose()
 
     app = FastAPI(
