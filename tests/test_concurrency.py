@@ -4,6 +4,7 @@ so that a regression fails instead of hanging."""
 
 from __future__ import annotations
 
+import asyncio
 import io
 import socket
 import threading
@@ -18,7 +19,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import text
 
-from grid_runtime.node import deps
+from grid_runtime.node import deps, probes
 from grid_runtime.node.auth import router as auth_router
 from grid_runtime.node.users import router as users_router
 from tests.factories import PASSWORD, Factory
@@ -127,7 +128,7 @@ class TestHealthNeedsNoWorkerThreadOnSqlite:
     ) -> None:
         database = client.app.state.database  # type: ignore[attr-defined]
         monkeypatch.setattr(database.probe, "path", str(tmp_path / "missing" / "node.db"))
-        database.probe.close()
+        client.portal.call(database.probe.close)  # type: ignore[union-attr]  (on the app's event loop)
         threads: list[object] = []
         real = deps.run_in_threadpool
 
@@ -143,9 +144,35 @@ class TestHealthNeedsNoWorkerThreadOnSqlite:
     def test_the_probe_answers_false_for_a_file_that_is_not_a_database(self, tmp_path: Path) -> None:
         garbage = tmp_path / "node.db"
         garbage.write_bytes(b"not a database" * 100)
-        assert deps.SqliteProbe(str(garbage)).ping() is False
-        assert deps.SqliteProbe(str(tmp_path / "absent.db")).ping() is False
+        assert asyncio.run(probes.SqliteProbe(str(garbage)).ping()) is False
+        assert asyncio.run(probes.SqliteProbe(str(tmp_path / "absent.db")).ping()) is False
         assert not (tmp_path / "absent.db").exists()
+
+
+class TestProbesOnEveryBackend:
+    def test_health_asks_the_database_without_a_worker_thread(
+        self, any_db_client: TestClient, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        database = any_db_client.app.state.database  # type: ignore[attr-defined]
+        threads: list[object] = []
+        real = deps.run_in_threadpool
+
+        async def counted(fn: Callable[..., Any], *args: Any) -> Any:
+            threads.append(fn)
+            return await real(fn, *args)
+
+        monkeypatch.setattr(deps, "run_in_threadpool", counted)
+        assert any_db_client.get(f"{API}/health").json() == {"status": "ok"}
+        assert database.probe is not None and threads == []
+
+    def test_an_unreachable_server_answers_false_within_the_timeout(self) -> None:
+        with socket.socket() as closed:  # a port nothing listens on
+            closed.bind(("127.0.0.1", 0))
+            port = closed.getsockname()[1]
+        probe = probes.PostgresProbe(f"postgresql://nobody:x@127.0.0.1:{port}/none")
+        started = time.monotonic()
+        assert asyncio.run(probe.ping()) is False
+        assert time.monotonic() - started < probes.PROBE_TIMEOUT + 1
 
 
 class TestNoArgon2InsideATransaction:

@@ -47,7 +47,7 @@ def create_app(settings: NodeSettings | None = None) -> FastAPI:
         finally:
             await database.drain()
             if database.probe is not None:
-                database.probe.close()
+                await database.probe.close()
             engine.dispose()
 
     app = FastAPI(

@@ -36,12 +36,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import sqlite3
 from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import timedelta
-from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import anyio
@@ -66,6 +64,7 @@ from grid_runtime.core.errors import Forbidden, Unauthorized
 from grid_runtime.core.security import hash_token
 from grid_runtime.core.settings import NodeSettings
 from grid_runtime.node.auth.models import Token
+from grid_runtime.node.probes import probe_for
 from grid_runtime.node.users.models import User
 
 log = logging.getLogger("grid_runtime.node")
@@ -91,33 +90,6 @@ def _refuse_dml(state: ORMExecuteState) -> None:
         raise WriteNeeded("a read transaction tried to write")
 
 
-class SqliteProbe:
-    """A read of a SQLite database's schema on a connection of its own, never waiting for a lock (``/health``).
-
-    Opened on first use by the thread that uses it (the event loop's); the file must exist (``mode=rw``, no
-    database is ever created by a probe). Any error closes the connection and answers False."""
-
-    def __init__(self, path: str) -> None:
-        self.path = path
-        self._connection: sqlite3.Connection | None = None
-
-    def ping(self) -> bool:
-        try:
-            if self._connection is None:
-                uri = f"{Path(self.path).resolve().as_uri()}?mode=rw"
-                self._connection = sqlite3.connect(uri, uri=True, timeout=0, isolation_level=None)
-            self._connection.execute("SELECT count(*) FROM sqlite_master").fetchone()
-            return True
-        except sqlite3.Error:
-            self.close()
-            return False
-
-    def close(self) -> None:
-        if self._connection is not None:
-            self._connection.close()
-            self._connection = None
-
-
 class Database:
     """The app's engine, its session factories and the slots that bound the open transactions."""
 
@@ -137,8 +109,7 @@ class Database:
             self.read_sessions = self.sessions
             self.read_slots = self.write_slots = asyncio.Semaphore(POSTGRES_REQUEST_SLOTS)
         self.ping_slots = asyncio.Semaphore(2)
-        path = engine.url.database if self.sqlite else None
-        self.probe = SqliteProbe(path) if path and path != ":memory:" else None
+        self.probe = probe_for(engine)
         self.hash_slots = asyncio.Semaphore(max(1, (os.cpu_count() or 2) // 2))
         self._touching: set[int] = set()
         self._tasks: set[asyncio.Task[None]] = set()
@@ -176,11 +147,11 @@ class Database:
     async def ping(self) -> None:
         """``SELECT 1`` in a read transaction, through a slot of its own (``/health``).
 
-        On SQLite the database file is read on the event loop itself by a connection kept for the purpose
-        (``SqliteProbe``): a WAL reader never waits, and a probe then needs no worker thread, whose hand-offs of
-        the interpreter are what kept ``/health`` waiting behind a crowd (docs/benchmarks.md, "Load"). Should
-        the probe fail, the ping is made the usual way, whose error is the answer."""
-        if self.probe is not None and self.probe.ping():
+        First on the event loop itself, by a connection kept for the purpose (``grid_runtime.node.probes``): no
+        worker thread, whose hand-offs of the interpreter kept ``/health`` waiting behind a crowd
+        (docs/benchmarks.md, "Load"). Should the probe fail, the ping is made the usual way, whose error is the
+        answer."""
+        if self.probe is not None and await self.probe.ping():
             return
         async with self.ping_slots:
             with anyio.CancelScope(shield=True):
