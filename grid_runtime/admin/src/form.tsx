@@ -13,6 +13,7 @@ export function Field(props: {
   autoComplete?: string;
   required?: boolean;
   minLength?: number;
+  step?: string;
   name: string;
 }) {
   const [id] = useState(() => `field-${props.name}-${(counter += 1)}`);
@@ -28,6 +29,7 @@ export function Field(props: {
         autoComplete={props.autoComplete}
         required={props.required}
         minLength={props.minLength}
+        step={props.step}
         aria-describedby={hintId}
         onInput={(e: JSX.TargetedEvent<HTMLInputElement>) => props.onInput(e.currentTarget.value)}
       />
@@ -40,19 +42,20 @@ export function Field(props: {
   );
 }
 
-/** A list's search box: the query is submitted (trimmed) to ``onSearch``, which puts it in the page's URL. */
-export function SearchForm(props: { label: string; value: string; onInput: (value: string) => void;
-                                    onSearch: (query: string) => void }) {
+/** A list's search box, starting from the page's query: the query is submitted (trimmed) to ``onSearch``, which puts
+ * it in the page's URL. */
+export function SearchForm(props: { label: string; query: string; onSearch: (query: string) => void }) {
+  const [value, setValue] = useState(props.query);
   return (
     <form
       class="inline"
       role="search"
       onSubmit={(e) => {
         e.preventDefault();
-        props.onSearch(props.value.trim());
+        props.onSearch(value.trim());
       }}
     >
-      <Field name="q" label={props.label} type="search" value={props.value} onInput={props.onInput} />
+      <Field name="q" label={props.label} type="search" value={value} onInput={setValue} />
       <button type="submit">Search</button>
     </form>
   );
