@@ -110,10 +110,10 @@ function RoleRow(props: { role: Role; held: string[]; editor: boolean; onSaved: 
           <span class="muted">has capabilities you lack</span>
         ) : null}{" "}
         {!props.editor ? null : role.preset ? (
-          <span class="muted" data-testid={`undeletable-${role.id}`}>preset: the Node keeps it, it cannot be deleted</span>
+          <span class="muted" data-testid={`undeletable-${role.id}`}>preset: cannot be deleted</span>
         ) : role.user_count > 0 ? (
           <span class="muted" data-testid={`undeletable-${role.id}`}>
-            held by {role.user_count} user{role.user_count === 1 ? "" : "s"}: give them another role before deleting it
+            held by {role.user_count} user{role.user_count === 1 ? "" : "s"}: give them another role to delete it
           </span>
         ) : (
           <ConfirmButton
