@@ -60,3 +60,31 @@ export function SearchForm(props: { label: string; query: string; onSearch: (que
     </form>
   );
 }
+
+/** A labelled select: ``options`` are values shown as they are, or [value, text] pairs. */
+export function SelectField(props: {
+  id: string;
+  label: string;
+  value: string;
+  options: (string | [string, string])[];
+  onChange: (value: string) => void;
+  hideLabel?: boolean;
+}) {
+  return (
+    <div class="field">
+      <label for={props.id} class={props.hideLabel ? "visually-hidden" : undefined}>
+        {props.label}
+      </label>
+      <select id={props.id} value={props.value} onChange={(e) => props.onChange(e.currentTarget.value)}>
+        {props.options.map((option) => {
+          const [value, text] = typeof option === "string" ? [option, option] : option;
+          return (
+            <option key={value} value={value}>
+              {text}
+            </option>
+          );
+        })}
+      </select>
+    </div>
+  );
+}

@@ -7,7 +7,7 @@ import type { Page } from "../api";
 import { useSigned } from "../context";
 import { useLoad, when } from "../data";
 import { ErrorNote } from "../explain";
-import { Field, SearchForm } from "../form";
+import { Field, SearchForm, SelectField } from "../form";
 import { href, navigate } from "../router";
 import { DetailCard, PagedList, Status, Table, useAction, useListPage } from "../ui";
 
@@ -149,13 +149,9 @@ function Detail({ kind, id, onChanged }: { kind: Kind; id: number; onChanged: (m
               }
             }}
           >
-            <div class="field">
-              <label for="visibility">Visibility</label>
-              <select id="visibility" value={chosen} onChange={(e) => setVisibility(e.currentTarget.value)}>
-                <option value="private">private (others: search only, unless granted)</option>
-                <option value="public">public (every signed-in user may download)</option>
-              </select>
-            </div>
+            <SelectField id="visibility" label="Visibility" value={chosen} onChange={setVisibility}
+                         options={[["private", "private (others: search only, unless granted)"],
+                                   ["public", "public (every signed-in user may download)"]]} />
             <button type="submit" disabled={chosen === t.visibility}>Save visibility</button>
           </form>
           <ErrorNote error={action.error} me={me} />
@@ -229,24 +225,9 @@ function Permissions({ kind, id, onChanged }: { kind: Kind; id: number; onChange
           if (ok) setSubject("");
         }}
       >
-        <div class="field">
-          <label for="grant-subject-type">To a</label>
-          <select id="grant-subject-type" value={subjectType} onChange={(e) => setSubjectType(e.currentTarget.value)}>
-            <option value="user">user</option>
-            <option value="group">group</option>
-          </select>
-        </div>
+        <SelectField id="grant-subject-type" label="To a" value={subjectType} options={["user", "group"]} onChange={setSubjectType} />
         <Field name="grant_subject" label="User's email or group's name" value={subject} onInput={setSubject} autoComplete="off" required />
-        <div class="field">
-          <label for="grant-level">Level</label>
-          <select id="grant-level" value={level} onChange={(e) => setLevel(e.currentTarget.value)}>
-            {LEVELS.map((l) => (
-              <option key={l} value={l}>
-                {l}
-              </option>
-            ))}
-          </select>
-        </div>
+        <SelectField id="grant-level" label="Level" value={level} options={LEVELS} onChange={setLevel} />
         <button type="submit">Grant</button>
       </form>
       <ErrorNote error={action.error} me={me} />

@@ -6,8 +6,9 @@ import { api } from "../api";
 import type { Page } from "../api";
 import { useSigned } from "../context";
 import { useLoad, when } from "../data";
-import { ErrorNote, MembershipError } from "../explain";
+import { ErrorNote } from "../explain";
 import { Field, SearchForm } from "../form";
+import { Membership } from "../Membership";
 import { navigate } from "../router";
 import { DetailCard, PagedList, Status, useAction, useListPage } from "../ui";
 
@@ -54,15 +55,12 @@ export function Groups() {
 function GroupPanel({ id, onChanged }: { id: number; onChanged: (message: string) => void }) {
   const { me } = useSigned();
   const detail = useLoad(() => api<GroupDetail>("GET", `/groups/${id}`), [id]);
-  const [email, setEmail] = useState("");
-  const action = useAction((message) => {
-    onChanged(message);
-    detail.reload();
-  });
   const g = detail.data;
   const mayChangeGrantedGroups = me?.capabilities.includes("manage_permissions") ?? false;
-  const change = (method: "PUT" | "DELETE", who: string, message: string) =>
-    action.run(() => api(method, `/groups/${id}/members/${encodeURIComponent(who)}`), message);
+  const changed = (message: string) => {
+    onChanged(message);
+    detail.reload();
+  };
 
   return (
     <DetailCard id="group-title" title={g ? `Group ${g.name}` : `Group ${id}`} load={detail}>
@@ -76,37 +74,14 @@ function GroupPanel({ id, onChanged }: { id: number; onChanged: (message: string
             </p>
           )}
           <h3>Members</h3>
-          {g.members.length === 0 ? (
-            <p>No member yet.</p>
-          ) : (
-            <ul class="members" data-testid="members">
-              {g.members.map((m) => (
-                <li key={m.id}>
-                  {m.email}{" "}
-                  <button
-                    type="button"
-                    class="danger"
-                    aria-label={`Remove ${m.email} from ${g.name}`}
-                    onClick={() => void change("DELETE", m.email, `Removed ${m.email} from ${g.name}.`)}
-                  >
-                    Remove
-                  </button>
-                </li>
-              ))}
-            </ul>
-          )}
-          <form
-            class="inline"
-            aria-label="Add a member"
-            onSubmit={async (e) => {
-              e.preventDefault();
-              if (await change("PUT", email.trim(), `Added ${email.trim()} to ${g.name}.`)) setEmail("");
-            }}
-          >
-            <Field name="member" label="Member's email" type="email" value={email} onInput={setEmail} autoComplete="off" required />
-            <button type="submit">Add member</button>
-          </form>
-          <MembershipError error={action.error} />
+          <Membership
+            items={g.members.map((m) => m.email)}
+            testId="members"
+            empty="No member yet."
+            pair={(email) => ({ ref: String(g.id), group: g.name, user: email })}
+            field={{ name: "member", label: "Member's email", type: "email", button: "Add member", form: "Add a member" }}
+            onChanged={changed}
+          />
         </>
       )}
     </DetailCard>

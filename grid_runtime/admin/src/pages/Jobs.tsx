@@ -6,6 +6,7 @@ import { api } from "../api";
 import type { Job, Page, User } from "../api";
 import { useSigned } from "../context";
 import { epsilon, useLoad, when } from "../data";
+import { SelectField } from "../form";
 import { ErrorNote } from "../explain";
 import { LayerTable } from "../LayerTable";
 import type { Layer } from "../LayerTable";
@@ -55,18 +56,8 @@ export function Jobs() {
       <Status text={page.status} />
       {officer ? null : <p class="note">Your own jobs only: seeing everyone's needs “Triage requests”.</p>}
       <form class="inline" aria-label="Filter jobs" onSubmit={(e) => e.preventDefault()}>
-        <div class="field">
-          <label for="filter-job-state">State</label>
-          <select id="filter-job-state" value={state}
-                  onChange={(e) => navigate("/jobs", { state: e.currentTarget.value || undefined })}>
-            <option value="">any state</option>
-            {STATES.map((s) => (
-              <option key={s} value={s}>
-                {s}
-              </option>
-            ))}
-          </select>
-        </div>
+        <SelectField id="filter-job-state" label="State" value={state} options={[["", "any state"], ...STATES]}
+                     onChange={(value) => navigate("/jobs", { state: value || undefined })} />
       </form>
       <PagedList
         title={state ? `Jobs ${state}` : "All jobs"}

@@ -6,6 +6,7 @@ import { api } from "../api";
 import type { Page, RequestSummary } from "../api";
 import { useSigned } from "../context";
 import { epsilon, useLoad, when } from "../data";
+import { SelectField } from "../form";
 import { ErrorNote } from "../explain";
 import { LayerTable } from "../LayerTable";
 import type { Layer } from "../LayerTable";
@@ -48,25 +49,11 @@ export function Requests() {
       <h1>Requests</h1>
       <Status text={page.status} />
       <form class="inline" aria-label="Filter requests" onSubmit={(e) => e.preventDefault()}>
-        <div class="field">
-          <label for="filter-state">State</label>
-          <select id="filter-state" value={state} onChange={(e) => navigate("/requests", { ...here, status: e.currentTarget.value, offset: undefined })}>
-            {[...STATES, "all"].map((s) => (
-              <option key={s} value={s}>
-                {s === "all" ? "any state" : s.replace("_", " ")}
-              </option>
-            ))}
-          </select>
-        </div>
-        <div class="field">
-          <label for="filter-kind">Kind</label>
-          <select id="filter-kind" value={kind} onChange={(e) => navigate("/requests", { ...here, kind: e.currentTarget.value || undefined, offset: undefined })}>
-            <option value="">any kind</option>
-            <option value="access">access</option>
-            <option value="release">release</option>
-            <option value="budget">budget</option>
-          </select>
-        </div>
+        <SelectField id="filter-state" label="State" value={state}
+                     options={[...STATES.map((s): [string, string] => [s, s.replace("_", " ")]), ["all", "any state"]]}
+                     onChange={(value) => navigate("/requests", { ...here, status: value, offset: undefined })} />
+        <SelectField id="filter-kind" label="Kind" value={kind} options={[["", "any kind"], "access", "release", "budget"]}
+                     onChange={(value) => navigate("/requests", { ...here, kind: value || undefined, offset: undefined })} />
       </form>
       <PagedList
         title={state === "all" ? "All requests" : `Requests ${state.replace("_", " ")}`}

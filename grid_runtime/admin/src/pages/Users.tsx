@@ -7,8 +7,9 @@ import type { Budget, Page, Role, Token, User } from "../api";
 import { BudgetMeter } from "../BudgetMeter";
 import { useSigned } from "../context";
 import { epsilon, useLoad, when } from "../data";
-import { ErrorNote, MembershipError } from "../explain";
-import { Field, SearchForm } from "../form";
+import { ErrorNote } from "../explain";
+import { Field, SearchForm, SelectField } from "../form";
+import { Membership } from "../Membership";
 import { navigate } from "../router";
 import { DetailCard, LoadState, PagedList, Status, Table, useAction, useListPage } from "../ui";
 
@@ -62,7 +63,6 @@ function RoleChanger({ user, roles, onChanged }: { user: User; roles: Role[]; on
   const { me } = useSigned();
   const [role, setRole] = useState(user.role.name);
   const action = useAction();
-  const id = `role-${user.id}`;
   if (roles.length === 0 || me?.id === user.id) return <span>{user.role.name}</span>;
   return (
     <form
@@ -74,16 +74,8 @@ function RoleChanger({ user, roles, onChanged }: { user: User; roles: Role[]; on
         }
       }}
     >
-      <label for={id} class="visually-hidden">
-        Role of {user.email}
-      </label>
-      <select id={id} value={role} onChange={(e) => setRole(e.currentTarget.value)}>
-        {roles.map((r) => (
-          <option key={r.id} value={r.name}>
-            {r.name}
-          </option>
-        ))}
-      </select>
+      <SelectField id={`role-${user.id}`} label={`Role of ${user.email}`} hideLabel value={role}
+                   options={roles.map((r) => r.name)} onChange={setRole} />
       <button type="submit" disabled={role === user.role.name} aria-label={`Change the role of ${user.email}`}>
         Change
       </button>
@@ -189,41 +181,17 @@ function UserBudget({ user, onChanged }: { user: User; onChanged: (message: stri
 }
 
 function UserGroups({ user, onChanged }: { user: User; onChanged: (message: string) => void }) {
-  const [group, setGroup] = useState("");
-  const action = useAction(onChanged);
-  const change = (method: "PUT" | "DELETE", name: string, message: string) =>
-    action.run(() => api(method, `/groups/${encodeURIComponent(name)}/members/${user.id}`), message);
   return (
     <section aria-labelledby="user-groups-title">
       <h3 id="user-groups-title">Groups</h3>
-      {user.groups.length === 0 ? (
-        <p>In no group.</p>
-      ) : (
-        <ul class="members" data-testid="user-groups">
-          {user.groups.map((name) => (
-            <li key={name}>
-              {name}{" "}
-              <button type="button" class="danger" aria-label={`Remove ${user.email} from ${name}`}
-                      onClick={() => void change("DELETE", name, `Removed ${user.email} from ${name}.`)}>
-                Remove
-              </button>
-            </li>
-          ))}
-        </ul>
-      )}
-      <form
-        class="inline"
-        aria-label="Add to a group"
-        onSubmit={async (e) => {
-          e.preventDefault();
-          const name = group.trim();
-          if (await change("PUT", name, `Added ${user.email} to ${name}.`)) setGroup("");
-        }}
-      >
-        <Field name="add_group" label="Group's name" value={group} onInput={setGroup} autoComplete="off" required />
-        <button type="submit">Add to group</button>
-      </form>
-      <MembershipError error={action.error} />
+      <Membership
+        items={user.groups}
+        testId="user-groups"
+        empty="In no group."
+        pair={(name) => ({ ref: name, group: name, user: user.email })}
+        field={{ name: "add_group", label: "Group's name", button: "Add to group", form: "Add to a group" }}
+        onChanged={onChanged}
+      />
     </section>
   );
 }
@@ -314,16 +282,8 @@ function CreateUser({ roles, onCreated }: { roles: Role[]; onCreated: (m: string
           autoComplete="new-password"
           required
         />
-        <div class="field">
-          <label for="new-role">Role</label>
-          <select id="new-role" value={role} onChange={(e) => setRole(e.currentTarget.value)}>
-            {(roles.length ? roles.map((r) => r.name) : ["Data Scientist"]).map((name) => (
-              <option key={name} value={name}>
-                {name}
-              </option>
-            ))}
-          </select>
-        </div>
+        <SelectField id="new-role" label="Role" value={role} onChange={setRole}
+                     options={roles.length ? roles.map((r) => r.name) : ["Data Scientist"]} />
         <ErrorNote error={action.error} me={me} />
         <button type="submit">Create user</button>
       </form>
