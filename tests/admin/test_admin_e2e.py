@@ -24,8 +24,8 @@ from tests.live import OWNER_EMAIL, OWNER_PASSWORD, LiveNode, free_port
 
 ROUTES_FILE = Path(__file__).resolve().parents[2] / "grid_runtime" / "admin" / "src" / "routes.ts"
 PAGES = {"/sign-in": "Sign in", "/setup": "First-run setup", "/": "Dashboard", "/requests": "Requests",
-         "/users": "Users", "/groups": "Groups",
-         "/data": "Tensors and datasets", "/roles": "Roles", "/audit": "Audit log",
+         "/jobs": "Jobs", "/users": "Users", "/groups": "Groups",
+         "/data": "Tensors and datasets", "/roles": "Roles", "/workers": "Workers", "/audit": "Audit log",
          "/settings": "Settings", "/account": "Account"}
 PASSWORD = "a long password 1"
 
@@ -87,9 +87,9 @@ class TestSignIn:
         page.get_by_role("button", name="Sign in").click()
         expect(page.get_by_role("heading", name="Dashboard")).to_be_visible()
         nav = page.get_by_role("navigation", name="Pages")
-        expect(nav.get_by_role("link")).to_have_text(["Dashboard", "Requests", "Users", "Groups",
-                                                      "Tensors and datasets", "Roles", "Audit log", "Settings",
-                                                      "Account"])
+        expect(nav.get_by_role("link")).to_have_text(["Dashboard", "Requests", "Jobs", "Users", "Groups",
+                                                      "Tensors and datasets", "Roles", "Workers", "Audit log",
+                                                      "Settings", "Account"])
         assert network_refusals_only(tab) == []
 
     def test_sign_out_forgets_the_session_and_revokes_it(self, admin_node: AdminNode, open_tab: Any) -> None:
@@ -375,7 +375,7 @@ class TestForbidden:
         sign_in(tab, f"{admin_node.url}/admin/", "officer@example.com", PASSWORD)
         page = tab.page
         expect(page.get_by_role("navigation", name="Pages").get_by_role("link")).to_have_text(
-            ["Dashboard", "Requests", "Audit log", "Settings", "Account"])
+            ["Dashboard", "Requests", "Jobs", "Workers", "Audit log", "Settings", "Account"])
         expect(page.get_by_role("region", name="ε spent against budgets")).to_be_visible()
         page.goto(f"{admin_node.url}/admin/#/users")
         alert = page.get_by_role("alert").first
@@ -432,14 +432,14 @@ class TestEveryPage:
         page.keyboard.press("Enter")
         expect(page.get_by_role("heading", name="Dashboard")).to_be_visible()
         focused = []
-        for _ in range(11):
+        for _ in range(13):
             page.keyboard.press("Tab")
             focused.append(page.evaluate(
                 "[document.activeElement.textContent.trim(), getComputedStyle(document.activeElement).outlineStyle,"
                 " getComputedStyle(document.activeElement).outlineWidth]"))
-        assert [f[0] for f in focused] == ["Skip to content", "Dashboard", "Requests", "Users", "Groups",
-                                           "Tensors and datasets", "Roles", "Audit log", "Settings", "Account",
-                                           "Sign out"]
+        assert [f[0] for f in focused] == ["Skip to content", "Dashboard", "Requests", "Jobs", "Users", "Groups",
+                                           "Tensors and datasets", "Roles", "Workers", "Audit log", "Settings",
+                                           "Account", "Sign out"]
         assert all(style != "none" and width != "0px" for _, style, width in focused), focused
         tab.assert_no_errors()
 

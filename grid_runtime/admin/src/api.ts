@@ -78,9 +78,21 @@ export interface Job {
   kind: string;
   state: string;
   owner_id: number;
+  dataset_id: number | null;
   planned_epsilon: number | null;
   progress: number;
   created_at: string;
+  finished_at: string | null;
+}
+
+export interface Token {
+  id: number;
+  kind: string;
+  name: string | null;
+  created_at: string;
+  expires_at: string | null;
+  revoked_at: string | null;
+  last_used_at: string | null;
 }
 
 export interface Session {

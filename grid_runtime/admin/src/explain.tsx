@@ -2,6 +2,7 @@
 import { ApiError, nodeLocation } from "./api";
 import { describe } from "./capabilities";
 import type { User } from "./api";
+import { useSigned } from "./context";
 
 export function explain(error: unknown, me: User | null): string {
   if (!(error instanceof ApiError)) return error instanceof Error ? error.message : String(error);
@@ -47,6 +48,26 @@ export function ErrorNote({ error, me }: { error: unknown; me: User | null }) {
   return (
     <p class="error" role="alert">
       {explain(error, me)}
+    </p>
+  );
+}
+
+/** The Node's membership rule: a 403 naming manage_permissions as missing (the group carries grants on data). */
+function widensAccess(error: unknown): error is ApiError {
+  if (!(error instanceof ApiError) || error.status !== 403) return false;
+  const missing = (error.details as { missing?: unknown } | undefined)?.missing;
+  return Array.isArray(missing) && missing.includes("manage_permissions");
+}
+
+/** A refused change of a group's members, in words (the groups page and a user's groups on the users page). */
+export function MembershipError({ error }: { error: unknown }) {
+  const { me } = useSigned();
+  if (!widensAccess(error)) return <ErrorNote error={error} me={me} />;
+  return (
+    <p class="error" role="alert">
+      The Node refused this: {error.message}. This group carries grants on data, so its members are part of who may
+      read what; only a role with “Manage permissions” (grant and revoke permissions on tensors and datasets) may
+      change them. Ask the Owner or an administrator who has it.
     </p>
   );
 }

@@ -13,6 +13,7 @@ export function Field(props: {
   autoComplete?: string;
   required?: boolean;
   minLength?: number;
+  step?: string;
   name: string;
 }) {
   const [id] = useState(() => `field-${props.name}-${(counter += 1)}`);
@@ -28,6 +29,7 @@ export function Field(props: {
         autoComplete={props.autoComplete}
         required={props.required}
         minLength={props.minLength}
+        step={props.step}
         aria-describedby={hintId}
         onInput={(e: JSX.TargetedEvent<HTMLInputElement>) => props.onInput(e.currentTarget.value)}
       />
@@ -40,20 +42,49 @@ export function Field(props: {
   );
 }
 
-/** A list's search box: the query is submitted (trimmed) to ``onSearch``, which puts it in the page's URL. */
-export function SearchForm(props: { label: string; value: string; onInput: (value: string) => void;
-                                    onSearch: (query: string) => void }) {
+/** A list's search box, starting from the page's query: the query is submitted (trimmed) to ``onSearch``, which puts
+ * it in the page's URL. */
+export function SearchForm(props: { label: string; query: string; onSearch: (query: string) => void }) {
+  const [value, setValue] = useState(props.query);
   return (
     <form
       class="inline"
       role="search"
       onSubmit={(e) => {
         e.preventDefault();
-        props.onSearch(props.value.trim());
+        props.onSearch(value.trim());
       }}
     >
-      <Field name="q" label={props.label} type="search" value={props.value} onInput={props.onInput} />
+      <Field name="q" label={props.label} type="search" value={value} onInput={setValue} />
       <button type="submit">Search</button>
     </form>
+  );
+}
+
+/** A labelled select: ``options`` are values shown as they are, or [value, text] pairs. */
+export function SelectField(props: {
+  id: string;
+  label: string;
+  value: string;
+  options: (string | [string, string])[];
+  onChange: (value: string) => void;
+  hideLabel?: boolean;
+}) {
+  return (
+    <div class="field">
+      <label for={props.id} class={props.hideLabel ? "visually-hidden" : undefined}>
+        {props.label}
+      </label>
+      <select id={props.id} value={props.value} onChange={(e) => props.onChange(e.currentTarget.value)}>
+        {props.options.map((option) => {
+          const [value, text] = typeof option === "string" ? [option, option] : option;
+          return (
+            <option key={value} value={value}>
+              {text}
+            </option>
+          );
+        })}
+      </select>
+    </div>
   );
 }

@@ -8,12 +8,14 @@ import { Audit } from "./pages/Audit";
 import { Dashboard } from "./pages/Dashboard";
 import { Data } from "./pages/Data";
 import { Groups } from "./pages/Groups";
+import { Jobs } from "./pages/Jobs";
 import { Requests } from "./pages/Requests";
 import { Roles } from "./pages/Roles";
 import { Settings } from "./pages/Settings";
 import { Setup } from "./pages/Setup";
 import { SignIn } from "./pages/SignIn";
 import { Users } from "./pages/Users";
+import { Workers } from "./pages/Workers";
 
 export interface PageRoute {
   path: string;
@@ -33,10 +35,12 @@ export const ROUTES: PageRoute[] = [
     anyOf: ["triage_requests", "manage_budgets", "view_statistics", "manage_users"],
   },
   { path: "/requests", title: "Requests", component: Requests, anyOf: ["triage_requests", "manage_budgets"] },
+  { path: "/jobs", title: "Jobs", component: Jobs, anyOf: ["triage_requests"] },
   { path: "/users", title: "Users", component: Users, anyOf: ["manage_users"] },
   { path: "/groups", title: "Groups", component: Groups, anyOf: ["manage_groups"] },
   { path: "/data", title: "Tensors and datasets", component: Data, anyOf: ["manage_permissions", "upload_data"] },
   { path: "/roles", title: "Roles", component: Roles, anyOf: ["edit_roles", "manage_users"] },
+  { path: "/workers", title: "Workers", component: Workers, anyOf: ["view_statistics"] },
   { path: "/audit", title: "Audit log", component: Audit, anyOf: ["view_statistics"] },
   { path: "/settings", title: "Settings", component: Settings, anyOf: ["edit_settings", "manage_budgets"] },
   { path: "/account", title: "Account", component: Account, anyOf: [] },

@@ -2,21 +2,13 @@
 // (a new token's secret is shown once).
 import { useState } from "preact/hooks";
 import { api } from "../api";
+import type { Token } from "../api";
 import { CAPABILITIES } from "../capabilities";
 import { useSigned } from "../context";
 import { useLoad, when } from "../data";
 import { ErrorNote } from "../explain";
 import { Field } from "../form";
-
-interface Token {
-  id: number;
-  kind: string;
-  name: string | null;
-  created_at: string;
-  expires_at: string | null;
-  revoked_at: string | null;
-  last_used_at: string | null;
-}
+import { Status, Table, useAction } from "../ui";
 
 export function Account() {
   const { me } = useSigned();
@@ -25,9 +17,7 @@ export function Account() {
   return (
     <>
       <h1>Account</h1>
-      <p role="status" class="status" data-testid="status">
-        {status}
-      </p>
+      <Status text={status} />
       <section aria-labelledby="me-title" class="card">
         <h2 id="me-title">You</h2>
         <dl class="facts">
@@ -54,33 +44,30 @@ function Password({ onChanged }: { onChanged: (m: string) => void }) {
   const [current, setCurrent] = useState("");
   const [next, setNext] = useState("");
   const [again, setAgain] = useState("");
-  const [error, setError] = useState<unknown>(null);
+  const action = useAction();
   return (
     <section aria-labelledby="password-title" class="card">
       <h2 id="password-title">Change your password</h2>
       <form
         onSubmit={async (e) => {
           e.preventDefault();
-          setError(null);
           if (next !== again) {
-            setError(new Error("The two new passwords differ."));
+            action.setError(new Error("The two new passwords differ."));
             return;
           }
-          try {
-            await api("PUT", "/users/me/password", { body: { current_password: current, new_password: next } });
+          const body = { current_password: current, new_password: next };
+          if (await action.run(() => api("PUT", "/users/me/password", { body }))) {
             setCurrent("");
             setNext("");
             setAgain("");
             onChanged("Password changed. Your other sessions and your API tokens were revoked.");
-          } catch (caught) {
-            setError(caught);
           }
         }}
       >
         <Field name="current_password" label="Current password" type="password" value={current} onInput={setCurrent} autoComplete="current-password" required />
         <Field name="new_password" label="New password" type="password" hint="At least 8 characters." minLength={8} value={next} onInput={setNext} autoComplete="new-password" required />
         <Field name="new_password_again" label="New password again" type="password" minLength={8} value={again} onInput={setAgain} autoComplete="new-password" required />
-        <ErrorNote error={error} me={me} />
+        <ErrorNote error={action.error} me={me} />
         <button type="submit">Change password</button>
       </form>
     </section>
@@ -93,61 +80,42 @@ function Tokens({ onChanged }: { onChanged: (m: string) => void }) {
   const [name, setName] = useState("");
   const [days, setDays] = useState("");
   const [secret, setSecret] = useState<string | null>(null);
-  const [error, setError] = useState<unknown>(null);
+  const action = useAction((message) => {
+    onChanged(message);
+    tokens.reload();
+  });
   return (
     <section aria-labelledby="tokens-title" class="card">
       <h2 id="tokens-title">API tokens</h2>
       <p class="muted">For scripts and CI: use one as GRIDCTL_TOKEN, or with gridctl.connect(url, token=...).</p>
       <ErrorNote error={tokens.error} me={me} />
       {tokens.data && tokens.data.length > 0 ? (
-        <div class="scroll">
-          <table data-testid="tokens">
-            <thead>
-              <tr>
-                <th scope="col">Name</th>
-                <th scope="col">Created</th>
-                <th scope="col">Expires</th>
-                <th scope="col">Last used</th>
-                <th scope="col">State</th>
-                <th scope="col">
-                  <span class="visually-hidden">Actions</span>
-                </th>
-              </tr>
-            </thead>
-            <tbody>
-              {tokens.data.map((t) => (
-                <tr key={t.id}>
-                  <td>{t.name}</td>
-                  <td>{when(t.created_at)}</td>
-                  <td>{t.expires_at ? when(t.expires_at) : "never"}</td>
-                  <td>{t.last_used_at ? when(t.last_used_at) : "never"}</td>
-                  <td>{t.revoked_at ? "revoked" : "active"}</td>
-                  <td>
-                    {t.revoked_at ? null : (
-                      <button
-                        type="button"
-                        class="danger"
-                        aria-label={`Revoke ${t.name ?? t.id}`}
-                        onClick={async () => {
-                          setError(null);
-                          try {
-                            await api("DELETE", `/tokens/${t.id}`);
-                            onChanged(`Token ${t.name ?? t.id} revoked.`);
-                            tokens.reload();
-                          } catch (caught) {
-                            setError(caught);
-                          }
-                        }}
-                      >
-                        Revoke
-                      </button>
-                    )}
-                  </td>
-                </tr>
-              ))}
-            </tbody>
-          </table>
-        </div>
+        <Table
+          rows={tokens.data}
+          testId="tokens"
+          columns={[
+            { label: "Name", cell: (t) => t.name },
+            { label: "Created", cell: (t) => when(t.created_at) },
+            { label: "Expires", cell: (t) => (t.expires_at ? when(t.expires_at) : "never") },
+            { label: "Last used", cell: (t) => (t.last_used_at ? when(t.last_used_at) : "never") },
+            { label: "State", cell: (t) => (t.revoked_at ? "revoked" : "active") },
+            {
+              label: "Actions",
+              hideLabel: true,
+              cell: (t) =>
+                t.revoked_at ? null : (
+                  <button
+                    type="button"
+                    class="danger"
+                    aria-label={`Revoke ${t.name ?? t.id}`}
+                    onClick={() => void action.run(() => api("DELETE", `/tokens/${t.id}`), `Token ${t.name ?? t.id} revoked.`)}
+                  >
+                    Revoke
+                  </button>
+                ),
+            },
+          ]}
+        />
       ) : tokens.data ? (
         <p>You have no API token.</p>
       ) : null}
@@ -156,18 +124,15 @@ function Tokens({ onChanged }: { onChanged: (m: string) => void }) {
         aria-label="New API token"
         onSubmit={async (e) => {
           e.preventDefault();
-          setError(null);
-          try {
-            const created = await api<Token & { token: string }>("POST", "/tokens", {
-              body: { name, expires_in_days: days ? Number(days) : null },
-            });
+          const created = await action.attempt(() => api<Token & { token: string }>("POST", "/tokens", {
+            body: { name, expires_in_days: days ? Number(days) : null },
+          }));
+          if (created) {
             setSecret(created.token);
             setName("");
             setDays("");
             onChanged(`Token ${created.name} created.`);
             tokens.reload();
-          } catch (caught) {
-            setError(caught);
           }
         }}
       >
@@ -182,7 +147,7 @@ function Tokens({ onChanged }: { onChanged: (m: string) => void }) {
           <input id="token-secret" class="secret" readOnly value={secret} onFocus={(e) => e.currentTarget.select()} />
         </div>
       ) : null}
-      <ErrorNote error={error} me={me} />
+      <ErrorNote error={action.error} me={me} />
     </section>
   );
 }

@@ -6,6 +6,8 @@ import { useSigned } from "../context";
 import { epsilon, useLoad, when } from "../data";
 import { EpsilonChart } from "../EpsilonChart";
 import { ErrorNote } from "../explain";
+import { href } from "../router";
+import { Table } from "../ui";
 
 const SHOWN = 10;
 const CHARTED = 12;
@@ -51,26 +53,15 @@ function PendingRequests({ officer }: { officer: boolean }) {
             <strong>{requests.data.total}</strong> pending
           </p>
           {requests.data.items.length > 0 ? (
-            <table>
-              <thead>
-                <tr>
-                  <th scope="col">#</th>
-                  <th scope="col">Kind</th>
-                  <th scope="col">Requester</th>
-                  <th scope="col">Filed</th>
-                </tr>
-              </thead>
-              <tbody>
-                {requests.data.items.map((r) => (
-                  <tr key={r.id}>
-                    <td>{r.id}</td>
-                    <td>{r.kind}</td>
-                    <td>{r.requester_email}</td>
-                    <td>{when(r.created_at)}</td>
-                  </tr>
-                ))}
-              </tbody>
-            </table>
+            <Table
+              rows={requests.data.items}
+              columns={[
+                { label: "#", cell: (r) => r.id },
+                { label: "Kind", cell: (r) => r.kind },
+                { label: "Requester", cell: (r) => r.requester_email },
+                { label: "Filed", cell: (r) => when(r.created_at) },
+              ]}
+            />
           ) : null}
         </>
       ) : null}
@@ -92,28 +83,16 @@ function RecentJobs({ officer }: { officer: boolean }) {
             <strong>{jobs.data.total}</strong> in all{officer ? "" : " (yours)"}
           </p>
           {jobs.data.items.length > 0 ? (
-            <table>
-              <thead>
-                <tr>
-                  <th scope="col">#</th>
-                  <th scope="col">Kind</th>
-                  <th scope="col">State</th>
-                  <th scope="col">ε</th>
-                  <th scope="col">Submitted</th>
-                </tr>
-              </thead>
-              <tbody>
-                {jobs.data.items.map((j) => (
-                  <tr key={j.id}>
-                    <td>{j.id}</td>
-                    <td>{j.kind}</td>
-                    <td>{j.state}</td>
-                    <td>{epsilon(j.planned_epsilon)}</td>
-                    <td>{when(j.created_at)}</td>
-                  </tr>
-                ))}
-              </tbody>
-            </table>
+            <Table
+              rows={jobs.data.items}
+              columns={[
+                { label: "#", cell: (j) => (officer ? <a href={href("/jobs", { id: j.id })}>{j.id}</a> : j.id) },
+                { label: "Kind", cell: (j) => j.kind },
+                { label: "State", cell: (j) => j.state },
+                { label: "ε", cell: (j) => epsilon(j.planned_epsilon) },
+                { label: "Submitted", cell: (j) => when(j.created_at) },
+              ]}
+            />
           ) : null}
         </>
       ) : null}

@@ -7,8 +7,9 @@ import type { Page } from "../api";
 import { useSigned } from "../context";
 import { useLoad, when } from "../data";
 import { ErrorNote } from "../explain";
-import { Field, SearchForm } from "../form";
-import { href, navigate, useLocation } from "../router";
+import { Field, SearchForm, SelectField } from "../form";
+import { href, navigate } from "../router";
+import { DetailCard, PagedList, Status, Table, useAction, useListPage } from "../ui";
 
 const PAGE = 20;
 const LEVELS = ["search", "compute", "download", "deny"];
@@ -54,89 +55,39 @@ function base(kind: Kind): string {
 }
 
 export function Data() {
-  const { me } = useSigned();
-  const location = useLocation();
-  const kind: Kind = location.query.get("kind") === "dataset" ? "dataset" : "tensor";
-  const q = location.query.get("q") ?? "";
-  const offset = Math.max(0, Number(location.query.get("offset") ?? 0) || 0);
-  const open = Number(location.query.get("id") ?? 0) || 0;
-  const list = useLoad(
-    () => api<Page<Item>>("GET", kind === "tensor" ? "/tensors/search" : "/datasets", {
-      query: { q: q || undefined, limit: PAGE, offset },
-    }),
-    [kind, q, offset],
-  );
-  const [search, setSearch] = useState(q);
-  const [status, setStatus] = useState("");
-  const here = { kind, q: q || undefined, offset: offset || undefined };
-  const page = list.data;
-  const first = page && page.total > 0 ? offset + 1 : 0;
-  const last = page ? offset + page.items.length : 0;
+  const page = useListPage<Item>("/data", ["kind", "q"], PAGE, ({ kind, q }, offset) =>
+    api<Page<Item>>("GET", kind === "dataset" ? "/datasets" : "/tensors/search", { query: { q, limit: PAGE, offset } }));
+  const { open } = page;
+  const kind: Kind = page.filters.kind === "dataset" ? "dataset" : "tensor";
+  const q = page.filters.q;
   const plural = kind === "tensor" ? "Tensors" : "Datasets";
-
-  function done(message: string) {
-    setStatus(message);
-    list.reload();
-  }
 
   return (
     <>
       <h1>Tensors and datasets</h1>
-      <p role="status" class="status" data-testid="status">
-        {status}
-      </p>
+      <Status text={page.status} />
       <nav aria-label="Kind" class="pager">
         <a href={href("/data", { kind: "tensor" })} aria-current={kind === "tensor" ? "page" : undefined}>Tensors</a>
         <a href={href("/data", { kind: "dataset" })} aria-current={kind === "dataset" ? "page" : undefined}>Datasets</a>
       </nav>
-      <SearchForm label={`Search ${plural.toLowerCase()}`} value={search} onInput={setSearch} onSearch={(q) => navigate("/data", { kind, q })} />
-      <ErrorNote error={list.error} me={me} />
-      {list.loading && !page ? <p class="muted">Loading…</p> : null}
-      {page ? (
-        <section aria-labelledby="list-title">
-          <h2 id="list-title">
-            {q ? `${plural} matching “${q}”` : `All ${plural.toLowerCase()}`}{" "}
-            <span class="muted" data-testid="range">({first}–{last} of {page.total})</span>
-          </h2>
-          {page.items.length === 0 ? (
-            <p>Nothing matches.</p>
-          ) : (
-            <div class="scroll">
-              <table data-testid="items">
-                <thead>
-                  <tr>
-                    <th scope="col">Name</th>
-                    <th scope="col">{kind === "tensor" ? "Shape and type" : "Members"}</th>
-                    <th scope="col">Visibility</th>
-                    <th scope="col">Tags</th>
-                    <th scope="col">Your level</th>
-                  </tr>
-                </thead>
-                <tbody>
-                  {page.items.map((t) => (
-                    <tr key={t.id} aria-current={t.id === open ? "true" : undefined}>
-                      <td>
-                        <a href={href("/data", { ...here, id: t.id })} aria-label={`Open ${kind} ${t.name}`}>
-                          {t.name}
-                        </a>
-                      </td>
-                      <td>{kind === "tensor" ? `[${(t.shape ?? []).join(", ")}] ${t.dtype ?? ""}` : (t.members ?? []).map((m) => m.role).join(", ")}</td>
-                      <td>{t.visibility}</td>
-                      <td>{t.tags.join(", ")}</td>
-                      <td>{t.level ?? "—"}</td>
-                    </tr>
-                  ))}
-                </tbody>
-              </table>
-            </div>
-          )}
-          <nav aria-label={`Pages of ${plural.toLowerCase()}`} class="pager">
-            {offset > 0 ? <a href={href("/data", { ...here, offset: Math.max(0, offset - PAGE) || undefined })}>Previous</a> : null}
-            {last < page.total ? <a href={href("/data", { ...here, offset: offset + PAGE })}>Next</a> : null}
-          </nav>
-        </section>
-      ) : null}
-      {open ? <Detail kind={kind} id={open} onChanged={done} /> : null}
+      <SearchForm label={`Search ${plural.toLowerCase()}`} query={page.filters.q} onSearch={(q) => navigate("/data", { kind, q })} />
+      <PagedList
+        title={q ? `${plural} matching “${q}”` : `All ${plural.toLowerCase()}`}
+        of={page}
+        testId="items"
+        empty="Nothing matches."
+        columns={[
+          page.opener("Name", (t) => `${kind} ${t.name}`, (t) => t.name),
+          {
+            label: kind === "tensor" ? "Shape and type" : "Members",
+            cell: (t) => (kind === "tensor" ? `[${(t.shape ?? []).join(", ")}] ${t.dtype ?? ""}` : (t.members ?? []).map((m) => m.role).join(", ")),
+          },
+          { label: "Visibility", cell: (t) => t.visibility },
+          { label: "Tags", cell: (t) => t.tags.join(", ") },
+          { label: "Your level", cell: (t) => t.level ?? "—" },
+        ]}
+      />
+      {open ? <Detail kind={kind} id={open} onChanged={page.done} /> : null}
     </>
   );
 }
@@ -145,16 +96,13 @@ function Detail({ kind, id, onChanged }: { kind: Kind; id: number; onChanged: (m
   const { me } = useSigned();
   const item = useLoad(() => api<Item>("GET", `${base(kind)}/${id}`), [kind, id]);
   const [visibility, setVisibility] = useState("");
-  const [error, setError] = useState<unknown>(null);
+  const action = useAction();
   const t = item.data;
   const chosen = visibility || t?.visibility || "private";
   const label = t ? `${kind === "tensor" ? "Tensor" : "Dataset"} ${t.name}` : `${kind} ${id}`;
   return (
-    <section aria-labelledby="detail-title" class="card">
-      <h2 id="detail-title">{label}</h2>
-      <ErrorNote error={item.error} me={me} />
-      {item.loading && !t ? <p class="muted">Loading…</p> : null}
-      {t ? (
+    <DetailCard id="detail-title" title={label} load={item}>
+      {(t) => (
         <>
           <p class="muted">Metadata only: the Admin never shows a tensor's values.</p>
           <dl class="facts">
@@ -195,31 +143,23 @@ function Detail({ kind, id, onChanged }: { kind: Kind; id: number; onChanged: (m
             aria-label="Change the visibility"
             onSubmit={async (e) => {
               e.preventDefault();
-              setError(null);
-              try {
-                await api("PATCH", `${base(kind)}/${id}`, { body: { visibility: chosen } });
+              if (await action.run(() => api("PATCH", `${base(kind)}/${id}`, { body: { visibility: chosen } }))) {
                 onChanged(`${t.name} is now ${chosen}.`);
                 item.reload();
-              } catch (caught) {
-                setError(caught);
               }
             }}
           >
-            <div class="field">
-              <label for="visibility">Visibility</label>
-              <select id="visibility" value={chosen} onChange={(e) => setVisibility(e.currentTarget.value)}>
-                <option value="private">private (others: search only, unless granted)</option>
-                <option value="public">public (every signed-in user may download)</option>
-              </select>
-            </div>
+            <SelectField id="visibility" label="Visibility" value={chosen} onChange={setVisibility}
+                         options={[["private", "private (others: search only, unless granted)"],
+                                   ["public", "public (every signed-in user may download)"]]} />
             <button type="submit" disabled={chosen === t.visibility}>Save visibility</button>
           </form>
-          <ErrorNote error={error} me={me} />
+          <ErrorNote error={action.error} me={me} />
           <Permissions kind={kind} id={id} onChanged={onChanged} />
           <Explain kind={kind} id={id} />
         </>
-      ) : null}
-    </section>
+      )}
+    </DetailCard>
   );
 }
 
@@ -232,20 +172,11 @@ function Permissions({ kind, id, onChanged }: { kind: Kind; id: number; onChange
   const [subjectType, setSubjectType] = useState("user");
   const [subject, setSubject] = useState("");
   const [level, setLevel] = useState("compute");
-  const [error, setError] = useState<unknown>(null);
-
-  async function call(run: () => Promise<unknown>, message: string) {
-    setError(null);
-    try {
-      await run();
-      onChanged(message);
-      grants.reload();
-      return true;
-    } catch (caught) {
-      setError(caught);
-      return false;
-    }
-  }
+  const action = useAction((message) => {
+    onChanged(message);
+    grants.reload();
+  });
+  const call = action.run;
 
   return (
     <section aria-labelledby="grants-title">
@@ -255,42 +186,30 @@ function Permissions({ kind, id, onChanged }: { kind: Kind; id: number; onChange
         grants.data.items.length === 0 ? (
           <p>No grant: the visibility decides.</p>
         ) : (
-          <div class="scroll">
-            <table class="compact" data-testid="grants">
-              <thead>
-                <tr>
-                  <th scope="col">Who</th>
-                  <th scope="col">Level</th>
-                  <th scope="col">Since</th>
-                  <th scope="col">
-                    <span class="visually-hidden">Actions</span>
-                  </th>
-                </tr>
-              </thead>
-              <tbody>
-                {grants.data.items.map((g) => {
-                  const who = `${g.subject_type} ${g.subject_name ?? g.subject_id}`;
-                  return (
-                    <tr key={g.id}>
-                      <td>{who}</td>
-                      <td>{g.level}</td>
-                      <td>{when(g.created_at)}</td>
-                      <td>
-                        <button
-                          type="button"
-                          class="danger"
-                          aria-label={`Revoke ${g.level} of ${who}`}
-                          onClick={() => void call(() => api("DELETE", `/permissions/${g.id}`), `Revoked ${g.level} of ${who}.`)}
-                        >
-                          Revoke
-                        </button>
-                      </td>
-                    </tr>
-                  );
-                })}
-              </tbody>
-            </table>
-          </div>
+          <Table
+            rows={grants.data.items}
+            testId="grants"
+            compact
+            columns={[
+              { label: "Who", cell: (g) => who(g) },
+              { label: "Level", cell: (g) => g.level },
+              { label: "Since", cell: (g) => when(g.created_at) },
+              {
+                label: "Actions",
+                hideLabel: true,
+                cell: (g) => (
+                  <button
+                    type="button"
+                    class="danger"
+                    aria-label={`Revoke ${g.level} of ${who(g)}`}
+                    onClick={() => void call(() => api("DELETE", `/permissions/${g.id}`), `Revoked ${g.level} of ${who(g)}.`)}
+                  >
+                    Revoke
+                  </button>
+                ),
+              },
+            ]}
+          />
         )
       ) : null}
       <form
@@ -306,36 +225,25 @@ function Permissions({ kind, id, onChanged }: { kind: Kind; id: number; onChange
           if (ok) setSubject("");
         }}
       >
-        <div class="field">
-          <label for="grant-subject-type">To a</label>
-          <select id="grant-subject-type" value={subjectType} onChange={(e) => setSubjectType(e.currentTarget.value)}>
-            <option value="user">user</option>
-            <option value="group">group</option>
-          </select>
-        </div>
+        <SelectField id="grant-subject-type" label="To a" value={subjectType} options={["user", "group"]} onChange={setSubjectType} />
         <Field name="grant_subject" label="User's email or group's name" value={subject} onInput={setSubject} autoComplete="off" required />
-        <div class="field">
-          <label for="grant-level">Level</label>
-          <select id="grant-level" value={level} onChange={(e) => setLevel(e.currentTarget.value)}>
-            {LEVELS.map((l) => (
-              <option key={l} value={l}>
-                {l}
-              </option>
-            ))}
-          </select>
-        </div>
+        <SelectField id="grant-level" label="Level" value={level} options={LEVELS} onChange={setLevel} />
         <button type="submit">Grant</button>
       </form>
-      <ErrorNote error={error} me={me} />
+      <ErrorNote error={action.error} me={me} />
     </section>
   );
+}
+
+function who(g: Grant): string {
+  return `${g.subject_type} ${g.subject_name ?? g.subject_id}`;
 }
 
 function Explain({ kind, id }: { kind: Kind; id: number }) {
   const { me } = useSigned();
   const [user, setUser] = useState("");
   const [answer, setAnswer] = useState<Explained | null>(null);
-  const [error, setError] = useState<unknown>(null);
+  const action = useAction();
   return (
     <section aria-labelledby="explain-title">
       <h3 id="explain-title">Explain a user's level</h3>
@@ -344,21 +252,16 @@ function Explain({ kind, id }: { kind: Kind; id: number }) {
         aria-label="Explain a level"
         onSubmit={async (e) => {
           e.preventDefault();
-          setError(null);
           setAnswer(null);
-          try {
-            setAnswer(await api<Explained>("GET", "/permissions/explain", {
-              query: { target_type: kind, target_id: id, user: user.trim() || undefined },
-            }));
-          } catch (caught) {
-            setError(caught);
-          }
+          setAnswer(await action.attempt(() => api<Explained>("GET", "/permissions/explain", {
+            query: { target_type: kind, target_id: id, user: user.trim() || undefined },
+          })));
         }}
       >
         <Field name="explain_user" label="User's email (empty: you)" value={user} onInput={setUser} autoComplete="off" />
         <button type="submit">Explain</button>
       </form>
-      <ErrorNote error={error} me={me} />
+      <ErrorNote error={action.error} me={me} />
       {answer ? (
         <dl class="facts" data-testid="explained">
           <dt>Level</dt>

@@ -6,10 +6,14 @@ import { api } from "../api";
 import type { Page, RequestSummary } from "../api";
 import { useSigned } from "../context";
 import { epsilon, useLoad, when } from "../data";
+import { SelectField } from "../form";
 import { ErrorNote } from "../explain";
+import { LayerTable } from "../LayerTable";
+import type { Layer } from "../LayerTable";
 import { MetricsChart } from "../MetricsChart";
 import type { Metric } from "../MetricsChart";
-import { href, navigate, useLocation } from "../router";
+import { navigate } from "../router";
+import { DetailCard, PagedList, Status, useListPage } from "../ui";
 
 const PAGE = 20;
 const STATES = ["pending", "approved", "denied", "auto_approved", "auto_denied", "withdrawn", "expired"];
@@ -31,108 +35,42 @@ interface RequestDetail extends RequestSummary {
   card?: Record<string, unknown> | null;
 }
 
-type Query = Record<string, string | number | undefined>;
-
 export function Requests() {
-  const { me } = useSigned();
-  const location = useLocation();
-  const state = location.query.get("status") ?? "pending";
-  const kind = location.query.get("kind") ?? "";
-  const offset = Math.max(0, Number(location.query.get("offset") ?? 0) || 0);
-  const open = Number(location.query.get("id") ?? 0) || 0;
-  const filters: Query = { status: state === "all" ? undefined : state, kind: kind || undefined };
-  const list = useLoad(
-    () => api<Page<RequestSummary>>("GET", "/requests", { query: { ...filters, limit: PAGE, offset } }),
-    [state, kind, offset],
-  );
-  const [status, setStatus] = useState("");
-  const here: Query = { status: state, kind: kind || undefined, offset: offset || undefined };
+  const page = useListPage<RequestSummary>("/requests", ["status", "kind"], PAGE, ({ status, kind }, offset) =>
+    api<Page<RequestSummary>>("GET", "/requests", {
+      query: { status: status === "all" ? undefined : status || "pending", kind, limit: PAGE, offset },
+    }));
+  const { here, open } = page;
+  const state = page.filters.status || "pending";
+  const kind = page.filters.kind;
 
   return (
     <>
       <h1>Requests</h1>
-      <p role="status" class="status" data-testid="status">
-        {status}
-      </p>
+      <Status text={page.status} />
       <form class="inline" aria-label="Filter requests" onSubmit={(e) => e.preventDefault()}>
-        <div class="field">
-          <label for="filter-state">State</label>
-          <select id="filter-state" value={state} onChange={(e) => navigate("/requests", { ...here, status: e.currentTarget.value, offset: undefined })}>
-            {[...STATES, "all"].map((s) => (
-              <option key={s} value={s}>
-                {s === "all" ? "any state" : s.replace("_", " ")}
-              </option>
-            ))}
-          </select>
-        </div>
-        <div class="field">
-          <label for="filter-kind">Kind</label>
-          <select id="filter-kind" value={kind} onChange={(e) => navigate("/requests", { ...here, kind: e.currentTarget.value || undefined, offset: undefined })}>
-            <option value="">any kind</option>
-            <option value="access">access</option>
-            <option value="release">release</option>
-            <option value="budget">budget</option>
-          </select>
-        </div>
+        <SelectField id="filter-state" label="State" value={state}
+                     options={[...STATES.map((s): [string, string] => [s, s.replace("_", " ")]), ["all", "any state"]]}
+                     onChange={(value) => navigate("/requests", { ...here, status: value, offset: undefined })} />
+        <SelectField id="filter-kind" label="Kind" value={kind} options={[["", "any kind"], "access", "release", "budget"]}
+                     onChange={(value) => navigate("/requests", { ...here, kind: value || undefined, offset: undefined })} />
       </form>
-      <ErrorNote error={list.error} me={me} />
-      {list.loading && !list.data ? <p class="muted">Loading…</p> : null}
-      {list.data ? (
-        <section aria-labelledby="queue-title">
-          <h2 id="queue-title">
-            {state === "all" ? "All requests" : `Requests ${state.replace("_", " ")}`}{" "}
-            <span class="muted" data-testid="range">
-              ({list.data.total === 0 ? 0 : offset + 1}–{offset + list.data.items.length} of {list.data.total})
-            </span>
-          </h2>
-          {list.data.items.length === 0 ? <p>No request.</p> : (
-            <div class="scroll">
-              <table data-testid="requests">
-                <thead>
-                  <tr>
-                    <th scope="col">#</th>
-                    <th scope="col">Kind</th>
-                    <th scope="col">State</th>
-                    <th scope="col">Requester</th>
-                    <th scope="col">Asks for</th>
-                    <th scope="col">Filed</th>
-                  </tr>
-                </thead>
-                <tbody>
-                  {list.data.items.map((r) => (
-                    <tr key={r.id} aria-current={r.id === open ? "true" : undefined}>
-                      <td>
-                        <a href={href("/requests", { ...here, id: r.id })} aria-label={`Open request ${r.id}`}>
-                          {r.id}
-                        </a>
-                      </td>
-                      <td>{r.kind}</td>
-                      <td>{r.state.replace("_", " ")}</td>
-                      <td>{r.requester_email}</td>
-                      <td>{asks(r as RequestDetail)}</td>
-                      <td>{when(r.created_at)}</td>
-                    </tr>
-                  ))}
-                </tbody>
-              </table>
-            </div>
-          )}
-          <nav aria-label="Pages of requests" class="pager">
-            {offset > 0 ? <a href={href("/requests", { ...here, offset: Math.max(0, offset - PAGE) || undefined })}>Previous</a> : null}
-            {offset + list.data.items.length < list.data.total ? (
-              <a href={href("/requests", { ...here, offset: offset + PAGE })}>Next</a>
-            ) : null}
-          </nav>
-        </section>
-      ) : null}
+      <PagedList
+        title={state === "all" ? "All requests" : `Requests ${state.replace("_", " ")}`}
+        of={page}
+        testId="requests"
+        empty="No request."
+        columns={[
+          page.opener("#", (r) => `request ${r.id}`, (r) => r.id),
+          { label: "Kind", cell: (r) => r.kind },
+          { label: "State", cell: (r) => r.state.replace("_", " ") },
+          { label: "Requester", cell: (r) => r.requester_email },
+          { label: "Asks for", cell: (r) => asks(r as RequestDetail) },
+          { label: "Filed", cell: (r) => when(r.created_at) },
+        ]}
+      />
       {open ? (
-        <RequestPanel
-          id={open}
-          onDecided={(message) => {
-            setStatus(message);
-            list.reload();
-          }}
-        />
+        <RequestPanel id={open} onDecided={page.done} />
       ) : null}
     </>
   );
@@ -167,11 +105,8 @@ function RequestPanel({ id, onDecided }: { id: number; onDecided: (message: stri
   }
 
   return (
-    <section aria-labelledby="request-title" class="card">
-      <h2 id="request-title">Request {id}</h2>
-      <ErrorNote error={detail.error} me={me} />
-      {detail.loading && !r ? <p class="muted">Loading…</p> : null}
-      {r ? (
+    <DetailCard id="request-title" title={`Request ${id}`} load={detail}>
+      {(r) => (
         <>
           <dl class="facts">
             <dt>Kind</dt>
@@ -227,8 +162,8 @@ function RequestPanel({ id, onDecided }: { id: number; onDecided: (message: stri
           ) : null}
           <ErrorNote error={error} me={me} />
         </>
-      ) : null}
-    </section>
+      )}
+    </DetailCard>
   );
 }
 
@@ -267,54 +202,6 @@ function CostCard({ card }: { card: Record<string, unknown> }) {
           <MetricsChart metrics={card.metrics as Metric[]} />
         </section>
       ) : null}
-    </section>
-  );
-}
-
-interface Layer {
-  index: number;
-  layer: string;
-  args: Record<string, unknown>;
-  output_shape: number[] | null;
-  parameters: number;
-}
-
-/** The model spec one row per layer (the Node computes output shapes and parameter counts). */
-function LayerTable({ layers }: { layers: Layer[] }) {
-  const total = layers.reduce((sum, l) => sum + (typeof l.parameters === "number" ? l.parameters : 0), 0);
-  return (
-    <section aria-label="Model layers">
-      <h4>Model</h4>
-      <div class="scroll">
-        <table class="compact" data-testid="layers">
-          <thead>
-            <tr>
-              <th scope="col">#</th>
-              <th scope="col">Layer</th>
-              <th scope="col">Arguments</th>
-              <th scope="col">Output shape</th>
-              <th scope="col">Parameters</th>
-            </tr>
-          </thead>
-          <tbody>
-            {layers.map((l) => (
-              <tr key={l.index}>
-                <td>{l.index}</td>
-                <td>{l.layer}</td>
-                <td>{Object.entries(l.args ?? {}).map(([k, v]) => `${k}=${JSON.stringify(v)}`).join(", ") || "—"}</td>
-                <td>{l.output_shape ? `[${l.output_shape.join(", ")}]` : "—"}</td>
-                <td>{l.parameters}</td>
-              </tr>
-            ))}
-          </tbody>
-          <tfoot>
-            <tr>
-              <th scope="row" colSpan={4}>Total parameters</th>
-              <td data-testid="parameters-total">{total}</td>
-            </tr>
-          </tfoot>
-        </table>
-      </div>
     </section>
   );
 }

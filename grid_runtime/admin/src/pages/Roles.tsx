@@ -8,6 +8,7 @@ import { useSigned } from "../context";
 import { useLoad } from "../data";
 import { ErrorNote } from "../explain";
 import { Field } from "../form";
+import { ConfirmButton, LoadState, Status, useAction } from "../ui";
 
 const ALL = Object.keys(CAPABILITIES);
 
@@ -24,20 +25,17 @@ export function Roles() {
   return (
     <>
       <h1>Roles</h1>
-      <p role="status" class="status" data-testid="status">
-        {status}
-      </p>
+      <Status text={status} />
       <section aria-labelledby="rules-title" class="note">
         <h2 id="rules-title">The rules</h2>
         <ul>
-          <li>Preset roles (Owner, Administrator, Compliance Officer, Data Scientist) cannot be changed.</li>
+          <li>Preset roles (Owner, Administrator, Compliance Officer, Data Scientist) cannot be changed or deleted; a custom role can be deleted once no user holds it.</li>
           <li>You can put in a role, or take out of it, only capabilities you hold yourself; a role with capabilities you lack cannot be edited by you.</li>
           <li>Nobody changes their own role, and the Owner role is only ever transferred.</li>
           {editor ? null : <li>Editing roles needs the capability “Edit roles”, which your role does not include.</li>}
         </ul>
       </section>
-      <ErrorNote error={roles.error} me={me} />
-      {roles.loading && !roles.data ? <p class="muted">Loading…</p> : null}
+      <LoadState load={roles} />
       {roles.data ? (
         <section aria-labelledby="matrix-title">
           <h2 id="matrix-title">Capability matrix</h2>
@@ -75,7 +73,7 @@ function RoleRow(props: { role: Role; held: string[]; editor: boolean; onSaved: 
   const { me } = useSigned();
   const { role, held } = props;
   const [caps, setCaps] = useState(role.capabilities);
-  const [error, setError] = useState<unknown>(null);
+  const action = useAction(props.onSaved);
   const lacking = role.capabilities.filter((c) => !held.includes(c));
   const editable = props.editor && !role.preset && lacking.length === 0;
   const changed = [...caps].sort().join() !== [...role.capabilities].sort().join();
@@ -97,28 +95,35 @@ function RoleRow(props: { role: Role; held: string[]; editor: boolean; onSaved: 
         </td>
       ))}
       <td>{role.user_count}</td>
-      <td>
+      <td class="actions">
         {editable ? (
           <button
             type="button"
             disabled={!changed}
             aria-label={`Save ${role.name}`}
-            onClick={async () => {
-              setError(null);
-              try {
-                await api("PATCH", `/roles/${role.id}`, { body: { capabilities: caps } });
-                props.onSaved(`Saved ${role.name}.`);
-              } catch (caught) {
-                setError(caught);
-              }
-            }}
+            onClick={() => void action.run(() => api("PATCH", `/roles/${role.id}`, { body: { capabilities: caps } }),
+                                           `Saved ${role.name}.`)}
           >
             Save
           </button>
         ) : !role.preset && props.editor && lacking.length > 0 ? (
           <span class="muted">has capabilities you lack</span>
-        ) : null}
-        <ErrorNote error={error} me={me} />
+        ) : null}{" "}
+        {!props.editor ? null : role.preset ? (
+          <span class="muted" data-testid={`undeletable-${role.id}`}>preset: cannot be deleted</span>
+        ) : role.user_count > 0 ? (
+          <span class="muted" data-testid={`undeletable-${role.id}`}>
+            held by {role.user_count} user{role.user_count === 1 ? "" : "s"}: give them another role to delete it
+          </span>
+        ) : (
+          <ConfirmButton
+            label="Delete"
+            name={`Delete ${role.name}`}
+            question={`Delete the role ${role.name}?`}
+            onConfirm={() => void action.run(() => api("DELETE", `/roles/${role.id}`), `Deleted the role ${role.name}.`)}
+          />
+        )}
+        <ErrorNote error={action.error} me={me} />
       </td>
     </tr>
   );
@@ -129,22 +134,19 @@ function CreateRole({ held, onCreated }: { held: string[]; onCreated: (m: string
   const [name, setName] = useState("");
   const [description, setDescription] = useState("");
   const [caps, setCaps] = useState<string[]>([]);
-  const [error, setError] = useState<unknown>(null);
+  const action = useAction();
   return (
     <section aria-labelledby="new-role-title" class="card">
       <h2 id="new-role-title">Create a role</h2>
       <form
         onSubmit={async (e) => {
           e.preventDefault();
-          setError(null);
-          try {
-            const role = await api<Role>("POST", "/roles", { body: { name, description, capabilities: caps } });
+          const role = await action.attempt(() => api<Role>("POST", "/roles", { body: { name, description, capabilities: caps } }));
+          if (role) {
             setName("");
             setDescription("");
             setCaps([]);
             onCreated(`Created the role ${role.name}.`);
-          } catch (caught) {
-            setError(caught);
           }
         }}
       >
@@ -166,7 +168,7 @@ function CreateRole({ held, onCreated }: { held: string[]; onCreated: (m: string
             ))}
           </div>
         </fieldset>
-        <ErrorNote error={error} me={me} />
+        <ErrorNote error={action.error} me={me} />
         <button type="submit">Create role</button>
       </form>
     </section>

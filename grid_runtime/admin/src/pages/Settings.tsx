@@ -8,7 +8,7 @@ import type { Page } from "../api";
 import { useSigned } from "../context";
 import { epsilon, useLoad } from "../data";
 import { ErrorNote } from "../explain";
-import { Field } from "../form";
+import { Field, SelectField } from "../form";
 
 interface PrivacySettings {
   delta: number;
@@ -117,13 +117,9 @@ function PrivacySection({ mayEdit, onSaved }: { mayEdit: boolean; onSaved: (mess
             }}
           >
             <fieldset disabled={!mayEdit}>
-              <div class="field">
-                <label for="release-policy">Release policy</label>
-                <select id="release-policy" value={policy} onChange={(e) => setPolicy(e.currentTarget.value)}>
-                  <option value="dp_only">dp_only: release only differentially private results</option>
-                  <option value="allow_non_private">allow_non_private: flag others for an officer</option>
-                </select>
-              </div>
+              <SelectField id="release-policy" label="Release policy" value={policy} onChange={setPolicy}
+                           options={[["dp_only", "dp_only: release only differentially private results"],
+                                     ["allow_non_private", "allow_non_private: flag others for an officer"]]} />
               <div class="field">
                 <label>
                   <input type="checkbox" checked={nonPrivate} onChange={(e) => setNonPrivate(e.currentTarget.checked)} />{" "}
@@ -205,17 +201,8 @@ function DatasetCaps({ onSaved }: { onSaved: (message: string) => void }) {
             }
           }}
         >
-          <div class="field">
-            <label for="cap-dataset">Dataset</label>
-            <select id="cap-dataset" value={String(chosen)} onChange={(e) => setChosen(Number(e.currentTarget.value))}>
-              <option value="0">choose a dataset</option>
-              {items.map((d) => (
-                <option key={d.id} value={String(d.id)}>
-                  {d.name}
-                </option>
-              ))}
-            </select>
-          </div>
+          <SelectField id="cap-dataset" label="Dataset" value={String(chosen)} onChange={(value) => setChosen(Number(value))}
+                       options={[["0", "choose a dataset"], ...items.map((d): [string, string] => [String(d.id), d.name])]} />
           {b ? (
             <>
               <p data-testid="cap-spent">

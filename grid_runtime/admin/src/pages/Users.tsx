@@ -1,129 +1,249 @@
-// Users: a list paginated by the Node, search, create, and change a user's role.
+// Users: a list paginated by the Node with each user's ε spent against their budget, search, create, change a
+// role; and a user's panel: disable or enable them, set their ε budget, add them to groups or remove them, and list
+// and revoke their tokens (sessions and API tokens; never their secrets).
 import { useState } from "preact/hooks";
 import { api } from "../api";
-import type { Page, Role, User } from "../api";
+import type { Budget, Page, Role, Token, User } from "../api";
+import { BudgetMeter } from "../BudgetMeter";
 import { useSigned } from "../context";
-import { epsilon, useLoad } from "../data";
+import { epsilon, useLoad, when } from "../data";
 import { ErrorNote } from "../explain";
-import { Field, SearchForm } from "../form";
-import { href, navigate, useLocation } from "../router";
+import { Field, SearchForm, SelectField } from "../form";
+import { Membership } from "../Membership";
+import { navigate } from "../router";
+import { DetailCard, LoadState, PagedList, Status, Table, useAction, useListPage } from "../ui";
 
 const PAGE = 20;
 
 export function Users() {
   const { me } = useSigned();
-  const location = useLocation();
-  const q = location.query.get("q") ?? "";
-  const offset = Math.max(0, Number(location.query.get("offset") ?? 0) || 0);
-  const users = useLoad(() => api<Page<User>>("GET", "/users", { query: { q, limit: PAGE, offset } }), [q, offset]);
+  const page = useListPage<User>("/users", ["q"], PAGE, ({ q }, offset) =>
+    api<Page<User>>("GET", "/users", { query: { q, limit: PAGE, offset } }));
+  const users = page.list;
+  const budgeter = me?.capabilities.includes("manage_budgets") ?? false;
+  const budgets = useLoad(async () => {
+    if (!budgeter || !users.data) return new Map<number, Budget>();
+    const all = await Promise.all(users.data.items.map((u) => api<Budget>("GET", `/budget/users/${u.id}`)));
+    return new Map(all.map((b) => [b.user_id, b]));
+  }, [users.data, budgeter]);
   const roles = useLoad(() => api<Role[]>("GET", "/roles"), []);
-  const [search, setSearch] = useState(q);
-  const [status, setStatus] = useState("");
-
-  function done(message: string) {
-    setStatus(message);
-    users.reload();
-  }
-
   return (
     <>
       <h1>Users</h1>
-      <p role="status" class="status" data-testid="status">
-        {status}
-      </p>
-      <SearchForm label="Search by email or name" value={search} onInput={setSearch} onSearch={(q) => navigate("/users", { q })} />
-      <ErrorNote error={users.error} me={me} />
-      {users.loading && !users.data ? <p class="muted">Loading…</p> : null}
-      {users.data ? <UserTable page={users.data} roles={roles.data ?? []} q={q} onChanged={done} /> : null}
-      {users.error === null ? <CreateUser roles={roles.data ?? []} onCreated={done} /> : null}
+      <Status text={page.status} />
+      <SearchForm label="Search by email or name" query={page.filters.q} onSearch={(q) => navigate("/users", { q })} />
+      <PagedList
+        title={page.filters.q ? `Users matching “${page.filters.q}”` : "All users"}
+        of={page}
+        testId="users"
+        empty="No user matches."
+        columns={[
+          page.opener("Email", (u) => `user ${u.email}`, (u) => u.email),
+          { label: "Name", cell: (u) => u.full_name },
+          { label: "Role", cell: (u) => <RoleChanger user={u} roles={roles.data ?? []} onChanged={page.done} /> },
+          { label: "Groups", cell: (u) => u.groups.join(", ") },
+          {
+            label: "ε spent of budget",
+            cell: (u) => {
+              const b = budgets.data?.get(u.id);
+              return b ? <BudgetMeter budget={b} /> : `budget ${epsilon(u.budget_epsilon)}`;
+            },
+          },
+          { label: "Status", cell: (u) => (u.disabled ? "disabled" : "active") },
+        ]}
+      />
+      <ErrorNote error={budgets.error} me={me} />
+      {page.open ? <UserPanel key={page.open} id={page.open} onChanged={page.done} /> : null}
+      {users.error === null ? <CreateUser roles={roles.data ?? []} onCreated={page.done} /> : null}
     </>
-  );
-}
-
-function UserTable(props: { page: Page<User>; roles: Role[]; q: string; onChanged: (message: string) => void }) {
-  const { page, roles, q } = props;
-  const first = page.total === 0 ? 0 : page.offset + 1;
-  const last = page.offset + page.items.length;
-  return (
-    <section aria-labelledby="list-title">
-      <h2 id="list-title">
-        {q ? `Users matching “${q}”` : "All users"} <span class="muted" data-testid="range">({first}–{last} of {page.total})</span>
-      </h2>
-      {page.items.length === 0 ? (
-        <p>No user matches.</p>
-      ) : (
-        <div class="scroll">
-          <table data-testid="users">
-            <thead>
-              <tr>
-                <th scope="col">Email</th>
-                <th scope="col">Name</th>
-                <th scope="col">Role</th>
-                <th scope="col">Groups</th>
-                <th scope="col">ε budget</th>
-                <th scope="col">Status</th>
-              </tr>
-            </thead>
-            <tbody>
-              {page.items.map((u) => (
-                <tr key={u.id}>
-                  <td>{u.email}</td>
-                  <td>{u.full_name}</td>
-                  <td>
-                    <RoleChanger user={u} roles={roles} onChanged={props.onChanged} />
-                  </td>
-                  <td>{u.groups.join(", ")}</td>
-                  <td>{epsilon(u.budget_epsilon)}</td>
-                  <td>{u.disabled ? "disabled" : "active"}</td>
-                </tr>
-              ))}
-            </tbody>
-          </table>
-        </div>
-      )}
-      <nav aria-label="Pages of users" class="pager">
-        {page.offset > 0 ? <a href={href("/users", { q, offset: Math.max(0, page.offset - PAGE) })}>Previous</a> : null}
-        {last < page.total ? <a href={href("/users", { q, offset: page.offset + PAGE })}>Next</a> : null}
-      </nav>
-    </section>
   );
 }
 
 function RoleChanger({ user, roles, onChanged }: { user: User; roles: Role[]; onChanged: (m: string) => void }) {
   const { me } = useSigned();
   const [role, setRole] = useState(user.role.name);
-  const [error, setError] = useState<unknown>(null);
-  const id = `role-${user.id}`;
+  const action = useAction();
   if (roles.length === 0 || me?.id === user.id) return <span>{user.role.name}</span>;
   return (
     <form
       class="inline tight"
       onSubmit={async (e) => {
         e.preventDefault();
-        setError(null);
-        try {
-          await api("PATCH", `/users/${user.id}`, { body: { role } });
+        if (await action.run(() => api("PATCH", `/users/${user.id}`, { body: { role } }))) {
           onChanged(`${user.email} is now ${role}.`);
-        } catch (caught) {
-          setError(caught);
         }
       }}
     >
-      <label for={id} class="visually-hidden">
-        Role of {user.email}
-      </label>
-      <select id={id} value={role} onChange={(e) => setRole(e.currentTarget.value)}>
-        {roles.map((r) => (
-          <option key={r.id} value={r.name}>
-            {r.name}
-          </option>
-        ))}
-      </select>
+      <SelectField id={`role-${user.id}`} label={`Role of ${user.email}`} hideLabel value={role}
+                   options={roles.map((r) => r.name)} onChange={setRole} />
       <button type="submit" disabled={role === user.role.name} aria-label={`Change the role of ${user.email}`}>
         Change
       </button>
-      <ErrorNote error={error} me={me} />
+      <ErrorNote error={action.error} me={me} />
     </form>
+  );
+}
+
+/** One user: their status, ε budget, groups and tokens, each changed in place (the Node decides every change). */
+function UserPanel({ id, onChanged }: { id: number; onChanged: (message: string) => void }) {
+  const { me } = useSigned();
+  const detail = useLoad(() => api<User>("GET", `/users/${id}`), [id]);
+  const changed = (message: string) => {
+    onChanged(message);
+    detail.reload();
+  };
+  const action = useAction(changed);
+  const u = detail.data;
+
+  return (
+    <DetailCard id="user-title" title={u ? `User ${u.email}` : `User ${id}`} load={detail}>
+      {(u) => (
+        <>
+          <dl class="facts">
+            <dt>Name</dt>
+            <dd>{u.full_name || "—"}</dd>
+            <dt>Role</dt>
+            <dd>{u.role.name}</dd>
+            <dt>Since</dt>
+            <dd>{when(u.created_at)}</dd>
+            <dt>Status</dt>
+            <dd data-testid="user-state">{u.disabled ? "disabled: cannot sign in, every token revoked" : "active"}</dd>
+          </dl>
+          {me?.id === u.id ? (
+            <p class="muted">This is you: your own account is changed on the Account page.</p>
+          ) : (
+            <p>
+              <button
+                type="button"
+                class={u.disabled ? undefined : "danger"}
+                onClick={() => void action.run(
+                  () => api("PATCH", `/users/${u.id}`, { body: { disabled: !u.disabled } }),
+                  u.disabled ? `${u.email} is enabled again.` : `${u.email} is disabled; their tokens are revoked.`,
+                )}
+              >
+                {u.disabled ? `Enable ${u.email}` : `Disable ${u.email}`}
+              </button>
+            </p>
+          )}
+          <ErrorNote error={action.error} me={me} />
+          <div class="panels">
+            <UserBudget user={u} onChanged={changed} />
+            <UserGroups user={u} onChanged={changed} />
+          </div>
+          <UserTokens user={u} onChanged={onChanged} />
+        </>
+      )}
+    </DetailCard>
+  );
+}
+
+function UserBudget({ user, onChanged }: { user: User; onChanged: (message: string) => void }) {
+  const { me } = useSigned();
+  const budgeter = me?.capabilities.includes("manage_budgets") ?? false;
+  const budget = useLoad(
+    () => (budgeter ? api<Budget>("GET", `/budget/users/${user.id}`) : Promise.resolve(null)),
+    [user.id, user.budget_epsilon, budgeter],
+  );
+  const [value, setValue] = useState("");
+  const action = useAction();
+  return (
+    <section aria-labelledby="budget-title">
+      <h3 id="budget-title">Privacy budget</h3>
+      {!budgeter ? (
+        <p class="muted">
+          Budget {epsilon(user.budget_epsilon)} ε. Seeing what was spent and setting budgets needs “Manage budgets”,
+          which your role does not include.
+        </p>
+      ) : (
+        <>
+          <LoadState load={budget} />
+          {budget.data ? <p><BudgetMeter budget={budget.data} /></p> : null}
+          <form
+            class="inline"
+            aria-label="Set the ε budget"
+            onSubmit={async (e) => {
+              e.preventDefault();
+              const epsilonValue = Number(value);
+              if (await action.run(() => api("PUT", `/users/${user.id}/budget`, { body: { epsilon: epsilonValue } }))) {
+                setValue("");
+                onChanged(`The ε budget of ${user.email} is now ${epsilon(epsilonValue)}.`);
+              }
+            }}
+          >
+            <Field name="budget_epsilon" label="New ε budget" type="number" step="any" value={value} onInput={setValue} required />
+            <button type="submit">Set budget</button>
+          </form>
+          <ErrorNote error={action.error} me={me} />
+        </>
+      )}
+    </section>
+  );
+}
+
+function UserGroups({ user, onChanged }: { user: User; onChanged: (message: string) => void }) {
+  return (
+    <section aria-labelledby="user-groups-title">
+      <h3 id="user-groups-title">Groups</h3>
+      <Membership
+        items={user.groups}
+        testId="user-groups"
+        empty="In no group."
+        pair={(name) => ({ ref: name, group: name, user: user.email })}
+        field={{ name: "add_group", label: "Group's name", button: "Add to group", form: "Add to a group" }}
+        onChanged={onChanged}
+      />
+    </section>
+  );
+}
+
+function tokenName(t: Token): string {
+  return t.kind === "api" ? `API token ${t.name ?? t.id}` : `session ${t.id}`;
+}
+
+function UserTokens({ user, onChanged }: { user: User; onChanged: (message: string) => void }) {
+  const { me } = useSigned();
+  const tokens = useLoad(() => api<Token[]>("GET", `/users/${user.id}/tokens`, { query: { active: true } }),
+                         [user.id, user.disabled]);
+  const action = useAction((message) => {
+    onChanged(message);
+    tokens.reload();
+  });
+  return (
+    <section aria-labelledby="user-tokens-title">
+      <h3 id="user-tokens-title">Active tokens</h3>
+      <p class="muted">Sessions (from signing in) and named API tokens; their secrets are never shown.</p>
+      <LoadState load={tokens} />
+      {tokens.data && tokens.data.length === 0 ? <p>No active token.</p> : null}
+      {tokens.data && tokens.data.length > 0 ? (
+        <Table
+          rows={tokens.data}
+          testId="user-tokens"
+          compact
+          columns={[
+            { label: "Token", cell: (t) => tokenName(t) },
+            { label: "Created", cell: (t) => when(t.created_at) },
+            { label: "Last used", cell: (t) => (t.last_used_at ? when(t.last_used_at) : "never") },
+            { label: "Expires", cell: (t) => (t.expires_at ? when(t.expires_at) : "never") },
+            {
+              label: "Actions",
+              hideLabel: true,
+              cell: (t) => (
+                <button
+                  type="button"
+                  class="danger"
+                  aria-label={`Revoke ${tokenName(t)} of ${user.email}`}
+                  onClick={() => void action.run(() => api("DELETE", `/users/${user.id}/tokens/${t.id}`),
+                                                 `Revoked ${tokenName(t)} of ${user.email}.`)}
+                >
+                  Revoke
+                </button>
+              ),
+            },
+          ]}
+        />
+      ) : null}
+      <ErrorNote error={action.error} me={me} />
+    </section>
   );
 }
 
@@ -133,26 +253,19 @@ function CreateUser({ roles, onCreated }: { roles: Role[]; onCreated: (m: string
   const [fullName, setFullName] = useState("");
   const [password, setPassword] = useState("");
   const [role, setRole] = useState("Data Scientist");
-  const [error, setError] = useState<unknown>(null);
-  const [busy, setBusy] = useState(false);
+  const action = useAction();
   return (
     <section aria-labelledby="create-title" class="card">
       <h2 id="create-title">Create a user</h2>
       <form
         onSubmit={async (e) => {
           e.preventDefault();
-          setBusy(true);
-          setError(null);
-          try {
-            const user = await api<User>("POST", "/users", { body: { email, full_name: fullName, password, role } });
+          const user = await action.attempt(() => api<User>("POST", "/users", { body: { email, full_name: fullName, password, role } }));
+          if (user) {
             setEmail("");
             setFullName("");
             setPassword("");
             onCreated(`Created ${user.email} (${user.role.name}).`);
-          } catch (caught) {
-            setError(caught);
-          } finally {
-            setBusy(false);
           }
         }}
       >
@@ -169,20 +282,10 @@ function CreateUser({ roles, onCreated }: { roles: Role[]; onCreated: (m: string
           autoComplete="new-password"
           required
         />
-        <div class="field">
-          <label for="new-role">Role</label>
-          <select id="new-role" value={role} onChange={(e) => setRole(e.currentTarget.value)}>
-            {(roles.length ? roles.map((r) => r.name) : ["Data Scientist"]).map((name) => (
-              <option key={name} value={name}>
-                {name}
-              </option>
-            ))}
-          </select>
-        </div>
-        <ErrorNote error={error} me={me} />
-        <button type="submit" disabled={busy}>
-          {busy ? "Creating…" : "Create user"}
-        </button>
+        <SelectField id="new-role" label="Role" value={role} onChange={setRole}
+                     options={roles.length ? roles.map((r) => r.name) : ["Data Scientist"]} />
+        <ErrorNote error={action.error} me={me} />
+        <button type="submit">Create user</button>
       </form>
     </section>
   );
