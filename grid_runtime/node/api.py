@@ -22,6 +22,7 @@ from grid_runtime.node.datasets import router as datasets
 from grid_runtime.node.deps import Requires
 from grid_runtime.node.groups import router as groups
 from grid_runtime.node.jobs import router as jobs
+from grid_runtime.node.network import router as network
 from grid_runtime.node.permissions import router as permissions
 from grid_runtime.node.requests import router as requests
 from grid_runtime.node.roles import router as roles
@@ -76,11 +77,12 @@ add_routes(api_router, auth.public, protected=False)
 # and checks the capability the route names. The routes are copied, not included: FastAPI walks each included
 # router for every request, so a flat list is the cheapest to match.
 for _router in (auth.router, users.router, roles.router, groups.router, audit.router, permissions.router,
-                requests.router, tensors.router, datasets.router, budget.router, jobs.router, workers.router):
+                requests.router, tensors.router, datasets.router, budget.router, jobs.router, workers.router,
+                network.router):
     add_routes(api_router, _router, protected=True)
 add_lifespans(api_router, [health.router, auth.public, auth.router, users.router, roles.router, groups.router,
                            audit.router, permissions.router, requests.router, tensors.router, datasets.router,
-                           budget.router, jobs.router, workers.router])
+                           budget.router, jobs.router, workers.router, network.router])
 
 
 # --- the documented contract -------------------------------------------------------------------------------
