@@ -65,7 +65,8 @@ def push(net: TestClient, headers: dict[str, str], node: str, **body: Any) -> An
 
 class TestTheAppDeclaresEveryCaller:
     def test_every_route_is_public_or_names_who_may_call_it(self) -> None:
-        routes = [(m, r.path, r) for r in router.routes if isinstance(r, APIRoute) for m in (r.methods or set()) - {"HEAD"}]
+        routes = [(m, r.path, r) for r in router.routes if isinstance(r, APIRoute)
+                  for m in (r.methods or set()) - {"HEAD"}]
         assert len(routes) >= 20
         undeclared = [f"{m} {p}" for m, p, r in routes
                       if (m, p) not in PUBLIC_ROUTES and not declares_caller(r.dependant)]
@@ -351,6 +352,27 @@ class TestSearch:
         page = net.get(f"{API}/search", params={"tag": "mnist", "limit": 2, "offset": 1}, headers=user.headers).json()
         assert page["total"] == 3 and len(page["items"]) == 2
         assert net.get(f"{API}/search", params={"text": "%"}, headers=user.headers).json()["total"] == 0
+        assert net.get(f"{API}/search", params={"text": "mni"}, headers=user.headers).json()["total"] == 0
+        prefixed = net.get(f"{API}/search", params={"text": "mni* TRAIN"}, headers=user.headers).json()
+        assert [(h["node"], h["id"]) for h in prefixed["items"]] == [("alpha", 1)]
+        assert net.get(f"{API}/search", params={"text": "dig*"}, headers=user.headers).json()["total"] == 1
+
+    def test_the_total_is_counted_up_to_a_cap(
+        self, net: TestClient, nf: NetworkFactory, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        from grid_runtime.network import catalogue
+
+        monkeypatch.setattr(catalogue, "TOTAL_CAP", 5)
+        alpha = approved(net, nf, "alpha")
+        push(net, alpha, "alpha", upserts=[entry(i, f"common {i}", tags=["t"]) for i in range(1, 13)])
+        user = nf.user()
+        for params in ({"text": "common"}, {"tag": "t"}, {"text": "comm*"}):
+            page = net.get(f"{API}/search", params={**params, "limit": 2}, headers=user.headers).json()
+            assert (page["total"], page["total_is_exact"], len(page["items"])) == (5, False, 2), params
+        deep = net.get(f"{API}/search", params={"text": "common", "limit": 4, "offset": 4}, headers=user.headers).json()
+        assert (deep["total"], deep["total_is_exact"], [h["id"] for h in deep["items"]]) == (8, False, [5, 6, 7, 8])
+        last = net.get(f"{API}/search", params={"tag": "t", "limit": 10, "offset": 10}, headers=user.headers).json()
+        assert (last["total"], last["total_is_exact"], [h["id"] for h in last["items"]]) == (12, True, [11, 12])
 
     def test_a_reconciliation_drops_what_the_node_no_longer_has(self, net: TestClient, nf: NetworkFactory) -> None:
         alpha = approved(net, nf, "alpha")
@@ -380,3 +402,24 @@ class TestSearch:
         reader = nf.user(capabilities={NetworkCapability.view_statistics})
         unreachable = net.get(f"{API}/nodes/1/statistics", headers=reader.headers)
         assert unreachable.status_code == 503 and unreachable.json()["code"] == "unavailable"
+
+
+class TestOnEveryDatabase:
+    def test_push_search_and_end_on_sqlite_and_postgresql(self, tmp_path: Path, database_url: str) -> None:
+        settings = NetworkSettings(state_dir=tmp_path / "any", database_url=database_url)
+        with TestClient(create_app(settings)) as client:
+            factory = NetworkFactory(client)
+            alpha = approved(client, factory, "alpha")
+            pushed = push(client, alpha, "alpha", begin_sync=True, end_sync=True,
+                          upserts=[entry(1, "MNIST train", tags=["mnist"]), entry(2, "mnist test", tags=["mnist"]),
+                                   entry(3, "census income", tags=["tabular"])])
+            assert pushed.json()["entries"] == 3
+            user = factory.user()
+            for params, ids in (({"text": "mnist"}, [1, 2]), ({"text": "mnis* test"}, [2]), ({"tag": "mnist"}, [1, 2]),
+                                ({"tag": "mnist", "text": "train"}, [1]), ({"text": "inc*", "kind": "tensor"}, [3])):
+                found = client.get(f"{API}/search", params=params, headers=user.headers).json()
+                assert [h["id"] for h in found["items"]] == ids, params
+            admin = factory.user("Administrator")
+            association = client.get(f"{API}/peer/association", headers=alpha).json()["association_id"]
+            assert client.delete(f"{API}/associations/{association}", headers=admin.headers).status_code == 200
+            assert client.get(f"{API}/search", params={"tag": "mnist"}, headers=user.headers).json()["total"] == 0

@@ -152,12 +152,25 @@ class CatalogueEntry(NetworkBase):
     dtype: Mapped[str | None] = mapped_column(String(16))
     visibility: Mapped[str] = mapped_column(String(8))
     created_at: Mapped[datetime | None]
-    search_text: Mapped[str] = mapped_column(String(2200))  # name and description, lower-case, for search
     seen_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
 class CatalogueTag(NetworkBase):
-    __tablename__ = "catalogue_tags"
+    """An entry's tag. The key leads with the tag, so a tag's entries are read from the key's index alone."""
 
+    __tablename__ = "catalogue_tags"
+    __table_args__ = (Index("ix_catalogue_tags_entry_id", "entry_id"),)
+
+    tag: Mapped[str] = mapped_column(String(64), primary_key=True)
     entry_id: Mapped[int] = mapped_column(ForeignKey("catalogue_entries.id", ondelete="CASCADE"), primary_key=True)
-    tag: Mapped[str] = mapped_column(String(64), primary_key=True, index=True)
+
+
+class CatalogueWord(NetworkBase):
+    """A word of an entry's name or description (lower-case letters and digits), for search: a query's word finds
+    the entries with a word it begins. The key leads with the word, so its entries are read from the index alone."""
+
+    __tablename__ = "catalogue_words"
+    __table_args__ = (Index("ix_catalogue_words_entry_id", "entry_id"),)
+
+    word: Mapped[str] = mapped_column(String(64), primary_key=True)
+    entry_id: Mapped[int] = mapped_column(ForeignKey("catalogue_entries.id", ondelete="CASCADE"), primary_key=True)

@@ -214,7 +214,7 @@ def search(session: DB, text: str | None = Query(None, max_length=200),
            tag: list[str] = Query(default_factory=list, max_length=16),
            kind: str | None = Query(None, pattern="^(tensor|dataset)$"),
            node: str | None = Query(None, max_length=64),
-           limit: int = Query(50, ge=1, le=500), offset: int = Query(0, ge=0, le=2**31 - 1),
+           limit: int = Query(50, ge=1, le=500), offset: int = Query(0, ge=0, le=catalogue.MAX_OFFSET),
            actor: Actor = Depends(AnyUser), network: NetworkSettings = Depends(settings)) -> s.SearchOut:
     """Tensors and datasets of every associated Node matching every word of ``text`` and every ``tag``; each hit
     names its Node, the Node's URL and the object's id there, and how fresh the Node's entries are."""

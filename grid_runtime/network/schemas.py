@@ -192,7 +192,9 @@ class HitOut(Schema):
 
 class SearchOut(Schema):
     items: list[HitOut]
-    total: int
+    total: int = Field(description="matches, counted up to 1,000 or the end of the page (then total_is_exact is "
+                                   "false: at least this many)")
+    total_is_exact: bool = True
     limit: int
     offset: int
 

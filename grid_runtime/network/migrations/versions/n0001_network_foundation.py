@@ -107,7 +107,6 @@ def upgrade() -> None:
     sa.Column('dtype', sa.String(length=16), nullable=True),
     sa.Column('visibility', sa.String(length=8), nullable=False),
     sa.Column('created_at', grid_runtime.core.database.UTCDateTime(timezone=True), nullable=True),
-    sa.Column('search_text', sa.String(length=2200), nullable=False),
     sa.Column('seen_at', grid_runtime.core.database.UTCDateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['association_id'], ['associations.id'], name=op.f('fk_catalogue_entries_association_id_associations'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_catalogue_entries')),
@@ -134,13 +133,22 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f('ix_users_role_id'), ['role_id'], unique=False)
 
     op.create_table('catalogue_tags',
-    sa.Column('entry_id', sa.Integer(), nullable=False),
     sa.Column('tag', sa.String(length=64), nullable=False),
+    sa.Column('entry_id', sa.Integer(), nullable=False),
     sa.ForeignKeyConstraint(['entry_id'], ['catalogue_entries.id'], name=op.f('fk_catalogue_tags_entry_id_catalogue_entries'), ondelete='CASCADE'),
-    sa.PrimaryKeyConstraint('entry_id', 'tag', name=op.f('pk_catalogue_tags'))
+    sa.PrimaryKeyConstraint('tag', 'entry_id', name=op.f('pk_catalogue_tags'))
     )
     with op.batch_alter_table('catalogue_tags', schema=None) as batch_op:
-        batch_op.create_index(batch_op.f('ix_catalogue_tags_tag'), ['tag'], unique=False)
+        batch_op.create_index('ix_catalogue_tags_entry_id', ['entry_id'], unique=False)
+
+    op.create_table('catalogue_words',
+    sa.Column('word', sa.String(length=64), nullable=False),
+    sa.Column('entry_id', sa.Integer(), nullable=False),
+    sa.ForeignKeyConstraint(['entry_id'], ['catalogue_entries.id'], name=op.f('fk_catalogue_words_entry_id_catalogue_entries'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('word', 'entry_id', name=op.f('pk_catalogue_words'))
+    )
+    with op.batch_alter_table('catalogue_words', schema=None) as batch_op:
+        batch_op.create_index('ix_catalogue_words_entry_id', ['entry_id'], unique=False)
 
     op.create_table('tokens',
     sa.Column('id', sa.Integer(), nullable=False),
@@ -164,8 +172,12 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_tokens_user_id'))
 
     op.drop_table('tokens')
+    with op.batch_alter_table('catalogue_words', schema=None) as batch_op:
+        batch_op.drop_index('ix_catalogue_words_entry_id')
+
+    op.drop_table('catalogue_words')
     with op.batch_alter_table('catalogue_tags', schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f('ix_catalogue_tags_tag'))
+        batch_op.drop_index('ix_catalogue_tags_entry_id')
 
     op.drop_table('catalogue_tags')
     with op.batch_alter_table('users', schema=None) as batch_op:
