@@ -75,6 +75,19 @@ def test_join_search_and_leave_from_the_command_line(pair: tuple[LiveNetwork, Li
     assert gridctl.json("network", "search", "gamma") == []
     assert [a["state"] for a in gridctl.json("network", "joined")] == ["ended"]
 
+    # Joined again; this time the Network's administrator ends it, and the Node learns so at its next round.
+    code = gridctl("network", "invite").stderr.split("invitation: ")[1].split()[0]
+    again = gridctl.json("network", "join", network.url, "--invitation", code, "--node-url", node.url)
+    assert again["state"] == "approved" and again["id"] != joined["id"]
+    gridctl.json("network", "sync", str(again["id"]))
+    assert [h["name"] for h in gridctl.json("network", "search", "gamma")] == ["gamma-rays"]
+    current = next(a for a in gridctl.json("network", "associations", "list") if a["state"] == "approved")
+    assert gridctl.json("network", "associations", "end", str(current["id"]), "--yes")["state"] == "ended"
+    assert gridctl.json("network", "search", "gamma") == []
+    assert gridctl.json("network", "sync", str(again["id"]))["association"]["state"] == "ended"
+    statistics = httpx.get(f"{network.api}/nodes/{current['id']}/statistics", headers=network.headers)
+    assert statistics.status_code == 404
+
 
 def test_without_a_network_selected_the_command_says_how_to_select_one(tmp_path: Path) -> None:
     result = Gridctl(home=tmp_path)("network", "search", "anything")

@@ -94,6 +94,12 @@ def test_two_nodes_associate_and_are_searched_in_one_place(
                                                           ("beta", public_id, beta.url)}
     assert not any(h.stale for h in hits)
     assert [h.node for h in admin.search(tags=["vision"])] == ["alpha"]
+    # A deletion too.
+    extra = upload(beta, "mnist-extra", tags=["mnist"], visibility="public")
+    wait_for(lambda: [h.id for h in admin.search("mnist-extra")] == [extra], "the new tensor")
+    assert httpx.delete(f"{beta.api}/tensors/{extra}", headers={"Authorization": f"Bearer {beta.owner_token}"},
+                        timeout=60).status_code == 204
+    wait_for(lambda: admin.search("extra").total == 0, "the deletion")
 
     # The private tensor's metadata is found; its values are never served by the Network.
     (private,) = [h for h in hits if h.node == "alpha"]
