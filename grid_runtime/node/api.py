@@ -89,6 +89,8 @@ add_lifespans(api_router, [health.router, auth.public, auth.router, users.router
 
 RATE_LIMITED_ROUTES = {("POST", "/auth/login"), ("POST", "/jobs"), ("POST", "/statistics")}
 NEEDS_WORKERS_PREFIXES = ("/jobs", "/statistics", "/workers")
+CALLS_A_NETWORK = {("POST", "/network/associations"), ("POST", "/network/associations/{association_id}/sync")}
+"""Routes that call a Network (docs/network.md): 503 when it cannot be reached."""
 
 _DESCRIPTIONS = {
     400: "Malformed JSON (`malformed_json`)",
@@ -100,7 +102,7 @@ _DESCRIPTIONS = {
     413: "The request body is too large (`payload_too_large`)",
     422: "Invalid input (`invalid_input`): `details` lists each field and its problem",
     429: "Too many attempts (`rate_limited`); see `Retry-After`",
-    503: "A service the route needs is not running (`unavailable`)",
+    503: "A service the route needs is not running or cannot be reached (`unavailable`)",
 }
 
 
@@ -133,7 +135,7 @@ def documented_statuses(method: str, path: str, operation: dict[str, Any]) -> se
         statuses |= {403, 409}
     if (method, path) in RATE_LIMITED_ROUTES:
         statuses.add(429)
-    if path.startswith(NEEDS_WORKERS_PREFIXES):
+    if path.startswith(NEEDS_WORKERS_PREFIXES) or (method, path) in CALLS_A_NETWORK:
         statuses.add(503)
     if (method, path) == ("GET", "/health"):
         statuses = set()
