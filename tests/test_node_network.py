@@ -4,11 +4,15 @@ sees, never values or what is computed from them). In process; tests/test_networ
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from fastapi.testclient import TestClient
 
 from grid_runtime.core.capabilities import ALL, Capability
 from grid_runtime.core.security import hash_token
+from grid_runtime.core.settings import NodeSettings
+from grid_runtime.node.app import create_app
 from grid_runtime.node.network import service
 from grid_runtime.node.network.models import NetworkAssociation
 from tests.factories import Factory
@@ -108,3 +112,32 @@ class TestWhatIsPublished:
                                   "created_at"}
         assert published["name"] == "secret-shape" and published["visibility"] == "private"
         assert {"kind", "id", "name"} <= set(entries[("dataset", next(k[1] for k in entries if k[0] == "dataset"))])
+
+
+class TestWhenTheNetworkIsDown:
+    def test_a_sync_that_cannot_reach_the_network_says_so_and_keeps_the_association(
+        self, tmp_path: Path, sqlite_url: str
+    ) -> None:
+        from tests.live import free_port
+
+        settings = NodeSettings(state_dir=tmp_path / "state", database_url=sqlite_url, network_allow_insecure=True,
+                                network_allow_private=True, network_timeout_seconds=2)
+        with TestClient(create_app(settings)) as client:
+            factory = Factory(client)
+            owner = factory.owner()
+            with factory.sessions.begin() as session:
+                row = NetworkAssociation(network_url=f"http://127.0.0.1:{free_port()}", network_name="gone",
+                                         remote_id=1, state="approved", push_credential="gnpush_x",
+                                         accept_hash=hash_token(CREDENTIAL))
+                session.add(row)
+                session.flush()
+                association = row.id
+            answer = client.post(f"{API}/network/associations/{association}/sync", headers=owner.headers)
+            assert answer.status_code == 503 and answer.json()["code"] == "unavailable"
+            (listed,) = client.get(f"{API}/network/associations", headers=owner.headers).json()
+            assert listed["state"] == "approved" and "could not be reached" in listed["last_error"]
+            # Uploads and reads never wait for the Network.
+            assert client.get(f"{API}/tensors", headers=owner.headers).status_code == 200
+            refused = client.post(f"{API}/network/associations", headers=owner.headers,
+                                  json={"network_url": listed["network_url"], "node_url": "http://127.0.0.1:1"})
+            assert refused.status_code == 409  # already associated with that Network
