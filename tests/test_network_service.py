@@ -171,6 +171,25 @@ class TestUsersAndRoles:
         assert net.post(f"{API}/roles", json=body, headers=owner.headers).status_code == 201
 
 
+class TestAuditLog:
+    def test_every_decision_is_in_the_audit_log_for_view_statistics_holders(
+        self, net: TestClient, nf: NetworkFactory
+    ) -> None:
+        joined = nf.join("alpha")
+        admin = nf.user("Administrator")
+        net.post(f"{API}/associations/{joined['association_id']}/approve", json={}, headers=admin.headers)
+        refused = net.get(f"{API}/audit", headers=nf.user().headers)
+        assert refused.status_code == 403 and refused.json()["details"]["missing"] == ["view_statistics"]
+        events = net.get(f"{API}/audit", headers=admin.headers).json()
+        assert [(e["action"], e["actor_id"]) for e in events[:2]] == [("association.approved", admin.id),
+                                                                     ("association.requested", None)]
+        assert push_credential_absent(events, joined["push_credential"])
+
+
+def push_credential_absent(events: list[dict[str, Any]], secret: str) -> bool:
+    return secret not in json.dumps(events)
+
+
 class TestAssociationRequests:
     def test_a_join_is_pending_until_approved_and_may_not_push_before(
         self, net: TestClient, nf: NetworkFactory

@@ -6,6 +6,7 @@ from functools import partial
 
 from fastapi import APIRouter, Depends, Query, Request, status
 from pydantic import ValidationError
+from sqlalchemy import select
 from starlette.concurrency import run_in_threadpool
 
 from grid_runtime.core.capabilities import NetworkCapability
@@ -18,7 +19,7 @@ from grid_runtime.core.settings import NetworkSettings
 from grid_runtime.network import accounts, associations, catalogue, peers
 from grid_runtime.network import schemas as s
 from grid_runtime.network.deps import DB, Actor, Database, Requires, RequiresNode, client_address, settings
-from grid_runtime.network.models import APPROVED, Association, User
+from grid_runtime.network.models import APPROVED, Association, AuditEvent, User
 
 DOCUMENTATION_ROUTES = {("GET", "/openapi.json"), ("GET", "/docs"), ("GET", "/docs/oauth2-redirect")}
 PUBLIC_ROUTES = {("GET", "/health"), ("POST", "/setup"), ("POST", "/auth/login"),
@@ -166,6 +167,14 @@ def create_role(body: s.RoleCreateIn, session: DB,
     return s.RoleOut.model_validate(accounts.create_role(session, actor=actor, name=body.name,
                                                          description=body.description,
                                                          capabilities=body.capabilities))
+
+
+@router.get("/audit", tags=["audit"])
+def audit_log(session: DB, limit: int = Query(100, ge=1, le=500), offset: int = Query(0, ge=0, le=2**31 - 1),
+              actor: Actor = Depends(Requires(NetworkCapability.view_statistics))) -> list[s.AuditEventOut]:
+    """The Network's audit log, newest first: logins, users, roles, join requests, decisions, invitations, ends."""
+    rows = session.scalars(select(AuditEvent).order_by(AuditEvent.id.desc()).limit(limit).offset(offset))
+    return [s.AuditEventOut.model_validate(row) for row in rows]
 
 
 # --- associations, for the Network's administrators --------------------------------------------------------

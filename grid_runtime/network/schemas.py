@@ -77,6 +77,17 @@ class UserUpdateIn(Schema):
     disabled: bool | None = None
 
 
+class AuditEventOut(Out):
+    id: int
+    at: datetime
+    actor_id: int | None
+    action: str
+    target_type: str
+    target_id: int | None
+    details: dict[str, object]
+    client_address: str | None
+
+
 # --- associations ------------------------------------------------------------------------------------------
 
 class JoinIn(Schema):
