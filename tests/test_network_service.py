@@ -146,6 +146,22 @@ class TestSetupAndLogin:
         assert refused.status_code == 429 and int(refused.headers["Retry-After"]) > 0
 
 
+class TestApiTokens:
+    def test_a_named_token_works_until_revoked_and_its_secret_is_shown_once(
+        self, net: TestClient, nf: NetworkFactory
+    ) -> None:
+        member = nf.user()
+        made = net.post(f"{API}/tokens", json={"name": "ci"}, headers=member.headers)
+        assert made.status_code == 201 and made.json()["token"].startswith("gnapi_")
+        ci = {"Authorization": f"Bearer {made.json()['token']}"}
+        assert net.get(f"{API}/search", headers=ci).status_code == 200
+        assert net.post(f"{API}/tokens", json={"name": "ci"}, headers=member.headers).status_code == 409
+        listed = net.get(f"{API}/tokens", headers=member.headers).json()
+        assert [t["name"] for t in listed] == ["ci"] and "token" not in listed[0]
+        assert net.delete(f"{API}/tokens/ci", headers=member.headers).json()["revoked_at"] is not None
+        assert net.get(f"{API}/search", headers=ci).status_code == 401
+
+
 class TestUsersAndRoles:
     def test_managing_users_needs_manage_users(self, net: TestClient, nf: NetworkFactory) -> None:
         lacking = nf.user(capabilities=set(NETWORK_ALL - {NetworkCapability.manage_users}))

@@ -142,6 +142,38 @@ def logout(session: Session, *, actor: Actor) -> None:
         token.revoked_at = utcnow()
 
 
+def create_api_token(session: Session, *, actor: Actor, name: str, expires_in_days: int | None) -> tuple[Token, str]:
+    live = select(Token.id).where(Token.user_id == actor.id, Token.name == name, Token.revoked_at.is_(None))
+    if session.scalar(live):
+        raise AlreadyExists(f"you already have an active token named {name!r}")
+    secret, digest = new_token("gnapi")
+    token = Token(user_id=actor.id, name=name, token_hash=digest,
+                  expires_at=utcnow() + timedelta(days=expires_in_days) if expires_in_days else None)
+    session.add(token)
+    session.flush()
+    audit.record(session, actor_id=actor.id, action="token.created", target_type="token", target_id=token.id,
+                 details={"name": name}, client_address=actor.client_address)
+    return token, secret
+
+
+def list_api_tokens(session: Session, *, actor: Actor) -> list[Token]:
+    return list(session.scalars(select(Token).where(Token.user_id == actor.id, Token.name.is_not(None))
+                                .order_by(Token.id)))
+
+
+def revoke_api_token(session: Session, *, actor: Actor, ref: str) -> Token:
+    token_id = as_id(ref)
+    match = (Token.id == token_id) if token_id is not None else (Token.name == ref)
+    token = session.scalar(select(Token).where(Token.user_id == actor.id, Token.name.is_not(None),
+                                               Token.revoked_at.is_(None), match))
+    if token is None:
+        raise NotFound(f"no active API token {ref!r}")
+    token.revoked_at = utcnow()
+    audit.record(session, actor_id=actor.id, action="token.revoked", target_type="token", target_id=token.id,
+                 details={"name": token.name}, client_address=actor.client_address)
+    return token
+
+
 # --- roles and users ---------------------------------------------------------------------------------------
 
 def resolve_role(session: Session, ref: str) -> Role:

@@ -80,7 +80,7 @@ def current_actor(request: Request, credentials: HTTPAuthorizationCredentials | 
     if row is None:
         raise Unauthorized(INVALID_TOKEN)
     token, user = row[0], row[1]
-    if token.revoked_at is not None or token.expires_at <= utcnow() or user.disabled:
+    if token.revoked_at is not None or (token.expires_at and token.expires_at <= utcnow()) or user.disabled:
         raise Unauthorized(INVALID_TOKEN)
     caps = frozenset(NetworkCapability(c) for c in user.role.capabilities if c in NetworkCapability.__members__)
     return Actor(user=user, capabilities=caps, token_id=token.id, client_address=client_address(request))

@@ -38,15 +38,17 @@ class User(NetworkBase):
 
 
 class Token(NetworkBase):
-    """A session from login. Only the SHA-256 of the secret is stored."""
+    """A session from login (``name`` empty; expires), or a named API token for scripts and CI (expires only if
+    asked). Only the SHA-256 of the secret is stored."""
 
     __tablename__ = "tokens"
 
     id: Mapped[int] = mapped_column(primary_key=True)
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str | None] = mapped_column(String(64))
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
-    expires_at: Mapped[datetime]
+    expires_at: Mapped[datetime | None]
     revoked_at: Mapped[datetime | None]
 
 

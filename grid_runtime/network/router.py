@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from functools import partial
+from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Request, status
+from fastapi import APIRouter, Depends, Path, Query, Request, status
 from pydantic import ValidationError
 from sqlalchemy import select
 from starlette.concurrency import run_in_threadpool
@@ -94,7 +95,9 @@ async def login(body: s.LoginIn, request: Request, network: NetworkSettings = De
                                            client_address=address, settings=network)
             if opened is None:
                 return None
-            return s.SessionOut(token=opened[1], expires_at=opened[0].expires_at, user_id=opened[0].user_id)
+            token, secret = opened
+            assert token.expires_at is not None  # a session always expires
+            return s.SessionOut(token=secret, expires_at=token.expires_at, user_id=token.user_id)
 
     answer = await run_in_threadpool(finish)
     if answer is None:
@@ -120,6 +123,27 @@ def request_join(body: s.JoinIn, request: Request, session: DB,
 def logout(session: DB, actor: Actor = Depends(AnyUser)) -> None:
     """Revoke the token used for this request."""
     accounts.logout(session, actor=actor)
+
+
+@router.post("/tokens", status_code=status.HTTP_201_CREATED, tags=["auth"])
+def create_token(body: s.TokenCreateIn, session: DB, actor: Actor = Depends(AnyUser)) -> s.TokenCreatedOut:
+    """Create a named API token for scripts and CI. The secret is returned once."""
+    token, secret = accounts.create_api_token(session, actor=actor, name=body.name,
+                                              expires_in_days=body.expires_in_days)
+    return s.TokenCreatedOut(**s.TokenOut.model_validate(token).model_dump(), token=secret)
+
+
+@router.get("/tokens", tags=["auth"])
+def list_tokens(session: DB, actor: Actor = Depends(AnyUser)) -> list[s.TokenOut]:
+    """Your named API tokens (never their secrets)."""
+    return [s.TokenOut.model_validate(t) for t in accounts.list_api_tokens(session, actor=actor)]
+
+
+@router.delete("/tokens/{ref}", tags=["auth"])
+def revoke_token(ref: Annotated[str, Path(min_length=1, max_length=64)], session: DB,
+                 actor: Actor = Depends(AnyUser)) -> s.TokenOut:
+    """Revoke one of your API tokens, by id or name."""
+    return s.TokenOut.model_validate(accounts.revoke_api_token(session, actor=actor, ref=ref))
 
 
 @router.get("/users/me", tags=["users"])

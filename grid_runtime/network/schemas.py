@@ -42,6 +42,23 @@ class SessionOut(Out):
     user_id: int
 
 
+class TokenCreateIn(Schema):
+    name: Name
+    expires_in_days: int | None = Field(None, ge=1, le=3650)
+
+
+class TokenOut(Out):
+    id: int
+    name: str | None
+    created_at: datetime
+    expires_at: datetime | None
+    revoked_at: datetime | None
+
+
+class TokenCreatedOut(TokenOut):
+    token: str = Field(description="the secret; shown only in this response")
+
+
 class RoleOut(Out):
     id: int
     name: str

@@ -12,8 +12,8 @@ process ``network`` (``python -m grid_runtime.network``) with its state in ``net
 ``logs/network.log``, beside any number of local Nodes under other names. Local Nodes and a local Network talk
 over http on 127.0.0.1, so each local Node is started allowing http and loopback Network URLs
 (``GRID_NODE_NETWORK_ALLOW_INSECURE``/``_PRIVATE``, with ``GRID_NODE_PUBLIC_URL`` its own URL) and a local
-Network allowing such Node URLs, unless the operator's environment says otherwise. A Network has no named API
-tokens: its context holds the Owner's session (``gridctl login`` again once it expires).
+Network allowing such Node URLs, unless the operator's environment says otherwise. As for a Node, the context holds a
+named API token of the Owner's.
 
 The Node listens on 127.0.0.1 only. Workers are more entries in ``processes.json`` (``worker-1``...), each a
 ``ray start --block`` joining the Node's Ray head, started after the Node and stopped before it. The Node starts
@@ -181,7 +181,7 @@ class LocalProvider(Provider):
                               owner_email=record.owner_email, outputs=self._outputs(state_dir, record, network))
         setup_token_path = state_dir / "network" / SETUP_TOKEN_FILE
         if setup_token_path.exists():
-            self._set_up_owner(result, spec, setup_token_path.read_text().strip(), api_token=False)
+            self._set_up_owner(result, spec, setup_token_path.read_text().strip())
             record.owner_email = result.owner_email
             record.save(state_dir)
             result.state = "created"
@@ -208,9 +208,8 @@ class LocalProvider(Provider):
             raise
         return node
 
-    def _set_up_owner(self, result: DeployResult, spec: DeploymentSpec, setup_token: str, *,
-                      api_token: bool = True) -> None:
-        """Create the Owner; the context's token is a named API token (a Node), or the session (a Network)."""
+    def _set_up_owner(self, result: DeployResult, spec: DeploymentSpec, setup_token: str) -> None:
+        """Create the Owner and a named API token for the context (a Node's or a Network's: the same routes)."""
         from gridctl.sdk.http import Http
 
         password = spec.owner_password or generate_password()
@@ -218,11 +217,9 @@ class LocalProvider(Provider):
         try:
             http.post("/setup", json={"setup_token": setup_token, "email": spec.owner_email, "password": password})
             session = http.post("/auth/login", json={"email": spec.owner_email, "password": password})
-            token = str(session["token"])
-            if api_token:
-                http.set_token(token)
-                token = str(http.post("/tokens", json={"name": CLI_TOKEN_NAME})["token"])
-                http.post("/auth/logout")  # the session was only needed to mint the named token
+            http.set_token(str(session["token"]))
+            token = str(http.post("/tokens", json={"name": CLI_TOKEN_NAME})["token"])
+            http.post("/auth/logout")  # the session was only needed to mint the named token
         finally:
             http.close()
         result.owner_email = spec.owner_email.strip().lower()
@@ -322,7 +319,7 @@ class LocalProvider(Provider):
             return [PlannedChange("create", "directory", str(state_dir)),
                     PlannedChange("start", "process", service, f"python -m grid_runtime.{service} on {HOST}:{port}"),
                     PlannedChange("create", "user", spec.owner_email,
-                                  "the Owner, logged in" if spec.network else "the Owner, with a named API token")]
+                                  "the Owner, with a named API token")]
         node = ProcessTable(state_dir).load().get(service)
         if node and processes.is_alive(node):
             return [PlannedChange("keep", "process", "node", f"pid {node.pid}")]

@@ -1,4 +1,4 @@
-"""the Network's first schema: users, roles, sessions, setup, audit, associations, invitations, catalogue
+"""the Network's first schema: users, roles, tokens, setup, audit, associations, invitations, catalogue
 
 Revision ID: n0001
 Revises: (none)
@@ -153,9 +153,10 @@ def upgrade() -> None:
     op.create_table('tokens',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('user_id', sa.Integer(), nullable=False),
+    sa.Column('name', sa.String(length=64), nullable=True),
     sa.Column('token_hash', sa.String(length=64), nullable=False),
     sa.Column('created_at', grid_runtime.core.database.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('expires_at', grid_runtime.core.database.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('expires_at', grid_runtime.core.database.UTCDateTime(timezone=True), nullable=True),
     sa.Column('revoked_at', grid_runtime.core.database.UTCDateTime(timezone=True), nullable=True),
     sa.ForeignKeyConstraint(['user_id'], ['users.id'], name=op.f('fk_tokens_user_id_users'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_tokens')),
