@@ -141,3 +141,51 @@ class TestWhenTheNetworkIsDown:
             refused = client.post(f"{API}/network/associations", headers=owner.headers,
                                   json={"network_url": listed["network_url"], "node_url": "http://127.0.0.1:1"})
             assert refused.status_code == 409  # already associated with that Network
+
+
+class TestReconciliation:
+    def test_changes_are_pushed_by_themselves_and_drift_is_repaired_periodically(
+        self, tmp_path: Path, sqlite_url: str
+    ) -> None:
+        import time
+
+        import httpx
+
+        from tests.networks import start_live_network
+
+        network = start_live_network(tmp_path / "network", {"GRID_NETWORK_ALLOW_INSECURE_NODES": "true",
+                                                            "GRID_NETWORK_ALLOW_PRIVATE_NODES": "true"})
+        try:
+            settings = NodeSettings(name="delta", state_dir=tmp_path / "state", database_url=sqlite_url,
+                                    network_allow_insecure=True, network_allow_private=True, network_sync_seconds=1.5)
+            with TestClient(create_app(settings)) as client:
+                factory = Factory(client)
+                code = httpx.post(f"{network.api}/invitations", json={}, headers=network.headers).json()["code"]
+                joined = client.post(f"{API}/network/associations", headers=factory.owner().headers,
+                                     json={"network_url": network.url, "invitation": code,
+                                           "node_url": "http://127.0.0.1:9"})
+                assert joined.status_code == 201 and joined.json()["state"] == "approved"
+                kept = [factory.tensor("delta-kept"), factory.tensor("delta-also")]
+
+                def found() -> list[int]:
+                    page = httpx.get(f"{network.api}/search", params={"node": "delta"}, headers=network.headers)
+                    return sorted(h["id"] for h in page.json()["items"])
+
+                def until(expected: list[int]) -> None:
+                    deadline = time.monotonic() + 20
+                    while found() != expected:
+                        assert time.monotonic() < deadline, (found(), expected)
+                        time.sleep(0.2)
+
+                until(sorted(kept))  # written straight to the database: pushed after the commit, by itself
+                with factory.sessions.begin() as session:
+                    row = session.get(NetworkAssociation, joined.json()["id"])
+                    assert row is not None and row.push_credential
+                    credential = row.push_credential
+                drift = httpx.post(f"{network.api}/peer/catalogue", headers={"Authorization": f"Bearer {credential}"},
+                                   json={"node": "delta", "upserts": [{"kind": "tensor", "id": 999, "name": "ghost",
+                                                                       "visibility": "public"}]})
+                assert drift.status_code == 200 and found() == sorted([*kept, 999])
+                until(sorted(kept))  # the next periodic reconciliation drops what the Node does not have
+        finally:
+            network.stop()
