@@ -11,12 +11,13 @@ if TYPE_CHECKING:
     from gridctl.sdk.connect import connect
     from gridctl.sdk.errors import GridctlError
     from gridctl.sdk.jobs import DP
+    from gridctl.sdk.network import Network, connect_network
     from gridctl.sdk.node import Node
 
-__all__ = ["DP", "GridctlError", "Node", "connect"]
+__all__ = ["DP", "GridctlError", "Network", "Node", "connect", "connect_network"]
 
 _LAZY = {"connect": "gridctl.sdk.connect", "Node": "gridctl.sdk.node", "GridctlError": "gridctl.sdk.errors",
-         "DP": "gridctl.sdk.jobs"}
+         "DP": "gridctl.sdk.jobs", "connect_network": "gridctl.sdk.network", "Network": "gridctl.sdk.network"}
 
 
 def __getattr__(name: str) -> Any:

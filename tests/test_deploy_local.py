@@ -316,9 +316,10 @@ class TestProviderRegistry:
         self, tmp_path: Path
     ) -> None:
         provider = LocalProvider(tmp_path)
-        assert not provider.supports(Feature.network) and provider.supports(Feature.workers)
-        with pytest.raises(Unsupported, match="Network service is not built yet"):
-            provider.deploy(DeploymentSpec(name="w", network=True))
+        assert provider.supports(Feature.network) and provider.supports(Feature.workers)
+        assert not provider.supports(Feature.managed_database)
+        with pytest.raises(Unsupported, match="uses SQLite in its state directory"):
+            provider.deploy(DeploymentSpec(name="w", database="managed"))
         assert not (tmp_path / "w").exists()
 
     def test_preview_of_a_new_deployment_changes_nothing(self, tmp_path: Path) -> None:

@@ -1,4 +1,4 @@
-"""Request-body limits (grid_runtime/node/limits.py): every non-upload route refuses a body over
+"""Request-body limits (grid_runtime/core/limits.py): every non-upload route refuses a body over
 ``max_body_bytes`` while reading it, before parsing (413 with the typed error body), and a body that stalls or
 crawls is ended (408). Checked in process and against a real uvicorn Node (RSS, slow sockets)."""
 

@@ -40,3 +40,32 @@ PRESET_DESCRIPTIONS: dict[str, str] = {
                      "infrastructure.",
     OWNER_ROLE: "Every capability; the account that set up the Node. Ownership can be transferred, not removed.",
 }
+
+
+class NetworkCapability(StrEnum):
+    """What a Network's users may do (docs/network.md). A Network has its own users and roles, apart from any
+    Node's: the same words where they mean the same thing."""
+
+    manage_nodes = "manage_nodes"  # decide association requests, invite Nodes, end associations
+    manage_users = "manage_users"
+    edit_roles = "edit_roles"
+    edit_settings = "edit_settings"
+    view_statistics = "view_statistics"  # read each associated Node's statistics
+
+
+NETWORK_ALL = frozenset(NetworkCapability)
+NETWORK_DEFAULT_ROLE = "Member"
+
+NETWORK_PRESET_ROLES: dict[str, frozenset[NetworkCapability]] = {
+    NETWORK_DEFAULT_ROLE: frozenset(),
+    "Administrator": NETWORK_ALL - {NetworkCapability.edit_roles},
+    OWNER_ROLE: NETWORK_ALL,
+}
+
+NETWORK_PRESET_DESCRIPTIONS: dict[str, str] = {
+    NETWORK_DEFAULT_ROLE: "Searches the catalogue of every associated Node; then works with the Node that holds "
+                          "the data.",
+    "Administrator": "Decides association requests, invites Nodes, manages users and reads Node statistics; "
+                     "not roles.",
+    OWNER_ROLE: "Every capability; the account that set up the Network.",
+}

@@ -5,7 +5,7 @@ from __future__ import annotations
 import ast
 import os
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -73,9 +73,15 @@ class Base(DeclarativeBase):
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
-        table = cls.__dict__.get("__table__")
-        if isinstance(table, Table) and has_integer_id(table):
-            table.dialect_options["sqlite"]["autoincrement"] = True
+        never_reuse_ids(cls)
+
+
+def never_reuse_ids(cls: type) -> None:
+    """Give a mapped class's table ``sqlite_autoincrement`` when its key is an integer ``id`` (every declarative
+    base of the project calls this from ``__init_subclass__``: the Node's ``Base``, the Network's)."""
+    table = cls.__dict__.get("__table__")
+    if isinstance(table, Table) and has_integer_id(table):
+        table.dialect_options["sqlite"]["autoincrement"] = True
 
 
 def has_integer_id(table: Table) -> bool:
@@ -174,16 +180,19 @@ MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 VERSION_TABLE = "alembic_version"
 
 
-def alembic_config(url: str) -> Any:
+def alembic_config(url: str, migrations: Path = MIGRATIONS_DIR) -> Any:
+    """Alembic's configuration for the database at ``url`` and the migrations in ``migrations`` (the Node's by
+    default; the Network has its own, ``grid_runtime/network/migrations``)."""
     from alembic.config import Config
 
     cfg = Config()
-    cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+    cfg.set_main_option("script_location", str(migrations))
     cfg.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
     return cfg
 
 
-def upgrade(engine: Engine) -> None:
+def upgrade(engine: Engine, *, migrations: Path = MIGRATIONS_DIR,
+            create: Callable[[Connection, str], None] | None = None) -> None:
     """Bring this engine's database to the newest schema (the head migration), loading Alembic only if it must.
 
     - At head already (every start after the first): nothing to do. The stored revision is compared with
@@ -193,8 +202,10 @@ def upgrade(engine: Engine) -> None:
       Scratch"), instead of replaying every migration. tests/test_fresh_schema.py proves both ways give the same
       schema.
     - Otherwise (an older revision): Alembic applies the migrations from the stored revision up to head.
+
+    ``migrations`` and ``create`` name another service's schema (the Network's); by default the Node's.
     """
-    head = head_revision()
+    head = head_revision(migrations / "versions")
     with read_engine(engine).connect() as conn:
         tables = set(inspect(conn).get_table_names())
         stored = set(conn.scalars(text("SELECT version_num FROM alembic_version"))) if VERSION_TABLE in tables \
@@ -203,16 +214,16 @@ def upgrade(engine: Engine) -> None:
         return
     if head is not None and not tables and engine.dialect.name in ("sqlite", "postgresql"):
         with engine.begin() as conn:
-            create_schema(conn, head)
+            (create or create_schema)(conn, head)
         return
-    migrate(engine)
+    migrate(engine, migrations=migrations)
 
 
-def migrate(engine: Engine) -> None:
+def migrate(engine: Engine, *, migrations: Path = MIGRATIONS_DIR) -> None:
     """Apply every migration from the stored revision up to head (Alembic)."""
     from alembic import command
 
-    cfg = alembic_config(engine.url.render_as_string(hide_password=False))
+    cfg = alembic_config(engine.url.render_as_string(hide_password=False), migrations)
     with engine.connect() as conn, sqlite_foreign_keys_off(conn), conn.begin():
         cfg.attributes["connection"] = conn
         command.upgrade(cfg, "head")
@@ -286,6 +297,11 @@ def create_schema(conn: Connection, revision: str) -> None:
         statements.extend(_append_only(table, dialect))
     for statement in statements:
         conn.exec_driver_sql(statement)
+    stamp(conn, revision)
+
+
+def stamp(conn: Connection, revision: str) -> None:
+    """Create the version table and stamp it at ``revision``, as Alembic's ``stamp`` writes it."""
     version = Table(VERSION_TABLE, MetaData(), Column("version_num", String(32), nullable=False),
                     PrimaryKeyConstraint("version_num", name=f"{VERSION_TABLE}_pkc"))
     version.create(conn)

@@ -1,4 +1,5 @@
-"""Node settings, read from the environment (prefix ``GRID_NODE_``) by pydantic-settings."""
+"""Settings read from the environment by pydantic-settings: the Node's (prefix ``GRID_NODE_``) and the
+Network's (prefix ``GRID_NETWORK_``)."""
 
 from __future__ import annotations
 
@@ -85,6 +86,18 @@ class NodeSettings(BaseSettings):
     job_max_per_day: int = Field(default=50, ge=0, description="default quota: jobs a user may submit in 24 h")
     job_max_run_seconds: int = Field(default=3600, gt=0, description="default quota: run-time limit of a job")
 
+    # Networks (docs/network.md): which Network URLs a join may name, and how the catalogue is kept up to date.
+    public_url: str | None = Field(
+        default=None, description="the URL a Network reaches this Node at (sent when joining; a join may name one)")
+    network_allow_insecure: bool = Field(
+        default=False, description="let a Network URL be http:// (otherwise https:// only)")
+    network_allow_private: bool = Field(
+        default=False, description="let a Network URL name a private, loopback or link-local address or name")
+    network_sync_seconds: float = Field(
+        default=300.0, gt=0, description="every associated Network gets the whole catalogue this often "
+                                         "(reconciliation); changes are pushed as they happen")
+    network_timeout_seconds: float = Field(default=10.0, gt=0, description="one call to a Network")
+
     @cached_property
     def resolved_database_url(self) -> str:
         if self.database_url:
@@ -96,3 +109,41 @@ class NodeSettings(BaseSettings):
         if self.object_store_url:
             return self.object_store_url
         return (self.state_dir / "objects").resolve().as_uri()
+
+
+class NetworkSettings(BaseSettings):
+    """The Network's settings (docs/network.md)."""
+
+    model_config = SettingsConfigDict(env_prefix="GRID_NETWORK_", extra="ignore")
+
+    name: str = "grid-network"
+    state_dir: Path = Field(default=Path("./grid-network-state"), description="secrets and database")
+    database_url: str | None = Field(default=None, description="SQLAlchemy URL; SQLite in state_dir if unset")
+    host: str = "127.0.0.1"
+    port: int = 8100
+    api_docs: bool = Field(default=True, description="serve the OpenAPI document and /docs (public routes)")
+
+    session_ttl_seconds: int = Field(default=12 * 3600, gt=0)
+    login_max_failures: int = Field(default=5, gt=0, description="failed logins per window, per account and address")
+    login_window_seconds: int = Field(default=300, gt=0, description="after login_max_failures, the wait")
+    max_body_bytes: int = Field(default=1024**2, gt=0, description="request-body limit of every route but the push")
+    body_read_timeout_seconds: float = Field(default=30.0, gt=0)
+    min_body_rate_bytes: int = Field(default=4096, ge=0)
+
+    max_push_bytes: int = Field(default=4 * 1024**2, gt=0, description="one catalogue push's body, at most")
+    max_push_entries: int = Field(default=1000, ge=1, le=100_000,
+                                  description="entries (upserts and deletes together) in one push, at most")
+    max_entries_per_node: int = Field(default=200_000, ge=1, description="catalogue entries one Node may hold")
+    stale_after_seconds: float = Field(
+        default=900.0, gt=0, description="a Node not heard from for this long has its entries marked stale")
+    allow_insecure_nodes: bool = Field(default=False, description="accept http:// Node URLs (else https:// only)")
+    allow_private_nodes: bool = Field(
+        default=False, description="accept Node URLs naming a private, loopback or link-local address or name")
+    node_timeout_seconds: float = Field(default=5.0, gt=0, description="one call to a Node (its statistics)")
+    invitation_ttl_seconds: int = Field(default=7 * 24 * 3600, gt=0, description="an unused invitation expires")
+
+    @cached_property
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.state_dir / 'network.db').resolve()}"

@@ -46,7 +46,7 @@ def main() -> None:
     settings = NodeSettings()
     log_to_stderr()
     # Slow clients: idle keep-alive connections close after keep_alive_seconds, request heads are capped at
-    # 16 KiB by h11/httptools, and bodies must keep a minimum pace (grid_runtime.node.limits).
+    # 16 KiB by h11/httptools, and bodies must keep a minimum pace (grid_runtime.core.limits).
     uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="info",
                 access_log=False, timeout_keep_alive=max(1, round(settings.keep_alive_seconds)),
                 h11_max_incomplete_event_size=16 * 1024, timeout_graceful_shutdown=10,

@@ -22,6 +22,7 @@ from grid_runtime.node.datasets import router as datasets
 from grid_runtime.node.deps import Requires
 from grid_runtime.node.groups import router as groups
 from grid_runtime.node.jobs import router as jobs
+from grid_runtime.node.network import router as network
 from grid_runtime.node.permissions import router as permissions
 from grid_runtime.node.requests import router as requests
 from grid_runtime.node.roles import router as roles
@@ -76,17 +77,20 @@ add_routes(api_router, auth.public, protected=False)
 # and checks the capability the route names. The routes are copied, not included: FastAPI walks each included
 # router for every request, so a flat list is the cheapest to match.
 for _router in (auth.router, users.router, roles.router, groups.router, audit.router, permissions.router,
-                requests.router, tensors.router, datasets.router, budget.router, jobs.router, workers.router):
+                requests.router, tensors.router, datasets.router, budget.router, jobs.router, workers.router,
+                network.router):
     add_routes(api_router, _router, protected=True)
 add_lifespans(api_router, [health.router, auth.public, auth.router, users.router, roles.router, groups.router,
                            audit.router, permissions.router, requests.router, tensors.router, datasets.router,
-                           budget.router, jobs.router, workers.router])
+                           budget.router, jobs.router, workers.router, network.router])
 
 
 # --- the documented contract -------------------------------------------------------------------------------
 
 RATE_LIMITED_ROUTES = {("POST", "/auth/login"), ("POST", "/jobs"), ("POST", "/statistics")}
 NEEDS_WORKERS_PREFIXES = ("/jobs", "/statistics", "/workers")
+CALLS_A_NETWORK = {("POST", "/network/associations"), ("POST", "/network/associations/{association_id}/sync")}
+"""Routes that call a Network (docs/network.md): 503 when it cannot be reached."""
 
 _DESCRIPTIONS = {
     400: "Malformed JSON (`malformed_json`)",
@@ -98,7 +102,7 @@ _DESCRIPTIONS = {
     413: "The request body is too large (`payload_too_large`)",
     422: "Invalid input (`invalid_input`): `details` lists each field and its problem",
     429: "Too many attempts (`rate_limited`); see `Retry-After`",
-    503: "A service the route needs is not running (`unavailable`)",
+    503: "A service the route needs is not running or cannot be reached (`unavailable`)",
 }
 
 
@@ -131,7 +135,7 @@ def documented_statuses(method: str, path: str, operation: dict[str, Any]) -> se
         statuses |= {403, 409}
     if (method, path) in RATE_LIMITED_ROUTES:
         statuses.add(429)
-    if path.startswith(NEEDS_WORKERS_PREFIXES):
+    if path.startswith(NEEDS_WORKERS_PREFIXES) or (method, path) in CALLS_A_NETWORK:
         statuses.add(503)
     if (method, path) == ("GET", "/health"):
         statuses = set()

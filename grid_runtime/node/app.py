@@ -7,24 +7,19 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI, Request
-from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
-from starlette.exceptions import HTTPException as StarletteHTTPException
+from fastapi import FastAPI
 
 from grid_runtime.core.database import create_database_engine, transaction, upgrade
-from grid_runtime.core.errors import GridError
+from grid_runtime.core.handlers import install_error_handlers
+from grid_runtime.core.limits import BodyLimits, flat_routes
 from grid_runtime.core.settings import NodeSettings
 from grid_runtime.node import bootstrap
 from grid_runtime.node.admin_ui import AdminApp
 from grid_runtime.node.api import api_router, document_errors
 from grid_runtime.node.deps import Database, RetryReadAsWrite
-from grid_runtime.node.limits import BodyLimits, flat_routes
 
 log = logging.getLogger("grid_runtime.node")
 API_PREFIX = "/api/v1"
-_HTTP_CODES = {401: "unauthorized", 403: "forbidden", 404: "not_found", 405: "method_not_allowed",
-               408: "request_timeout", 413: "payload_too_large"}
 
 
 def create_app(settings: NodeSettings | None = None) -> FastAPI:
@@ -94,35 +89,5 @@ def _install_openapi(app: FastAPI) -> None:
     app.openapi = openapi  # type: ignore[method-assign]
 
 
-def _error(status: int, code: str, message: str, details: object = None) -> JSONResponse:
-    return JSONResponse(status_code=status, content={"code": code, "message": message, "details": details})
-
-
 def _install_error_handlers(app: FastAPI) -> None:
-    @app.exception_handler(GridError)
-    async def grid_error(_: Request, exc: GridError) -> JSONResponse:
-        response = _error(exc.status, exc.code, exc.message, exc.details)
-        if exc.status == 429 and isinstance(exc.details, dict) and "retry_after" in exc.details:
-            response.headers["Retry-After"] = str(exc.details["retry_after"])
-        return response
-
-    @app.exception_handler(RequestValidationError)
-    async def invalid_request(_: Request, exc: RequestValidationError) -> JSONResponse:
-        errors = [
-            {"field": ".".join(str(p) for p in e["loc"][1:]) or e["loc"][0], "problem": e["msg"],
-             "type": e["type"]}
-            for e in exc.errors()
-        ]
-        if any(e["type"] == "json_invalid" for e in errors):
-            return _error(400, "malformed_json", "the request body is not valid JSON", errors)
-        summary = "; ".join(f"{e['field']}: {e['problem']}" for e in errors)
-        return _error(422, "invalid_input", f"invalid request: {summary}", errors)
-
-    @app.exception_handler(StarletteHTTPException)
-    async def http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
-        return _error(exc.status_code, _HTTP_CODES.get(exc.status_code, "error"), str(exc.detail))
-
-    @app.exception_handler(Exception)
-    async def unexpected(request: Request, exc: Exception) -> JSONResponse:
-        log.exception("unhandled error on %s %s", request.method, request.url.path)
-        return _error(500, "internal", "internal server error; the Node's log has the details")
+    install_error_handlers(app, service="Node", log=log)

@@ -14,6 +14,7 @@ from grid_runtime.node.budget.models import (
 from grid_runtime.node.datasets.models import Dataset, DatasetMember
 from grid_runtime.node.groups.models import Group, GroupMember
 from grid_runtime.node.jobs.models import Job, JobQuota, Result
+from grid_runtime.node.network.models import NetworkAssociation
 from grid_runtime.node.permissions.models import Grant
 from grid_runtime.node.requests.models import Request, RequestEvent
 from grid_runtime.node.roles.models import Role
@@ -22,6 +23,7 @@ from grid_runtime.node.users.models import User
 
 __all__ = [
     "AuditEvent", "BudgetChange", "Dataset", "DatasetCap", "DatasetMember", "Grant", "Group", "GroupMember", "Job",
-    "JobQuota", "LedgerDataset", "LedgerEntry", "LoginThrottle", "NonPrivateAllowance", "PrivacySettings",
+    "JobQuota", "LedgerDataset", "LedgerEntry", "LoginThrottle", "NetworkAssociation", "NonPrivateAllowance",
+    "PrivacySettings",
     "ReleasePolicy", "Request", "RequestEvent", "Result", "Role", "SetupToken", "Tensor", "TensorTag", "Token", "User",
 ]

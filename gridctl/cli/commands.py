@@ -45,6 +45,7 @@ COMMANDS: dict[str, tuple[tuple[str, ...], str]] = {
     "budget": (("budget",), "Your privacy budget: ε spent and remaining, the cap, and your last privacy events."),
     "jobs": (("jobs",), "List, show and cancel jobs; read and set job quotas."),
     "admin": (("admin",), "The Admin, the Node's web app: write it out for any static host."),
+    "network": (("network",), "Networks: join one from a Node, and search every associated Node's catalogue."),
 }
 
 

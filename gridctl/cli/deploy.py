@@ -15,6 +15,7 @@ import typer
 from gridctl.cli import console
 from gridctl.cli.common import OutputOption, YesOption, confirm, use_output
 from gridctl.cli.console import Output
+from gridctl.sdk.errors import GridctlError
 
 if TYPE_CHECKING:
     from providers.base import DeployResult, Provider
@@ -69,6 +70,10 @@ def _provider(name: str) -> Provider:
 
 @deploy_app.command("local")
 def deploy_local(
+    service: Annotated[str, typer.Argument(
+        metavar="[node|network]", show_default=False,
+        help="What to run: a Node (the default) or a Network, beside other local deployments under other names "
+             "and ports.")] = "node",
     name: NameOption = "local",
     port: Annotated[int | None, typer.Option(
         "--port", "-p", min=1, max=65535, envvar="GRIDCTL_LOCAL_PORT", show_default=False,
@@ -96,10 +101,24 @@ def deploy_local(
     With --workers K it also runs K Worker processes (each a Ray node with 1 CPU joining the Node's Ray head with
     the cluster's token), tracked by pid beside the Node and stopped before it. Running Workers are kept unless
     --workers asks for fewer: then it names the Workers it would stop and asks first.
+
+    'gridctl deploy local network --name N' runs a Network instead (default port 8480; docs/network.md); local
+    Nodes join it with 'gridctl network join URL'.
     """
     from providers.base import DeploymentSpec
 
     use_output(output)
+    if service not in ("node", "network"):
+        raise GridctlError("usage", f"deploy local runs a node or a network, not {service!r}")
+    if service == "network":
+        if workers:
+            raise GridctlError("usage", "a Network has no Workers")
+        spec = DeploymentSpec(name=name, port=port, owner_email=owner_email, owner_password=owner_password,
+                              network=True)
+        console.message(f"deploying the Network {name!r} on this machine...")
+        result = _provider("local").deploy(spec)
+        _report(result, _save_context(result), workers=0)
+        return
     provider = _provider("local")
     running = _running_workers(provider, name)
     if workers is not None and workers < len(running):

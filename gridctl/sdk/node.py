@@ -10,12 +10,13 @@ from gridctl.sdk.data import Datasets, Permissions, Requests, SearchResults, Ten
 from gridctl.sdk.errors import NotConfigured
 from gridctl.sdk.http import Http, segment
 from gridctl.sdk.jobs import Job, Jobs, Results
+from gridctl.sdk.network import NodeNetworks
 
 
 class Node:
     """One Node's API. Sub-APIs: ``users``, ``roles``, ``groups``, ``tokens``, ``audit``; data: ``tensors``,
     ``datasets``, ``permissions``, ``requests`` and ``search(...)``; privacy: ``budget()`` and
-    ``budget_ledger()``.
+    ``budget_ledger()``; Networks: ``networks`` (join, list, sync, leave; the Node's statistics).
 
     ``Node(url, token=...)`` uses an existing token; ``node.login(email, password)`` gets a session token.
     Usable as a context manager (closes the connection pool).
@@ -36,6 +37,7 @@ class Node:
         self.requests = Requests(self.http)
         self.jobs = Jobs(self.http)
         self.results = Results(self.http)
+        self.networks = NodeNetworks(self.http)
 
     def __repr__(self) -> str:
         return f"Node({self.url!r})"

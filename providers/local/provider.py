@@ -7,6 +7,14 @@ Layout of a local deployment's state directory (mode 0700)::
     node/              the Node's own state dir: database, secrets, the one-time setup token
     logs/node.log      the Node's stdout and stderr, appended across restarts
 
+A deployment may instead be a Network (``DeploymentSpec(network=True)``, ``gridctl deploy local network``): the
+process ``network`` (``python -m grid_runtime.network``) with its state in ``network/`` and its log in
+``logs/network.log``, beside any number of local Nodes under other names. Local Nodes and a local Network talk
+over http on 127.0.0.1, so each local Node is started allowing http and loopback Network URLs
+(``GRID_NODE_NETWORK_ALLOW_INSECURE``/``_PRIVATE``, with ``GRID_NODE_PUBLIC_URL`` its own URL) and a local
+Network allowing such Node URLs, unless the operator's environment says otherwise. As for a Node, the context holds a
+named API token of the Owner's.
+
 The Node listens on 127.0.0.1 only. Workers are more entries in ``processes.json`` (``worker-1``...), each a
 ``ray start --block`` joining the Node's Ray head, started after the Node and stopped before it. The Node starts
 its Ray head (its own child process) only once the deployment has Workers (``--workers N``).
@@ -45,6 +53,7 @@ if TYPE_CHECKING:
     from gridctl.sdk.http import Http
 
 DEFAULT_PORT = 8470  # off the crowded 8000/8080, so a first deploy rarely meets a busy port
+DEFAULT_NETWORK_PORT = 8480
 HOST = "127.0.0.1"
 HEALTH_TIMEOUT = float(os.environ.get("GRIDCTL_LOCAL_START_TIMEOUT", "90"))
 # How often a starting Node's port is tried (issue 11; it was an HTTP attempt every 100 ms). A refused connect costs
@@ -64,7 +73,6 @@ WORKER_JOIN_TIMEOUT = float(os.environ.get("GRIDCTL_LOCAL_WORKER_TIMEOUT", "120"
 class LocalProvider(Provider):
     name = "local"
     unsupported: ClassVar[dict[Feature, str]] = {
-        Feature.network: "a local Network service is not built yet",
         Feature.managed_database: "a local Node uses SQLite in its state directory "
                                   "(set GRID_NODE_DATABASE_URL before deploying to use PostgreSQL)",
         Feature.tls: "the local Node listens on 127.0.0.1 only, without TLS",
@@ -82,6 +90,12 @@ class LocalProvider(Provider):
         state_dir = self.state_dir(spec.name)
         existing = DeploymentRecord.path(state_dir).exists()
         record = self.record(spec.name) if existing else None
+        if record is not None and service_of(record) != ("network" if spec.network else "node"):
+            raise DeploymentConflict(f"deployment {spec.name!r} is a {service_of(record)}; choose another --name")
+        if spec.network:
+            if spec.workers:
+                raise ProviderError("a Network has no Workers")
+            return self._deploy_network(spec, state_dir, record)
         port = spec.port or (int(record.settings["port"]) if record else DEFAULT_PORT)
         table = ProcessTable(state_dir)
         node = table.load().get("node")
@@ -128,11 +142,59 @@ class LocalProvider(Provider):
             result.state = "created"
         return result
 
+    def _deploy_network(self, spec: DeploymentSpec, state_dir: Path, record: DeploymentRecord | None) -> DeployResult:
+        """A Network as a background process: started (or restarted, data kept) and its Owner set up once."""
+        port = spec.port or (int(record.settings["port"]) if record else DEFAULT_NETWORK_PORT)
+        table = ProcessTable(state_dir)
+        network = table.load().get("network")
+        if record and network and processes.is_alive(network):
+            if port != int(record.settings["port"]):
+                raise DeploymentConflict(
+                    f"deployment {spec.name!r} is running on port {record.settings['port']}; "
+                    f"run 'gridctl destroy local --name {spec.name}' first to move it to port {port}")
+            state = "running"
+        else:
+            ensure_port_free(port)
+            make_private_dir(self.deployments_dir)
+            make_private_dir(state_dir)
+            state = "restarted" if record else "created"
+            record = record or DeploymentRecord(name=spec.name, provider=self.name, url="", created_at=utc_timestamp(),
+                                                owner_email=spec.owner_email)
+            record.url, record.settings["port"], record.settings["service"] = f"http://{HOST}:{port}", port, "network"
+            record.save(state_dir)
+            network_dir, log_dir = state_dir / "network", state_dir / "logs"
+            make_private_dir(network_dir)
+            make_private_dir(log_dir)
+            env = {"GRID_NETWORK_ALLOW_INSECURE_NODES": "true", "GRID_NETWORK_ALLOW_PRIVATE_NODES": "true",
+                   **os.environ, "GRID_NETWORK_STATE_DIR": str(network_dir), "GRID_NETWORK_PORT": str(port),
+                   "GRID_NETWORK_HOST": HOST, "GRID_NETWORK_NAME": spec.name, "PYTHONUNBUFFERED": "1"}
+            log = log_dir / "network.log"
+            network = processes.start("network", [sys.executable, "-m", "grid_runtime.network"], env=env,
+                                      cwd=state_dir, log=log)
+            try:
+                wait_healthy(record.url, network, log)
+            except BaseException:
+                processes.stop(network, timeout=5)
+                raise
+            table.put(network)
+        result = DeployResult(name=spec.name, provider=self.name, url=record.url, state=state,
+                              owner_email=record.owner_email, outputs=self._outputs(state_dir, record, network))
+        setup_token_path = state_dir / "network" / SETUP_TOKEN_FILE
+        if setup_token_path.exists():
+            self._set_up_owner(result, spec, setup_token_path.read_text().strip())
+            record.owner_email = result.owner_email
+            record.save(state_dir)
+            result.state = "created"
+        return result
+
     def _start_node(self, name: str, state_dir: Path, port: int, *, ray_port: int | None = None) -> TrackedProcess:
         node_dir, log_dir = state_dir / "node", state_dir / "logs"
         make_private_dir(node_dir)
         make_private_dir(log_dir)
-        env = {**os.environ, "GRID_NODE_STATE_DIR": str(node_dir), "GRID_NODE_PORT": str(port),
+        url = f"http://{HOST}:{port}"
+        env = {"GRID_NODE_PUBLIC_URL": url, "GRID_NODE_NETWORK_ALLOW_INSECURE": "true",
+               "GRID_NODE_NETWORK_ALLOW_PRIVATE": "true",  # local Networks are http on 127.0.0.1 too
+               **os.environ, "GRID_NODE_STATE_DIR": str(node_dir), "GRID_NODE_PORT": str(port),
                "GRID_NODE_HOST": HOST, "GRID_NODE_NAME": name, "PYTHONUNBUFFERED": "1",
                "GRID_NODE_RAY_ENABLED": "true" if ray_port else "false"}
         if ray_port:
@@ -147,6 +209,7 @@ class LocalProvider(Provider):
         return node
 
     def _set_up_owner(self, result: DeployResult, spec: DeploymentSpec, setup_token: str) -> None:
+        """Create the Owner and a named API token for the context (a Node's or a Network's: the same routes)."""
         from gridctl.sdk.http import Http
 
         password = spec.owner_password or generate_password()
@@ -154,13 +217,13 @@ class LocalProvider(Provider):
         try:
             http.post("/setup", json={"setup_token": setup_token, "email": spec.owner_email, "password": password})
             session = http.post("/auth/login", json={"email": spec.owner_email, "password": password})
-            http.set_token(session["token"])
-            created = http.post("/tokens", json={"name": CLI_TOKEN_NAME})
+            http.set_token(str(session["token"]))
+            token = str(http.post("/tokens", json={"name": CLI_TOKEN_NAME})["token"])
             http.post("/auth/logout")  # the session was only needed to mint the named token
         finally:
             http.close()
         result.owner_email = spec.owner_email.strip().lower()
-        result.api_token = created["token"]
+        result.api_token = token
         result.owner_password = None if spec.owner_password else password
         result.owner_password_generated = spec.owner_password is None
 
@@ -250,12 +313,14 @@ class LocalProvider(Provider):
     def preview(self, spec: DeploymentSpec) -> list[PlannedChange]:
         self.require(*spec.requested_features())
         state_dir = self.state_dir(spec.name)
+        service = "network" if spec.network else "node"
         if not DeploymentRecord.path(state_dir).exists():
-            port = spec.port or DEFAULT_PORT
+            port = spec.port or (DEFAULT_NETWORK_PORT if spec.network else DEFAULT_PORT)
             return [PlannedChange("create", "directory", str(state_dir)),
-                    PlannedChange("start", "process", "node", f"python -m grid_runtime.node on {HOST}:{port}"),
-                    PlannedChange("create", "user", spec.owner_email, "the Owner, with a named API token")]
-        node = ProcessTable(state_dir).load().get("node")
+                    PlannedChange("start", "process", service, f"python -m grid_runtime.{service} on {HOST}:{port}"),
+                    PlannedChange("create", "user", spec.owner_email,
+                                  "the Owner, with a named API token")]
+        node = ProcessTable(state_dir).load().get(service)
         if node and processes.is_alive(node):
             return [PlannedChange("keep", "process", "node", f"pid {node.pid}")]
         return [PlannedChange("start", "process", "node", "restart; data kept")]
@@ -282,7 +347,7 @@ class LocalProvider(Provider):
         tracked = ProcessTable(state_dir).load()
         rows = [{"role": role, "pid": p.pid, "alive": processes.is_alive(p), "started_at": p.started_at}
                 for role, p in tracked.items()]
-        node = tracked.get("node")
+        node = tracked.get(service_of(record))
         running = node is not None and processes.is_alive(node)
         return DeploymentStatus(name=name, provider=self.name, url=record.url, running=running,
                                 healthy=running and is_healthy(record.url), processes=rows,
@@ -290,7 +355,13 @@ class LocalProvider(Provider):
 
     def _outputs(self, state_dir: Path, record: DeploymentRecord, node: TrackedProcess | None) -> dict[str, Any]:
         return {"url": record.url, "port": record.settings.get("port"), "state_dir": str(state_dir),
-                "log": str(state_dir / "logs" / "node.log"), "pid": node.pid if node else None}
+                "log": str(state_dir / "logs" / f"{service_of(record)}.log"), "pid": node.pid if node else None,
+                "service": service_of(record)}
+
+
+def service_of(record: DeploymentRecord) -> str:
+    """What a local deployment runs: ``node`` (also every deployment made before Networks), or ``network``."""
+    return str(record.settings.get("service", "node"))
 
 
 def free_ray_port() -> int:

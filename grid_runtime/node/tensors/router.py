@@ -72,7 +72,7 @@ def upload_workdir(node: NodeSettings) -> Path:
 async def receive_body(request: Request, dest: Path, max_bytes: int) -> int:
     """Stream the request body to ``dest`` (0600), refusing it (413) as soon as it passes ``max_bytes``.
 
-    The pace rules (a pause limit, a minimum rate: 408) apply to every body, in ``node.limits``."""
+    The pace rules (a pause limit, a minimum rate: 408) apply to every body, in ``core.limits``."""
     declared = request.headers.get("content-length")
     if declared is not None and declared.isascii() and declared.isdigit() and int(declared) > max_bytes:
         raise PayloadTooLarge(f"the upload is {declared} bytes; this Node accepts at most {max_bytes}",

@@ -22,21 +22,28 @@ import asyncio
 import re
 import time
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, Protocol
 
 from starlette.responses import JSONResponse
 from starlette.routing import compile_path
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from grid_runtime.core.errors import GridError
-from grid_runtime.core.settings import NodeSettings
+
+
+class BodySettings(Protocol):
+    """The settings these limits read (the Node's and the Network's both have them)."""
+
+    max_body_bytes: int
+    body_read_timeout_seconds: float
+    min_body_rate_bytes: int
 
 
 class RequestTimeout(GridError):
     code, status = "request_timeout", 408
 
 
-_JSON_NUL = re.compile(rb"(?<!\\)(?:\\\\)*\\u0000")  # an unescaped backslash, then u0000
+JSON_NUL = re.compile(rb"(?<!\\)(?:\\\\)*\\u0000")  # an unescaped backslash, then u0000
 
 
 def _nul_in_url(scope: Scope) -> bool:
@@ -78,7 +85,7 @@ def flat_routes(app: Any) -> list[Any]:
 class _BodyReader:
     """``receive`` with the pace rules: a pause limit, and a minimum average rate after the grace period."""
 
-    def __init__(self, receive: Receive, settings: NodeSettings) -> None:
+    def __init__(self, receive: Receive, settings: BodySettings) -> None:
         self._receive = receive
         self._timeout = settings.body_read_timeout_seconds
         self._min_rate = settings.min_body_rate_bytes
@@ -97,7 +104,7 @@ class _BodyReader:
             if (message.get("more_body") and self._min_rate and elapsed > self._timeout
                     and self.received / elapsed < self._min_rate):
                 raise RequestTimeout(
-                    f"the request body arrives at {self.received / elapsed:.0f} bytes/s; this Node needs at least "
+                    f"the request body arrives at {self.received / elapsed:.0f} bytes/s; this server needs at least "
                     f"{self._min_rate} bytes/s", details={"min_body_rate_bytes": self._min_rate})
         return message
 
@@ -105,7 +112,7 @@ class _BodyReader:
 class BodyLimits:
     """ASGI middleware enforcing the module's rules; ``routes`` is read lazily (the app's, once built)."""
 
-    def __init__(self, app: ASGIApp, settings: NodeSettings, routes: Any) -> None:
+    def __init__(self, app: ASGIApp, settings: BodySettings, routes: Any) -> None:
         self.app = app
         self.settings = settings
         self._routes_source = routes
@@ -157,7 +164,7 @@ class BodyLimits:
             await _error(exc.status, exc.code, exc.message, exc.details)(scope, receive, send)
             return
         body = b"".join(chunks)
-        if _JSON_NUL.search(body):
+        if JSON_NUL.search(body):
             await _nul_refused("body")(scope, receive, send)
             return
         replayed = False
@@ -173,6 +180,6 @@ class BodyLimits:
 
     @staticmethod
     async def _too_large(scope: Scope, receive: Receive, send: Send, limit: int) -> None:
-        message = f"the request body is larger than this Node accepts ({limit} bytes)"
+        message = f"the request body is larger than this server accepts ({limit} bytes)"
         response = _error(413, "payload_too_large", message, {"max_body_bytes": limit})
         await response(scope, receive, send)

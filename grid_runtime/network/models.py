@@ -1,0 +1,178 @@
+"""Every table of the Network."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import ForeignKey, Index, Integer, String, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from grid_runtime.core.database import utcnow
+from grid_runtime.network.database import NetworkBase
+
+
+class Role(NetworkBase):
+    __tablename__ = "roles"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    description: Mapped[str] = mapped_column(String(500), default="")
+    capabilities: Mapped[list[str]] = mapped_column(default=list)
+    preset: Mapped[bool] = mapped_column(default=False)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class User(NetworkBase):
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    email: Mapped[str] = mapped_column(String(254), unique=True)
+    full_name: Mapped[str] = mapped_column(String(128), default="")
+    password_hash: Mapped[str] = mapped_column(String(255))
+    role_id: Mapped[int] = mapped_column(ForeignKey("roles.id", ondelete="RESTRICT"), index=True)
+    disabled: Mapped[bool] = mapped_column(default=False)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    role: Mapped[Role] = relationship(lazy="joined")
+
+
+class Token(NetworkBase):
+    """A session from login (``name`` empty; expires), or a named API token for scripts and CI (expires only if
+    asked). Only the SHA-256 of the secret is stored."""
+
+    __tablename__ = "tokens"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str | None] = mapped_column(String(64))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime | None]
+    revoked_at: Mapped[datetime | None]
+
+
+class SetupToken(NetworkBase):
+    """The one-time token that creates the Owner."""
+
+    __tablename__ = "setup_tokens"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    used_at: Mapped[datetime | None]
+
+
+class LoginFailures(NetworkBase):
+    """Failed logins per account and address in the current window; past the allowance, refused until it ends."""
+
+    __tablename__ = "login_failures"
+    __table_args__ = (UniqueConstraint("email", "client_address"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    email: Mapped[str] = mapped_column(String(254))
+    client_address: Mapped[str] = mapped_column(String(64))
+    failures: Mapped[int] = mapped_column(default=0)
+    window_started_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class AuditEvent(NetworkBase):
+    """Every mutating action: who, what, when, from where (append-only by convention: nothing updates it)."""
+
+    __tablename__ = "audit_events"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+    actor_id: Mapped[int | None]
+    action: Mapped[str] = mapped_column(String(64))
+    target_type: Mapped[str] = mapped_column(String(32))
+    target_id: Mapped[int | None]
+    details: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    client_address: Mapped[str | None] = mapped_column(String(64))
+
+
+PENDING, APPROVED, DENIED, ENDED = "pending", "approved", "denied", "ended"
+
+
+class Association(NetworkBase):
+    """A Node's association with this Network, from its join request on.
+
+    Two credentials, each stored where it is *presented*, its hash where it is *accepted*: ``push_hash`` is
+    the SHA-256 of the secret the Node presents to push its catalogue (the Network made it and returned it
+    once); ``node_credential`` is the secret the Node made at join for this Network to present when it reads
+    the Node's statistics (the Node keeps only its hash). Pushes are accepted only while ``state`` is approved.
+    """
+
+    __tablename__ = "associations"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    node_name: Mapped[str] = mapped_column(String(64), index=True)
+    node_url: Mapped[str] = mapped_column(String(255))
+    state: Mapped[str] = mapped_column(String(16), index=True)
+    push_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    node_credential: Mapped[str | None] = mapped_column(String(128))
+    invitation_id: Mapped[int | None]
+    requested_at: Mapped[datetime] = mapped_column(default=utcnow)
+    decided_at: Mapped[datetime | None]
+    decided_by: Mapped[int | None]
+    note: Mapped[str] = mapped_column(String(500), default="")
+    last_push_at: Mapped[datetime | None]
+    sync_started_at: Mapped[datetime | None]
+
+
+class Invitation(NetworkBase):
+    """A one-time code a Network administrator gives a Node's administrator: a join presenting it is approved."""
+
+    __tablename__ = "invitations"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    code_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    note: Mapped[str] = mapped_column(String(500), default="")
+    created_by: Mapped[int | None]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime]
+    used_at: Mapped[datetime | None]
+
+
+class CatalogueEntry(NetworkBase):
+    """One tensor's or dataset's metadata as its Node pushed it. Keyed by the association and the Node's own id:
+    a Node writes only under its own association."""
+
+    __tablename__ = "catalogue_entries"
+    __table_args__ = (
+        UniqueConstraint("association_id", "kind", "object_id"),
+        Index("ix_catalogue_entries_association_seen", "association_id", "seen_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    association_id: Mapped[int] = mapped_column(ForeignKey("associations.id", ondelete="CASCADE"))
+    kind: Mapped[str] = mapped_column(String(8))
+    object_id: Mapped[int] = mapped_column(Integer)
+    name: Mapped[str] = mapped_column(String(128))
+    description: Mapped[str] = mapped_column(String(2000), default="")
+    tags: Mapped[list[str]] = mapped_column(default=list)
+    shape: Mapped[list[int] | None]
+    dtype: Mapped[str | None] = mapped_column(String(16))
+    visibility: Mapped[str] = mapped_column(String(8))
+    created_at: Mapped[datetime | None]
+    seen_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class CatalogueTag(NetworkBase):
+    """An entry's tag. The key leads with the tag, so a tag's entries are read from the key's index alone."""
+
+    __tablename__ = "catalogue_tags"
+    __table_args__ = (Index("ix_catalogue_tags_entry_id", "entry_id"),)
+
+    tag: Mapped[str] = mapped_column(String(64), primary_key=True)
+    entry_id: Mapped[int] = mapped_column(ForeignKey("catalogue_entries.id", ondelete="CASCADE"), primary_key=True)
+
+
+class CatalogueWord(NetworkBase):
+    """A word of an entry's name or description (lower-case letters and digits), for search: a query's word finds
+    the entries with a word it begins. The key leads with the word, so its entries are read from the index alone."""
+
+    __tablename__ = "catalogue_words"
+    __table_args__ = (Index("ix_catalogue_words_entry_id", "entry_id"),)
+
+    word: Mapped[str] = mapped_column(String(64), primary_key=True)
+    entry_id: Mapped[int] = mapped_column(ForeignKey("catalogue_entries.id", ondelete="CASCADE"), primary_key=True)
