@@ -356,3 +356,16 @@ class TestCentralDP:
         new = latest(client, owner)
         delta = np.concatenate([(new["0.weight"] - 0.5).ravel(), new["0.bias"].ravel()])
         np.testing.assert_allclose(delta, np.full(15, 1 / np.sqrt(15) / 2), atol=1e-4)
+
+
+class TestTheBenchmark:
+    def test_bench_fl_cycle_runs_and_prints_its_figures(self) -> None:
+        import subprocess
+        import sys
+
+        root = Path(__file__).resolve().parents[1]
+        done = subprocess.run([sys.executable, str(root / "bench" / "fl_cycle.py"), "--parameters", "20000",
+                               "--clients", "3", "6"], capture_output=True, text=True, timeout=120, cwd=root)
+        assert done.returncode == 0, done.stderr
+        rows = [line.split() for line in done.stdout.splitlines() if line.strip()[:1].isdigit()]
+        assert [int(r[0]) for r in rows] == [3, 6] and all(float(r[2]) > 0 and float(r[3]) > 0 for r in rows)

@@ -53,6 +53,10 @@ class Layout:
     def size(self) -> int:
         return sum(math.prod(shape) for _, shape in self.parameters)
 
+    def parts(self, tensors: dict[str, np.ndarray]) -> list[np.ndarray]:
+        """The tensors as flat arrays (views, no copy) in this layout's order (they must match it)."""
+        return [tensors[name].reshape(-1) for name, _ in self.parameters]
+
     def flatten(self, tensors: dict[str, np.ndarray]) -> np.ndarray:
         """The tensors as one float64 vector in this layout's order (they must match it)."""
         return np.concatenate([np.asarray(tensors[name], dtype=np.float64).reshape(-1)
@@ -92,9 +96,12 @@ def read_tensors(data: bytes, layout: Layout, *, what: str = "update",
                               f"the model needs {list(shape)}")
         if tensor.dtype not in ACCEPTED_DTYPES:
             raise UpdateError(f"the {what}'s {name} has dtype {tensor.dtype}; send float32 or float64")
-        if not np.isfinite(tensor).all():
+        if not tensor.size:
+            continue
+        low, high = float(tensor.min()), float(tensor.max())  # NaN propagates through min and max
+        if not (math.isfinite(low) and math.isfinite(high)):
             raise UpdateError(f"the {what}'s {name} has values that are not finite (NaN or infinity)")
-        if max_abs is not None and tensor.size and float(np.abs(tensor).max()) > max_abs:
+        if max_abs is not None and max(-low, high) > max_abs:
             raise UpdateError(f"the {what}'s {name} has values above {max_abs:g} in magnitude")
     return tensors
 
@@ -127,20 +134,27 @@ class Accumulator:
     def count(self) -> int:
         return int(self._map[self.size + 1])
 
-    def add(self, delta: np.ndarray, *, weight: float, clip_norm: float | None = None) -> None:
-        """Fold one update in: ``weight·Δ`` (``Δ`` first scaled to L2 norm at most ``clip_norm`` when given)."""
-        if delta.shape != (self.size,):
-            raise UpdateError(f"the update has {delta.size} values, the model {self.size}")
+    def add(self, parts: list[np.ndarray], *, weight: float, clip_norm: float | None = None) -> None:
+        """Fold one update in, given as flat arrays in the layout's order: ``weight·Δ`` (``Δ`` first scaled to L2
+        norm at most ``clip_norm`` when given).
+
+        No ``msync`` per update: the map is shared, so what is added is in the page cache at once and survives
+        the Node's process; only the machine's crash could lose it (then the cycle's sum is incomplete, never
+        double-counted: its own weight and count are in the same file)."""
+        if sum(p.size for p in parts) != self.size:
+            raise UpdateError(f"the update has {sum(p.size for p in parts)} values, the model {self.size}")
         scale = float(weight)
         if clip_norm is not None:
-            norm = float(np.linalg.norm(delta))
+            norm = math.sqrt(sum(float(np.dot(p, p)) for p in parts))
             if norm > clip_norm:
                 scale *= clip_norm / norm
-        body = self._map[:self.size]
-        body += delta * scale
+        offset = 0
+        for part in parts:
+            target = self._map[offset:offset + part.size]
+            np.add(target, part * part.dtype.type(scale), out=target)
+            offset += part.size
         self._map[self.size] += weight
         self._map[self.size + 1] += 1
-        self._map.flush()
 
     def finish(self, checkpoint: np.ndarray, *, noise_std: float | None = None) -> np.ndarray:
         """The new parameters: the checkpoint plus the (noised) weighted average of the deltas."""
@@ -152,7 +166,7 @@ class Accumulator:
         return checkpoint.astype(np.float64) + total / self.total_weight
 
     def close(self) -> None:
-        del self._map
+        del self._map  # unmapped; what was added stays in the file (see ``add``)
 
 
 def gaussian_noise(size: int, std: float) -> np.ndarray:

@@ -215,7 +215,7 @@ def stop_process(session: Session, *, actor: Actor, process: FLProcess, settings
     cycle = open_cycle(session, process)
     if cycle is not None:
         cycle.state, cycle.closed_at = CANCELLED, now
-        accumulator_path(settings, cycle).unlink(missing_ok=True)
+        discard_accumulator(accumulator_path(settings, cycle))
     process.state, process.ended_at = STOPPED, now
     audit.record(session, actor=actor, action="fl.process.stopped", target_type="fl_process", target_id=process.id)
     return process
@@ -269,6 +269,27 @@ def open_cycle(session: Session, process: FLProcess, *, for_update: bool = False
 
 def accumulator_path(settings: NodeSettings, cycle: FLCycle) -> Path:
     return settings.state_dir / ACCUMULATOR_DIR / f"cycle-{cycle.id}.sum"
+
+
+_OPEN_SUMS: dict[Path, Accumulator] = {}
+"""Running sums kept mapped between reports (mapping 8 bytes a parameter again for every report costs more
+than the addition). Used under the process's lock only; closed when their cycle ends."""
+
+
+def accumulator(path: Path, size: int) -> Accumulator:
+    """The cycle's running sum, mapped once and kept open until ``discard_accumulator``."""
+    found = _OPEN_SUMS.get(path)
+    if found is None or found.size != size:
+        found = _OPEN_SUMS[path] = Accumulator(path, size)
+    return found
+
+
+def discard_accumulator(path: Path) -> None:
+    """Close and remove a cycle's running sum."""
+    found = _OPEN_SUMS.pop(path, None)
+    if found is not None:
+        found.close()
+    path.unlink(missing_ok=True)
 
 
 def _refuse_unless_running(process: FLProcess) -> None:
@@ -333,26 +354,23 @@ def accept_report(session: Session, *, client: FLClientToken, process: FLProcess
     return cycle
 
 
-def check_update(process: FLProcess, data: bytes) -> Any:
-    """The update as one vector in the model's layout, or InvalidInput (wrong names, shapes, dtype, not finite)."""
+def check_update(process: FLProcess, data: bytes) -> list[Any]:
+    """The update as flat arrays in the model's layout, or InvalidInput (wrong names, shapes, dtype, not finite,
+    too large)."""
     layout = Layout.from_json(process.parameters)
     try:
-        return layout.flatten(read_tensors(data, layout, max_abs=MAX_UPDATE_VALUE))
+        return layout.parts(read_tensors(data, layout, max_abs=MAX_UPDATE_VALUE))
     except UpdateError as exc:
         raise InvalidInput(str(exc), details={"field": "update"}) from None
 
 
-def fold(settings: NodeSettings, *, process: FLProcess, cycle: FLCycle, delta: Any, examples: int) -> None:
+def fold(settings: NodeSettings, *, process: FLProcess, cycle: FLCycle, delta: list[Any], examples: int) -> None:
     """Add one checked update to the cycle's running sum (clipped and unweighted under central DP)."""
-    layout = Layout.from_json(process.parameters)
-    accumulator = Accumulator(accumulator_path(settings, cycle), layout.size)
-    try:
-        if process.dp:
-            accumulator.add(delta, weight=1.0, clip_norm=float(process.dp["clip_norm"]))
-        else:
-            accumulator.add(delta, weight=float(examples))
-    finally:
-        accumulator.close()
+    running = accumulator(accumulator_path(settings, cycle), sum(part.size for part in delta))
+    if process.dp:
+        running.add(delta, weight=1.0, clip_norm=float(process.dp["clip_norm"]))
+    else:
+        running.add(delta, weight=float(examples))
 
 
 def settle(session: Session, *, process: FLProcess, store: ObjectStore, settings: NodeSettings,
@@ -376,7 +394,7 @@ def settle(session: Session, *, process: FLProcess, store: ObjectStore, settings
     else:
         cycle.state = EXPIRED
     cycle.closed_at = now
-    path.unlink(missing_ok=True)
+    discard_accumulator(path)
     if process.cycles_done >= int(process.server_config["cycles"]):
         process.state, process.ended_at = COMPLETED, now
     else:
@@ -391,12 +409,8 @@ def _aggregate(session: Session, *, process: FLProcess, cycle: FLCycle, path: Pa
     previous = get_checkpoint(session, process)
     with store.open(previous.object_key) as reader:
         current = layout.flatten(read_tensors(reader.read(), layout, what="checkpoint"))
-    accumulator = Accumulator(path, layout.size)
-    try:
-        noise = (float(process.dp["noise_multiplier"]) * float(process.dp["clip_norm"])) if process.dp else None
-        new = accumulator.finish(current, noise_std=noise)
-    finally:
-        accumulator.close()
+    noise = (float(process.dp["noise_multiplier"]) * float(process.dp["clip_norm"])) if process.dp else None
+    new = accumulator(path, layout.size).finish(current, noise_std=noise)
     key, sha256, size = store_checkpoint(store, to_safetensors(layout, new))
     session.add(FLCheckpoint(process_id=process.id, number=previous.number + 1, object_key=key, sha256=sha256,
                              size=size))
