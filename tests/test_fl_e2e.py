@@ -131,6 +131,7 @@ class TestSeveralClientsOnTheirOwnShards:
         trained = owner.fl.checkpoint("e2e-blobs")
         start = accuracy(initial_weights(), x_test, y_test)
         federated, central = accuracy(trained, x_test, y_test), central_accuracy(shards, x_test, y_test)
+        print(f"held-out accuracy: initial {start:.3f}, federated {federated:.3f}, central {central:.3f}")
         assert federated > start + 0.3, (start, federated)
         assert federated >= central - ACCURACY_MARGIN, (federated, central)
 

@@ -20,6 +20,7 @@ spec, and trains it with the Workers' trainer; torch is imported only when it tr
 from __future__ import annotations
 
 import base64
+import builtins
 import hashlib
 import time
 from dataclasses import dataclass
@@ -71,7 +72,7 @@ class FLProcesses:
             body["initial_weights"] = encoded
         return dict(self._http.post("/fl/processes", json=body))
 
-    def list(self) -> list[Json]:
+    def list(self) -> builtins.list[Json]:
         return list(self._http.get("/fl/processes"))
 
     def show(self, ref: int | str) -> Json:
@@ -80,7 +81,7 @@ class FLProcesses:
     def stop(self, ref: int | str) -> Json:
         return dict(self._http.post(f"/fl/processes/{segment(ref)}/stop"))
 
-    def checkpoints(self, ref: int | str) -> list[Json]:
+    def checkpoints(self, ref: int | str) -> builtins.list[Json]:
         return list(self._http.get(f"/fl/processes/{segment(ref)}/checkpoints"))
 
     def download_checkpoint(self, ref: int | str, dest: str | Path, *, number: int | None = None) -> Path:
@@ -105,7 +106,7 @@ class FLProcesses:
         """A client token for this process (``["token"]`` is shown once)."""
         return dict(self._http.post(f"/fl/processes/{segment(ref)}/tokens", json={"name": name}))
 
-    def tokens(self, ref: int | str) -> list[Json]:
+    def tokens(self, ref: int | str) -> builtins.list[Json]:
         return list(self._http.get(f"/fl/processes/{segment(ref)}/tokens"))
 
     def revoke_token(self, ref: int | str, token_id: int) -> Json:

@@ -174,7 +174,7 @@ def _stream(store: ObjectStore, key: str, sha256: str, size: int, filename: str)
                                       "Content-Disposition": f'attachment; filename="{filename}"'})
 
 
-_FILE = {200: {"content": {"application/octet-stream": {}},
+_FILE: dict[int | str, dict[str, Any]] = {200: {"content": {"application/octet-stream": {}},
                "description": f"safetensors; its sha256 is in {SHA256_HEADER}"}}
 
 

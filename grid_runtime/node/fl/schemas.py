@@ -69,8 +69,8 @@ class ProcessCreateIn(Schema):
     initial_weights: str | None = Field(
         None, max_length=4 * (MAX_WEIGHTS_BYTES // 3 + 1),
         description="initial parameters: safetensors, base64-encoded (fresh parameters from a secure seed without)")
-    client: ClientConfigIn = Field(default_factory=ClientConfigIn)
-    server: ServerConfigIn = Field(default_factory=ServerConfigIn)
+    client: ClientConfigIn = Field(default_factory=lambda: ClientConfigIn.model_validate({}))
+    server: ServerConfigIn = Field(default_factory=lambda: ServerConfigIn.model_validate({}))
 
     @field_validator("name")
     @classmethod
