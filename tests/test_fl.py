@@ -369,3 +369,48 @@ class TestTheBenchmark:
         assert done.returncode == 0, done.stderr
         rows = [line.split() for line in done.stdout.splitlines() if line.strip()[:1].isdigit()]
         assert [int(r[0]) for r in rows] == [3, 6] and all(float(r[2]) > 0 and float(r[3]) > 0 for r in rows)
+
+
+class TestOnEveryDatabase:
+    """The cycle's row locks, JSON columns and unique constraints on SQLite and on PostgreSQL."""
+
+    def test_a_cycle_aggregates_refuses_a_duplicate_and_a_late_report(
+        self, any_db_client: TestClient, any_db_factory: Factory
+    ) -> None:
+        client, owner = any_db_client, any_db_factory.owner().headers
+        host(client, owner, min_reports=2, clients_per_cycle=3)
+        a, b, c = (client_token(client, owner, name=n) for n in "abc")
+        for token in (a, b, c):
+            join(client, token)
+        assert report(client, a, update(2.0), examples=1).status_code == 200
+        duplicate = report(client, a, update(2.0), examples=1)
+        assert duplicate.status_code == 409 and duplicate.json()["details"]["reason"] == "already_reported"
+        assert report(client, b, update(4.0), examples=3).status_code == 200
+        late = report(client, c, update(8.0), examples=1)
+        assert late.status_code == 409 and late.json()["details"]["reason"] == "cycle_closed"
+        np.testing.assert_allclose(latest(client, owner)["0.bias"], np.full(3, 3.5), rtol=1e-6)  # (2 + 12) / 4
+        assert [c["number"] for c in checkpoints(client, owner)] == [0, 1]
+        assert show(client, owner)["cycles"][0]["reports"] == 2
+
+
+class TestSettlingOnAJoin:
+    def test_a_join_after_the_last_cycles_time_keeps_its_aggregate_though_the_join_is_refused(
+        self, node_settings: Any, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        from grid_runtime.node.app import create_app
+        from grid_runtime.node.fl import router
+
+        monkeypatch.setattr(router, "SETTLE_INTERVAL_SECONDS", 3600.0)  # only the join settles here
+        with TestClient(create_app(node_settings)) as client:
+            owner = Factory(client).owner().headers
+            host(client, owner, cycles=1, min_reports=2, cycle_seconds=1)
+            early, late = client_token(client, owner, name="early"), client_token(client, owner, name="late")
+            join(client, early)
+            assert report(client, early, update(1.0)).status_code == 200
+            time.sleep(1.2)
+            refused = client.post(f"{API_PREFIX}/fl/client/join", headers=bearer(late))
+            assert refused.status_code == 409 and refused.json()["details"]["reason"] == "process_ended"
+            assert show(client, owner)["state"] == "completed"
+            assert [c["number"] for c in checkpoints(client, owner)] == [0, 1]
+            np.testing.assert_allclose(latest(client, owner)["0.bias"], np.ones(3), rtol=1e-6)
+            assert accumulators(node_settings.state_dir) == []

@@ -32,7 +32,7 @@ from grid_runtime.core.settings import NodeSettings
 from grid_runtime.core.storage import ObjectStore
 from grid_runtime.node.deps import DB, Actor, Database, Requires, current_actor, in_thread, released_session, settings
 from grid_runtime.node.fl import schemas, service
-from grid_runtime.node.fl.models import FLClientToken, FLProcess
+from grid_runtime.node.fl.models import FLClientToken
 from grid_runtime.node.tensors.router import receive_body
 
 SETTLE_INTERVAL_SECONDS = 1.0
@@ -57,13 +57,22 @@ def process_lock(app: Any, process_id: int) -> asyncio.Lock:
     return locks.setdefault(process_id, asyncio.Lock())
 
 
+async def settle_now(app: Any, process_id: int) -> None:
+    """Settle one process in a transaction of its own; its closed cycle's running sum is removed only once that
+    has committed (the caller holds the process's lock)."""
+    database: Database = app.state.database
+    finished = await database.run(lambda s: service.settle(
+        s, process=service.get_process(s, process_id), store=store_of(app), settings=app.state.settings))
+    if finished is not None:
+        await run_in_threadpool(service.discard_accumulator, finished)
+
+
 async def settle_due(app: Any) -> None:
     """Settle every process whose open cycle's time is up."""
     database: Database = app.state.database
     for process_id in await database.run(service.due_processes, write=False):
         async with process_lock(app, process_id):
-            await database.run(lambda s, pid=process_id: service.settle(  # type: ignore[misc]
-                s, process=service.get_process(s, pid), store=store_of(app), settings=app.state.settings))
+            await settle_now(app, process_id)
 
 
 @asynccontextmanager
@@ -157,8 +166,17 @@ async def stop_process(ref: str, request: Request, session: DB, actor: Actor = D
     process_id = (await run_in_threadpool(service.owned_process, session, ref, actor)).id
     database: Database = request.app.state.database
     async with released_session(request), process_lock(request.app, process_id):
-        return await database.run(lambda s: service.process_out(service.stop_process(
-            s, actor=actor, process=service.get_process(s, process_id), settings=node)))
+        stopped, finished = await database.run(lambda s: _stopped(s, actor, process_id, node))
+        if finished is not None:
+            await run_in_threadpool(service.discard_accumulator, finished)
+        return stopped
+
+
+def _stopped(session: Session, actor: Actor, process_id: int,
+             node: NodeSettings) -> tuple[schemas.ProcessOut, Path | None]:
+    process, finished = service.stop_process(session, actor=actor, process=service.get_process(session, process_id),
+                                             settings=node)
+    return service.process_out(process), finished
 
 
 @router.get("/fl/processes/{ref}/checkpoints")
@@ -215,12 +233,6 @@ def revoke_token(ref: str, token_id: Id, session: DB, actor: Actor = Depends(Upl
 # ---- clients (a client token) -------------------------------------------------------------------------------
 
 
-def _settle(session: Session, request: Request, process_id: int) -> FLProcess:
-    process = service.get_process(session, process_id)
-    service.settle(session, process=process, store=store_of(request.app), settings=request.app.state.settings)
-    return process
-
-
 @router.post("/fl/client/join")
 async def join(request: Request, session: DB, client: Client) -> schemas.JoinOut:
     """Join the current cycle of your process (once per cycle): your status, the cycle's deadline and the plan
@@ -228,8 +240,9 @@ async def join(request: Request, session: DB, client: Client) -> schemas.JoinOut
     process_id = client.process_id
     database: Database = request.app.state.database
     async with released_session(request), process_lock(request.app, process_id):
+        await settle_now(request.app, process_id)  # committed on its own, whatever the join answers
         return await database.run(lambda s: service.join(
-            s, client=s.get(FLClientToken, client.id), process=_settle(s, request, process_id)))  # type: ignore[arg-type]
+            s, client=s.get(FLClientToken, client.id), process=service.get_process(s, process_id)))  # type: ignore[arg-type]
 
 
 @router.get("/fl/client/checkpoint", response_class=StreamingResponse, responses=_FILE)
@@ -274,7 +287,7 @@ async def report(
                     cycle_number=cycle, examples=examples, loss=loss))
                 await run_in_threadpool(lambda: service.fold(node, process=process, cycle=cycle_row, delta=delta,
                                                              examples=examples))
-                await database.run(lambda s: _settle(s, request, process.id))
+                await settle_now(request.app, process.id)
         return schemas.ReportOut(status="accepted", cycle=cycle)
     finally:
         await run_in_threadpool(shutil.rmtree, workdir, True)

@@ -207,18 +207,21 @@ def get_checkpoint(session: Session, process: FLProcess, number: int | None = No
     return checkpoint
 
 
-def stop_process(session: Session, *, actor: Actor, process: FLProcess, settings: NodeSettings) -> FLProcess:
-    """End a running process: its open cycle is cancelled (its running sum discarded); clients are refused."""
+def stop_process(session: Session, *, actor: Actor, process: FLProcess,
+                 settings: NodeSettings) -> tuple[FLProcess, Path | None]:
+    """End a running process: its open cycle is cancelled; clients are refused. Returns the process and the
+    cancelled cycle's running sum, which the caller discards once this has committed."""
     if process.state != RUNNING:
         raise Conflict(f"process {process.name!r} is {process.state} already", details={"state": process.state})
     now = utcnow()
-    cycle = open_cycle(session, process)
+    cycle = open_cycle(session, process, for_update=True)
+    finished = None
     if cycle is not None:
         cycle.state, cycle.closed_at = CANCELLED, now
-        discard_accumulator(accumulator_path(settings, cycle))
+        finished = accumulator_path(settings, cycle)
     process.state, process.ended_at = STOPPED, now
     audit.record(session, actor=actor, action="fl.process.stopped", target_type="fl_process", target_id=process.id)
-    return process
+    return process, finished
 
 
 # ---- client tokens ------------------------------------------------------------------------------------------
@@ -374,18 +377,19 @@ def fold(settings: NodeSettings, *, process: FLProcess, cycle: FLCycle, delta: l
 
 
 def settle(session: Session, *, process: FLProcess, store: ObjectStore, settings: NodeSettings,
-           now: datetime | None = None) -> bool:
+           now: datetime | None = None) -> Path | None:
     """Close the open cycle when it has its reports, or its time is up; then open the next or complete the
-    process. Returns whether anything changed. Callers hold the process's lock (the router's)."""
+    process. Returns the closed cycle's running sum, which the caller discards (``discard_accumulator``) once
+    this transaction has committed, or None when nothing closed. Callers hold the process's lock (the router's)."""
     if process.state != RUNNING:
-        return False
+        return None
     now = now or utcnow()
     cycle = open_cycle(session, process, for_update=True)
     if cycle is None:
-        return False
+        return None
     enough = cycle.reports >= int(process.server_config["min_reports"])
     if not enough and now < cycle.deadline:
-        return False
+        return None
     path = accumulator_path(settings, cycle)
     if cycle.reports and path.exists():
         _aggregate(session, process=process, cycle=cycle, path=path, store=store)
@@ -394,14 +398,13 @@ def settle(session: Session, *, process: FLProcess, store: ObjectStore, settings
     else:
         cycle.state = EXPIRED
     cycle.closed_at = now
-    discard_accumulator(path)
     if process.cycles_done >= int(process.server_config["cycles"]):
         process.state, process.ended_at = COMPLETED, now
     else:
         session.flush()
         _open_cycle(session, process, number=cycle.number + 1, now=now)
     session.flush()
-    return True
+    return path
 
 
 def _aggregate(session: Session, *, process: FLProcess, cycle: FLCycle, path: Path, store: ObjectStore) -> None:
