@@ -159,6 +159,9 @@ class TestClientTokens:
         assert revoked.status_code == 200 and revoked.json()["revoked_at"] is not None
         refused = client.post(f"{API_PREFIX}/fl/client/join", headers=bearer(token))
         assert refused.status_code == 401 and refused.json()["code"] == "unauthorized"
+        fl_actions = [a for a in factory.audit_actions() if a.startswith("fl.")]
+        assert fl_actions == ["fl.process.created", "fl.process.created", "fl.client_token.issued",
+                              "fl.client_token.revoked"]
 
     def test_only_the_host_issues_tokens_or_downloads_checkpoints(self, client: TestClient, factory: Factory) -> None:
         owner = factory.owner().headers
@@ -258,6 +261,7 @@ class TestCycles:
         assert show(client, owner)["cycles"][0]["state"] == "cancelled"
         assert accumulators(node_settings.state_dir) == []
         assert client.post(f"{API_PREFIX}/fl/processes/proc/stop", headers=owner).status_code == 409
+        assert "fl.process.stopped" in factory.audit_actions()
 
 
 class TestRefusals:
