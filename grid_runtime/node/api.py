@@ -20,6 +20,7 @@ from grid_runtime.node.auth import router as auth
 from grid_runtime.node.budget import router as budget
 from grid_runtime.node.datasets import router as datasets
 from grid_runtime.node.deps import Requires
+from grid_runtime.node.fl import router as fl
 from grid_runtime.node.groups import router as groups
 from grid_runtime.node.jobs import router as jobs
 from grid_runtime.node.network import router as network
@@ -78,11 +79,11 @@ add_routes(api_router, auth.public, protected=False)
 # router for every request, so a flat list is the cheapest to match.
 for _router in (auth.router, users.router, roles.router, groups.router, audit.router, permissions.router,
                 requests.router, tensors.router, datasets.router, budget.router, jobs.router, workers.router,
-                network.router):
+                network.router, fl.router):
     add_routes(api_router, _router, protected=True)
 add_lifespans(api_router, [health.router, auth.public, auth.router, users.router, roles.router, groups.router,
                            audit.router, permissions.router, requests.router, tensors.router, datasets.router,
-                           budget.router, jobs.router, workers.router, network.router])
+                           budget.router, jobs.router, workers.router, network.router, fl.router])
 
 
 # --- the documented contract -------------------------------------------------------------------------------

@@ -12,6 +12,7 @@ from grid_runtime.node.budget.models import (
     ReleasePolicy,
 )
 from grid_runtime.node.datasets.models import Dataset, DatasetMember
+from grid_runtime.node.fl.models import FLAssignment, FLCheckpoint, FLClientToken, FLCycle, FLProcess
 from grid_runtime.node.groups.models import Group, GroupMember
 from grid_runtime.node.jobs.models import Job, JobQuota, Result
 from grid_runtime.node.network.models import NetworkAssociation
@@ -22,7 +23,8 @@ from grid_runtime.node.tensors.models import Tensor, TensorTag
 from grid_runtime.node.users.models import User
 
 __all__ = [
-    "AuditEvent", "BudgetChange", "Dataset", "DatasetCap", "DatasetMember", "Grant", "Group", "GroupMember", "Job",
+    "AuditEvent", "BudgetChange", "Dataset", "DatasetCap", "DatasetMember", "FLAssignment", "FLCheckpoint",
+    "FLClientToken", "FLCycle", "FLProcess", "Grant", "Group", "GroupMember", "Job",
     "JobQuota", "LedgerDataset", "LedgerEntry", "LoginThrottle", "NetworkAssociation", "NonPrivateAllowance",
     "PrivacySettings",
     "ReleasePolicy", "Request", "RequestEvent", "Result", "Role", "SetupToken", "Tensor", "TensorTag", "Token", "User",

@@ -46,6 +46,7 @@ COMMANDS: dict[str, tuple[tuple[str, ...], str]] = {
     "jobs": (("jobs",), "List, show and cancel jobs; read and set job quotas."),
     "admin": (("admin",), "The Admin, the Node's web app: write it out for any static host."),
     "network": (("network",), "Networks: join one from a Node, and search every associated Node's catalogue."),
+    "fl": (("fl",), "Federated learning: host processes that clients train on their own data, and be a client."),
 }
 
 

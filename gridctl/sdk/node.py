@@ -8,6 +8,7 @@ from typing import Any
 from gridctl.sdk.admin import Audit, Groups, Roles, Tokens, Users
 from gridctl.sdk.data import Datasets, Permissions, Requests, SearchResults, Tensors
 from gridctl.sdk.errors import NotConfigured
+from gridctl.sdk.fl import FLProcesses
 from gridctl.sdk.http import Http, segment
 from gridctl.sdk.jobs import Job, Jobs, Results
 from gridctl.sdk.network import NodeNetworks
@@ -16,7 +17,8 @@ from gridctl.sdk.network import NodeNetworks
 class Node:
     """One Node's API. Sub-APIs: ``users``, ``roles``, ``groups``, ``tokens``, ``audit``; data: ``tensors``,
     ``datasets``, ``permissions``, ``requests`` and ``search(...)``; privacy: ``budget()`` and
-    ``budget_ledger()``; Networks: ``networks`` (join, list, sync, leave; the Node's statistics).
+    ``budget_ledger()``; Networks: ``networks`` (join, list, sync, leave; the Node's statistics); federated
+    learning: ``fl`` (processes, checkpoints, client tokens).
 
     ``Node(url, token=...)`` uses an existing token; ``node.login(email, password)`` gets a session token.
     Usable as a context manager (closes the connection pool).
@@ -38,6 +40,7 @@ class Node:
         self.jobs = Jobs(self.http)
         self.results = Results(self.http)
         self.networks = NodeNetworks(self.http)
+        self.fl = FLProcesses(self.http)
 
     def __repr__(self) -> str:
         return f"Node({self.url!r})"
