@@ -6,6 +6,7 @@ refusal leaves the checkpoint, the cycle's figures and the running sum as they w
 from __future__ import annotations
 
 import base64
+import io
 import time
 from pathlib import Path
 from typing import Any
@@ -418,3 +419,32 @@ class TestSettlingOnAJoin:
             assert [c["number"] for c in checkpoints(client, owner)] == [0, 1]
             np.testing.assert_allclose(latest(client, owner)["0.bias"], np.ones(3), rtol=1e-6)
             assert accumulators(node_settings.state_dir) == []
+
+
+class TestRecoveryAtStart:
+    def test_orphan_checkpoints_and_closed_cycles_sums_are_swept_the_open_cycles_kept(
+        self, client: TestClient, factory: Factory, node_settings: Any
+    ) -> None:
+        from grid_runtime.core.storage import ObjectStore
+        from grid_runtime.node.bootstrap import recover
+
+        owner = factory.owner().headers
+        host(client, owner)
+        token = client_token(client, owner)
+        join(client, token)
+        assert report(client, token, update(1.0), examples=10).status_code == 200  # cycle 1 stays open (min 2)
+        [open_sum] = accumulators(node_settings.state_dir)
+        stale_sum = open_sum.with_name("cycle-999999.sum")
+        stale_sum.write_bytes(b"\0" * 64)
+        store = ObjectStore(node_settings.resolved_object_store_url, node_settings.object_store_options)
+        orphan = "fl/checkpoints/orphan.safetensors"
+        store.put_stream(orphan, io.BytesIO(b"x"))
+        [kept] = checkpoints(client, owner)
+        with factory.sessions() as session:
+            report_ = recover(session, node_settings, store)
+        assert report_.orphan_blobs == [orphan] and report_.running_sums == ["cycle-999999.sum"]
+        assert "1 running sum(s) of closed cycles" in report_.summary()
+        assert accumulators(node_settings.state_dir) == [open_sum]
+        assert orphan not in store.keys("fl/checkpoints/") and len(list(store.keys("fl/checkpoints/"))) == 1
+        assert checkpoints(client, owner) == [kept]
+        assert report_.rows_without_blob == []

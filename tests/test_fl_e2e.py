@@ -186,6 +186,7 @@ class TestTheCommandLine:
 
         wrong = owner("fl", "client", "--process", "other", "--data", str(data), GRIDCTL_FL_TOKEN=token)
         assert wrong.exit_code != 0 and "cli-blobs" in wrong.stderr
+        assert owner.json("fl", "processes", "show", "cli-blobs")["cycles"][0]["joined"] == 0  # took no place
         ran = owner.json("fl", "client", "--process", "cli-blobs", "--data", str(data), "--timeout", "120",
                          GRIDCTL_FL_TOKEN=token)
         assert [r["cycle"] for r in ran] == [1] and ran[0]["examples"] == len(shards[0][0])

@@ -326,8 +326,8 @@ class TestKillDuringUpload:
             assert leftovers(node) == {"blobs_without_row": [], "rows_without_blob": [], "staging": [],
                                                  "temporaries": []}
             line = recovery_lines(node)[-1]
-            assert ("removed 1 upload staging dir(s), 1 temporary object(s), 2 blob(s) without a row; "
-                    "0 row(s) without a blob") in line
+            assert ("removed 1 upload staging dir(s), 1 temporary object(s), 2 blob(s) without a row, 0 running "
+                    "sum(s) of closed cycles; 0 row(s) without a blob") in line
             downloaded = httpx.get(f"{node.api}/tensors/{kept.json()['id']}/data",
                                    headers=headers(node.owner_token), timeout=30)
             assert downloaded.status_code == 200

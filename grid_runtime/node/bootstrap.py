@@ -6,8 +6,11 @@ serves a request:
 - upload staging directories under ``state_dir/uploads`` (a body that was streaming, a file being converted)
   are removed;
 - the store's temporary objects (a blob that was being written) are removed;
-- a blob under a prefix the Node manages (``tensors/``, ``results/``, ``weights/``) that no row names is
-  removed: the process died after writing it and before the transaction that records it committed;
+- a blob under a prefix the Node manages (``tensors/``, ``results/``, ``weights/``, ``fl/checkpoints/``) that no
+  row names is removed: the process died after writing it and before the transaction that records it committed,
+  or the row went with its owner (a deleted user's results and federated learning processes);
+- a federated learning cycle's running sum (``state_dir/fl/cycle-N.sum``) whose cycle is no longer open is
+  removed: the Node died after the cycle closed and before the file was;
 - a tensor or result row whose blob is missing is reported (an error in the log): nothing the Node does loses
   a blob whose row committed (deletes remove the blob only after the row's deletion committed), so this means
   the store was changed from outside, and the operator must decide.
@@ -36,6 +39,7 @@ log = logging.getLogger("grid_runtime.node.recovery")
 TENSORS_PREFIX = "tensors/"
 RESULTS_PREFIX = "results/"
 WEIGHTS_PREFIX = "weights/"
+FL_CHECKPOINTS_PREFIX = "fl/checkpoints/"
 
 
 def seed_preset_roles(session: Session) -> None:
@@ -56,15 +60,17 @@ class RecoveryReport:
     temporaries: list[str] = field(default_factory=list)
     orphan_blobs: list[str] = field(default_factory=list)
     rows_without_blob: list[str] = field(default_factory=list)
+    running_sums: list[str] = field(default_factory=list)
 
     @property
     def clean(self) -> bool:
-        return not (self.staging_dirs or self.temporaries or self.orphan_blobs or self.rows_without_blob)
+        return not (self.staging_dirs or self.temporaries or self.orphan_blobs or self.rows_without_blob
+                    or self.running_sums)
 
     def summary(self) -> str:
         return (f"removed {len(self.staging_dirs)} upload staging dir(s), {len(self.temporaries)} temporary "
-                f"object(s), {len(self.orphan_blobs)} blob(s) without a row; {len(self.rows_without_blob)} "
-                "row(s) without a blob")
+                f"object(s), {len(self.orphan_blobs)} blob(s) without a row, {len(self.running_sums)} running "
+                f"sum(s) of closed cycles; {len(self.rows_without_blob)} row(s) without a blob")
 
 
 def _tensor_keys(session: Session) -> set[str]:
@@ -90,11 +96,18 @@ def _weights_keys(session: Session) -> set[str]:
     return keys
 
 
+def _fl_checkpoint_keys(session: Session) -> set[str]:
+    from grid_runtime.node.fl.models import FLCheckpoint
+
+    return set(session.scalars(select(FLCheckpoint.object_key)))
+
+
 # prefix -> (the keys rows name, whether a named key must exist: initial weights are deleted after their job)
 _MANAGED: dict[str, tuple[Callable[[Session], set[str]], bool]] = {
     TENSORS_PREFIX: (_tensor_keys, True),
     RESULTS_PREFIX: (_result_keys, True),
     WEIGHTS_PREFIX: (_weights_keys, False),
+    FL_CHECKPOINTS_PREFIX: (_fl_checkpoint_keys, True),
 }
 
 
@@ -110,6 +123,22 @@ def sweep_staging(settings: NodeSettings, report: RecoveryReport) -> None:
             shutil.rmtree(entry, ignore_errors=True)
         else:
             entry.unlink(missing_ok=True)
+
+
+def sweep_running_sums(session: Session, settings: NodeSettings, report: RecoveryReport) -> None:
+    """Remove the running sums of federated learning cycles that are no longer open."""
+    from grid_runtime.node.fl.models import FLCycle
+    from grid_runtime.node.fl.service import ACCUMULATOR_DIR, OPEN
+
+    base = settings.state_dir / ACCUMULATOR_DIR
+    if not base.is_dir():
+        return
+    open_ids = set(session.scalars(select(FLCycle.id).where(FLCycle.state == OPEN)))
+    for entry in sorted(base.glob("cycle-*.sum")):
+        cycle_id = entry.name.removeprefix("cycle-").removesuffix(".sum")
+        if not (cycle_id.isascii() and cycle_id.isdigit() and int(cycle_id) in open_ids):
+            entry.unlink(missing_ok=True)
+            report.running_sums.append(entry.name)
 
 
 def reconcile(session: Session, store: ObjectStore, report: RecoveryReport) -> None:
@@ -129,6 +158,7 @@ def recover(session: Session, settings: NodeSettings, store: ObjectStore | None 
     """Sweep what a killed Node left behind and reconcile the store with the database (see the module)."""
     report = RecoveryReport()
     sweep_staging(settings, report)
+    sweep_running_sums(session, settings, report)
     try:
         store = store or ObjectStore(settings.resolved_object_store_url, settings.object_store_options)
     except ObjectStoreError as exc:

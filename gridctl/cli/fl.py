@@ -180,7 +180,7 @@ def client(
         url = context.url
     features, targets = load_local_data(data, labels=labels)
     with Client(url, token=token) as fl_client:
-        plan = fl_client.join()["plan"]
+        plan = fl_client.plan()  # checked before joining: a wrong name takes no place in a cycle
         if plan["process"] != process:
             raise GridctlError("invalid_input", f"this token is for process {plan['process']!r}, not {process!r}")
         reports = fl_client.run(features, targets, max_cycles=max_cycles, timeout=timeout)

@@ -153,6 +153,10 @@ class Client:
     def __exit__(self, *_: object) -> None:
         self.close()
 
+    def plan(self) -> Json:
+        """The process's plan (name, spec, training settings, current checkpoint), without joining a cycle."""
+        return dict(self.http.get("/fl/client/plan"))
+
     def join(self) -> Json:
         """Join the current cycle: your status, its number and deadline, and the plan."""
         return dict(self.http.post("/fl/client/join"))

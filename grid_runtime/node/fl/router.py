@@ -245,6 +245,13 @@ async def join(request: Request, session: DB, client: Client) -> schemas.JoinOut
             s, client=s.get(FLClientToken, client.id), process=service.get_process(s, process_id)))  # type: ignore[arg-type]
 
 
+@router.get("/fl/client/plan")
+def client_plan(session: DB, client: Client) -> schemas.PlanOut:
+    """Your process's plan (its name, the spec, the training settings, the current checkpoint's number and digest),
+    without joining a cycle: what a client checks before it takes part."""
+    return service.plan(session, service.get_process(session, client.process_id))
+
+
 @router.get("/fl/client/checkpoint", response_class=StreamingResponse, responses=_FILE)
 def client_checkpoint(request: Request, session: DB, client: Client) -> StreamingResponse:
     """The checkpoint the current cycle starts from, as safetensors (what ``join`` named)."""
