@@ -21,15 +21,15 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from grid_runtime.compute.contracts import MAX_INITIAL_WEIGHT
-from grid_runtime.compute.fedavg import Accumulator, Layout, UpdateError, read_tensors, to_safetensors
 from grid_runtime.core.database import utcnow
 from grid_runtime.core.errors import AlreadyExists, Conflict, Forbidden, InvalidInput, NotFound
+from grid_runtime.core.lazy import LazyModule
 from grid_runtime.core.schemas import as_id
 from grid_runtime.core.security import hash_token, new_token
 from grid_runtime.core.settings import NodeSettings
@@ -38,6 +38,11 @@ from grid_runtime.node.audit import service as audit
 from grid_runtime.node.deps import Actor
 from grid_runtime.node.fl import schemas
 from grid_runtime.node.fl.models import FLAssignment, FLCheckpoint, FLClientToken, FLCycle, FLProcess
+
+if TYPE_CHECKING:
+    from grid_runtime.compute import fedavg
+else:
+    fedavg = LazyModule("grid_runtime.compute.fedavg")  # numpy: off the Node's start path, loaded by the first use
 
 CLIENT_TOKEN_PREFIX = "gflclient"  # noqa: S105  (a prefix, not a secret)
 CHECKPOINT_PREFIX = "fl/checkpoints/"
@@ -55,7 +60,7 @@ OPEN, AGGREGATED, EXPIRED, CANCELLED = "open", "aggregated", "expired", "cancell
 class PreparedModel:
     """The checked plan: the model's layout and its first checkpoint (safetensors bytes)."""
 
-    layout: Layout
+    layout: fedavg.Layout
     checkpoint: bytes
 
 
@@ -81,7 +86,7 @@ def prepare_model(spec: dict[str, Any], encoded_weights: str | None) -> Prepared
     except SpecError as exc:
         raise InvalidInput(f"initial_weights do not fit the spec: {exc}",
                            details={"field": "initial_weights"}) from None
-    layout = Layout(tuple((name, tuple(tensor.shape)) for name, tensor in module.state_dict().items()))
+    layout = fedavg.Layout(tuple((name, tuple(tensor.shape)) for name, tensor in module.state_dict().items()))
     if layout.size == 0:
         raise InvalidInput("the model has no parameters to train", details={"field": "spec"})
     return PreparedModel(layout=layout, checkpoint=builder.weights_bytes(module))
@@ -174,7 +179,7 @@ def process_out(process: FLProcess) -> schemas.ProcessOut:
     return schemas.ProcessOut(
         id=process.id, name=process.name, owner_id=process.owner_id, state=process.state,  # type: ignore[arg-type]
         spec=process.spec, client_config=process.client_config, server_config=process.server_config,
-        parameter_count=Layout.from_json(process.parameters).size, cycles_done=process.cycles_done,
+        parameter_count=fedavg.Layout.from_json(process.parameters).size, cycles_done=process.cycles_done,
         epsilon=process.epsilon, delta=process.delta, created_at=process.created_at, ended_at=process.ended_at)
 
 
@@ -274,16 +279,16 @@ def accumulator_path(settings: NodeSettings, cycle: FLCycle) -> Path:
     return settings.state_dir / ACCUMULATOR_DIR / f"cycle-{cycle.id}.sum"
 
 
-_OPEN_SUMS: dict[Path, Accumulator] = {}
+_OPEN_SUMS: dict[Path, fedavg.Accumulator] = {}
 """Running sums kept mapped between reports (mapping 8 bytes a parameter again for every report costs more
 than the addition). Used under the process's lock only; closed when their cycle ends."""
 
 
-def accumulator(path: Path, size: int) -> Accumulator:
+def accumulator(path: Path, size: int) -> fedavg.Accumulator:
     """The cycle's running sum, mapped once and kept open until ``discard_accumulator``."""
     found = _OPEN_SUMS.get(path)
     if found is None or found.size != size:
-        found = _OPEN_SUMS[path] = Accumulator(path, size)
+        found = _OPEN_SUMS[path] = fedavg.Accumulator(path, size)
     return found
 
 
@@ -360,10 +365,10 @@ def accept_report(session: Session, *, client: FLClientToken, process: FLProcess
 def check_update(process: FLProcess, data: bytes) -> list[Any]:
     """The update as flat arrays in the model's layout, or InvalidInput (wrong names, shapes, dtype, not finite,
     too large)."""
-    layout = Layout.from_json(process.parameters)
+    layout = fedavg.Layout.from_json(process.parameters)
     try:
-        return layout.parts(read_tensors(data, layout, max_abs=MAX_UPDATE_VALUE))
-    except UpdateError as exc:
+        return layout.parts(fedavg.read_tensors(data, layout, max_abs=MAX_UPDATE_VALUE))
+    except fedavg.UpdateError as exc:
         raise InvalidInput(str(exc), details={"field": "update"}) from None
 
 
@@ -408,13 +413,13 @@ def settle(session: Session, *, process: FLProcess, store: ObjectStore, settings
 
 
 def _aggregate(session: Session, *, process: FLProcess, cycle: FLCycle, path: Path, store: ObjectStore) -> None:
-    layout = Layout.from_json(process.parameters)
+    layout = fedavg.Layout.from_json(process.parameters)
     previous = get_checkpoint(session, process)
     with store.open(previous.object_key) as reader:
-        current = layout.flatten(read_tensors(reader.read(), layout, what="checkpoint"))
+        current = layout.flatten(fedavg.read_tensors(reader.read(), layout, what="checkpoint"))
     noise = (float(process.dp["noise_multiplier"]) * float(process.dp["clip_norm"])) if process.dp else None
     new = accumulator(path, layout.size).finish(current, noise_std=noise)
-    key, sha256, size = store_checkpoint(store, to_safetensors(layout, new))
+    key, sha256, size = store_checkpoint(store, fedavg.to_safetensors(layout, new))
     session.add(FLCheckpoint(process_id=process.id, number=previous.number + 1, object_key=key, sha256=sha256,
                              size=size))
 
@@ -429,7 +434,7 @@ def due_processes(session: Session, now: datetime | None = None) -> list[int]:
 
 def update_limit(process: FLProcess) -> int:
     """The largest update body a process takes: float64 parameters plus a generous safetensors header."""
-    layout = Layout.from_json(process.parameters)
+    layout = fedavg.Layout.from_json(process.parameters)
     return 8 * layout.size + 64 * len(layout.parameters) + 100_000
 
 
