@@ -29,6 +29,16 @@ API = "/api/v1"
 BOUND = 20.0  # seconds: only a request that is blocked takes this long
 
 
+def run_on_a_loop_of_its_own(awaitable: Any) -> Any:
+    """Run a coroutine on a new event loop, leaving the thread's current loop alone (``asyncio.run`` would unset
+    it, and Pulumi's mocks in later tests want one)."""
+    loop = asyncio.new_event_loop()
+    try:
+        return loop.run_until_complete(awaitable)
+    finally:
+        loop.close()
+
+
 def finishes(call: Callable[[], Any], within: float = BOUND) -> Any:
     """``call()`` in a thread; its result if it returns within the bound, else the test fails."""
     box: dict[str, Any] = {}
@@ -144,8 +154,8 @@ class TestHealthNeedsNoWorkerThreadOnSqlite:
     def test_the_probe_answers_false_for_a_file_that_is_not_a_database(self, tmp_path: Path) -> None:
         garbage = tmp_path / "node.db"
         garbage.write_bytes(b"not a database" * 100)
-        assert asyncio.run(probes.SqliteProbe(str(garbage)).ping()) is False
-        assert asyncio.run(probes.SqliteProbe(str(tmp_path / "absent.db")).ping()) is False
+        assert run_on_a_loop_of_its_own(probes.SqliteProbe(str(garbage)).ping()) is False
+        assert run_on_a_loop_of_its_own(probes.SqliteProbe(str(tmp_path / "absent.db")).ping()) is False
         assert not (tmp_path / "absent.db").exists()
 
 
@@ -171,7 +181,7 @@ class TestProbesOnEveryBackend:
             port = closed.getsockname()[1]
         probe = probes.PostgresProbe(f"postgresql://nobody:x@127.0.0.1:{port}/none")
         started = time.monotonic()
-        assert asyncio.run(probe.ping()) is False
+        assert run_on_a_loop_of_its_own(probe.ping()) is False
         assert time.monotonic() - started < probes.PROBE_TIMEOUT + 1
 
 

@@ -211,25 +211,26 @@ class TestResolutionOrder:
     def test_the_batch_resolver_uses_a_constant_number_of_queries(
         self, any_db_client: TestClient, any_db_factory: Factory, worlds: list[World]
     ) -> None:
-        engine = any_db_client.app.state.engine  # type: ignore[attr-defined]
         statements: list[str] = []
 
         def count(*_: object) -> None:
             statements.append("q")
 
         user = worlds[0].user.id
-        event.listen(engine, "before_cursor_execute", count)
-        try:
-            with any_db_factory.sessions() as session:
-                session.connection()  # the transaction's BEGIN is not the resolver's
+        with any_db_factory.sessions() as session:
+            connection = session.connection()  # the transaction's BEGIN is not the resolver's
+            # this session's statements only: the Node's background work (FL settling, the Network sync) shares
+            # the engine
+            event.listen(connection, "before_cursor_execute", count)
+            try:
                 statements.clear()
                 permissions.effective_levels(session, user_id=user, tensor_ids=[worlds[0].tensor])
                 one = len(statements)
                 statements.clear()
                 permissions.effective_levels(session, user_id=user, tensor_ids=[w.tensor for w in worlds])
                 many = len(statements)
-        finally:
-            event.remove(engine, "before_cursor_execute", count)
+            finally:
+                event.remove(connection, "before_cursor_execute", count)
         assert one == many == 3
 
 
