@@ -83,6 +83,13 @@ class TestTheAppDeclaresEveryCaller:
                 assert response.status_code == 401, (method, route.path, response.text)
                 assert response.json()["code"] == "unauthorized"
 
+    def test_it_names_itself_to_anyone_for_the_admin(self, net: TestClient,
+                                                     network_settings: NetworkSettings) -> None:
+        assert ("GET", "/service") in PUBLIC_ROUTES
+        answer = net.get(f"{API}/service")
+        assert answer.status_code == 200
+        assert answer.json() == {"kind": "network", "name": network_settings.name}
+
     def test_the_network_and_the_node_import_nothing_from_each_other(self) -> None:
         from tests.test_layering import imports_of
 

@@ -90,6 +90,12 @@ class TestEveryRouteIsDeclared:
             assert key in by_key, f"PUBLIC_ROUTES names {key}, which the app does not serve"
             assert not any(requirements(by_key[key].dependant)), f"{key} is public but declares Requires"
 
+    def test_the_service_names_itself_to_anyone_for_the_admin(self, client: TestClient) -> None:
+        from grid_runtime.core.settings import NodeSettings
+
+        settings: NodeSettings = client.app.state.settings  # type: ignore[attr-defined]
+        assert client.get(f"{API_PREFIX}/service").json() == {"kind": "node", "name": settings.name}
+
     def test_every_protected_route_returns_401_without_a_token(self, client: TestClient) -> None:
         for route in APP_ROUTES:
             if (route.method, route.path) in PUBLIC_ROUTES:

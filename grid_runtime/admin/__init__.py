@@ -1,7 +1,7 @@
 """The Admin: a static single-page app (TypeScript, Preact, Chart.js, built by Vite) for owners, administrators and
 compliance officers. Its sources are in this folder (``src/``, ``package.json``, ``package-lock.json``); installing
-gridctl builds it into ``dist/`` (``scripts/hatch_build.py``). The Node serves it at ``/admin``
-(``grid_runtime.node.admin_ui``) and ``gridctl admin export`` writes it for a static host. Light: no import here.
+gridctl builds it into ``dist/`` (``scripts/hatch_build.py``). The Node and the Network serve it at ``/admin``
+(``grid_runtime.admin.serving``) and ``gridctl admin export`` writes it for a static host. Light: no import here.
 """
 
 from __future__ import annotations

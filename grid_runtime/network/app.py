@@ -10,6 +10,7 @@ from fastapi import FastAPI
 from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute
 
+from grid_runtime.admin.serving import AdminApp
 from grid_runtime.core.database import create_database_engine, transaction
 from grid_runtime.core.handlers import install_error_handlers
 from grid_runtime.core.limits import BodyLimits, flat_routes
@@ -60,6 +61,7 @@ def create_app(settings: NetworkSettings | None = None) -> FastAPI:
                   docs_url=f"{API_PREFIX}/docs" if settings.api_docs else None, redoc_url=None)
     app.state.settings = settings
     app.include_router(router, prefix=API_PREFIX)
+    app.mount("/admin", AdminApp(), name="admin")  # the same Admin as a Node's (admin/serving.py): Network pages
     install_error_handlers(app, service="Network", log=log)
     app.add_middleware(BodyLimits, settings=settings, routes=lambda: flat_routes(app))
     return app

@@ -23,7 +23,7 @@ from grid_runtime.network.deps import DB, Actor, Database, Requires, RequiresNod
 from grid_runtime.network.models import APPROVED, Association, AuditEvent, User
 
 DOCUMENTATION_ROUTES = {("GET", "/openapi.json"), ("GET", "/docs"), ("GET", "/docs/oauth2-redirect")}
-PUBLIC_ROUTES = {("GET", "/health"), ("POST", "/setup"), ("POST", "/auth/login"),
+PUBLIC_ROUTES = {("GET", "/health"), ("GET", "/service"), ("POST", "/setup"), ("POST", "/auth/login"),
                  ("POST", "/associations")} | DOCUMENTATION_ROUTES
 """What needs no authentication. Joining is public: it changes nothing until an administrator decides (or the
 Node presents an invitation), and the pending requests are bounded."""
@@ -58,6 +58,12 @@ def health(session: DB) -> dict[str, str]:
     """Liveness and database reachability. Public."""
     session.execute(Association.__table__.select().limit(0))
     return {"status": "ok"}
+
+
+@router.get("/service", tags=["health"])
+async def service(network: NetworkSettings = Depends(settings)) -> dict[str, str]:
+    """Which service answers here, ``{"kind": "network", "name": ...}``: the Admin shows a Network's pages. Public."""
+    return {"kind": "network", "name": network.name}
 
 
 @router.post("/setup", status_code=status.HTTP_201_CREATED, tags=["auth"])

@@ -34,7 +34,8 @@ from grid_runtime.node.workers import router as workers
 DOCUMENTATION_ROUTES = {("GET", "/openapi.json"), ("GET", "/docs"), ("GET", "/docs/oauth2-redirect")}
 """Public as well, served only while the ``api_docs`` setting is on (the default)."""
 
-PUBLIC_ROUTES = {("GET", "/health"), ("POST", "/setup"), ("POST", "/auth/login")} | DOCUMENTATION_ROUTES
+PUBLIC_ROUTES = {("GET", "/health"), ("GET", "/service"), ("POST", "/setup"),
+                 ("POST", "/auth/login")} | DOCUMENTATION_ROUTES
 
 api_router = APIRouter()
 
@@ -138,7 +139,7 @@ def documented_statuses(method: str, path: str, operation: dict[str, Any]) -> se
         statuses.add(429)
     if path.startswith(NEEDS_WORKERS_PREFIXES) or (method, path) in CALLS_A_NETWORK:
         statuses.add(503)
-    if (method, path) == ("GET", "/health"):
+    if (method, path) in {("GET", "/health"), ("GET", "/service")}:
         statuses = set()
     return statuses
 

@@ -9,12 +9,12 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
+from grid_runtime.admin.serving import AdminApp
 from grid_runtime.core.database import create_database_engine, transaction, upgrade
 from grid_runtime.core.handlers import install_error_handlers
 from grid_runtime.core.limits import BodyLimits, flat_routes
 from grid_runtime.core.settings import NodeSettings
 from grid_runtime.node import bootstrap
-from grid_runtime.node.admin_ui import AdminApp
 from grid_runtime.node.api import api_router, document_errors
 from grid_runtime.node.deps import Database, RetryReadAsWrite
 
@@ -55,7 +55,7 @@ def create_app(settings: NodeSettings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.include_router(api_router, prefix=API_PREFIX)
-    app.mount("/admin", AdminApp(), name="admin")  # the Admin's static files, beside the API (admin_ui.py)
+    app.mount("/admin", AdminApp(), name="admin")  # the Admin's static files, beside the API (admin/serving.py)
     _install_openapi(app)
     _install_error_handlers(app)
     app.add_middleware(RetryReadAsWrite)

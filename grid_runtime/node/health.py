@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request
 
+from grid_runtime.core.settings import NodeSettings
 from grid_runtime.node.deps import Database
 
 router = APIRouter(tags=["health"])
@@ -15,3 +16,10 @@ async def health(request: Request) -> dict[str, str]:
     database: Database = request.app.state.database
     await database.ping()
     return {"status": "ok"}
+
+
+@router.get("/service")
+async def service(request: Request) -> dict[str, str]:
+    """Which service answers here, ``{"kind": "node", "name": ...}``: the Admin shows a Node's pages. Public."""
+    node: NodeSettings = request.app.state.settings
+    return {"kind": "node", "name": node.name}

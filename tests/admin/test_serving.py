@@ -12,7 +12,7 @@ from pathlib import Path
 from fastapi.testclient import TestClient
 
 from grid_runtime.admin import BUNDLE
-from grid_runtime.node.admin_ui import CONTENT_SECURITY_POLICY, AdminApp
+from grid_runtime.admin.serving import CONTENT_SECURITY_POLICY, AdminApp
 from tests.admin.conftest import require_bundle
 from tests.clitools import Gridctl
 

@@ -2,20 +2,23 @@
 import type { ComponentChildren } from "preact";
 import { holdsAny } from "./capabilities";
 import { useSigned } from "./context";
-import { ROUTES } from "./routes";
+import { activeRoutes } from "./routes";
 import { href } from "./router";
+import { serviceKind, serviceName } from "./service";
 
 export function Layout({ path, children }: { path: string; children: ComponentChildren }) {
   const { me, signOut } = useSigned();
   const held = me?.capabilities ?? [];
-  const pages = ROUTES.filter((r) => !r.public && holdsAny(held, r.anyOf));
+  const pages = activeRoutes().filter((r) => !r.public && holdsAny(held, r.anyOf));
   return (
     <div class="shell">
       <a class="skip" href="#main" onClick={(e) => { e.preventDefault(); document.getElementById("main")?.focus(); }}>
         Skip to content
       </a>
       <header class="top">
-        <span class="brand">gridctl Admin</span>
+        <span class="brand" data-testid="service">
+          gridctl Admin{serviceKind() === "network" ? ` · Network${serviceName() ? ` ${serviceName()}` : ""}` : ""}
+        </span>
         <nav aria-label="Pages">
           <ul>
             {pages.map((r) => (
@@ -37,7 +40,7 @@ export function Layout({ path, children }: { path: string; children: ComponentCh
         </div>
       </header>
       <main id="main" tabIndex={-1}>
-        {pages.every((r) => r.anyOf.length === 0) ? (
+        {serviceKind() === "node" && pages.every((r) => r.anyOf.length === 0) ? (
           <p class="note" role="status">
             Your role ({me?.role.name}) has none of the capabilities the Admin is for: it serves owners,
             administrators and compliance officers. Data scientists use the gridctl CLI or the Python SDK.

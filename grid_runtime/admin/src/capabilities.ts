@@ -1,4 +1,6 @@
-// The Node's capabilities (grid_runtime/core/capabilities.py) in words, for navigation and for explaining a 403.
+// The Node's and the Network's capabilities (grid_runtime/core/capabilities.py) in words, for navigation and for
+// explaining a 403.
+import { serviceKind } from "./service";
 
 export const CAPABILITIES: Record<string, { label: string; lets: string }> = {
   triage_requests: { label: "Triage requests", lets: "see every request, approve or deny them" },
@@ -13,8 +15,21 @@ export const CAPABILITIES: Record<string, { label: string; lets: string }> = {
   view_statistics: { label: "View statistics", lets: "read the Node's statistics and the audit log" },
 };
 
+export const NETWORK_CAPABILITIES: Record<string, { label: string; lets: string }> = {
+  manage_nodes: { label: "Manage Nodes", lets: "decide association requests, invite Nodes and end associations" },
+  manage_users: { label: "Manage users", lets: "create users, change their role and disable them" },
+  edit_roles: { label: "Edit roles", lets: "create custom roles" },
+  edit_settings: { label: "Edit settings", lets: "change the Network's settings" },
+  view_statistics: { label: "View statistics", lets: "read each associated Node's statistics and the audit log" },
+};
+
+/** The capabilities of the service this Admin talks to, in words. */
+export function capabilityWords(): Record<string, { label: string; lets: string }> {
+  return serviceKind() === "network" ? NETWORK_CAPABILITIES : CAPABILITIES;
+}
+
 export function describe(capability: string): string {
-  const known = CAPABILITIES[capability];
+  const known = capabilityWords()[capability];
   return known ? `“${known.label}” (${known.lets})` : `“${capability}”`;
 }
 

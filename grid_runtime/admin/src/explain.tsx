@@ -3,12 +3,13 @@ import { ApiError, nodeLocation } from "./api";
 import { describe } from "./capabilities";
 import type { User } from "./api";
 import { useSigned } from "./context";
+import { serviceWord } from "./service";
 
 export function explain(error: unknown, me: User | null): string {
   if (!(error instanceof ApiError)) return error instanceof Error ? error.message : String(error);
   if (error.status === 0) {
     if (nodeLocation() === window.location.origin) {
-      return `The Node at ${nodeLocation()} could not be reached: is it running? Try again in a moment.`;
+      return `The ${serviceWord()} at ${nodeLocation()} could not be reached: is it running? Try again in a moment.`;
     }
     return (
       `The Node at ${nodeLocation()} could not be reached. Is it running? This Admin is hosted on another origin ` +
@@ -27,17 +28,18 @@ export function explain(error: unknown, me: User | null): string {
       // the route's own capability (Requires): the page or action is not for this role
       return (
         `You are not allowed to do this: it needs the capability ${missing.join(" and ")}, which ${role} does ` +
-        "not include. The Node decides what each role may do; ask the Owner or an administrator for a role that has it."
+        `not include. The ${serviceWord()} decides what each role may do;` +
+        " ask the Owner or an administrator for a role that has it."
       );
     }
     if (missing.length > 0) {
       // an anti-escalation rule: nobody gives or manages more than they hold themselves
       return (
-        `The Node refused this: ${error.message}. Nobody may give or manage capabilities they do not hold ` +
+        `The ${serviceWord()} refused this: ${error.message}. Nobody may give or manage capabilities they do not hold ` +
         `themselves; this involves ${missing.join(" and ")}, which ${role} does not include.`
       );
     }
-    return `The Node refused this: ${error.message}.`;
+    return `The ${serviceWord()} refused this: ${error.message}.`;
   }
   if (error.status === 429) return `Too many attempts: ${error.message}. Wait a little and try again.`;
   return error.message;

@@ -7,6 +7,7 @@ import { explain } from "./explain";
 import { Layout } from "./Layout";
 import { navigate, useLocation } from "./router";
 import { routeFor } from "./routes";
+import { loadService, serviceKind, whoAmI } from "./service";
 import "./styles.css";
 
 function App() {
@@ -16,7 +17,7 @@ function App() {
 
   const signedIn = useCallback(async (secret: string) => {
     setToken(secret);
-    setMe(await api<User>("GET", "/users/me"));
+    setMe(await whoAmI());
   }, []);
 
   const signOut = useCallback(async () => {
@@ -37,7 +38,7 @@ function App() {
       navigate("/sign-in", { expired: 1 });
     });
     if (token() === null) return;
-    api<User>("GET", "/users/me")
+    whoAmI()
       .then(setMe)
       .catch(() => setToken(null))
       .finally(() => setChecking(false));
@@ -54,7 +55,8 @@ function App() {
       <main class="narrow">
         <h1>Page not found</h1>
         <p>
-          There is no page at {location.path}. <a href="#/">Go to the dashboard</a>.
+          There is no page at {location.path}.{" "}
+          <a href="#/">{serviceKind() === "network" ? "Go to the search" : "Go to the dashboard"}</a>.
         </p>
       </main>
     );
@@ -83,6 +85,7 @@ function App() {
 
 const root = document.getElementById("app")!;
 loadConfig()
+  .then(loadService)
   .then(() => render(<App />, root))
   .catch((error: unknown) => {
     root.textContent = `The Admin could not start: ${explain(error, null)}`;

@@ -5,6 +5,7 @@ import type { Session } from "../api";
 import { useSigned } from "../context";
 import { ErrorNote } from "../explain";
 import { Field } from "../form";
+import { serviceWord } from "../service";
 import { href, navigate } from "../router";
 
 export function Setup() {
@@ -34,7 +35,7 @@ export function Setup() {
       setError(
         caught instanceof ApiError && caught.status === 403
           ? new Error(
-              "This setup token is not valid, or it was used already: this Node may have its Owner. " +
+              `This setup token is not valid, or it was used already: this ${serviceWord()} may have its Owner. ` +
                 "Check the token, or sign in.",
             )
           : caught,
@@ -48,7 +49,8 @@ export function Setup() {
     <main class="narrow" id="main">
       <h1>First-run setup</h1>
       <p>
-        Create the Node's Owner. This works once, with the one-time setup token the Node wrote at its first start
+        Create the {serviceWord()}'s Owner. This works once, with the one-time setup token the {serviceWord()} wrote
+        at its first start
         to the file <code>setup-token</code> in its state directory (a deploy prints it, or sets up the Owner
         itself).
       </p>

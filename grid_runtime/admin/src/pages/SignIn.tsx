@@ -4,6 +4,7 @@ import type { Session } from "../api";
 import { useSigned } from "../context";
 import { ErrorNote } from "../explain";
 import { Field } from "../form";
+import { serviceWord } from "../service";
 import { href, navigate, useLocation } from "../router";
 
 export function SignIn() {
@@ -32,7 +33,9 @@ export function SignIn() {
   return (
     <main class="narrow" id="main">
       <h1>Sign in</h1>
-      <p class="muted">to the Node at {nodeLocation()}</p>
+      <p class="muted">
+        to the {serviceWord()} at {nodeLocation()}
+      </p>
       {location.query.get("expired") ? (
         <p class="note" role="status">
           Your session has ended. Sign in again.
@@ -55,7 +58,7 @@ export function SignIn() {
         </button>
       </form>
       <p>
-        A new Node without an Owner yet? <a href={href("/setup")}>First-run setup</a>
+        A new {serviceWord()} without an Owner yet? <a href={href("/setup")}>First-run setup</a>
       </p>
     </main>
   );

@@ -1,4 +1,6 @@
-"""The Admin served by the Node at ``/admin/`` (a Starlette mount beside the API, which stays at ``/api/v1``).
+"""The Admin served at ``/admin/`` by the Node and by the Network (a Starlette mount beside the API, which stays at
+``/api/v1``); shared here because neither service imports the other. The app asks ``GET /api/v1/service`` which of
+the two it talks to.
 
 - ``/admin/`` and ``/admin/index.html``: the app, never cached (it names the hashed assets of the current build);
 - ``/admin/config.json``: ``{"node_url": ""}``: the app calls the API of the origin that served it;
@@ -8,8 +10,8 @@
   static host without rewrite rules); a missing file is a 404.
 
 Every answer carries a strict Content-Security-Policy: scripts, styles and API calls from this origin only, no
-inline script or style element, no framing. An Admin hosted elsewhere (``gridctl admin export``) calls the API across
-origins: list its origin in the ``cors_origins`` setting (``GRID_NODE_CORS_ORIGINS``).
+inline script or style element, no framing. An Admin hosted elsewhere (``gridctl admin export``) calls a Node's API
+across origins: list its origin in the Node's ``cors_origins`` setting (``GRID_NODE_CORS_ORIGINS``).
 """
 
 from __future__ import annotations
