@@ -162,6 +162,10 @@ class DeployResult:
     owner_password: str | None = None
     owner_password_generated: bool = False
     outputs: dict[str, Any] = field(default_factory=dict)
+    # A cloud deployment's Network (--network), when this deploy created its Owner: the same email, its own
+    # password (generated unless given: shown once) and a named API token for its own context.
+    network_api_token: str | None = None
+    network_owner_password: str | None = None
 
 
 @dataclass

@@ -183,17 +183,19 @@ def require_build(settings: CloudSettings) -> MachineBuild:
 
 def machine_context(
     settings: CloudSettings, *, cloud: str, secrets: list[dict[str, str]], bucket: str,
-    object_store_options: dict[str, Any] | None = None, public_address: str = "", **cloud_context: Any
+    object_store_options: dict[str, Any] | None = None, public_address: str = "", role: str = "node",
+    **cloud_context: Any
 ) -> dict[str, Any]:
     """The context cloud-init templates are rendered with: names and addresses only, never a secret value.
     ``object_store_options`` are the Node's fsspec options for its bucket (credentials come from the
     machine's identity, never from here). ``public_address`` is the machine's public IP as the program knows
-    it (Caddy serves on it); empty for Workers, which have none."""
+    it (Caddy serves on it); empty for Workers, which have none. ``--domain`` names the Node: the Network's
+    machine (``role`` "network") always serves its address with its own CA, published to its own object."""
     return {
         "object_store_options": object_store_options or {},
         "cloud": cloud,
         "deployment": settings.name,
-        "domain": settings.domain or "",
+        "domain": "" if role == "network" else settings.domain or "",
         "ssh_public_key": settings.ssh_public_key if settings.ssh_cidrs else "",
         "build": require_build(settings).machine_context(STORAGE_EXTRA[cloud]),
         "head_address": NODE_PRIVATE_IP,

@@ -42,6 +42,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from gridctl.sdk.errors import GridctlError
 from providers.base import (
     DeploymentConflict,
     DeploymentRecord,
@@ -66,6 +67,7 @@ if TYPE_CHECKING:
 PROJECT = "gridctl"  # the Pulumi project of every deployment; the stack is named after the deployment
 SECRETS_FILE = "secrets.json"
 TLS_ROOT_FILE = "tls-root.crt"
+NETWORK_TLS_ROOT_FILE = "network-tls-root.crt"  # the Network machine's own CA (--network), pinned
 BUILD_DIR = "build"
 BOOT_LOG_LINES = 40  # of the machine's console shown when the Node does not come up
 CLI_TOKEN_NAME = "gridctl-cli"  # noqa: S105  (the name of the context's API token, not a secret)
@@ -147,11 +149,7 @@ def home_file(*parts: str) -> Path:
 class CloudProvider(Provider):
     """A cloud target driven through Pulumi. Subclasses set the class attributes and the four hooks."""
 
-    unsupported: ClassVar[Mapping[Feature, str]] = {
-        # The programs declare the Network's machine (tested under mocks), but there is no Network server
-        # for it to run yet: refuse rather than boot a machine whose service cannot start.
-        Feature.network: "the Network service is not built yet",
-    }
+    unsupported: ClassVar[Mapping[Feature, str]] = {}
     #: The cloud's ``config.py`` module (names and defaults, no Pulumi).
     config: ClassVar[ModuleType]
     #: The module whose ``build(settings)`` and ``plan(settings)`` make the Pulumi program.
@@ -174,8 +172,10 @@ class CloudProvider(Provider):
         """Pulumi stack configuration (``aws:region``...)."""
 
     @abstractmethod
-    def fetch_root_certificate(self, settings: CloudSettings, outputs: Mapping[str, Any]) -> bytes | None:
-        """The Node's TLS root certificate from the deployment's bucket; ``None`` while it is not there yet."""
+    def fetch_root_certificate(self, settings: CloudSettings, outputs: Mapping[str, Any],
+                               role: str = "node") -> bytes | None:
+        """The TLS root certificate the ``role`` machine (the Node, or the Network) published to the
+        deployment's bucket; ``None`` while it is not there yet."""
 
     def extra_settings(self, spec: DeploymentSpec, state: Mapping[str, Any], *, offline: bool) -> dict[str, Any]:
         """Cloud-only ``CloudSettings`` fields (GCP's project, Azure's admin key)."""
@@ -432,9 +432,25 @@ class CloudProvider(Provider):
             record.settings["owner_created"] = True
             record.save(state_dir)
             result.state = "created"
+        if settings.network and not record.settings.get("network_owner_created"):
+            try:
+                self._create_network_owner(result, spec, settings, outcome.outputs)
+            except GridctlError as exc:  # the Node's Owner (and its password, shown once) must still be reported
+                result.outputs["network_setup"] = (f"the Network's Owner is not created yet: {exc.message}; run the "
+                                                   "same deploy again to finish")
+            else:
+                record.settings["network_owner_created"] = True
+                record.save(state_dir)
+        elif not settings.network and record.settings.pop("network_owner_created", None):
+            # The Network machine is gone (--no-network): a later --network boots a new one, with a new CA.
+            (state_dir / NETWORK_TLS_ROOT_FILE).unlink(missing_ok=True)
+            record.save(state_dir)
         tls_root = state_dir / TLS_ROOT_FILE
         if tls_root.exists():
             result.outputs["tls_root_certificate"] = str(tls_root)
+        network_root = state_dir / NETWORK_TLS_ROOT_FILE
+        if settings.network and network_root.exists():
+            result.outputs["network_tls_root_certificate"] = str(network_root)
         return result
 
     def _remember_outputs(self, record: DeploymentRecord, outcome: StackOutcome) -> None:
@@ -463,22 +479,45 @@ class CloudProvider(Provider):
         result.owner_password = None if spec.owner_password else password
         result.owner_password_generated = spec.owner_password is None
 
-    def _trust(self, settings: CloudSettings, outputs: Mapping[str, Any]) -> ssl.SSLContext | bool:
-        """How to verify the Node's certificate: the public CAs with a domain, else its own root, pinned."""
-        if settings.domain:
+    def _create_network_owner(self, result: DeployResult, spec: DeploymentSpec, settings: CloudSettings,
+                              outputs: Mapping[str, Any]) -> None:
+        """The same for the Network machine (--network): wait for it, pin its own CA's root, create its Owner
+        (the Node's Owner's email) with the Network's setup token, mint a token for its context."""
+        url = str(outputs.get("network_url") or "")
+        if not url:
+            raise ProviderError("the stack has no network_url output")
+        verify = self._trust(settings, outputs, role="network")
+        self._say(f"waiting for the Network at {url} (its machine installs its software at first boot)...")
+        try:
+            wait_until_healthy(url, verify, timeout=START_TIMEOUT)
+        except ProviderError:
+            raise ProviderError(
+                f"the Network did not answer {url}/api/v1/health within {START_TIMEOUT:.0f}s") from None
+        password = spec.owner_password or generate_password()
+        result.network_api_token = set_up_owner(url, verify=verify, setup_token=settings.secrets.network_setup_token,
+                                                email=spec.owner_email, password=password)
+        result.network_owner_password = None if spec.owner_password else password
+
+    def _trust(self, settings: CloudSettings, outputs: Mapping[str, Any],
+               role: str = "node") -> ssl.SSLContext | bool:
+        """How to verify the Node's certificate: the public CAs with a domain, else its own root, pinned. The
+        Network's machine (``role`` "network") always has its own CA (--domain names the Node)."""
+        if settings.domain and role == "node":
             return True
-        path = self.state_dir(settings.name) / TLS_ROOT_FILE
+        path = self.state_dir(settings.name) / (NETWORK_TLS_ROOT_FILE if role == "network" else TLS_ROOT_FILE)
+        machine = "Network" if role == "network" else "Node"
         if not path.exists():
-            self._say("waiting for the Node to publish its TLS root certificate to the bucket...")
+            self._say(f"waiting for the {machine} to publish its TLS root certificate to the bucket...")
             deadline = time.monotonic() + START_TIMEOUT
-            pem = self.fetch_root_certificate(settings, outputs)
+            pem = self.fetch_root_certificate(settings, outputs, role)
             while pem is None:
                 if time.monotonic() > deadline:
                     raise ProviderError(
-                        f"the Node did not publish its TLS root certificate within {START_TIMEOUT:.0f}s; fix what "
-                        "its console shows, then run the same deploy again" + self.boot_log(settings, outputs))
+                        f"the {machine} did not publish its TLS root certificate within {START_TIMEOUT:.0f}s; fix "
+                        "what its console shows, then run the same deploy again"
+                        + (self.boot_log(settings, outputs) if role == "node" else ""))
                 time.sleep(POLL_SECONDS)
-                pem = self.fetch_root_certificate(settings, outputs)
+                pem = self.fetch_root_certificate(settings, outputs, role)
             write_state_file(path, pem.decode())
         return pinned_context(path)
 
@@ -527,7 +566,10 @@ class CloudProvider(Provider):
                                 processes=[{"role": "node", "pid": None, "alive": running,
                                             "address": outputs.get("node_public_ip")},
                                            {"role": "workers", "pid": None, "alive": running,
-                                            "count": outputs.get("workers")}],
+                                            "count": outputs.get("workers")},
+                                           *([{"role": "network", "pid": None, "alive": running,
+                                               "url": outputs["network_url"]}]
+                                             if outputs.get("network_url") else [])],
                                 outputs=dict(outputs))
 
     def scale_workers(self, name: str, count: int) -> DeploymentStatus:

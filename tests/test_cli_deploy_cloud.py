@@ -78,6 +78,8 @@ class FakeRunner:
         existed = self.stack in self.backend.stacks
         outputs = {"url": self.backend.url, "node_public_ip": "192.0.2.10", "bucket": f"bucket-{self.stack}",
                    "workers": self.settings.workers, "region": self.settings.region}
+        if self.settings.network:  # as the programs export it
+            outputs["network_url"] = self.backend.network_url
         self.backend.stacks[self.stack] = outputs
         return StackOutcome("up", changes={"update" if existed else "create": 1}, outputs=dict(outputs))
 
@@ -94,6 +96,7 @@ class FakeRunner:
 @dataclass
 class FakeBackend:
     url: str = "https://192.0.2.10"
+    network_url: str = "https://192.0.2.11"
     stacks: dict[str, dict[str, Any]] = field(default_factory=dict)
     calls: list[tuple[str, FakeRunner]] = field(default_factory=list)
 
@@ -137,6 +140,14 @@ def ca_pem(tmp_path: Path) -> bytes:
 
 
 @pytest.fixture
+def network_ca_pem(tmp_path: Path) -> bytes:
+    from tests.test_providers import make_ca
+
+    path, _, _ = make_ca(tmp_path, "fake-network-root")
+    return path.read_bytes()
+
+
+@pytest.fixture
 def machine(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """An operator's machine: no cloud variables, an empty HOME; GRIDCTL_HOME inside it."""
     for variable in list(os.environ):
@@ -150,7 +161,7 @@ def machine(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 @pytest.fixture
-def backend(monkeypatch: pytest.MonkeyPatch, machine: Path, ca_pem: bytes) -> FakeBackend:
+def backend(monkeypatch: pytest.MonkeyPatch, machine: Path, ca_pem: bytes, network_ca_pem: bytes) -> FakeBackend:
     fake = FakeBackend()
     monkeypatch.setattr(cloud_provider, "make_runner", fake.make_runner)
     monkeypatch.setattr(cloud_provider, "require_pulumi", lambda: None)
@@ -158,8 +169,10 @@ def backend(monkeypatch: pytest.MonkeyPatch, machine: Path, ca_pem: bytes) -> Fa
     monkeypatch.setattr(cloud_provider, "operator_build", fixed_build)
     monkeypatch.setattr(cloud_provider, "wait_until_healthy", lambda url, verify, timeout: None)
     monkeypatch.setattr(cloud_provider, "is_healthy", lambda url, verify, timeout=5.0: True)
+    roots = {"node": ca_pem, "network": network_ca_pem}
     for provider_class in PROVIDER_CLASSES.values():
-        monkeypatch.setattr(provider_class, "fetch_root_certificate", lambda self, settings, outputs: ca_pem)
+        monkeypatch.setattr(provider_class, "fetch_root_certificate",
+                            lambda self, settings, outputs, role="node": roots[role])
     monkeypatch.setattr(cloud_provider, "operator_cidr", lambda timeout=10.0: OPERATOR)
     return fake
 
@@ -231,11 +244,83 @@ class TestDeploy:
         assert (settings.ssh_cidrs, settings.ssh_public_key, settings.workers) == ((), None, 0)
         assert (settings.managed_database, settings.network, settings.region) == (False, False, "eu-west-1")
 
-    def test_a_network_is_refused_with_its_reason_before_anything_runs(self, gridctl: Gridctl,
-                                                                         backend: FakeBackend) -> None:
-        result = gridctl("deploy", "aws", "--name", "demo", "--network", "--yes")
-        assert result.exit_code != 0 and "the Network service is not built yet" in result.stderr
-        assert backend.operations() == [] and not state_dir(gridctl).exists()
+    @pytest.mark.parametrize("cloud", CLOUDS)
+    def test_network_sets_up_the_networks_owner_over_its_pinned_ca_and_saves_its_context(
+        self, cloud: str, gridctl: Gridctl, backend: FakeBackend, owner_setups: OwnerSetups
+    ) -> None:
+        result = deploy(gridctl, cloud, "--network", "--owner-email", "Admin@Example.org")
+        settings = backend.last("up").settings
+        assert settings.network
+        node_setup, network_setup = owner_setups.calls
+        assert node_setup["setup_token"] == settings.secrets.setup_token
+        assert network_setup["url"] == "https://192.0.2.11" and network_setup["email"] == "Admin@Example.org"
+        assert network_setup["setup_token"] == settings.secrets.network_setup_token != settings.secrets.setup_token
+        # pinned to the Network's own root, not the Node's
+        assert network_setup["verify"].get_ca_certs()[0]["subject"] == ((("commonName", "fake-network-root"),),)
+        assert result["network_owner_password"] == network_setup["password"] != result["owner_password"]
+        network_root = state_dir(gridctl) / "network-tls-root.crt"
+        assert (result["network_url"], result["network_context"], result["network_tls_root_certificate"]) == (
+            "https://192.0.2.11", "demo-network", str(network_root))
+        assert network_root.read_text().startswith("-----BEGIN CERTIFICATE-----")
+        saved = contexts(gridctl)
+        assert saved["current"] == "demo"  # the Node's context stays current
+        assert saved["contexts"]["demo-network"] == {"url": "https://192.0.2.11", "token": "gtok_fake_2",
+                                                     "email": "admin@example.org", "deployment": cloud,
+                                                     "ca_file": str(network_root)}
+        # a redeploy sets up neither Owner again
+        again = deploy(gridctl, cloud, "--network")
+        assert len(owner_setups.calls) == 2 and "network_owner_password" not in again
+        assert again["network_context"] == "demo-network"
+
+    def test_without_network_nothing_of_it_is_reported(self, gridctl: Gridctl, backend: FakeBackend,
+                                                       owner_setups: OwnerSetups) -> None:
+        result = deploy(gridctl, "aws")
+        assert len(owner_setups.calls) == 1
+        assert not {"network_url", "network_context", "network_owner_password"} & set(result)
+        assert "demo-network" not in contexts(gridctl)["contexts"]
+
+    def test_a_network_that_fails_to_start_keeps_the_nodes_owner_and_is_finished_by_the_next_deploy(
+        self, gridctl: Gridctl, backend: FakeBackend, owner_setups: OwnerSetups, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        from providers.base import ProviderError
+
+        def node_only(url: str, verify: Any, timeout: float) -> None:
+            if url == backend.network_url:
+                raise ProviderError("the Network did not answer")
+
+        monkeypatch.setattr(cloud_provider, "wait_until_healthy", node_only)
+        result = deploy(gridctl, "gcp", "--network")
+        assert [call["url"] for call in owner_setups.calls] == ["https://192.0.2.10"]
+        assert result["owner_password"] and result["context"] == "demo"  # the Node's password is still shown
+        assert "the Network's Owner is not created yet" in result["network_setup"]
+        assert "run the same deploy again" in result["network_setup"] and result["network_context"] is None
+        monkeypatch.setattr(cloud_provider, "wait_until_healthy", lambda url, verify, timeout: None)
+        again = deploy(gridctl, "gcp")  # --network is remembered
+        assert [call["url"] for call in owner_setups.calls] == ["https://192.0.2.10", "https://192.0.2.11"]
+        assert again["network_context"] == "demo-network" and again["network_owner_password"]
+        assert "owner_password" not in again
+
+    def test_a_network_removed_then_added_again_gets_its_new_owner_and_root(
+        self, gridctl: Gridctl, backend: FakeBackend, owner_setups: OwnerSetups
+    ) -> None:
+        deploy(gridctl, "aws", "--network")
+        network_root = state_dir(gridctl) / "network-tls-root.crt"
+        assert network_root.exists()
+        removed = deploy(gridctl, "aws", "--no-network")
+        assert not backend.last("up").settings.network and not network_root.exists()
+        assert "network_url" not in removed
+        deploy(gridctl, "aws", "--network")  # a new machine: a new database, a new CA
+        assert [call["url"] for call in owner_setups.calls] == [
+            "https://192.0.2.10", "https://192.0.2.11", "https://192.0.2.11"]
+        assert network_root.exists()
+
+    def test_status_shows_the_networks_url(self, gridctl: Gridctl, backend: FakeBackend,
+                                           owner_setups: OwnerSetups) -> None:
+        deploy(gridctl, "azure", "--network")
+        [row] = gridctl.json("status")["deployments"]
+        assert (row["url"], row["network_url"]) == ("https://192.0.2.10", "https://192.0.2.11")
+        table = gridctl("status")
+        assert table.exit_code == 0 and "https://192.0.2.11" in table.stdout
 
     def test_passes_every_option_to_the_program(self, gridctl: Gridctl, backend: FakeBackend,
                                                 owner_setups: OwnerSetups, tmp_path: Path) -> None:
@@ -883,7 +968,7 @@ class TestDeployAgainstARealNode:
         backend.url = tls_node.url
         for provider_class in PROVIDER_CLASSES.values():
             monkeypatch.setattr(provider_class, "fetch_root_certificate",
-                                lambda self, settings, outputs: tls_node.ca.read_bytes())
+                                lambda self, settings, outputs, role="node": tls_node.ca.read_bytes())
         monkeypatch.setattr(cloud_provider, "wait_until_healthy", _real_wait)
         monkeypatch.setattr(cloud_provider.DeploymentSecrets, "generate",
                             classmethod(lambda cls: _secrets_with(tls_node.setup_token)))

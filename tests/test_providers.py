@@ -72,10 +72,11 @@ class TestRegistry:
         with pytest.raises(GridctlError, match=r"pulumi_gcp not installed.*pip install 'gridctl\[gcp\]'"):
             base.get_provider("gcp", tmp_path)
 
-    def test_clouds_support_every_feature_but_the_network_which_is_not_built_yet(self, tmp_path: Path) -> None:
+    def test_clouds_support_every_feature(self, tmp_path: Path) -> None:
         for provider_class in PROVIDERS.values():
             provider = provider_class(tmp_path)
-            assert [f for f in Feature if not provider.supports(f)] == [Feature.network]
+            assert [f for f in Feature if not provider.supports(f)] == []
+            assert provider.supports(Feature.network)
 
 
 class TestCredentialCheck:

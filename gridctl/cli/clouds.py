@@ -239,7 +239,26 @@ def _deploy(cloud: str, name: str, given: dict[str, Any], *, preview: bool, plan
                 f"--name {name}'.", yes=yes)
     console.message(f"deploying {name!r} to {cloud} ({spec.region})...")
     result = provider.deploy(spec)
-    _report_deploy(result, _save_context(result), workers=spec.workers, region=spec.region)
+    context = _save_context(result)
+    _report_deploy(result, context, workers=spec.workers, region=spec.region,
+                   network_context=_save_network_context(result))
+
+
+def _save_network_context(result: DeployResult) -> str:
+    """With --network, a context named '<name>-network' for the Network's Owner (not made current: the Node's
+    context stays current), pinning the Network's own root certificate."""
+    from gridctl.cli.contexts import Context, ContextFile
+
+    url = result.outputs.get("network_url")
+    name = f"{result.name}-network"
+    saved = ContextFile.load()
+    if url and result.network_api_token:
+        saved.put(Context(name=name, url=str(url), token=result.network_api_token, email=result.owner_email,
+                          deployment=result.provider,
+                          ca_file=str(result.outputs.get("network_tls_root_certificate") or "")),
+                  make_current=False)
+        return name
+    return name if url and name in saved.contexts else ""
 
 
 def _plain(value: Any) -> Any:
@@ -279,25 +298,45 @@ def _report_changes(changes: list[PlannedChange], *, title: str) -> None:
         console.message("no changes")
 
 
-def _report_deploy(result: DeployResult, context: str, *, workers: int, region: str | None) -> None:
+def _report_deploy(result: DeployResult, context: str, *, workers: int, region: str | None,
+                   network_context: str = "") -> None:
     tls_root = result.outputs.get("tls_root_certificate")
+    network_url = result.outputs.get("network_url")
     summary: dict[str, Any] = {
         "name": result.name, "provider": result.provider, "state": result.state, "url": result.url,
         "context": context or None, "owner_email": result.owner_email, "region": region, "workers": workers,
         "bucket": result.outputs.get("bucket"), "tls_root_certificate": tls_root,
     }
+    if network_url:
+        summary.update(network_url=network_url, network_context=network_context or None,
+                       network_tls_root_certificate=result.outputs.get("network_tls_root_certificate"),
+                       network_setup=result.outputs.get("network_setup"))
     if console.output() is Output.json:
         if result.owner_password:
             summary["owner_password"] = result.owner_password
+        if result.network_owner_password:
+            summary["network_owner_password"] = result.network_owner_password
         console.emit(summary)
     else:
         console.emit(summary, title=f"Deployment {result.name}")
     if result.owner_password:
         console.secret_notice([f"URL:            {result.url}", f"Owner email:    {result.owner_email}",
                                f"Owner password: {result.owner_password}"])
+    if result.network_owner_password:
+        console.secret_notice([f"Network URL:            {network_url}",
+                               f"Network Owner email:    {result.owner_email}",
+                               f"Network Owner password: {result.network_owner_password}"])
     if tls_root:
         console.message(f"The Node's certificate is signed by its own CA, pinned from {tls_root} (the context "
                         f"pins it; in the SDK, connect(..., ca_file={str(tls_root)!r})).")
+    if network_url and console.output() is not Output.json:
+        if result.outputs.get("network_setup"):
+            console.message(str(result.outputs["network_setup"]))
+        console.message(
+            f"The Network is at {network_url} (context {network_context or '(none yet)'}, its own CA). A Node "
+            f"joins it with 'gridctl network join {network_url}' run against that Node; the Network's Owner "
+            f"approves with 'gridctl network associations list|approve ID --network {network_context or 'CONTEXT'}' "
+            "or invites with 'gridctl network invite'. docs/network.md says what the joining Node needs.")
 
 
 @deploy_app.command("aws")
@@ -322,7 +361,8 @@ def deploy_aws(
     Running it again on an existing deployment applies the options given and keeps the rest; the region, project
     and backend cannot change. --preview shows Pulumi's preview (needs the Pulumi CLI and credentials); --plan lists
     the resources the deployment declares, offline (-o json adds their inputs, secrets shown as [secret]).
-    --network is refused for now: the Network service is not built yet. See docs/clouds/aws.md.
+    --network adds the Network machine (docs/network.md): its URL, Owner and context '<name>-network' are set up
+    the same way. See docs/clouds/aws.md.
     """
     _deploy("aws", name, dict(
         region=region, workers=workers, instance_type=instance_type, worker_instance_type=worker_instance_type,

@@ -199,7 +199,8 @@ def status(
 ) -> None:
     """Deployments made from this machine (running, healthy, pid) and the current context.
 
-    JSON: {deployments: [{name, provider, url, running, healthy, pid, note}], current_context, env_override}.
+    JSON: {deployments: [{name, provider, url, running, healthy, pid, version, network_url, note}],
+    current_context, env_override}; network_url is a cloud deployment's Network (--network).
     """
     import os
 
@@ -216,7 +217,8 @@ def status(
     rows = []
     for record in records:
         row: dict[str, Any] = {"name": record.name, "provider": record.provider, "url": record.url,
-                               "running": None, "healthy": None, "pid": None, "version": None, "note": None}
+                               "running": None, "healthy": None, "pid": None, "version": None,
+                               "network_url": None, "note": None}
         try:
             found = _provider(record.provider).status(record.name)
         except GridctlError as exc:  # e.g. its provider's extra is not installed here
@@ -224,7 +226,7 @@ def status(
         else:
             node = next((p for p in found.processes if p["role"] == "node"), None)
             row.update(running=found.running, healthy=found.healthy, pid=node["pid"] if node else None,
-                       version=found.version)
+                       version=found.version, network_url=found.outputs.get("network_url"))
         rows.append(row)
 
     saved = ContextFile.load()
@@ -239,6 +241,8 @@ def status(
         columns = ["name", "provider", "url", "running", "healthy", "pid"]
         if any(row["version"] for row in rows):  # the gridctl build a cloud deployment's machines run
             columns.append("version")
+        if any(row["network_url"] for row in rows):  # a cloud deployment's Network machine (--network)
+            columns.append("network_url")
         console.emit(rows, columns=columns, title="Deployments")
         for row in rows:
             if row["note"]:

@@ -43,6 +43,7 @@ def machine_context(role: str, settings: CloudSettings, public_address: str = ""
     return cloud.machine_context(
         settings,
         public_address=public_address,
+        role=role,
         cloud=config.CLOUD,
         secrets=cloud.role_secrets(role, settings, lambda key: f"{prefix}/{key}"),
         bucket=config.bucket_name(settings),

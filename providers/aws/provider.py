@@ -61,19 +61,21 @@ class AwsProvider(CloudProvider):
     def stack_config(self, settings: CloudSettings) -> dict[str, str]:
         return {"aws:region": settings.region}
 
-    def fetch_root_certificate(self, settings: CloudSettings, outputs: Mapping[str, Any]) -> bytes | None:
+    def fetch_root_certificate(self, settings: CloudSettings, outputs: Mapping[str, Any],
+                               role: str = "node") -> bytes | None:
         import boto3
         from botocore.exceptions import BotoCoreError, ClientError
 
         from providers.base import ProviderError
 
+        key = config.NETWORK_CA_OBJECT if role == "network" else config.CA_OBJECT
         bucket = str(outputs.get("bucket") or config.bucket_name(settings))
         try:
-            body = boto3.client("s3", region_name=settings.region).get_object(Bucket=bucket, Key=config.CA_OBJECT)
+            body = boto3.client("s3", region_name=settings.region).get_object(Bucket=bucket, Key=key)
             return bytes(body["Body"].read())
         except ClientError as exc:
             if exc.response.get("Error", {}).get("Code") in ("NoSuchKey", "404"):
                 return None
-            raise ProviderError(f"reading s3://{bucket}/{config.CA_OBJECT} failed: {exc}") from None
+            raise ProviderError(f"reading s3://{bucket}/{key} failed: {exc}") from None
         except BotoCoreError as exc:
-            raise ProviderError(f"reading s3://{bucket}/{config.CA_OBJECT} failed: {exc}") from None
+            raise ProviderError(f"reading s3://{bucket}/{key} failed: {exc}") from None

@@ -72,7 +72,8 @@ class PrivateNetwork(pulumi.ComponentResource):
         ray = _ranges(args.ray_ports.ranges())
 
         def rule(
-            rule_name: str, priority: int, ports: list[str], sources: Sequence[str] | str, access: str = "Allow"
+            rule_name: str, priority: int, ports: list[str], sources: Sequence[str] | str, access: str = "Allow",
+            destination: str = "*",
         ) -> dict:
             # A list of CIDRs goes in the plural field; a service tag (VirtualNetwork, Internet) only in the
             # singular one: Azure refuses a tag in the list (SecurityRuleParameterContainsUnsupportedValue).
@@ -87,14 +88,17 @@ class PrivateNetwork(pulumi.ComponentResource):
                 "source_port_range": "*",
                 "destination_port_ranges": ports,
                 **source,
-                "destination_address_prefix": "*",
+                "destination_address_prefix": destination,
             }
 
         node_rules = [rule(f"https-{i}", 100 + i, ["443"], [cidr]) for i, cidr in enumerate(args.allow_cidrs)]
         node_rules += [rule(f"ssh-{i}", 200 + i, ["22"], [cidr]) for i, cidr in enumerate(args.ssh_cidrs)]
+        # The Node and the Network service share this subnet and NSG: what only the Node serves (ACME's port 80,
+        # the Ray head) names the Node's address, so the Network's machine is reached on 443 (and SSH) only.
+        node_only = f"{args.node_ip}/32"
         if args.acme:
-            node_rules.append(rule("acme-http", 250, ["80"], "Internet"))
-        node_rules.append(rule("ray-from-workers", 300, ray, [args.worker_subnet_cidr]))
+            node_rules.append(rule("acme-http", 250, ["80"], "Internet", destination=node_only))
+        node_rules.append(rule("ray-from-workers", 300, ray, [args.worker_subnet_cidr], destination=node_only))
         node_rules.append(rule("deny-rest-of-vnet", 4000, ["0-65535"], "VirtualNetwork", access="Deny"))
         worker_rules = [
             rule("ray-from-node", 100, ray, [f"{args.node_ip}/32"]),

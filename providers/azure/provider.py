@@ -110,17 +110,19 @@ class AzureProvider(CloudProvider):
         log = httpx.get(log_url, timeout=30)  # a short-lived SAS URL Azure just made
         return log.text if log.is_success else None
 
-    def fetch_root_certificate(self, settings: CloudSettings, outputs: Mapping[str, Any]) -> bytes | None:
+    def fetch_root_certificate(self, settings: CloudSettings, outputs: Mapping[str, Any],
+                               role: str = "node") -> bytes | None:
         import httpx
         from azure.core.exceptions import ClientAuthenticationError
         from azure.identity import DefaultAzureCredential
 
+        key = config.NETWORK_CA_OBJECT if role == "network" else config.CA_OBJECT
         account = str(outputs.get("storage_account") or config.storage_account(settings))
         try:
             token = DefaultAzureCredential().get_token("https://storage.azure.com/.default").token
         except ClientAuthenticationError as exc:
             raise ProviderError(f"Azure credentials: {exc.message}") from None
-        url = f"https://{account}.blob.core.windows.net/{config.CONTAINER}/{config.CA_OBJECT}"
+        url = f"https://{account}.blob.core.windows.net/{config.CONTAINER}/{key}"
         response = httpx.get(url, headers={"Authorization": f"Bearer {token}", "x-ms-version": "2021-08-06"},
                              timeout=30)
         if response.status_code == 404:

@@ -109,22 +109,24 @@ class GcpProvider(CloudProvider):
         assert settings.project
         return {"gcp:project": settings.project, "gcp:region": settings.region}
 
-    def fetch_root_certificate(self, settings: CloudSettings, outputs: Mapping[str, Any]) -> bytes | None:
+    def fetch_root_certificate(self, settings: CloudSettings, outputs: Mapping[str, Any],
+                               role: str = "node") -> bytes | None:
         import google.auth
         import google.auth.exceptions
         import google.auth.transport.requests
         import httpx
 
+        key = config.NETWORK_CA_OBJECT if role == "network" else config.CA_OBJECT
         bucket = str(outputs.get("bucket") or config.bucket_name(settings))
         try:
             credentials, _ = google.auth.default(scopes=["https://www.googleapis.com/auth/devstorage.read_only"])
             credentials.refresh(google.auth.transport.requests.Request())
         except google.auth.exceptions.GoogleAuthError as exc:
             raise ProviderError(f"Google Cloud credentials: {exc}") from None
-        url = f"https://storage.googleapis.com/storage/v1/b/{bucket}/o/{quote(config.CA_OBJECT, safe='')}?alt=media"
+        url = f"https://storage.googleapis.com/storage/v1/b/{bucket}/o/{quote(key, safe='')}?alt=media"
         response = httpx.get(url, headers={"Authorization": f"Bearer {credentials.token}"}, timeout=30)
         if response.status_code == 404:
             return None
         if not response.is_success:
-            raise ProviderError(f"reading gs://{bucket}/{config.CA_OBJECT} failed: HTTP {response.status_code}")
+            raise ProviderError(f"reading gs://{bucket}/{key} failed: HTTP {response.status_code}")
         return response.content

@@ -38,11 +38,13 @@ SYSTEM_UNITS = Path("/usr/lib/systemd/system")  # sysinit.target, network-online
 
 @dataclass(frozen=True)
 class Machines:
-    """One deployment's rendered user-data: the Node and one per Worker (every Worker boots the same)."""
+    """One deployment's rendered user-data: the Node and one per Worker (every Worker boots the same), and the
+    Network machine's with ``network=True`` (empty otherwise)."""
 
     cloud: str
     node: str
     workers: tuple[str, ...]
+    network: str = ""
 
 
 def _user_data(cloud: str, plan: list[DeclaredResource]) -> tuple[str, str]:
@@ -69,7 +71,18 @@ def machines(cloud: str, **overrides: Any) -> Machines:
     spec = settings(region=REGIONS[cloud], workers=2, **overrides)
     plan = program.plan(spec, redact=False)
     node, worker = _user_data(cloud, plan)
-    return Machines(cloud=cloud, node=node, workers=(worker,) * spec.workers)
+    return Machines(cloud=cloud, node=node, workers=(worker,) * spec.workers,
+                    network=network_user_data(cloud, plan) if spec.network else "")
+
+
+def network_user_data(cloud: str, plan: list[DeclaredResource]) -> str:
+    """The Network machine's user-data (--network), as the program declares it."""
+    if cloud == "aws":
+        return str(one(plan, "aws:ec2/instance:Instance", "demo-network-instance").inputs["userData"])
+    if cloud == "gcp":
+        return str(one(plan, "gcp:compute/instance:Instance", "demo-network-instance").inputs["metadata"]["user-data"])
+    vm = one(plan, "azure-native:compute:VirtualMachine", "demo-network-vm").inputs["osProfile"]["customData"]
+    return base64.b64decode(vm).decode()
 
 
 def written_files(user_data: str) -> dict[str, str]:

@@ -35,6 +35,18 @@ class TestCloudInit:
             assert done.returncode == 0, done.stdout + done.stderr
             assert "Valid cloud-config" in done.stdout
 
+    def test_the_network_machine_passes_cloud_inits_own_schema(self, cloud: str, tmp_path: Path) -> None:
+        user_data = machines(cloud, network=True).network
+        assert "grid-network.service" in user_data
+        path = tmp_path / f"{cloud}-network.yaml"
+        path.write_text(user_data)
+        done = run("cloud-init", "schema", "--config-file", str(path))
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert "Valid cloud-config" in done.stdout
+
+    def test_without_network_there_is_no_network_machine(self, cloud: str) -> None:
+        assert machines(cloud).network == ""
+
     def test_a_schema_error_is_caught(self, tmp_path: Path) -> None:
         """The check can fail: a user-data with a mistyped module key is refused."""
         path = tmp_path / "bad.yaml"
@@ -56,6 +68,14 @@ class TestSystemdUnits:
         done = run("systemd-analyze", "verify", f"--root={tmp_path}", "--man=no", *map(str, units))
         assert done.returncode == 0, done.stderr
         assert done.stderr.strip() == "", done.stderr  # not even a warning (an unknown key, a bad value)
+
+    def test_the_network_machines_units_pass_systemd_analyze_verify(self, cloud: str, tmp_path: Path) -> None:
+        files = written_files(machines(cloud, network=True).network)
+        units = unit_root(tmp_path, files, ("caddy.service",))
+        assert {unit.name for unit in units} == {"grid-network.service", "caddy.service"}
+        done = run("systemd-analyze", "verify", f"--root={tmp_path}", "--man=no", *map(str, units))
+        assert done.returncode == 0, done.stderr
+        assert done.stderr.strip() == "", done.stderr
 
     def test_a_bad_unit_is_caught(self, tmp_path: Path) -> None:
         files = written_files(machines("gcp").node)
@@ -97,3 +117,20 @@ class TestCaddy:
         config = json.loads(out)
         route_hosts = config["apps"]["http"]["servers"]["srv0"]["routes"][0]["match"][0]["host"]
         assert route_hosts == ["grid.example.org"] and "internal" not in out
+
+    def test_the_network_machine_serves_its_own_address_with_its_own_ca_even_with_a_domain(
+        self, cloud: str, tmp_path: Path
+    ) -> None:
+        """--domain names the Node: the Network machine must not ask ACME for it (port 80 is not open to it)."""
+        files = written_files(machines(cloud, network=True, domain="grid.example.org").network)
+        assert files["/etc/gridctl/caddy.env"] == f"GRID_PUBLIC_ADDRESS={PUBLIC_ADDRESS}\n"
+        code, out, err = self._caddy(tmp_path, files["/etc/caddy/Caddyfile"], "adapt")
+        assert code == 0, err
+        config = json.loads(out)
+        assert "grid.example.org" not in out
+        policies = config["apps"]["http"]["servers"]["srv0"]["tls_connection_policies"]
+        assert {p.get("default_sni") for p in policies} == {PUBLIC_ADDRESS}
+        assert json.dumps(config).count("127.0.0.1:8000") == 1  # the Network's API, on loopback only
+        assert config["apps"]["tls"]["automation"]["policies"][0]["issuers"][0]["module"] == "internal"
+        code, _, err = self._caddy(tmp_path, files["/etc/caddy/Caddyfile"], "validate")
+        assert code == 0, err
