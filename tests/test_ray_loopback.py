@@ -169,6 +169,18 @@ class TestCommandLines:
         env = cluster.ray_env(Path("/t"), {}, loopback=cluster.is_loopback(cluster.address_host(address)))
         assert env[cluster.LOOPBACK_VARIABLE] == "0"
 
+    def test_one_nodes_ports_are_distinct_even_when_the_random_draws_repeat(
+        self, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        # Each port is drawn twice in a row: before, two of a Worker's components could get the same port, and
+        # `ray start` refused it ("trying to use a port number ... that is used by other components").
+        draws = iter(p for port in range(24000, 24100) for p in (port, port))
+        monkeypatch.setattr(cluster._random, "randrange", lambda *_: next(draws))
+        monkeypatch.setattr(cluster, "_HANDED_OUT", set())
+        argv = cluster.worker_argv("127.0.0.1:23456")
+        ports = [int(a.split("=")[1]) for a in argv if a.startswith("--") and a.split("=")[0].endswith("-port")]
+        assert len(ports) == 6 and len(set(ports)) == 6
+
     def test_a_worker_of_a_remote_head_runs_plain_ray_start(self) -> None:
         argv = cluster.worker_argv("10.0.0.5:6390")
         assert argv[1:3] == ["-m", "ray.scripts.scripts"]

@@ -74,15 +74,28 @@ _PORT_RANGE = (20000, 32000)
 _random = random.SystemRandom()
 
 
+_HANDED_OUT: set[int] = set()
+"""Ports this process has given out: a Ray node's ports are chosen together before it binds any of them, so a free
+port must also differ from those given out before (two of one node's components on one port is Ray's error)."""
+_HANDED_OUT_LOCK = threading.Lock()
+
+
 def free_port(host: str = "127.0.0.1") -> int:
-    """A port nothing listens on now, outside the ephemeral range and Ray's worker ports."""
-    for _ in range(200):
-        port = _random.randrange(*_PORT_RANGE)
-        with socket.socket() as sock:
-            try:
-                sock.bind((host, port))
-            except OSError:
+    """A port nothing listens on now and this process has not given out, outside the ephemeral range and Ray's
+    worker ports."""
+    with _HANDED_OUT_LOCK:
+        if len(_HANDED_OUT) > (_PORT_RANGE[1] - _PORT_RANGE[0]) // 2:
+            _HANDED_OUT.clear()  # long-lived processes: the oldest ones were bound or released long ago
+        for _ in range(200):
+            port = _random.randrange(*_PORT_RANGE)
+            if port in _HANDED_OUT:
                 continue
+            with socket.socket() as sock:
+                try:
+                    sock.bind((host, port))
+                except OSError:
+                    continue
+            _HANDED_OUT.add(port)
             return port
     raise ClusterError("no free port found for Ray")
 
