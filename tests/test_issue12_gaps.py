@@ -9,7 +9,7 @@ import pytest
 
 from providers.stack import StackOutcome
 from tests.clitools import Gridctl
-from tests.test_cli_deploy_cloud import (  # noqa: F401  (backend, ca_pem, gridctl, machine, owner_setups: fixtures)
+from tests.test_cli_deploy_cloud import (  # noqa: F401  (backend, ca_pem, gridctl, machine, network_ca_pem, owner_setups: fixtures)
     FakeBackend,
     FakeRunner,
     OwnerSetups,
@@ -18,6 +18,7 @@ from tests.test_cli_deploy_cloud import (  # noqa: F401  (backend, ca_pem, gridc
     deploy,
     gridctl,
     machine,
+    network_ca_pem,
     owner_setups,
 )
 
