@@ -6,7 +6,7 @@ import itertools
 import os
 import subprocess
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +20,7 @@ from grid_runtime.core.security import new_token
 from grid_runtime.network.database import NetworkBase
 from grid_runtime.network.models import Role, Token, User
 from tests.factories import password_hash
-from tests.live import OWNER_EMAIL, OWNER_PASSWORD, free_port, wait_healthy
+from tests.live import OWNER_EMAIL, OWNER_PASSWORD, LiveNode, free_port, wait_healthy
 
 _seq = itertools.count(1)
 
@@ -73,29 +73,12 @@ class NetworkFactory:
                     for t in NetworkBase.metadata.sorted_tables if t.name != "audit_events"}
 
 
-@dataclass
-class LiveNetwork:
-    url: str
-    state_dir: Path
-    process: subprocess.Popen[bytes]
-    owner_token: str = ""
-    env: dict[str, str] = field(default_factory=dict)
-
-    @property
-    def api(self) -> str:
-        return f"{self.url}/api/v1"
+class LiveNetwork(LiveNode):
+    """A live Network: the same process handle as a live Node's (``api``, ``login``, ``stop``)."""
 
     @property
     def headers(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.owner_token}"}
-
-    def stop(self) -> None:
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
 
 
 def start_live_network(state_dir: Path, extra_env: dict[str, str] | None = None) -> LiveNetwork:
