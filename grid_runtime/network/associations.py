@@ -25,6 +25,7 @@ from grid_runtime.core.database import utcnow
 from grid_runtime.core.errors import Conflict, Forbidden, NotFound, RateLimited
 from grid_runtime.core.security import hash_token, new_token
 from grid_runtime.core.settings import NetworkSettings
+from grid_runtime.core.tls import checked_bundle, fingerprint
 from grid_runtime.core.urls import check_peer_url
 from grid_runtime.network import audit
 from grid_runtime.network.deps import Actor
@@ -42,10 +43,12 @@ def check_node_url(url: str, settings: NetworkSettings) -> str:
 
 
 def request_join(session: Session, *, node_name: str, node_url: str, node_credential: str,
-                 invitation: str | None, settings: NetworkSettings,
-                 client_address: str) -> tuple[Association, str]:
-    """A Node asks to join; returns the association and the push credential (shown once)."""
+                 invitation: str | None, settings: NetworkSettings, client_address: str,
+                 node_ca_pem: str | None = None) -> tuple[Association, str]:
+    """A Node asks to join; returns the association and the push credential (shown once). ``node_ca_pem`` (checked:
+    422 naming it) pins the roots the Node's certificate must chain to when its statistics are read."""
     url = check_node_url(node_url, settings)
+    roots = checked_bundle(node_ca_pem, "node_ca_pem")
     live = select(Association.id).where(Association.state.in_((PENDING, APPROVED)),
                                         (Association.node_name == node_name) | (Association.node_url == url))
     if session.scalar(live.limit(1)) is not None:
@@ -65,14 +68,15 @@ def request_join(session: Session, *, node_name: str, node_url: str, node_creden
     association = Association(node_name=node_name, node_url=url, state=APPROVED if invited else PENDING,
                               push_hash=digest, node_credential=node_credential, requested_at=now,
                               invitation_id=invited.id if invited else None, decided_at=now if invited else None,
-                              note="invited" if invited else "")
+                              note="invited" if invited else "", node_ca_pem=roots)
     session.add(association)
     if invited is not None:
         invited.used_at = now
     session.flush()
     audit.record(session, actor_id=None, action="association.requested", target_type="association",
                  target_id=association.id, details={"node_name": node_name, "node_url": url,
-                                                    "invited": invited is not None},
+                                                    "invited": invited is not None,
+                                                    "node_ca_sha256": fingerprint(roots)},
                  client_address=client_address)
     return association, secret
 

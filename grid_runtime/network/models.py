@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ForeignKey, Index, Integer, String, UniqueConstraint
+from sqlalchemy import ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from grid_runtime.core.database import utcnow
@@ -100,6 +100,8 @@ class Association(NetworkBase):
     the SHA-256 of the secret the Node presents to push its catalogue (the Network made it and returned it
     once); ``node_credential`` is the secret the Node made at join for this Network to present when it reads
     the Node's statistics (the Node keeps only its hash). Pushes are accepted only while ``state`` is approved.
+    ``node_ca_pem``, when the Node gave it, pins the roots the Node's certificate must chain to when this Network
+    reads its statistics (docs/network.md, "Private certificates").
     """
 
     __tablename__ = "associations"
@@ -117,6 +119,7 @@ class Association(NetworkBase):
     note: Mapped[str] = mapped_column(String(500), default="")
     last_push_at: Mapped[datetime | None]
     sync_started_at: Mapped[datetime | None]
+    node_ca_pem: Mapped[str | None] = mapped_column(Text)
 
 
 class Invitation(NetworkBase):

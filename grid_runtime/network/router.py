@@ -17,6 +17,7 @@ from grid_runtime.core.limits import JSON_NUL
 from grid_runtime.core.schemas import Id
 from grid_runtime.core.security import hash_password, verify_password
 from grid_runtime.core.settings import NetworkSettings
+from grid_runtime.core.tls import fingerprint
 from grid_runtime.network import accounts, associations, catalogue, peers
 from grid_runtime.network import schemas as s
 from grid_runtime.network.deps import DB, Actor, Database, Requires, RequiresNode, client_address, settings
@@ -48,6 +49,7 @@ def _user_out(user: User) -> s.UserOut:
 def _association_out(association: Association) -> s.AssociationOut:
     out = s.AssociationOut.model_validate(association)
     out.invited = association.invitation_id is not None
+    out.node_ca_sha256 = fingerprint(association.node_ca_pem)
     return out
 
 
@@ -118,7 +120,8 @@ def request_join(body: s.JoinIn, request: Request, session: DB,
     administrator approves, or approved at once with a valid invitation. The push credential is shown once."""
     association, secret = associations.request_join(
         session, node_name=body.node_name, node_url=body.node_url, node_credential=body.node_credential,
-        invitation=body.invitation, settings=network, client_address=client_address(request))
+        invitation=body.invitation, settings=network, client_address=client_address(request),
+        node_ca_pem=body.node_ca_pem)
     return s.JoinOut(association_id=association.id, state=association.state, network_name=network.name,
                      push_credential=secret)
 
@@ -275,16 +278,16 @@ async def node_statistics(association_id: Id, request: Request,
                           network: NetworkSettings = Depends(settings)) -> dict[str, object]:
     """A Node's statistics (users, tensors, datasets, requests by state, jobs, ε spent), asked from the Node with
     the credential it gave this Network. 503 if the Node cannot be reached."""
-    def find() -> tuple[str, str]:
+    def find() -> tuple[str, str, str | None]:
         with transaction(_database(request).read_sessions) as session:
             association = session.get(Association, association_id)
             if association is None or association.state != APPROVED or not association.node_credential:
                 raise NotFound(f"no approved association {association_id}")
-            return association.node_url, association.node_credential
+            return association.node_url, association.node_credential, association.node_ca_pem
 
-    url, credential = await run_in_threadpool(find)
+    url, credential, roots = await run_in_threadpool(find)
     answer = await run_in_threadpool(partial(peers.node_statistics, node_url=url, node_credential=credential,
-                                             settings=network))
+                                             settings=network, node_ca_pem=roots))
     return {"association_id": association_id, "statistics": answer}
 
 

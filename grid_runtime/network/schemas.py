@@ -115,6 +115,9 @@ class JoinIn(Schema):
     node_credential: str = Field(min_length=32, max_length=128, pattern=r"^[A-Za-z0-9_-]+$",
                                  description="the secret this Network will present to read the Node's statistics")
     invitation: str | None = Field(None, min_length=1, max_length=128)
+    node_ca_pem: str | None = Field(None, min_length=1, description=(
+        "PEM text of the CA certificate(s) the Node's URL chains to (at most 64 KiB, 10 certificates): this Network "
+        "verifies the Node against exactly these roots when it reads its statistics, not the public CAs"))
 
 
 class JoinOut(Schema):
@@ -134,6 +137,8 @@ class AssociationOut(Out):
     note: str
     last_push_at: datetime | None
     invited: bool = False
+    node_ca_sha256: str | None = Field(None, description="SHA-256 of the Node root(s) pinned for this association "
+                                                          "(DER, hex, comma-separated); null: the public CAs")
 
 
 class DecisionIn(Schema):

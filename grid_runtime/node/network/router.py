@@ -15,6 +15,7 @@ from grid_runtime.core.capabilities import Capability
 from grid_runtime.core.errors import Forbidden, Unauthorized, Unavailable
 from grid_runtime.core.schemas import Id
 from grid_runtime.core.settings import NodeSettings
+from grid_runtime.core.tls import UntrustedCertificate, fingerprint
 from grid_runtime.node.deps import (
     DB,
     Actor,
@@ -69,7 +70,10 @@ class RequiresOrNetwork(Requires):
 
 
 def _out(association: NetworkAssociation) -> schemas.AssociationOut:
-    return schemas.AssociationOut.model_validate(association)
+    out = schemas.AssociationOut.model_validate(association)
+    out.network_ca_sha256 = fingerprint(association.network_ca_pem)
+    out.node_ca_sha256 = fingerprint(association.node_ca_pem)
+    return out
 
 
 def _sync(request: Request) -> CatalogueSync:
@@ -81,14 +85,20 @@ def _sync(request: Request) -> CatalogueSync:
 async def join(body: schemas.JoinIn, request: Request, session: DB, actor: Actor = Depends(ManageInfrastructure),
                node: NodeSettings = Depends(settings)) -> schemas.AssociationOut:
     """Ask a Network to associate this Node (with an invitation: approved at once). The URL must be https and
-    public unless the operator allows otherwise (docs/network.md)."""
+    public unless the operator allows otherwise (docs/network.md). With ``network_ca_pem`` every call to this
+    Network verifies its certificate against exactly those roots; ``node_ca_pem`` is sent to the Network, which
+    verifies this Node against it ("Private certificates")."""
+    network_ca, node_ca = await run_in_threadpool(partial(service.checked_roots, network_ca_pem=body.network_ca_pem,
+                                                          node_ca_pem=body.node_ca_pem))
     url, own = await run_in_threadpool(partial(service.prepare_join, session, network_url=body.network_url,
                                                node_url=body.node_url, settings=node))
     async with released_session(request):  # no transaction while the Network is called
-        answer, credential = await run_in_threadpool(partial(service.ask_to_join, network_url=url, node_url=own,
-                                                             invitation=body.invitation, settings=node))
+        answer, credential = await run_in_threadpool(partial(
+            service.ask_to_join, network_url=url, node_url=own, invitation=body.invitation, settings=node,
+            network_ca_pem=network_ca, node_ca_pem=node_ca))
     association = await in_thread(session, lambda: _out(service.record_join(
-        session, actor=actor, network_url=url, answer=answer, credential=credential)))
+        session, actor=actor, network_url=url, answer=answer, credential=credential, network_ca_pem=network_ca,
+        node_ca_pem=node_ca)))
     _sync(request).wake()
     return association
 
@@ -116,19 +126,19 @@ async def leave(association_id: Id, request: Request, session: DB, actor: Actor 
     """End the association: the Network is told (it removes this Node's entries), and its credential stops
     working here at once, whether or not the Network could be reached."""
 
-    def end() -> tuple[str, str | None, schemas.AssociationOut]:
+    def end() -> tuple[str, str | None, str | None, schemas.AssociationOut]:
         association = service.get(session, association_id)
-        url, credential = association.network_url, association.push_credential
+        url, credential, roots = association.network_url, association.push_credential, association.network_ca_pem
         if association.state != service.ENDED:
             service.mark_ended(session, association=association, actor=actor, by="node")
-        return url, credential, _out(association)
+        return url, credential, roots, _out(association)
 
-    url, credential, ended = await in_thread(session, end)
+    url, credential, roots, ended = await in_thread(session, end)
     if credential:
         # Ended here regardless: the push credential is forgotten and the Network's own is refused from now on.
-        with suppress(service.NetworkRefused, Unavailable):
+        with suppress(service.NetworkRefused, Unavailable, UntrustedCertificate):
             await run_in_threadpool(partial(service.call_network, node, "DELETE", url, "/peer/association",
-                                            credential=credential))
+                                            credential=credential, ca_pem=roots))
     return ended
 
 

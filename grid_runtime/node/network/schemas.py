@@ -14,6 +14,12 @@ class JoinIn(Schema):
     invitation: str | None = Field(None, min_length=1, max_length=128, description="a one-time invitation code")
     node_url: str | None = Field(None, min_length=1, max_length=255,
                                  description="the URL the Network reaches this Node at (default: public_url)")
+    network_ca_pem: str | None = Field(None, min_length=1, description=(
+        "PEM text of the CA certificate(s) the Network's certificate chains to (at most 64 KiB, 10 certificates): "
+        "every call to this Network is verified against exactly these roots, not the public CAs"))
+    node_ca_pem: str | None = Field(None, min_length=1, description=(
+        "PEM text of the CA certificate(s) this Node's own URL chains to, sent to the Network so that it verifies "
+        "this Node against them when it reads its statistics"))
 
 
 class AssociationOut(Out):
@@ -26,6 +32,9 @@ class AssociationOut(Out):
     last_push_at: datetime | None
     last_error: str
     ended_at: datetime | None
+    network_ca_sha256: str | None = Field(None, description="SHA-256 of the pinned Network root(s) (DER, hex, "
+                                                             "comma-separated); null: the public CAs")
+    node_ca_sha256: str | None = Field(None, description="SHA-256 of the Node root(s) sent to the Network")
 
 
 class SyncOut(Schema):

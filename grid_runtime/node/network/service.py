@@ -21,6 +21,7 @@ from grid_runtime.core.database import utcnow
 from grid_runtime.core.errors import Conflict, GridError, InvalidInput, NotFound, Unavailable
 from grid_runtime.core.security import hash_token, new_token
 from grid_runtime.core.settings import NodeSettings
+from grid_runtime.core.tls import UntrustedCertificate, certificate_problem, checked_bundle, fingerprint, verify_for
 from grid_runtime.core.urls import check_peer_url, resolves_public
 from grid_runtime.node.audit import service as audit
 from grid_runtime.node.budget.models import LedgerEntry
@@ -55,10 +56,11 @@ def check_network_url(url: str, settings: NodeSettings) -> str:
 
 
 def call_network(settings: NodeSettings, method: str, url: str, path: str, *, credential: str | None = None,
-                 body: Any = None) -> Any:
-    """One call to a Network: its host resolved again (public only, unless allowed), no redirect followed.
-    The decoded JSON; ``Unavailable`` when unreachable; ``NetworkRefused`` when it refuses (401 keeps its status
-    in ``details.status``)."""
+                 body: Any = None, ca_pem: str | None = None) -> Any:
+    """One call to a Network: its host resolved again (public only, unless allowed), no redirect followed, its
+    certificate verified against ``ca_pem`` only when given (else the public CAs). The decoded JSON;
+    ``UntrustedCertificate`` when its certificate is not trusted; ``Unavailable`` when unreachable;
+    ``NetworkRefused`` when it refuses (401 keeps its status in ``details.status``)."""
     if not settings.network_allow_private and not resolves_public(url):
         raise Unavailable("the Network's host does not resolve to public addresses only; not called")
     headers = {"Authorization": f"Bearer {credential}"} if credential else {}
@@ -68,8 +70,14 @@ def call_network(settings: NodeSettings, method: str, url: str, path: str, *, cr
         headers["Content-Type"] = "application/json"
     try:
         response = httpx.request(method, url + API + path, content=content, headers=headers,
-                                 timeout=settings.network_timeout_seconds, follow_redirects=False)
+                                 timeout=settings.network_timeout_seconds, follow_redirects=False,
+                                 verify=verify_for(ca_pem))
     except httpx.HTTPError as exc:
+        problem = certificate_problem(exc)
+        if problem is not None:
+            trusted = "the pinned root certificate(s)" if ca_pem else "the public CAs (no network_ca_pem was given)"
+            raise UntrustedCertificate(f"the Network's TLS certificate is not trusted: {problem[:200]}; it was "
+                                       f"verified against {trusted}", details={"field": "network_ca_pem"}) from None
         raise Unavailable(f"the Network could not be reached: {type(exc).__name__}") from None
     if response.is_redirect:
         raise NetworkRefused("the Network answered with a redirect, which this Node does not follow",
@@ -88,6 +96,11 @@ def call_network(settings: NodeSettings, method: str, url: str, path: str, *, cr
 
 # --- joining and leaving -----------------------------------------------------------------------------------
 
+def checked_roots(*, network_ca_pem: str | None, node_ca_pem: str | None) -> tuple[str | None, str | None]:
+    """Both PEM bundles checked (422 naming the field) and made canonical, before anything is sent."""
+    return checked_bundle(network_ca_pem, "network_ca_pem"), checked_bundle(node_ca_pem, "node_ca_pem")
+
+
 def prepare_join(session: Session, *, network_url: str, node_url: str | None,
                  settings: NodeSettings) -> tuple[str, str]:
     """The checked Network URL and this Node's URL, before anything is sent."""
@@ -103,31 +116,36 @@ def prepare_join(session: Session, *, network_url: str, node_url: str | None,
     return url, own.strip().rstrip("/")
 
 
-def ask_to_join(*, network_url: str, node_url: str, invitation: str | None,
-                settings: NodeSettings) -> tuple[dict[str, Any], str]:
-    """Send the join request (no transaction held). The Network's answer, and the node credential in clear
-    (to be forgotten once its hash is stored)."""
+def ask_to_join(*, network_url: str, node_url: str, invitation: str | None, settings: NodeSettings,
+                network_ca_pem: str | None = None, node_ca_pem: str | None = None) -> tuple[dict[str, Any], str]:
+    """Send the join request (no transaction held), verifying the Network against ``network_ca_pem`` when given.
+    The Network's answer, and the node credential in clear (to be forgotten once its hash is stored)."""
     credential, _ = new_token(NODE_CREDENTIAL_PREFIX)
     body = {"node_name": settings.name, "node_url": node_url, "node_credential": credential}
     if invitation:
         body["invitation"] = invitation
-    answer = call_network(settings, "POST", network_url, "/associations", body=body)
+    if node_ca_pem:
+        body["node_ca_pem"] = node_ca_pem
+    answer = call_network(settings, "POST", network_url, "/associations", body=body, ca_pem=network_ca_pem)
     if not isinstance(answer, dict) or not {"association_id", "state", "push_credential"} <= set(answer):
         raise NetworkRefused("the Network's answer to the join request is not one", details={"status": 201})
     return answer, credential
 
 
 def record_join(session: Session, *, actor: Actor, network_url: str, answer: dict[str, Any],
-                credential: str) -> NetworkAssociation:
+                credential: str, network_ca_pem: str | None = None,
+                node_ca_pem: str | None = None) -> NetworkAssociation:
     association = NetworkAssociation(
         network_url=network_url, network_name=str(answer.get("network_name", ""))[:64],
         remote_id=int(answer["association_id"]), state=str(answer["state"])[:16],
         push_credential=str(answer["push_credential"])[:128], accept_hash=hash_token(credential),
-        created_by=actor.id)
+        created_by=actor.id, network_ca_pem=network_ca_pem, node_ca_pem=node_ca_pem)
     session.add(association)
     session.flush()
     audit.record(session, actor=actor, action="network.joined", target_type="network_association",
-                 target_id=association.id, details={"network_url": network_url, "state": association.state})
+                 target_id=association.id, details={"network_url": network_url, "state": association.state,
+                                                    "network_ca_sha256": fingerprint(network_ca_pem),
+                                                    "node_ca_sha256": fingerprint(node_ca_pem)})
     return association
 
 

@@ -122,8 +122,10 @@ class CatalogueSync:
             if association.state not in service.LIVE_STATES or not association.push_credential:
                 return 0, 0
             url, credential = association.network_url, association.push_credential
+            roots = association.network_ca_pem
             try:
-                answer = service.call_network(self.settings, "GET", url, "/peer/association", credential=credential)
+                answer = service.call_network(self.settings, "GET", url, "/peer/association", credential=credential,
+                                              ca_pem=roots)
             except service.NetworkRefused as exc:
                 if isinstance(exc.details, dict) and exc.details.get("status") == 401:
                     association.state = service.ENDED  # the Network ended it
@@ -147,13 +149,13 @@ class CatalogueSync:
             else:
                 upserts = [entries[k] for k, d in digests.items() if previous.get(k) != d]
                 deletes = [{"kind": k[0], "id": k[1]} for k in previous if k not in digests]
-            self._push(url, credential, upserts, deletes, reconcile=previous is None)
+            self._push(url, credential, upserts, deletes, reconcile=previous is None, roots=roots)
             self._pushed[association_id] = digests
             association.last_push_at, association.last_error = utcnow(), ""
             return len(upserts), len(deletes)
 
     def _push(self, url: str, credential: str, upserts: list[dict[str, Any]], deletes: list[dict[str, Any]],
-              *, reconcile: bool) -> None:
+              *, reconcile: bool, roots: str | None = None) -> None:
         if not reconcile and not upserts and not deletes:
             return
         batches: list[tuple[list[dict[str, Any]], list[dict[str, Any]]]] = []
@@ -165,7 +167,8 @@ class CatalogueSync:
         for index, (ups, dels) in enumerate(batches):
             body = {"node": self.settings.name, "upserts": ups, "deletes": dels,
                     "begin_sync": reconcile and index == 0, "end_sync": reconcile and index == len(batches) - 1}
-            service.call_network(self.settings, "POST", url, "/peer/catalogue", credential=credential, body=body)
+            service.call_network(self.settings, "POST", url, "/peer/catalogue", credential=credential, body=body,
+                                 ca_pem=roots)
 
     @contextmanager
     def _recording(self, association_id: int) -> Iterator[NetworkAssociation]:
