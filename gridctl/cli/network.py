@@ -8,13 +8,14 @@ to a Network with ``gridctl login URL --context-name NAME``), or GRIDCTL_NETWORK
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from gridctl.cli import common, console
 from gridctl.cli.common import LimitOption, OffsetOption, OutputOption, YesOption
-from gridctl.sdk.errors import NotConfigured
+from gridctl.sdk.errors import GridctlError, NotConfigured
 
 if TYPE_CHECKING:
     from gridctl.sdk.network import Network
@@ -56,6 +57,55 @@ def network(name: str | None, output: common.Output | None) -> Network:
 
 # --- on the Node -------------------------------------------------------------------------------------------
 
+def _read_pem(path: Path, option: str) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else type(exc).__name__
+        raise GridctlError("usage", f"{option}: cannot read {path}: {reason}") from None
+
+
+def _deployment_network_root(context: str, url: str) -> Path | None:
+    """The Network root pinned by the deployment behind ``context`` (``gridctl deploy aws|gcp|azure --network``),
+    when that deployment's Network is at ``url`` and the root file is there; else None."""
+    import json
+    import re
+
+    from gridctl.cli.contexts import home
+
+    if not re.fullmatch(r"[a-z][a-z0-9-]{0,39}", context):
+        return None
+    state_dir = home() / "deployments" / context
+    try:
+        record = json.loads((state_dir / "deployment.json").read_text())
+        outputs = record.get("settings", {}).get("outputs", {})
+        network_url = str(outputs.get("network_url") or "")
+    except (OSError, ValueError, AttributeError):
+        return None
+    if not network_url or network_url.rstrip("/").lower() != url.strip().rstrip("/").lower():
+        return None
+    from providers.cloud_provider import NETWORK_TLS_ROOT_FILE
+
+    root = state_dir / NETWORK_TLS_ROOT_FILE
+    return root if root.is_file() else None
+
+
+def _join_roots(url: str, ca_file: Path | None, node_ca_file: Path | None) -> tuple[str | None, str | None]:
+    """The PEM texts to send with a join: the files given, else the cloud deployment's defaults (see ``join``)."""
+    from gridctl.cli.contexts import resolve
+
+    target = resolve(common.selected_context())
+    if ca_file is None and target.name:
+        ca_file = _deployment_network_root(target.name, url)
+        if ca_file is not None:
+            console.message(f"pinning the Network's root certificate of deployment {target.name!r} ({ca_file})")
+    if node_ca_file is None and target.ca_file:
+        node_ca_file = Path(target.ca_file)
+        console.message(f"sending the Node's root certificate this context pins ({node_ca_file})")
+    return (_read_pem(ca_file, "--ca-file") if ca_file else None,
+            _read_pem(node_ca_file, "--node-ca-file") if node_ca_file else None)
+
+
 @app.command("join")
 def join(
     url: Annotated[str, typer.Argument(help="The Network's URL (https unless the Node's operator allows http).",
@@ -64,10 +114,21 @@ def join(
                                                    "administrators: approved at once.", show_default=False)] = None,
     node_url: Annotated[str | None, typer.Option(help="The URL the Network reaches this Node at (default: the "
                                                  "Node's GRID_NODE_PUBLIC_URL).", show_default=False)] = None,
+    ca_file: Annotated[Path | None, typer.Option(
+        "--ca-file", help="PEM file of the root certificate(s) the Network's certificate chains to: the Node then "
+        "trusts only these when it calls the Network (default: the Network root pinned by this context's cloud "
+        "deployment, when URL is its Network).", show_default=False)] = None,
+    node_ca_file: Annotated[Path | None, typer.Option(
+        "--node-ca-file", help="PEM file of the root certificate(s) the Node's own URL chains to, for the Network to "
+        "verify the Node when it reads its statistics (default: the root this context pins).",
+        show_default=False)] = None,
     output: OutputOption = None,
 ) -> None:
     """Ask a Network to associate the selected Node (needs manage_infrastructure on the Node)."""
-    joined = common.connect(output).networks.join(url, invitation=invitation, node_url=node_url)
+    node = common.connect(output)
+    network_ca, node_ca = _join_roots(url, ca_file, node_ca_file)
+    joined = node.networks.join(url, invitation=invitation, node_url=node_url, network_ca_pem=network_ca,
+                                node_ca_pem=node_ca)
     console.message(f"association {joined['id']} with {joined['network_url']}: {joined['state']}")
     console.emit(joined, columns=JOINED_COLUMNS)
 

@@ -157,10 +157,14 @@ class NodeNetworks:
     def __init__(self, http: Http) -> None:
         self.http = http
 
-    def join(self, network_url: str, *, invitation: str | None = None, node_url: str | None = None) -> Json:
-        """Ask the Network to associate this Node; with an invitation it is approved at once."""
-        body = {k: v for k, v in {"network_url": network_url, "invitation": invitation,
-                                  "node_url": node_url}.items() if v is not None}
+    def join(self, network_url: str, *, invitation: str | None = None, node_url: str | None = None,
+             network_ca_pem: str | None = None, node_ca_pem: str | None = None) -> Json:
+        """Ask the Network to associate this Node; with an invitation it is approved at once. ``network_ca_pem``:
+        PEM text of the root(s) the Network's certificate chains to (the Node then trusts those only when it calls
+        this Network); ``node_ca_pem``: the root of this Node's own certificate, for the Network to verify it."""
+        body = {k: v for k, v in {"network_url": network_url, "invitation": invitation, "node_url": node_url,
+                                  "network_ca_pem": network_ca_pem, "node_ca_pem": node_ca_pem}.items()
+                if v is not None}
         return dict(self.http.post("/network/associations", json=body))
 
     def list(self) -> list[Json]:
