@@ -56,15 +56,17 @@ def parse_ca_bundle(pem: str, field: str) -> list[x509.Certificate]:
     now = datetime.now(UTC)
     certificates = []
     for index, (_, body) in enumerate(blocks, start=1):
+        if not body.isascii():
+            raise refuse(f"certificate {index} is not a valid X.509 certificate (PEM is ASCII)")
         block = f"-----BEGIN CERTIFICATE-----{body}-----END CERTIFICATE-----\n".encode()
         try:
             certificate = x509.load_pem_x509_certificate(block)
+            name = certificate.subject.rfc4514_string()[:120]
             constraints = certificate.extensions.get_extension_for_class(x509.BasicConstraints).value
         except x509.ExtensionNotFound:
             raise refuse(f"certificate {index} is not a CA certificate (it has no basicConstraints)") from None
-        except ValueError:
+        except Exception:  # noqa: BLE001  (whatever the parser refuses: a malformed certificate is the sender's)
             raise refuse(f"certificate {index} is not a valid X.509 certificate") from None
-        name = certificate.subject.rfc4514_string()[:120]
         if not constraints.ca:
             raise refuse(f"certificate {index} ({name}) is not a CA certificate (basicConstraints CA is false)")
         if certificate.not_valid_after_utc <= now:
@@ -101,10 +103,11 @@ def fingerprint(pem: str | None) -> str | None:
 
 @lru_cache(maxsize=64)
 def pinned_ssl_context(pem: str) -> ssl.SSLContext:
-    """A client context trusting exactly the roots of ``pem`` (never the public CAs), the peer's name or IP address
-    checked against its certificate, TLS 1.2 at least."""
+    """A client context trusting exactly the certificates of ``pem`` as anchors (never the public CAs), the peer's
+    name or IP address checked against its certificate, TLS 1.2 at least."""
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)  # check_hostname on, CERT_REQUIRED
     context.minimum_version = ssl.TLSVersion.TLSv1_2
+    context.verify_flags |= ssl.VERIFY_X509_PARTIAL_CHAIN  # a pinned intermediate is a trust anchor too
     context.load_verify_locations(cadata=pem)
     return context
 

@@ -120,6 +120,13 @@ class TestTheNetworksAdmin:
         expect(join.get_by_role("alert")).to_contain_text(
             "This Node does not accept that Network URL: the network_url must be an absolute https:// URL")
         join.get_by_label("Network URL").fill(network.url)
+        # The Network's CA certificate, for a Network with a private CA: what is not one is explained in words.
+        ca_box = join.get_by_label("Network's CA certificate (PEM, optional)")
+        ca_box.fill("not a certificate")
+        join.get_by_role("button", name="Ask to join").click()
+        expect(join.get_by_role("alert")).to_contain_text(
+            "The CA certificate was refused: the network_ca_pem is not PEM text of CA certificates")
+        ca_box.fill("")
         join.get_by_role("button", name="Ask to join").click()
         expect(node_page.get_by_test_id("status")).to_have_text(
             f"Asked {network_name} to associate this Node: pending: waiting for the Network's administrators.")
@@ -127,6 +134,7 @@ class TestTheNetworksAdmin:
         expect(row).to_have_count(1)
         expect(row.get_by_test_id("association-state")).to_have_text(
             "pending: waiting for the Network's administrators")
+        expect(row.locator("td").nth(5)).to_have_text("public CAs")  # no root pinned: the public CAs verify it
 
         # On the Network's Admin: the request is approved with a note.
         on_network = open_tab()
@@ -194,7 +202,7 @@ class TestTheNetworksAdmin:
         search.get_by_role("button", name="Search").click()
         expect(net_page.get_by_test_id("range")).to_have_text("(0–0 of 0)")
         expect(net_page.get_by_text("Nothing matches.")).to_be_visible()
-        assert network_refusals_only(on_node) == []  # the refused URL's 422 only
+        assert network_refusals_only(on_node) == []  # the refused URL's and certificate's 422s only
         on_network.assert_no_errors()
 
     def test_an_invitation_code_is_shown_once_and_approves_a_join_at_once(

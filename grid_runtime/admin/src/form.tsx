@@ -42,6 +42,40 @@ export function Field(props: {
   );
 }
 
+/** A labelled multi-line text box (PEM text, for example), its hint tied to it. */
+export function TextAreaField(props: {
+  label: string;
+  hint?: string;
+  value: string;
+  onInput: (value: string) => void;
+  name: string;
+  rows?: number;
+  placeholder?: string;
+}) {
+  const [id] = useState(() => `field-${props.name}-${(counter += 1)}`);
+  const hintId = props.hint ? `${id}-hint` : undefined;
+  return (
+    <div class="field">
+      <label for={id}>{props.label}</label>
+      <textarea
+        id={id}
+        name={props.name}
+        rows={props.rows ?? 4}
+        value={props.value}
+        placeholder={props.placeholder}
+        spellcheck={false}
+        aria-describedby={hintId}
+        onInput={(e: JSX.TargetedEvent<HTMLTextAreaElement>) => props.onInput(e.currentTarget.value)}
+      />
+      {props.hint ? (
+        <small id={hintId} class="hint">
+          {props.hint}
+        </small>
+      ) : null}
+    </div>
+  );
+}
+
 /** A list's search box, starting from the page's query: the query is submitted (trimmed) to ``onSearch``, which puts
  * it in the page's URL. */
 export function SearchForm(props: { label: string; query: string; onSearch: (query: string) => void }) {

@@ -216,3 +216,17 @@ export function DetailCard<T>(props: { id: string; title: string; load: Loaded<T
     </section>
   );
 }
+
+/** A pinned root's SHA-256 fingerprint, shortened for a table (the whole in its title), or the public CAs. */
+export function Fingerprint({ sha256, none }: { sha256: string | null; none: string }) {
+  if (!sha256) return <span class="muted">{none}</span>;
+  const shown = sha256
+    .split(",")
+    .map((one) => `${one.slice(0, 16)}…`)
+    .join(", ");
+  return (
+    <code title={`SHA-256 ${sha256}`} data-testid="fingerprint">
+      {shown}
+    </code>
+  );
+}

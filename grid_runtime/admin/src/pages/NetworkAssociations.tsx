@@ -6,7 +6,7 @@ import { useSigned } from "../context";
 import { useLoad, when } from "../data";
 import { ErrorNote } from "../explain";
 import { Field } from "../form";
-import { ConfirmButton, LoadState, Status, Table, useAction } from "../ui";
+import { ConfirmButton, Fingerprint, LoadState, Status, Table, useAction } from "../ui";
 
 export interface NetworkAssociation {
   id: number;
@@ -18,6 +18,7 @@ export interface NetworkAssociation {
   note: string;
   last_push_at: string | null;
   invited: boolean;
+  node_ca_sha256: string | null;
 }
 
 export function NetworkAssociations() {
@@ -53,6 +54,7 @@ export function NetworkAssociations() {
             columns={[
               node,
               { label: "Asked", cell: (a) => when(a.requested_at) },
+              { label: "Node's CA", cell: (a) => <Fingerprint sha256={a.node_ca_sha256} none="public CAs" /> },
               {
                 label: "Decision",
                 cell: (a) => <Decide association={a} onDecide={(verb, note) => void action.run(
@@ -76,6 +78,7 @@ export function NetworkAssociations() {
               { label: "Approved", cell: (a) => `${a.decided_at ? when(a.decided_at) : ""}${a.invited ? " (invited)" : ""}` },
               { label: "Last push", cell: (a) => (a.last_push_at ? when(a.last_push_at) : "never") },
               { label: "Note", cell: (a) => a.note },
+              { label: "Node's CA", cell: (a) => <Fingerprint sha256={a.node_ca_sha256} none="public CAs" /> },
               {
                 label: "Actions",
                 hideLabel: true,

@@ -1,13 +1,14 @@
 // This Node's Network associations (“Manage infrastructure”, docs/network.md): each Network, its state as the Network
 // last said, when it was asked and last pushed to; join a Network (its URL, an invitation code, the URL the Network
-// reaches this Node at), sync now, and leave after a confirmation. Refusals are explained in words.
+// reaches this Node at, the Network's CA certificate when it has a private one), sync now, and leave after a
+// confirmation. Refusals are explained in words.
 import { useState } from "preact/hooks";
 import { api, ApiError } from "../api";
 import { useSigned } from "../context";
 import { useLoad, when } from "../data";
 import { explain } from "../explain";
-import { Field } from "../form";
-import { LoadState, ConfirmButton, Status, Table, useAction } from "../ui";
+import { Field, TextAreaField } from "../form";
+import { LoadState, ConfirmButton, Fingerprint, Status, Table, useAction } from "../ui";
 
 interface Association {
   id: number;
@@ -19,7 +20,10 @@ interface Association {
   last_push_at: string | null;
   last_error: string;
   ended_at: string | null;
+  network_ca_sha256: string | null;
+  node_ca_sha256: string | null;
 }
+
 
 interface SyncOut {
   association: Association;
@@ -43,6 +47,12 @@ export function networkProblem(error: unknown, me: Parameters<typeof explain>[1]
     }
     if (error.status === 422 && field === "node_url") {
       return `This Node's URL is needed or refused: ${error.message}.`;
+    }
+    if (error.code === "untrusted_certificate") {
+      return `The Network's certificate is not trusted: ${error.message}. If the Network has a private CA, paste its root certificate.`;
+    }
+    if (error.status === 422 && (field === "network_ca_pem" || field === "node_ca_pem")) {
+      return `The CA certificate was refused: ${error.message}.`;
     }
     if (error.code === "network_refused") return `The Network answered, and refused: ${error.message}.`;
     if (error.status === 503) return `The Node could not reach the Network: ${error.message}. Is its URL right, is it up?`;
@@ -82,6 +92,7 @@ export function Networks() {
               { label: "Asked", cell: (a) => when(a.created_at) },
               { label: "Last push", cell: (a) => (a.last_push_at ? when(a.last_push_at) : "never") },
               { label: "Last error", cell: (a) => a.last_error || "none" },
+              { label: "Network's CA", cell: (a) => <Fingerprint sha256={a.network_ca_sha256} none="public CAs" /> },
               {
                 label: "Actions",
                 hideLabel: true,
@@ -140,6 +151,7 @@ function Join({ onJoined }: { onJoined: (a: Association) => void }) {
   const [url, setUrl] = useState("");
   const [invitation, setInvitation] = useState("");
   const [nodeUrl, setNodeUrl] = useState("");
+  const [caPem, setCaPem] = useState("");
   const [busy, setBusy] = useState(false);
   const action = useAction();
   return (
@@ -150,13 +162,19 @@ function Join({ onJoined }: { onJoined: (a: Association) => void }) {
         onSubmit={async (e) => {
           e.preventDefault();
           setBusy(true);
-          const body = { network_url: url.trim(), invitation: invitation.trim() || null, node_url: nodeUrl.trim() || null };
+          const body = {
+            network_url: url.trim(),
+            invitation: invitation.trim() || null,
+            node_url: nodeUrl.trim() || null,
+            network_ca_pem: caPem.trim() ? caPem : null,
+          };
           const joined = await action.attempt(() => api<Association>("POST", "/network/associations", { body }));
           setBusy(false);
           if (joined) {
             setUrl("");
             setInvitation("");
             setNodeUrl("");
+            setCaPem("");
             onJoined(joined);
           }
         }}
@@ -185,6 +203,15 @@ function Join({ onJoined }: { onJoined: (a: Association) => void }) {
           value={nodeUrl}
           onInput={setNodeUrl}
           autoComplete="off"
+        />
+        <TextAreaField
+          name="network_ca_pem"
+          label="Network's CA certificate (PEM, optional)"
+          hint="For a Network with a private CA (a cloud Network without a domain): its root certificate. This Node then trusts only it when it calls the Network; empty: the public CAs."
+          value={caPem}
+          onInput={setCaPem}
+          placeholder="-----BEGIN CERTIFICATE-----"
+          rows={4}
         />
         {action.error ? (
           <p class="error" role="alert">
