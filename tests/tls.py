@@ -145,7 +145,7 @@ def _serve() -> None:
     def with_tls(app: object, **options: object) -> None:
         run(app, ssl_certfile=cert, ssl_keyfile=key, **options)  # type: ignore[arg-type]
 
-    uvicorn.run = with_tls  # type: ignore[assignment]
+    uvicorn.run = with_tls
     if kind == "node":
         from grid_runtime.node.__main__ import main
     else:

@@ -45,14 +45,15 @@ def parse_ca_bundle(pem: str, field: str) -> list[x509.Certificate]:
 
     if len(pem.encode("utf-8", "surrogatepass")) > MAX_BUNDLE_BYTES:
         raise refuse(f"is larger than {MAX_BUNDLE_BYTES // 1024} KiB")
-    blocks = _BLOCK.findall(pem)
-    if not blocks or len(_BEGIN.findall(pem)) != len(blocks):
+    begins = len(_BEGIN.findall(pem))  # counted first: the block pattern then runs from at most a few starts
+    if begins > MAX_CERTIFICATES:
+        raise refuse(f"holds {begins} PEM blocks; at most {MAX_CERTIFICATES} are accepted")
+    blocks = _BLOCK.findall(pem) if begins else []
+    if not blocks or begins != len(blocks):
         raise refuse("is not PEM text of CA certificates (-----BEGIN CERTIFICATE----- blocks)")
     others = sorted({kind for kind, _ in blocks if kind != "CERTIFICATE"})
     if others:
         raise refuse(f"holds a {others[0]} block; only CERTIFICATE blocks are accepted")
-    if len(blocks) > MAX_CERTIFICATES:
-        raise refuse(f"holds {len(blocks)} certificates; at most {MAX_CERTIFICATES} are accepted")
     now = datetime.now(UTC)
     certificates = []
     for index, (_, body) in enumerate(blocks, start=1):
