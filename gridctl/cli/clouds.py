@@ -240,8 +240,25 @@ def _deploy(cloud: str, name: str, given: dict[str, Any], *, preview: bool, plan
     console.message(f"deploying {name!r} to {cloud} ({spec.region})...")
     result = provider.deploy(spec)
     context = _save_context(result)
-    _report_deploy(result, context, workers=spec.workers, region=spec.region,
-                   network_context=_save_network_context(result))
+    network_context = _save_network_context(result)
+    if result.outputs.get("network_url"):
+        result.outputs["network_association"] = _associate_network(provider, result, context, network_context)
+    _report_deploy(result, context, workers=spec.workers, region=spec.region, network_context=network_context)
+
+
+def _associate_network(provider: Any, result: DeployResult, context: str, network_context: str) -> str:
+    """With --network: the Node joins its Network and the Network's Owner approves it (the provider does both
+    calls), with the tokens of the two contexts deploy saved, so no other command is needed. Never raises."""
+    from gridctl.cli.contexts import ContextFile
+
+    saved = ContextFile.load().contexts
+    node, network = saved.get(context), saved.get(network_context)
+    if node is None or network is None:
+        missing = "the Node's" if node is None else "the Network's"
+        return (f"the Node is not associated with the Network yet: {missing} context is missing; run the same "
+                "deploy again once both Owners are set up")
+    message: str = provider.associate_network(result.name, node_token=node.token, network_token=network.token)
+    return message
 
 
 def _save_network_context(result: DeployResult) -> str:
@@ -310,7 +327,8 @@ def _report_deploy(result: DeployResult, context: str, *, workers: int, region: 
     if network_url:
         summary.update(network_url=network_url, network_context=network_context or None,
                        network_tls_root_certificate=result.outputs.get("network_tls_root_certificate"),
-                       network_setup=result.outputs.get("network_setup"))
+                       network_setup=result.outputs.get("network_setup"),
+                       network_association=result.outputs.get("network_association"))
     if console.output() is Output.json:
         if result.owner_password:
             summary["owner_password"] = result.owner_password
@@ -332,11 +350,13 @@ def _report_deploy(result: DeployResult, context: str, *, workers: int, region: 
     if network_url and console.output() is not Output.json:
         if result.outputs.get("network_setup"):
             console.message(str(result.outputs["network_setup"]))
+        if result.outputs.get("network_association"):
+            console.message(str(result.outputs["network_association"]))
         console.message(
-            f"The Network is at {network_url} (context {network_context or '(none yet)'}, its own CA). A Node "
-            f"joins it with 'gridctl network join {network_url}' run against that Node; the Network's Owner "
+            f"The Network is at {network_url} (context {network_context or '(none yet)'}, its own CA). Other "
+            f"Nodes join it with 'gridctl network join {network_url}' run against that Node; the Network's Owner "
             f"approves with 'gridctl network associations list|approve ID --network {network_context or 'CONTEXT'}' "
-            "or invites with 'gridctl network invite'. docs/network.md says what the joining Node needs.")
+            "or invites with 'gridctl network invite'. docs/network.md says what a joining Node needs.")
 
 
 @deploy_app.command("aws")
