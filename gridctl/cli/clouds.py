@@ -205,7 +205,8 @@ def _deploy(cloud: str, name: str, given: dict[str, Any], *, preview: bool, plan
     if rehearse:  # no cloud, no credentials: the machines on this machine (providers/rehearsal.py)
         from providers.rehearsal import run_rehearsal
 
-        console.emit(run_rehearsal(cloud, name, say=console.message), title=f"Rehearsal of {name} on {cloud}")
+        console.emit(run_rehearsal(cloud, name, say=console.message, network=bool(given.get("network"))),
+                     title=f"Rehearsal of {name} on {cloud}")
         return
     given["replace_node"] = given.get("replace_node") or None
     if given.get("ssh_public_key") is not None:
