@@ -91,7 +91,8 @@ DatabaseOption = Annotated[Database | None, typer.Option(
     "--database", show_default=False,
     help="sqlite on the Node's encrypted disk, or the cloud's managed PostgreSQL (default: sqlite).")]
 NetworkOption = Annotated[bool | None, typer.Option(
-    "--network/--no-network", show_default=False, help="Also deploy a Network service (default: no).")]
+    "--network/--no-network", show_default=False,
+    help="Also deploy a Network service (default: no); the Node joins it, approved by the Network's Owner.")]
 AllowCidrOption = Annotated[list[str] | None, typer.Option(
     "--allow-cidr", callback=_valid_cidrs, show_default=False,
     help="Addresses allowed to reach the API on 443; repeat or comma-separate "
@@ -128,8 +129,8 @@ PlanOption = Annotated[bool, typer.Option(
     "--plan", help="Print the resources the deployment declares, offline: no credentials, no Pulumi CLI.")]
 RehearseOption = Annotated[bool, typer.Option(
     "--rehearse", help="Bring the machines this deploy would boot up on this machine instead (root, Linux): the Node "
-                       "and two Workers in network namespaces, the cloud played by an emulator; nothing is created "
-                       "in the cloud. See docs/clouds/machines.md.")]
+                       "and two Workers (with --network the Network machine too) in network namespaces, the cloud "
+                       "played by an emulator; nothing is created in the cloud. See docs/clouds/machines.md.")]
 ProjectOption = Annotated[str | None, typer.Option(
     "--project", show_default=False,
     help="The GCP project (default: GOOGLE_CLOUD_PROJECT, or gcloud's configured project).")]
@@ -383,7 +384,8 @@ def deploy_aws(
     and backend cannot change. --preview shows Pulumi's preview (needs the Pulumi CLI and credentials); --plan lists
     the resources the deployment declares, offline (-o json adds their inputs, secrets shown as [secret]).
     --network adds the Network machine (docs/network.md): its URL, Owner and context '<name>-network' are set up
-    the same way. See docs/clouds/aws.md.
+    the same way, each machine's 443 accepts the other's address, and the Node joins the Network, approved by its
+    Owner. See docs/clouds/aws.md.
     """
     _deploy("aws", name, dict(
         region=region, workers=workers, instance_type=instance_type, worker_instance_type=worker_instance_type,
