@@ -695,12 +695,13 @@ def associate_with_network(*, node_url: str, node_verify: ssl.SSLContext | bool,
     """Join the Node at ``node_url`` to the Network at ``network_url`` and approve it there.
 
     As the Node's administrator: the Node's associations are listed and its latest with this Network is taken up
-    again (approved: nothing to do, so a second run changes nothing; pending: approved below; denied or ended: a
-    decision left as it is, raised as ``Conflict``); else ``POST /network/associations`` with the Network's URL,
-    the Node's own URL and the roots each side pins of the other (``network_ca_pem``: the Network's own CA, which
-    the operator's CLI pinned; ``node_ca_pem``: the Node's, when it has no public certificate; sent only to an
-    https URL). As the Network's administrator: the request (the Node's ``remote_id``) is approved if pending. The
-    Node then asks the Network for its state (``POST /network/associations/{id}/sync``), so both say approved.
+    again (approved on both sides: nothing to do, so a second run changes nothing; pending: approved below; denied
+    or ended: a decision left as it is, raised as ``Conflict``, as is an approval the Network does not know); else
+    ``POST /network/associations`` with the Network's URL, the Node's own URL and the roots each side pins of the
+    other (``network_ca_pem``: the Network's own CA, which the operator's CLI pinned; ``node_ca_pem``: the Node's,
+    when it has no public certificate; sent only to an https URL). As the Network's administrator: the request
+    (the Node's ``remote_id``) is approved if pending. The Node then asks the Network for its state
+    (``POST /network/associations/{id}/sync``), so both say approved.
     Raises the SDK's typed errors (``GridctlError``)."""
     import httpx
 
@@ -725,6 +726,11 @@ def associate_with_network(*, node_url: str, node_verify: ssl.SSLContext | bool,
                    if str(a["network_url"]).rstrip("/") == wanted]
         latest = with_it[-1] if with_it else None
         if latest is not None and latest["state"] == "approved":
+            remote = {int(a["id"]): a for a in call(net, "GET", "/associations")}.get(int(latest["remote_id"]))
+            if remote is None or remote["state"] != "approved":  # e.g. a Network machine made anew at that URL
+                raise Conflict("conflict", f"the Node's association {latest['id']} says approved, but the Network "
+                               f"{'has no such association' if remote is None else 'says ' + remote['state']}: "
+                               f"end it on the Node ('gridctl network leave {latest['id']}') and deploy again")
             return Association(node_id=int(latest["id"]), network_id=int(latest["remote_id"]), already=True)
         if latest is not None and latest["state"] != "pending":  # a decision someone made: never undone here
             raise Conflict("conflict", f"the Node's association {latest['id']} with this Network is "
