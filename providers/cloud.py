@@ -29,6 +29,21 @@ HTTPS_PORT = 443
 SSH_PORT = 22
 POSTGRES_PORT = 5432
 HTTP_PORT = 80  # opened (to everyone) only with --domain: the ACME server's HTTP-01 challenge
+# The static public addresses the programs' offline plans (Pulumi's mocks) give the machines: documentation range
+# (RFC 5737), the Node's and the Network machine's distinct, so a rule naming one is told from one naming the other.
+OFFLINE_NODE_ADDRESS = "192.0.2.10"
+OFFLINE_NETWORK_ADDRESS = "192.0.2.11"
+
+
+def offline_public_address(resource_name: str) -> str:
+    """The public address a plan's mocks give the static address named ``resource_name`` (``<name>-network-ip`` is
+    the Network machine's; the Node's and the NAT gateway's share the other)."""
+    return OFFLINE_NETWORK_ADDRESS if resource_name.endswith("-network-ip") else OFFLINE_NODE_ADDRESS
+
+
+def host_cidr(address: str) -> str:
+    """One address as a CIDR (``a.b.c.d/32``): a firewall rule's source naming one machine."""
+    return f"{address}/32"
 # The Ray head beside the Node runs no tasks (jobs run on Workers only) and keeps a bounded object store: the
 # Node's model specs and results pass through it, the tensors do not (Workers read them from the bucket).
 HEAD_OBJECT_STORE_BYTES = 1024**3

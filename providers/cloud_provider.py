@@ -37,7 +37,7 @@ import tempfile
 import time
 from abc import abstractmethod
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, fields
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -498,6 +498,36 @@ class CloudProvider(Provider):
                                                 email=spec.owner_email, password=password)
         result.network_owner_password = None if spec.owner_password else password
 
+    def associate_network(self, name: str, *, node_token: str, network_token: str) -> str:
+        """With --network: the deployment's Node joins its Network (the Node's ``POST /network/associations``
+        as its Owner, ``node_token``) and the Network's Owner (``network_token``) approves the request, so that
+        ``deploy --network`` ends with the two associated. Idempotent: an association already approved is left
+        as it is. Never raises: returns a sentence for the deploy's report (what was done, or why not yet)."""
+        try:
+            record = self.record(name)
+            outputs = record.settings.get("outputs") or {}
+            network_url = str(outputs.get("network_url") or "")
+            network_root = self.state_dir(name) / NETWORK_TLS_ROOT_FILE
+            if not network_url or not network_root.exists():
+                return "the Node is not associated with the Network yet: the Network is not set up; run the same " \
+                       "deploy again to finish"
+            node_root = self.state_dir(name) / TLS_ROOT_FILE
+            domain = record.settings.get("spec", {}).get("domain")
+            done = associate_with_network(
+                node_url=record.url, node_verify=self._verify_for(name, record), node_token=node_token,
+                network_url=network_url, network_verify=pinned_context(network_root), network_token=network_token,
+                network_ca_pem=network_root.read_text(),
+                # A Node with --domain has a certificate from a public CA: the Network needs no root for it.
+                node_ca_pem=None if domain or not node_root.exists() else node_root.read_text())
+        except GridctlError as exc:
+            return (f"the Node is not associated with the Network yet: {exc.message}; run the same deploy again to "
+                    "finish, or 'gridctl network join' by hand (docs/network.md)")
+        if done.already:
+            return (f"the Node is already associated with the Network (association {done.node_id} on the Node, "
+                    f"{done.network_id} on the Network, approved): nothing to do")
+        return (f"the Node joined the Network and the Network's Owner approved it (association {done.node_id} on "
+                f"the Node, {done.network_id} on the Network)")
+
     def _trust(self, settings: CloudSettings, outputs: Mapping[str, Any],
                role: str = "node") -> ssl.SSLContext | bool:
         """How to verify the Node's certificate: the public CAs with a domain, else its own root, pinned. The
@@ -648,3 +678,88 @@ def set_up_owner(url: str, *, verify: ssl.SSLContext | bool, setup_token: str, e
         created = call(client, "/tokens", {"name": CLI_TOKEN_NAME})
         call(client, "/auth/logout")  # the session was only needed to mint the named token
     return str(created["token"])
+
+
+@dataclass(frozen=True)
+class Association:
+    """A Node's association with a Network, as both sides see it once approved."""
+
+    node_id: int  # the association's id on the Node
+    network_id: int  # and on the Network (the Node's ``remote_id``)
+    already: bool  # it was approved before this call: nothing was done
+
+
+def associate_with_network(*, node_url: str, node_verify: ssl.SSLContext | bool, node_token: str, network_url: str,
+                           network_verify: ssl.SSLContext | bool, network_token: str, network_ca_pem: str | None,
+                           node_ca_pem: str | None) -> Association:
+    """Join the Node at ``node_url`` to the Network at ``network_url`` and approve it there.
+
+    As the Node's administrator: the Node's associations are listed and its latest with this Network is taken up
+    again (approved on both sides: nothing to do, so a second run changes nothing; pending: approved below; denied
+    or ended: a decision left as it is, raised as ``Conflict``, as is an approval the Network does not know); else
+    ``POST /network/associations`` with the Network's URL, the Node's own URL and the roots each side pins of the
+    other (``network_ca_pem``: the Network's own CA, which the operator's CLI pinned; ``node_ca_pem``: the Node's,
+    when it has no public certificate; sent only to an https URL). As the Network's administrator: the request
+    (the Node's ``remote_id``) is approved if pending. The Node then asks the Network for its state
+    (``POST /network/associations/{id}/sync``), so both say approved.
+    Raises the SDK's typed errors (``GridctlError``)."""
+    import httpx
+
+    from gridctl.sdk.errors import Conflict, ConnectionFailed
+    from gridctl.sdk.http import API_PREFIX, raise_for_error
+
+    def call(client: httpx.Client, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
+        try:
+            response = client.request(method, path, json=body)
+        except httpx.TransportError as exc:
+            raise ConnectionFailed(str(client.base_url), str(exc) or type(exc).__name__) from None
+        raise_for_error(response)
+        return response.json() if response.content else None
+
+    def client(url: str, verify: ssl.SSLContext | bool, token: str) -> httpx.Client:
+        return httpx.Client(base_url=url + API_PREFIX, verify=verify, timeout=60.0,
+                            headers={"User-Agent": "gridctl", "Authorization": f"Bearer {token}"})
+
+    wanted = network_url.rstrip("/")
+    with client(node_url, node_verify, node_token) as node, client(network_url, network_verify, network_token) as net:
+        with_it = [a for a in call(node, "GET", "/network/associations")
+                   if str(a["network_url"]).rstrip("/") == wanted]
+        latest = with_it[-1] if with_it else None
+        if latest is not None and latest["state"] == "approved":
+            remote = {int(a["id"]): a for a in call(net, "GET", "/associations")}.get(int(latest["remote_id"]))
+            if remote is None or remote["state"] != "approved":  # e.g. a Network machine made anew at that URL
+                raise Conflict("conflict", f"the Node's association {latest['id']} says approved, but the Network "
+                               f"{'has no such association' if remote is None else 'says ' + remote['state']}: "
+                               f"end it on the Node ('gridctl network leave {latest['id']}') and deploy again")
+            return Association(node_id=int(latest["id"]), network_id=int(latest["remote_id"]), already=True)
+        if latest is not None and latest["state"] != "pending":  # a decision someone made: never undone here
+            raise Conflict("conflict", f"the Node's association {latest['id']} with this Network is "
+                           f"{latest['state']}; join again by hand if it should be ('gridctl network join "
+                           f"{network_url}')")
+        if latest is not None:
+            joined = latest
+        else:
+            body: dict[str, Any] = {"network_url": network_url, "node_url": node_url}
+            if network_ca_pem and network_url.startswith("https://"):
+                body["network_ca_pem"] = network_ca_pem
+            if node_ca_pem and node_url.startswith("https://"):
+                body["node_ca_pem"] = node_ca_pem
+            joined = call(node, "POST", "/network/associations", body)
+        remote_id = int(joined["remote_id"])
+        if joined["state"] != "approved":
+            on_network = {int(a["id"]): a for a in call(net, "GET", "/associations")}
+            request = on_network.get(remote_id)
+            if request is None:
+                raise Conflict("conflict", f"the Network has no association {remote_id}, which the Node's "
+                               f"association {joined['id']} names")
+            if request["state"] == "pending":
+                call(net, "POST", f"/associations/{remote_id}/approve",
+                     {"note": "approved by gridctl deploy: this deployment's own Node"})
+            elif request["state"] != "approved":
+                raise Conflict("conflict", f"the Network's association {remote_id} is {request['state']}: end it "
+                               f"on the Node ('gridctl network leave {joined['id']}') and deploy again")
+        synced = call(node, "POST", f"/network/associations/{joined['id']}/sync")
+        state = synced["association"]["state"]
+        if state != "approved":
+            raise Conflict("conflict", f"the Network approved association {remote_id} but the Node's says {state}")
+    return Association(node_id=int(joined["id"]), network_id=remote_id, already=False)

@@ -266,6 +266,7 @@ class Rendered:
     settings: Any  # providers.cloud.CloudSettings
     node: str
     worker: str
+    network: str = ""  # the Network machine's user-data (--network), empty without it
 
 
 def _user_data(cloud: str, name: str, plan: list[Any]) -> tuple[str, str]:
@@ -289,16 +290,33 @@ def _user_data(cloud: str, name: str, plan: list[Any]) -> tuple[str, str]:
     return base64.b64decode(vm).decode(), base64.b64decode(worker).decode()
 
 
-def render(cloud: str, build: Any, name: str = NAME) -> Rendered:
-    """The Node's and a Worker's user-data, from the cloud's program under Pulumi's mocks, with ``build``."""
+def _network_user_data(cloud: str, name: str, plan: list[Any]) -> str:
+    found = [r.inputs for r in plan if r.name in (f"{name}-network-instance", f"{name}-network-vm")
+             and r.type in ("aws:ec2/instance:Instance", "gcp:compute/instance:Instance",
+                            "azure-native:compute:VirtualMachine")]
+    if len(found) != 1:
+        raise RehearsalError(f"the {cloud} program declares {len(found)} Network machines")
+    if cloud == "aws":
+        return str(found[0]["userData"])
+    if cloud == "gcp":
+        return str(found[0]["metadata"]["user-data"])
+    return base64.b64decode(found[0]["osProfile"]["customData"]).decode()
+
+
+def render(cloud: str, build: Any, name: str = NAME, *, network: bool = False) -> Rendered:
+    """The Node's and a Worker's user-data (and the Network machine's, with ``network``), from the cloud's program
+    under Pulumi's mocks, with ``build``."""
     from providers.cloud import CloudSettings, DeploymentSecrets, new_suffix
 
     settings = CloudSettings(name=name, region=REGIONS[cloud], allow_cidrs=(f"{OPERATOR_ADDRESS}/32",),
                              secrets=DeploymentSecrets.generate(), suffix=new_suffix(), workers=2,
-                             project="gridctl-rehearsal", admin_public_key=THROWAWAY_KEY, build=build)
+                             project="gridctl-rehearsal", admin_public_key=THROWAWAY_KEY, build=build,
+                             network=network)
     program = importlib.import_module(f"providers.{cloud}.program")
-    node, worker = _user_data(cloud, name, program.plan(settings, redact=False))
-    return Rendered(cloud=cloud, settings=settings, node=node, worker=worker)
+    plan = program.plan(settings, redact=False)
+    node, worker = _user_data(cloud, name, plan)
+    return Rendered(cloud=cloud, settings=settings, node=node, worker=worker,
+                    network=_network_user_data(cloud, name, plan) if network else "")
 
 
 def written_files(user_data: str) -> dict[str, dict[str, str]]:
@@ -486,8 +504,8 @@ class Network:
         for address in addresses:
             _run(["ip", "-n", name, "addr", "add", address, "dev", "eth0"])
         _run(["ip", "-n", name, "link", "set", "eth0", "up"])
-        for route in routes:
-            _run(["ip", "-n", name, "route", "add", route, "dev", "eth0"])
+        for route in routes:  # "a.b.c.d/32" or "a.b.c.d/32 src e.f.g.h" (leave from a public address)
+            _run(["ip", "-n", name, "route", "add", *route.split(), "dev", "eth0"])
         return name
 
     def destroy(self) -> None:
@@ -1121,6 +1139,35 @@ from providers.rehearsal import CLOUD_SIDES
 print("KEYS=" + json.dumps(CLOUD_SIDES[task["cloud"]].list_objects(task)))
 """
 
+JOIN_SCRIPT = """
+import json, sys
+from pathlib import Path
+task = json.loads(sys.stdin.read())
+from providers.cloud_provider import associate_with_network, pinned_context
+done = associate_with_network(
+    node_url=task["node_url"], node_verify=pinned_context(Path(task["node_ca_file"])), node_token=task["node_token"],
+    network_url=task["network_url"], network_verify=pinned_context(Path(task["network_ca_file"])),
+    network_token=task["network_token"], network_ca_pem=Path(task["network_ca_file"]).read_text(),
+    node_ca_pem=Path(task["node_ca_file"]).read_text())
+print("JOINED=" + json.dumps({"node_id": done.node_id, "network_id": done.network_id, "already": done.already}))
+"""
+
+ASSOCIATIONS_SCRIPT = """
+import json, sys
+import httpx
+from pathlib import Path
+task = json.loads(sys.stdin.read())
+from providers.cloud_provider import pinned_context
+def listed(url, path, token, ca_file):
+    answer = httpx.get(url + "/api/v1" + path, headers={"Authorization": "Bearer " + token},
+                       verify=pinned_context(Path(ca_file)), timeout=60)
+    answer.raise_for_status()
+    return answer.json()
+print("ASSOCIATIONS=" + json.dumps({
+    "node": listed(task["node_url"], "/network/associations", task["node_token"], task["node_ca_file"]),
+    "network": listed(task["network_url"], "/associations", task["network_token"], task["network_ca_file"])}))
+"""
+
 WORKERS_SCRIPT = """
 import json, sys, time
 task = json.loads(sys.stdin.read())
@@ -1158,6 +1205,10 @@ class Rehearsal:
     owner_email: str = "owner@example.com"
     owner_password: str = field(default_factory=lambda: secrets_module.token_urlsafe(18))
     side: CloudSide | None = None  # what plays the cloud's APIs
+    with_network: bool = False  # --network: the Network machine too, in a namespace of its own
+    network_url: str = ""
+    network_ca_file: Path | None = None
+    network_owner_token: str = ""
     timings: dict[str, float] = field(default_factory=dict)
     _steps: int = 0
 
@@ -1226,7 +1277,7 @@ class Rehearsal:
         clean_leftovers()
         _machine_mounts()
         self.say(f"{self.cloud}: rendering the machines (the program under Pulumi's mocks)...")
-        self.rendered = rendered = render(self.cloud, self.build, self.name)
+        self.rendered = rendered = render(self.cloud, self.build, self.name, network=self.with_network)
         node_files = written_files(rendered.node)
         node_boot = bootstrap_module(node_files["/opt/gridctl/bootstrap.py"]["content"], "node_bootstrap")
         worker_boot = bootstrap_module(written_files(rendered.worker)["/opt/gridctl/bootstrap.py"]["content"],
@@ -1234,6 +1285,15 @@ class Rehearsal:
         self.bucket = str(node_boot.BUCKET)
         public = read_environment_file(node_files["/etc/gridctl/caddy.env"]["content"])["GRID_PUBLIC_ADDRESS"]
         self.url = f"https://{public}"
+        network_boot: ModuleType | None = None
+        network_public = ""
+        if rendered.network:
+            network_files = written_files(rendered.network)
+            network_boot = bootstrap_module(network_files["/opt/gridctl/bootstrap.py"]["content"],
+                                            "network_bootstrap")
+            network_public = read_environment_file(
+                network_files["/etc/gridctl/caddy.env"]["content"])["GRID_PUBLIC_ADDRESS"]
+            self.network_url = f"https://{network_public}"
 
         self.service_user = f"{self.tag}-{SERVICE_USER}"
         _run(["useradd", "--system", "--no-create-home", "--home-dir", "/var/lib/gridctl",
@@ -1245,18 +1305,30 @@ class Rehearsal:
         network.create()
         on_link = [f"{METADATA_ADDRESS}/32"]
         network.add_host("cloud", [f"{CLOUD_ADDRESS}/16", f"{METADATA_ADDRESS}/32"])
-        network.add_host("operator", [f"{OPERATOR_ADDRESS}/16"], [f"{public}/32"], side.operator_names())
-        from providers.cloud import NODE_PRIVATE_IP
+        publics = [f"{public}/32"] + ([f"{network_public}/32"] if network_public else [])
+        network.add_host("operator", [f"{OPERATOR_ADDRESS}/16"], publics, side.operator_names())
+        from providers.cloud import NETWORK_PRIVATE_IP, NODE_PRIVATE_IP
 
         roles = {"node": NODE_PRIVATE_IP, "worker1": WORKER_ADDRESSES[0], "worker2": WORKER_ADDRESSES[1]}
+        # Each public machine holds its public address; with --network the Node and the Network machine reach
+        # each other's from their own (as the cloud's address translation shows them, and as the programs'
+        # rules between the two expect: tests/test_programs_network.py).
+        addresses = {"node": [f"{public}/32"]}
+        peer_routes: dict[str, list[str]] = {"node": [], "network": []}
+        if network_public:
+            roles["network"] = NETWORK_PRIVATE_IP
+            addresses["network"] = [f"{network_public}/32"]
+            peer_routes = {"node": [f"{network_public}/32 src {public}"],
+                           "network": [f"{public}/32 src {network_public}"]}
         for role, address in roles.items():
-            extra = [f"{public}/32"] if role == "node" else []
-            network.add_host(role, [f"{address}/16", *extra], on_link, side.machine_names())
+            network.add_host(role, [f"{address}/16", *addresses.get(role, [])],
+                             on_link + peer_routes.get(role, []), side.machine_names())
 
         self.say(f"{self.cloud}: the cloud's APIs ({side.played_by}) on {CLOUD_ADDRESS} and {METADATA_ADDRESS}")
         side.start(network.hosts["cloud"])
         secrets = {key: value for key, value in _secret_values(rendered.settings).items()}
-        refs = {s["ref"]: secrets[s["key"]] for s in [*node_boot.SECRETS, *worker_boot.SECRETS]}
+        refs = {s["ref"]: secrets[s["key"]]
+                for s in [*node_boot.SECRETS, *worker_boot.SECRETS, *(network_boot.SECRETS if network_boot else [])]}
         task = {**self.cloud_task(), "secrets": refs,
                 "objects": {self.build.object_key("wheel"): self.build.wheel_path,
                             self.build.object_key("constraints"): self.build.constraints_path}}
@@ -1267,9 +1339,15 @@ class Rehearsal:
         self.timings["network and cloud"] = time.monotonic() - started
 
         machine_env = side.machine_environment()
+        if network_public:
+            # The rehearsal's public addresses are documentation ones (192.0.2.0/24), which the peer URL checks
+            # refuse as not global (docs/network.md, "URLs"): the one setting the rehearsal adds for a Network.
+            machine_env = {**machine_env, "GRID_NODE_NETWORK_ALLOW_PRIVATE": "true",
+                           "GRID_NETWORK_ALLOW_PRIVATE_NODES": "true"}
+        user_data = {"node": rendered.node, "network": rendered.network}
         for role in roles:
             machine = Machine(role=role, netns=network.hosts[role], root=self.work_dir / role,
-                              user_data=rendered.node if role == "node" else rendered.worker, venv=self.venv,
+                              user_data=user_data.get(role, rendered.worker), venv=self.venv,
                               service_user=self.service_user, extra_env=machine_env, python=sys.executable,
                               say=self.say)
             machine.prepare()
@@ -1299,6 +1377,20 @@ class Rehearsal:
         self.timings["owner setup"] = time.monotonic() - step
         self.say(f"{self.cloud}: the Owner is set up at {self.url} over the pinned TLS root "
                  f"({time.monotonic() - started:.0f} s since start)")
+        if network_boot is not None:
+            step = time.monotonic()
+            self.network_ca_file = self.work_dir / "network-tls-root.crt"
+            setup = {**self.cloud_task(), "ca_object": network_boot.CA_OBJECT,
+                     "ca_file": str(self.network_ca_file), "url": self.network_url, "timeout": 240,
+                     "setup_token": rendered.settings.secrets.network_setup_token, "email": self.owner_email,
+                     "password": self.owner_password}
+            stdout, stderr = self.operator_watching([sys.executable, "-c", SETUP_SCRIPT], json.dumps(setup), 300)
+            if "TOKEN=" not in stdout:
+                raise RehearsalError(f"the Network Owner's setup over its pinned TLS root failed: "
+                                     f"{stderr[-3000:]}\n" + self.logs())
+            self.network_owner_token = stdout.split("TOKEN=", 1)[1].strip()
+            self.timings["network owner setup"] = time.monotonic() - step
+            self.say(f"{self.cloud}: the Network's Owner is set up at {self.network_url} over its own pinned root")
 
     def cloud_task(self) -> dict[str, Any]:
         """What the operator's side of :class:`CloudSide` is told about this deployment."""
@@ -1313,6 +1405,26 @@ class Rehearsal:
         if done.returncode != 0 or "KEYS=" not in done.stdout:
             raise RehearsalError(f"listing the emulated bucket failed: {done.stderr[-2000:]}")
         return list(json.loads(done.stdout.split("KEYS=", 1)[1]))
+
+    def _network_task(self) -> dict[str, Any]:
+        if not self.network_url or self.network_ca_file is None or self.ca_file is None:
+            raise RehearsalError("this rehearsal has no Network machine (--network)")
+        return {"node_url": self.url, "node_token": self.owner_token, "node_ca_file": str(self.ca_file),
+                "network_url": self.network_url, "network_token": self.network_owner_token,
+                "network_ca_file": str(self.network_ca_file)}
+
+    def associate(self) -> dict[str, Any]:
+        """What ``gridctl deploy --network`` does last: the Node joins the Network (the operator calling the Node
+        as its Owner, both roots pinned) and the Network's Owner approves it (providers/cloud_provider.py)."""
+        stdout, _ = self.operator_watching([sys.executable, "-c", JOIN_SCRIPT], json.dumps(self._network_task()),
+                                           180)
+        return dict(json.loads(stdout.split("JOINED=", 1)[1]))
+
+    def associations(self) -> dict[str, list[dict[str, Any]]]:
+        """The associations as the Node and as the Network list them, asked as their Owners."""
+        stdout, _ = self.operator_watching([sys.executable, "-c", ASSOCIATIONS_SCRIPT],
+                                           json.dumps(self._network_task()), 120)
+        return dict(json.loads(stdout.split("ASSOCIATIONS=", 1)[1]))
 
     def wait_for_workers(self, count: int = 2, timeout: float = 180) -> list[dict[str, Any]]:
         """The Workers the Node sees (``GET /workers`` as the Owner, over the pinned root), once ``count`` are."""
@@ -1351,14 +1463,16 @@ def _secret_values(settings: Any) -> dict[str, str]:
 
 @contextlib.contextmanager
 def rehearse(cloud: str, work_dir: Path, cache_dir: Path, say: Callable[[str], None] = print,
-             name: str = NAME) -> Iterator[Rehearsal]:
-    """Build the operator's wheel, install it once in the shared virtualenv, and bring ``cloud``'s machines up."""
+             name: str = NAME, *, network: bool = False) -> Iterator[Rehearsal]:
+    """Build the operator's wheel, install it once in the shared virtualenv, and bring ``cloud``'s machines up
+    (the Network machine too, with ``network``)."""
     from providers.build import operator_build
 
     require_rehearsable(cloud)
     build = operator_build(work_dir / "build")
     venv = shared_venv(build, cache_dir, say)
-    with Rehearsal(cloud=cloud, work_dir=work_dir, venv=venv, build=build, name=name, say=say) as rehearsal:
+    with Rehearsal(cloud=cloud, work_dir=work_dir, venv=venv, build=build, name=name, say=say,
+                   with_network=network) as rehearsal:
         yield rehearsal
 
 
@@ -1368,18 +1482,25 @@ def cache_dir() -> Path:
     return Path(base) / "gridctl" / "rehearsal"
 
 
-def run_rehearsal(cloud: str, name: str = NAME, say: Callable[[str], None] = print) -> dict[str, Any]:
-    """``gridctl deploy <cloud> --rehearse``: the machines up, the Owner set up over the pinned TLS root, both
-    Workers joined; then everything torn down. Returns what was seen and how long each step took."""
+def run_rehearsal(cloud: str, name: str = NAME, say: Callable[[str], None] = print, *,
+                  network: bool = False) -> dict[str, Any]:
+    """``gridctl deploy <cloud> --rehearse [--network]``: the machines up, the Owner set up over the pinned TLS
+    root, both Workers joined; with ``network`` the Network machine too, its Owner set up over its own pinned root
+    and the Node associated with it; then everything torn down. Returns what was seen and how long each step
+    took."""
     import tempfile
 
     started = time.monotonic()
-    with tempfile.TemporaryDirectory(prefix=PREFIX) as tmp, rehearse(cloud, Path(tmp), cache_dir(), say, name) as r:
+    with tempfile.TemporaryDirectory(prefix=PREFIX) as tmp, \
+            rehearse(cloud, Path(tmp), cache_dir(), say, name, network=network) as r:
         workers = r.wait_for_workers()
         if len(workers) < 2:
             raise RehearsalError(f"only {len(workers)} of 2 Workers joined the Node's Ray head\n" + r.logs())
         units = {m.role: [p.label for p in m.processes] for m in r.machines}
         summary: dict[str, Any] = {"cloud": cloud, "url": r.url, "owner": r.owner_email, "workers": len(workers),
                                    "units": units, "timings_s": {k: round(v, 1) for k, v in r.timings.items()}}
+        if network:
+            joined = r.associate()
+            summary.update(network_url=r.network_url, network_association=joined)
     summary["seconds"] = round(time.monotonic() - started, 1)
     return summary

@@ -37,6 +37,7 @@ CLOUDS = ("aws", "gcp", "azure")
 PROVIDER_CLASSES = {"aws": AwsProvider, "gcp": GcpProvider, "azure": AzureProvider}
 _real_make_runner = cloud_provider.make_runner
 _real_wait = cloud_provider.wait_until_healthy
+_real_associate = cloud_provider.associate_with_network
 
 
 # --- the fake runner ---------------------------------------------------------------------------------------
@@ -100,8 +101,14 @@ class FakeBackend:
     stacks: dict[str, dict[str, Any]] = field(default_factory=dict)
     calls: list[tuple[str, FakeRunner]] = field(default_factory=list)
 
+    associations: list[dict[str, Any]] = field(default_factory=list)
+
     def make_runner(self, **kwargs: Any) -> FakeRunner:
         return FakeRunner(backend=self, **kwargs)
+
+    def associate(self, **kwargs: Any) -> cloud_provider.Association:
+        self.associations.append(kwargs)
+        return cloud_provider.Association(node_id=1, network_id=1, already=len(self.associations) > 1)
 
     def operations(self) -> list[str]:
         return [operation for operation, _ in self.calls]
@@ -174,6 +181,9 @@ def backend(monkeypatch: pytest.MonkeyPatch, machine: Path, ca_pem: bytes, netwo
         monkeypatch.setattr(provider_class, "fetch_root_certificate",
                             lambda self, settings, outputs, role="node": roots[role])
     monkeypatch.setattr(cloud_provider, "operator_cidr", lambda timeout=10.0: OPERATOR)
+    # The fake stack's addresses lead nowhere: the join is recorded here, and made for real in
+    # TestTheNodeJoinsItsNetwork against a live Node and a live Network.
+    monkeypatch.setattr(cloud_provider, "associate_with_network", fake.associate)
     return fake
 
 
@@ -267,16 +277,51 @@ class TestDeploy:
         assert saved["contexts"]["demo-network"] == {"url": "https://192.0.2.11", "token": "gtok_fake_2",
                                                      "email": "admin@example.org", "deployment": cloud,
                                                      "ca_file": str(network_root)}
-        # a redeploy sets up neither Owner again
+        # ... and the Node joins the Network with its Owner's token, the Network's Owner approving it; the join
+        # carries the Network's pinned root and the Node's own (it has no --domain)
+        [join] = backend.associations
+        assert (join["node_url"], join["node_token"], join["network_url"], join["network_token"]) == (
+            "https://192.0.2.10", "gtok_fake_1", "https://192.0.2.11", "gtok_fake_2")
+        assert join["network_ca_pem"] == network_root.read_text()
+        assert join["node_ca_pem"] == (state_dir(gridctl) / "tls-root.crt").read_text() != join["network_ca_pem"]
+        assert join["network_verify"].get_ca_certs()[0]["subject"] == ((("commonName", "fake-network-root"),),)
+        assert "joined the Network" in result["network_association"]
+        # a redeploy sets up neither Owner again; the association, already approved, is left as it is
         again = deploy(gridctl, cloud, "--network")
         assert len(owner_setups.calls) == 2 and "network_owner_password" not in again
         assert again["network_context"] == "demo-network"
+        assert "already associated" in again["network_association"] and "nothing to do" in again["network_association"]
+
+    def test_a_node_with_a_domain_sends_no_root_of_its_own(
+        self, gridctl: Gridctl, backend: FakeBackend, owner_setups: OwnerSetups
+    ) -> None:
+        deploy(gridctl, "gcp", "--network", "--domain", "grid.example.org")
+        [join] = backend.associations
+        assert join["node_ca_pem"] is None and join["node_verify"] is True  # a public CA's certificate
+        assert join["network_ca_pem"] == (state_dir(gridctl) / "network-tls-root.crt").read_text()
+
+    def test_a_network_whose_owner_is_not_set_up_is_not_joined_and_the_deploy_says_so(
+        self, gridctl: Gridctl, backend: FakeBackend, owner_setups: OwnerSetups, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        from providers.base import ProviderError
+
+        def node_only(url: str, verify: Any, timeout: float) -> None:
+            if url == backend.network_url:
+                raise ProviderError("the Network did not answer")
+
+        monkeypatch.setattr(cloud_provider, "wait_until_healthy", node_only)
+        result = deploy(gridctl, "aws", "--network")
+        assert backend.associations == []
+        assert "not associated with the Network yet" in result["network_association"]
+        monkeypatch.setattr(cloud_provider, "wait_until_healthy", lambda url, verify, timeout: None)
+        again = deploy(gridctl, "aws")
+        assert len(backend.associations) == 1 and "joined the Network" in again["network_association"]
 
     def test_without_network_nothing_of_it_is_reported(self, gridctl: Gridctl, backend: FakeBackend,
                                                        owner_setups: OwnerSetups) -> None:
         result = deploy(gridctl, "aws")
-        assert len(owner_setups.calls) == 1
-        assert not {"network_url", "network_context", "network_owner_password"} & set(result)
+        assert len(owner_setups.calls) == 1 and backend.associations == []
+        assert not {"network_url", "network_context", "network_owner_password", "network_association"} & set(result)
         assert "demo-network" not in contexts(gridctl)["contexts"]
 
     def test_a_network_that_fails_to_start_keeps_the_nodes_owner_and_is_finished_by_the_next_deploy(
@@ -984,6 +1029,135 @@ class TestDeployAgainstARealNode:
         users = gridctl.json("users", "me")
         assert users["email"] == "ops@example.org"
 
+
+# --- the Node joins its Network: a live Node and a live Network ---------------------------------------------------
+
+@pytest.fixture(scope="module")
+def live_network(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    from tests.networks import start_live_network
+
+    network = start_live_network(tmp_path_factory.mktemp("deploy-network"), {
+        "GRID_NETWORK_ALLOW_INSECURE_NODES": "true", "GRID_NETWORK_ALLOW_PRIVATE_NODES": "true"})
+    yield network
+    network.stop()
+
+
+@pytest.fixture
+def live_node(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest) -> Any:
+    """A Node of its own per test (its name too: a Network refuses a second Node of the same name), allowed to
+    reach a Network over http on loopback (the deployment's are https on public addresses)."""
+    from tests.live import start_live_node
+
+    node = start_live_node(tmp_path_factory.mktemp("deploy-node"), {
+        "GRID_NODE_NAME": f"deployed-{request.node.name[-40:]}".replace("[", "-").replace("]", ""),
+        "GRID_NODE_NETWORK_ALLOW_INSECURE": "true", "GRID_NODE_NETWORK_ALLOW_PRIVATE": "true"})
+    yield node
+    node.stop()
+
+
+def bearer(node: Any) -> dict[str, str]:
+    return {"Authorization": f"Bearer {node.owner_token}"}
+
+
+class TestTheNodeJoinsItsNetwork:
+    """``deploy --network`` ends with the Node associated with its Network, approved on both sides, through
+    the two services' real APIs (only the stack and the machines are fakes: the URLs lead to a live Node and a
+    live Network on loopback)."""
+
+    @pytest.fixture
+    def deployment(self, backend: FakeBackend, live_node: Any, live_network: Any,
+                   monkeypatch: pytest.MonkeyPatch) -> tuple[Any, Any]:
+        backend.url, backend.network_url = live_node.url, live_network.url
+        tokens = {live_node.url: live_node.owner_token, live_network.url: live_network.owner_token}
+        monkeypatch.setattr(cloud_provider, "set_up_owner", lambda url, **kwargs: tokens[url])
+        monkeypatch.setattr(cloud_provider, "associate_with_network", _real_associate)
+        return live_node, live_network
+
+    @staticmethod
+    def states(node: Any, network: Any) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
+        on_node = httpx.get(f"{node.api}/network/associations", headers=bearer(node), timeout=30)
+        on_network = httpx.get(f"{network.api}/associations", headers=network.headers, timeout=30)
+        assert on_node.status_code == 200 and on_network.status_code == 200
+        return ([(a["network_url"], a["state"]) for a in on_node.json()],
+                [(a["node_url"], a["state"]) for a in on_network.json() if a["node_url"] == node.url])
+
+    def test_deploy_joins_and_approves_and_a_redeploy_changes_nothing(
+        self, gridctl: Gridctl, deployment: tuple[Any, Any]
+    ) -> None:
+        node, network = deployment
+        result = deploy(gridctl, "aws", "--network")
+        assert "joined the Network and the Network's Owner approved it" in result["network_association"]
+        assert self.states(node, network) == ([(network.url, "approved")], [(node.url, "approved")])
+        again = deploy(gridctl, "aws", "--network")
+        assert "already associated" in again["network_association"]
+        assert self.states(node, network) == ([(network.url, "approved")], [(node.url, "approved")])
+
+    def test_a_join_left_pending_is_approved_not_sent_again(
+        self, gridctl: Gridctl, deployment: tuple[Any, Any]
+    ) -> None:
+        node, network = deployment
+        joined = httpx.post(f"{node.api}/network/associations", headers=bearer(node), timeout=60,
+                            json={"network_url": network.url, "node_url": node.url})
+        assert joined.status_code == 201 and joined.json()["state"] == "pending"
+        result = deploy(gridctl, "gcp", "--network")
+        assert "approved it" in result["network_association"]
+        assert self.states(node, network) == ([(network.url, "approved")], [(node.url, "approved")])
+
+    def test_a_network_that_denied_the_node_is_reported_not_overridden(
+        self, gridctl: Gridctl, deployment: tuple[Any, Any]
+    ) -> None:
+        node, network = deployment
+        joined = httpx.post(f"{node.api}/network/associations", headers=bearer(node), timeout=60,
+                            json={"network_url": network.url, "node_url": node.url}).json()
+        denied = httpx.post(f"{network.api}/associations/{joined['remote_id']}/deny", headers=network.headers,
+                            json={"note": "not this one"}, timeout=30)
+        assert denied.status_code == 200, denied.text
+        result = deploy(gridctl, "azure", "--network")
+        assert "not associated with the Network yet" in result["network_association"]
+        assert self.states(node, network)[1] == [(node.url, "denied")]
+
+
+class TestTheJoinRequestOverHttps:
+    """What the join sends to https URLs (the cloud's): the roots each side pins of the other. Both services are
+    played by an httpx transport here; the live flow above runs over http on loopback, where no root is sent."""
+
+    def test_it_carries_the_networks_root_and_the_nodes_then_approves_as_the_networks_owner(
+        self, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        seen: list[tuple[str, str, str, Any]] = []
+        states = {"node": "pending"}
+
+        def handler(request: httpx.Request) -> httpx.Response:
+            body = json.loads(request.content) if request.content else None
+            seen.append((request.method, str(request.url), request.headers["authorization"], body))
+            route = (request.method, request.url.host, request.url.path)
+            association = {"id": 7, "network_url": "https://192.0.2.11", "remote_id": 3, "state": states["node"]}
+            answers: dict[tuple[str, str | None, str], Any] = {
+                ("GET", "192.0.2.10", "/api/v1/network/associations"): [],
+                ("POST", "192.0.2.10", "/api/v1/network/associations"): association,
+                ("GET", "192.0.2.11", "/api/v1/associations"): [{"id": 3, "state": "pending"}],
+                ("POST", "192.0.2.11", "/api/v1/associations/3/approve"): {"id": 3, "state": "approved"},
+            }
+            if route == ("POST", "192.0.2.10", "/api/v1/network/associations/7/sync"):
+                states["node"] = "approved"
+                return httpx.Response(200, json={"association": {**association, "state": "approved"},
+                                                 "pushed": 0, "deleted": 0})
+            return httpx.Response(200 if route in answers else 404, json=answers.get(route, {}))
+
+        real_client = httpx.Client
+        monkeypatch.setattr(httpx, "Client", lambda **kwargs: real_client(
+            **kwargs, transport=httpx.MockTransport(handler)))
+        done = _real_associate(node_url="https://192.0.2.10", node_verify=True, node_token="gtok_node",
+                               network_url="https://192.0.2.11", network_verify=True, network_token="gtok_net",
+                               network_ca_pem="NETWORK ROOT PEM", node_ca_pem="NODE ROOT PEM")
+        assert done == cloud_provider.Association(node_id=7, network_id=3, already=False)
+        join = next(body for method, url, _, body in seen if method == "POST" and url.endswith("/associations"))
+        assert join == {"network_url": "https://192.0.2.11", "node_url": "https://192.0.2.10",
+                        "network_ca_pem": "NETWORK ROOT PEM", "node_ca_pem": "NODE ROOT PEM"}
+        tokens = {url.split("/api/v1")[1]: auth for _, url, auth, _ in seen}
+        assert tokens["/network/associations"] == "Bearer gtok_node"  # the Node's Owner joins
+        assert tokens["/associations/3/approve"] == "Bearer gtok_net"  # the Network's Owner approves
+        assert tokens["/network/associations/7/sync"] == "Bearer gtok_node"
 
 
 def _secrets_with(setup_token: str) -> Any:

@@ -6,6 +6,7 @@ import base64
 
 import pytest
 
+from providers import cloud
 from providers.azure import program
 from providers.azure.config import KEY_VAULT_SECRETS_USER
 from providers.stack import REDACTED
@@ -78,8 +79,13 @@ class TestIngress:
             for r in rules(plan, "demo-net-node-nsg").values()
             if r["access"] == "Allow" and r["sourceAddressPrefixes"] != ["10.42.2.0/24"]
         ]
-        assert [(r["destinationPortRanges"], r["sourceAddressPrefixes"]) for r in allowed] == [
-            (["443"], [OPERATOR_CIDR])
+        # With --network (this plan), each of the Node and the Network machine also lets the other's public
+        # address in on 443, to its own private address only (tests/test_programs_network.py).
+        assert [(r["destinationPortRanges"], r["sourceAddressPrefixes"], r["destinationAddressPrefix"])
+                for r in allowed] == [
+            (["443"], [OPERATOR_CIDR], "*"),
+            (["443"], ["192.0.2.10/32"], "10.42.1.11/32"),
+            (["443"], ["192.0.2.11/32"], "10.42.1.10/32"),
         ]
 
     def test_there_is_no_ssh_unless_asked(self, plan):
@@ -208,7 +214,8 @@ class TestSecrets:
 class TestUserData:
     @pytest.mark.parametrize(("role", "resource"), [("node", "demo-node-vm"), ("network", "demo-network-vm")])
     def test_servers_boot_the_template_rendered_from_templates(self, spec, plan, role, resource):
-        expected = render(f"cloud-init/{role}.yaml.j2", **program.machine_context(role, spec, "192.0.2.10"))
+        address = cloud.offline_public_address(f"demo-{role}-ip")  # the mocks' address of that machine
+        expected = render(f"cloud-init/{role}.yaml.j2", **program.machine_context(role, spec, address))
         assert custom_data(one(plan, VM, resource).inputs) == expected
 
     def test_workers_boot_the_worker_template(self, spec, plan):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from providers import cloud
 from providers.gcp import program
 from providers.stack import REDACTED
 from templates.render import render
@@ -72,6 +73,13 @@ class TestLabels:
 class TestIngress:
     def test_only_the_api_is_open_to_a_cidr_and_only_to_the_operators(self, plan):
         with_ranges = {name: rule for name, rule in firewalls(plan).items() if rule.get("sourceRanges")}
+        # With --network (this plan), each of the Node and the Network machine also lets the other's external
+        # address in on 443 (tests/test_programs_network.py): a /32 each, and nothing else.
+        peers = {name: with_ranges.pop(name) for name in ("demo-net-network-https-from-node",
+                                                           "demo-net-node-https-from-network")}
+        assert {(tuple(r["targetTags"]), tuple(r["sourceRanges"])) for r in peers.values()} == {
+            (("gridctl-demo-network",), ("192.0.2.10/32",)), (("gridctl-demo-node",), ("192.0.2.11/32",))}
+        assert all(r["allows"] == [{"protocol": "tcp", "ports": ["443"]}] for r in peers.values())
         assert list(with_ranges) == ["demo-net-https"]
         rule = with_ranges["demo-net-https"]
         assert rule["sourceRanges"] == [OPERATOR_CIDR]
@@ -180,7 +188,8 @@ class TestUserData:
         ("role", "resource"), [("node", "demo-node-instance"), ("network", "demo-network-instance")]
     )
     def test_servers_boot_the_template_rendered_from_templates(self, spec, plan, role, resource):
-        expected = render(f"cloud-init/{role}.yaml.j2", **program.machine_context(role, spec, "192.0.2.10"))
+        address = cloud.offline_public_address(f"demo-{role}-ip")  # the mocks' address of that machine
+        expected = render(f"cloud-init/{role}.yaml.j2", **program.machine_context(role, spec, address))
         assert one(plan, "gcp:compute/instance:Instance", resource).inputs["metadata"]["user-data"] == expected
 
     def test_workers_boot_the_worker_template(self, spec, plan):

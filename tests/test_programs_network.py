@@ -92,14 +92,19 @@ class TestTheNode:
         assert NodeSettings().public_url == url
 
 
-def network_ingress(cloud_name: str, plan: list) -> set[tuple[str, str]]:
-    """(ports, source) of every inbound rule that reaches the Network machine."""
+NODE_ADDRESS = cloud.OFFLINE_NODE_ADDRESS  # the mocks' public addresses: the Node's and the Network machine's
+NETWORK_ADDRESS = cloud.OFFLINE_NETWORK_ADDRESS
+
+
+def ingress(cloud_name: str, plan: list, role: str) -> set[tuple[str, str]]:
+    """(ports, source) of every inbound rule that reaches the ``role`` machine (``node`` or ``network``)."""
     if cloud_name == "aws":
+        prefix = {"node": "demo-net-node-", "network": "demo-net-network-"}[role]  # the machine's group's rules
         rules = [r.inputs for r in of_type(plan, "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule")
-                 if r.name.startswith("demo-net-network-")]  # the Network service's security group's rules
+                 if r.name.startswith(prefix)]
         return {(f"{int(r['fromPort'])}-{int(r['toPort'])}", r.get("cidrIpv4") or "group") for r in rules}
     if cloud_name == "gcp":
-        tag = "gridctl-demo-network"
+        tag = f"gridctl-demo-{role}"
         found = set()
         for r in of_type(plan, "gcp:compute/firewall:Firewall"):
             if tag in r.inputs.get("targetTags", []) and r.inputs["direction"] == "INGRESS":
@@ -107,23 +112,57 @@ def network_ingress(cloud_name: str, plan: list) -> set[tuple[str, str]]:
                 for source in r.inputs.get("sourceRanges") or r.inputs.get("sourceTags") or ["?"]:
                     found.add((ports, source))
         return found
-    # Azure: the Network's NIC sits in the public subnet under the Node's NSG; a rule reaches it unless it
+    # Azure: both machines' NICs sit in the public subnet under the Node's NSG; a rule reaches one unless it
     # names another destination.
+    private = {"node": cloud.NODE_PRIVATE_IP, "network": cloud.NETWORK_PRIVATE_IP}[role]
     nsg = one(plan, "azure-native:network:NetworkSecurityGroup", "demo-net-node-nsg").inputs["securityRules"]
     reaching = [r for r in nsg if r["access"] == "Allow"
-                and r["destinationAddressPrefix"] in ("*", f"{cloud.NETWORK_PRIVATE_IP}/32")]
+                and r["destinationAddressPrefix"] in ("*", f"{private}/32")]
     return {(",".join(r["destinationPortRanges"]), ",".join(r.get("sourceAddressPrefixes") or [])
              or r["sourceAddressPrefix"]) for r in reaching}
 
 
+def https(cloud_name: str) -> str:
+    return "443-443" if cloud_name == "aws" else "443"
+
+
 class TestIngress:
     @pytest.mark.parametrize("domain", [None, "grid.example.org"])
-    def test_the_network_machine_is_reached_on_443_from_the_allowed_cidrs_only(
+    def test_the_network_machine_is_reached_on_443_from_the_allowed_cidrs_and_its_node_only(
         self, cloud_name: str, domain: str | None
     ) -> None:
         plan = PROGRAMS[cloud_name].plan(settings(region=REGIONS[cloud_name], network=True, workers=2,
                                                   domain=domain), redact=False)
-        assert network_ingress(cloud_name, plan) == {("443" if cloud_name != "aws" else "443-443", OPERATOR_CIDR)}
+        assert ingress(cloud_name, plan, "network") == {(https(cloud_name), OPERATOR_CIDR),
+                                                         (https(cloud_name), f"{NODE_ADDRESS}/32")}
+
+    def test_the_nodes_443_also_accepts_the_network_machines_address_and_nothing_else_is_opened(
+        self, cloud_name: str
+    ) -> None:
+        program = PROGRAMS[cloud_name]
+        with_network = ingress(cloud_name, program.plan(settings(region=REGIONS[cloud_name], network=True),
+                                                         redact=False), "node")
+        without = ingress(cloud_name, program.plan(settings(region=REGIONS[cloud_name]), redact=False), "node")
+        assert (https(cloud_name), OPERATOR_CIDR) in without
+        assert not any(source.startswith("192.0.2.") for _, source in without)  # no machine's address without it
+        assert with_network - without == {(https(cloud_name), f"{NETWORK_ADDRESS}/32")}
+
+    def test_the_rules_name_the_addresses_the_machines_are_given(self, cloud_name: str) -> None:
+        """The sources come from the machines' address outputs: the Network's user-data serves on the address
+        the Node's rule lets in, and the Node's on the address the Network's rule lets in."""
+        spec = settings(region=REGIONS[cloud_name], network=True)
+        plan = PROGRAMS[cloud_name].plan(spec, redact=False)
+        caddy = {role: load_caddy_address(user_data) for role, user_data in
+                 (("node", machines(cloud_name, network=True).node),
+                  ("network", machines(cloud_name, network=True).network))}
+        assert caddy == {"node": NODE_ADDRESS, "network": NETWORK_ADDRESS}
+        assert (https(cloud_name), f"{caddy['node']}/32") in ingress(cloud_name, plan, "network")
+        assert (https(cloud_name), f"{caddy['network']}/32") in ingress(cloud_name, plan, "node")
+
+
+def load_caddy_address(user_data: str) -> str:
+    env = written_files(user_data)["/etc/gridctl/caddy.env"]
+    return dict(line.split("=", 1) for line in env.splitlines() if "=" in line)["GRID_PUBLIC_ADDRESS"]
 
 
 class TestWithoutNetwork:

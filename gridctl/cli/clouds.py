@@ -91,7 +91,8 @@ DatabaseOption = Annotated[Database | None, typer.Option(
     "--database", show_default=False,
     help="sqlite on the Node's encrypted disk, or the cloud's managed PostgreSQL (default: sqlite).")]
 NetworkOption = Annotated[bool | None, typer.Option(
-    "--network/--no-network", show_default=False, help="Also deploy a Network service (default: no).")]
+    "--network/--no-network", show_default=False,
+    help="Also deploy a Network service (default: no); the Node joins it, approved by the Network's Owner.")]
 AllowCidrOption = Annotated[list[str] | None, typer.Option(
     "--allow-cidr", callback=_valid_cidrs, show_default=False,
     help="Addresses allowed to reach the API on 443; repeat or comma-separate "
@@ -128,8 +129,8 @@ PlanOption = Annotated[bool, typer.Option(
     "--plan", help="Print the resources the deployment declares, offline: no credentials, no Pulumi CLI.")]
 RehearseOption = Annotated[bool, typer.Option(
     "--rehearse", help="Bring the machines this deploy would boot up on this machine instead (root, Linux): the Node "
-                       "and two Workers in network namespaces, the cloud played by an emulator; nothing is created "
-                       "in the cloud. See docs/clouds/machines.md.")]
+                       "and two Workers (with --network the Network machine too) in network namespaces, the cloud "
+                       "played by an emulator; nothing is created in the cloud. See docs/clouds/machines.md.")]
 ProjectOption = Annotated[str | None, typer.Option(
     "--project", show_default=False,
     help="The GCP project (default: GOOGLE_CLOUD_PROJECT, or gcloud's configured project).")]
@@ -205,7 +206,8 @@ def _deploy(cloud: str, name: str, given: dict[str, Any], *, preview: bool, plan
     if rehearse:  # no cloud, no credentials: the machines on this machine (providers/rehearsal.py)
         from providers.rehearsal import run_rehearsal
 
-        console.emit(run_rehearsal(cloud, name, say=console.message), title=f"Rehearsal of {name} on {cloud}")
+        console.emit(run_rehearsal(cloud, name, say=console.message, network=bool(given.get("network"))),
+                     title=f"Rehearsal of {name} on {cloud}")
         return
     given["replace_node"] = given.get("replace_node") or None
     if given.get("ssh_public_key") is not None:
@@ -240,8 +242,25 @@ def _deploy(cloud: str, name: str, given: dict[str, Any], *, preview: bool, plan
     console.message(f"deploying {name!r} to {cloud} ({spec.region})...")
     result = provider.deploy(spec)
     context = _save_context(result)
-    _report_deploy(result, context, workers=spec.workers, region=spec.region,
-                   network_context=_save_network_context(result))
+    network_context = _save_network_context(result)
+    if result.outputs.get("network_url"):
+        result.outputs["network_association"] = _associate_network(provider, result, context, network_context)
+    _report_deploy(result, context, workers=spec.workers, region=spec.region, network_context=network_context)
+
+
+def _associate_network(provider: Any, result: DeployResult, context: str, network_context: str) -> str:
+    """With --network: the Node joins its Network and the Network's Owner approves it (the provider does both
+    calls), with the tokens of the two contexts deploy saved, so no other command is needed. Never raises."""
+    from gridctl.cli.contexts import ContextFile
+
+    saved = ContextFile.load().contexts
+    node, network = saved.get(context), saved.get(network_context)
+    if node is None or network is None:
+        missing = "the Node's" if node is None else "the Network's"
+        return (f"the Node is not associated with the Network yet: {missing} context is missing; run the same "
+                "deploy again once both Owners are set up")
+    message: str = provider.associate_network(result.name, node_token=node.token, network_token=network.token)
+    return message
 
 
 def _save_network_context(result: DeployResult) -> str:
@@ -310,7 +329,8 @@ def _report_deploy(result: DeployResult, context: str, *, workers: int, region: 
     if network_url:
         summary.update(network_url=network_url, network_context=network_context or None,
                        network_tls_root_certificate=result.outputs.get("network_tls_root_certificate"),
-                       network_setup=result.outputs.get("network_setup"))
+                       network_setup=result.outputs.get("network_setup"),
+                       network_association=result.outputs.get("network_association"))
     if console.output() is Output.json:
         if result.owner_password:
             summary["owner_password"] = result.owner_password
@@ -332,11 +352,13 @@ def _report_deploy(result: DeployResult, context: str, *, workers: int, region: 
     if network_url and console.output() is not Output.json:
         if result.outputs.get("network_setup"):
             console.message(str(result.outputs["network_setup"]))
+        if result.outputs.get("network_association"):
+            console.message(str(result.outputs["network_association"]))
         console.message(
-            f"The Network is at {network_url} (context {network_context or '(none yet)'}, its own CA). A Node "
-            f"joins it with 'gridctl network join {network_url}' run against that Node; the Network's Owner "
+            f"The Network is at {network_url} (context {network_context or '(none yet)'}, its own CA). Other "
+            f"Nodes join it with 'gridctl network join {network_url}' run against that Node; the Network's Owner "
             f"approves with 'gridctl network associations list|approve ID --network {network_context or 'CONTEXT'}' "
-            "or invites with 'gridctl network invite'. docs/network.md says what the joining Node needs.")
+            "or invites with 'gridctl network invite'. docs/network.md says what a joining Node needs.")
 
 
 @deploy_app.command("aws")
@@ -362,7 +384,8 @@ def deploy_aws(
     and backend cannot change. --preview shows Pulumi's preview (needs the Pulumi CLI and credentials); --plan lists
     the resources the deployment declares, offline (-o json adds their inputs, secrets shown as [secret]).
     --network adds the Network machine (docs/network.md): its URL, Owner and context '<name>-network' are set up
-    the same way. See docs/clouds/aws.md.
+    the same way, each machine's 443 accepts the other's address, and the Node joins the Network, approved by its
+    Owner. See docs/clouds/aws.md.
     """
     _deploy("aws", name, dict(
         region=region, workers=workers, instance_type=instance_type, worker_instance_type=worker_instance_type,

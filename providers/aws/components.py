@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_aws as aws
 
-from providers.cloud import RAY_PORTS, RayPorts
+from providers.cloud import RAY_PORTS, RayPorts, host_cidr
 
 EVERYWHERE = "0.0.0.0/0"  # noqa: S104  (egress only: machines reach package mirrors and the cloud's APIs)
 
@@ -228,12 +228,32 @@ class PrivateNetwork(pulumi.ComponentResource):
                 opts=child,
             )
 
+        self._name = name
+        self._tags = tags
         self.register_outputs(
             {
                 "vpc_id": self.vpc.id,
                 "public_subnet_id": self.public_subnet.id,
                 "worker_subnet_id": self.worker_subnet.id,
             }
+        )
+
+    def allow_https_from_peer(
+        self, rule: str, group: aws.ec2.SecurityGroup, address: pulumi.Input[str], description: str
+    ) -> aws.vpc.SecurityGroupIngressRule:
+        """443 on ``group`` from one machine's public address (``a.b.c.d/32``): the Node and its Network reach
+        each other at their public addresses. A rule of its own, declared once the address exists, so the group
+        is there before either machine."""
+        return aws.vpc.SecurityGroupIngressRule(
+            f"{self._name}-{rule}",
+            security_group_id=group.id,
+            ip_protocol="tcp",
+            from_port=443,
+            to_port=443,
+            cidr_ipv4=pulumi.Output.from_input(address).apply(host_cidr),
+            description=description,
+            tags=_tags(self._tags, f"{self._name}-{rule}"),
+            opts=pulumi.ResourceOptions(parent=self),
         )
 
 

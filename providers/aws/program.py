@@ -221,6 +221,12 @@ def build(settings: CloudSettings) -> Callable[[], None]:
                 opts=with_provider,
             )
             pulumi.export("network_url", service.public_ip.apply(lambda ip: f"https://{ip}"))
+            # The Node joins its Network (deploy does it) and the Network reads the Node's statistics: each
+            # machine's 443 also accepts the other's public address, and nothing more.
+            network.allow_https_from_peer("network-https-from-node", network.network_service_group, node.public_ip,
+                                          "Network API over TLS from its Node (join, catalogue pushes)")
+            network.allow_https_from_peer("node-https-from-network", network.node_group, service.public_ip,
+                                          "API over TLS from the Network (its reads of the Node's statistics)")
 
     return program
 
@@ -246,7 +252,7 @@ def offline_outputs(resource_type: str, name: str, inputs: Any) -> dict[str, Any
     service = resource_type.split(":")[1].split("/")[0]
     computed: dict[str, Any] = {"arn": f"arn:aws:{service}:offline:000000000000:{name}"}
     if resource_type == "aws:ec2/eip:Eip":
-        computed["publicIp"] = "192.0.2.10"  # documentation range (RFC 5737)
+        computed["publicIp"] = cloud.offline_public_address(name)
     if resource_type == "aws:ec2/launchTemplate:LaunchTemplate":
         computed["latestVersion"] = 1
     return computed

@@ -24,7 +24,7 @@ from pulumi_azure_native import (
 )
 
 from providers.azure import config
-from providers.cloud import RAY_PORTS, RayPorts
+from providers.cloud import RAY_PORTS, RayPorts, host_cidr
 
 
 def _role_definition(subscription_id: pulumi.Input[str], role: str) -> pulumi.Output[str]:
@@ -57,6 +57,9 @@ class PrivateNetworkArgs:
     ray_ports: RayPorts = RAY_PORTS
     nat: bool = True  # a NAT gateway (~$32/month) for the Workers' way out; none while there are no Workers
     acme: bool = False  # with --domain: port 80 open to everyone for the ACME HTTP-01 challenge
+    # With --network: 443 from one machine's public address to another's private one (the Node and its Network
+    # reach each other at their public addresses): (rule name, source public address, destination private address).
+    peer_https: Sequence[tuple[str, pulumi.Input[str], str]] = ()
 
 
 class PrivateNetwork(pulumi.ComponentResource):
@@ -72,7 +75,8 @@ class PrivateNetwork(pulumi.ComponentResource):
         ray = _ranges(args.ray_ports.ranges())
 
         def rule(
-            rule_name: str, priority: int, ports: list[str], sources: Sequence[str] | str, access: str = "Allow",
+            rule_name: str, priority: int, ports: list[str], sources: Sequence[pulumi.Input[str]] | str,
+            access: str = "Allow",
             destination: str = "*",
         ) -> dict:
             # A list of CIDRs goes in the plural field; a service tag (VirtualNetwork, Internet) only in the
@@ -98,6 +102,9 @@ class PrivateNetwork(pulumi.ComponentResource):
         node_only = f"{args.node_ip}/32"
         if args.acme:
             node_rules.append(rule("acme-http", 250, ["80"], "Internet", destination=node_only))
+        for i, (peer_rule, source, destination) in enumerate(args.peer_https):
+            node_rules.append(rule(peer_rule, 260 + i, ["443"], [pulumi.Output.from_input(source).apply(host_cidr)],
+                                   destination=host_cidr(destination)))
         node_rules.append(rule("ray-from-workers", 300, ray, [args.worker_subnet_cidr], destination=node_only))
         node_rules.append(rule("deny-rest-of-vnet", 4000, ["0-65535"], "VirtualNetwork", access="Deny"))
         worker_rules = [
@@ -447,16 +454,25 @@ class ServerArgs:
 
 
 class Server(pulumi.ComponentResource):
-    """A VM at a fixed private address with a static public address."""
+    """A VM at a fixed private address with a static public address. Made in two steps: the address first
+    (the NSG of the subnet names the Node's and the Network's, each letting the other in), then :meth:`boot`
+    the network interface and the VM, once the subnet exists."""
 
-    def __init__(self, type_name: str, name: str, args: ServerArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+    def __init__(self, type_name: str, name: str, where: Location, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__(type_name, name, None, opts)
+        self._name = name
+        self.address = network.PublicIPAddress(
+            f"{name}-ip", sku={"name": "Standard"}, public_ip_allocation_method="Static",
+            resource_group_name=where.resource_group, location=where.location, tags=dict(where.tags),
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        self.public_ip: pulumi.Output[str] = self.address.ip_address
+
+    def boot(self, args: ServerArgs) -> None:
+        name = self._name
         child = pulumi.ResourceOptions(parent=self)
         where = args.where
         common = {"resource_group_name": where.resource_group, "location": where.location, "tags": dict(where.tags)}
-        self.address = network.PublicIPAddress(
-            f"{name}-ip", sku={"name": "Standard"}, public_ip_allocation_method="Static", **common, opts=child
-        )
         nic = network.NetworkInterface(
             f"{name}-nic",
             ip_configurations=[
@@ -489,22 +505,21 @@ class Server(pulumi.ComponentResource):
                                         replace_on_changes=["osProfile.customData"],
                                         depends_on=list(args.depends_on)),
         )
-        self.public_ip = self.address.ip_address
         self.register_outputs({"public_ip": self.public_ip, "private_ip": args.private_ip, "vm": self.vm.name})
 
 
 class Node(Server):
     """The Node: API behind Caddy's TLS on 443, the Ray head beside it."""
 
-    def __init__(self, name: str, args: ServerArgs, opts: pulumi.ResourceOptions | None = None) -> None:
-        super().__init__("gridctl:azure:Node", name, args, opts)
+    def __init__(self, name: str, where: Location, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("gridctl:azure:Node", name, where, opts)
 
 
 class NetworkService(Server):
     """The optional Network service: its API behind Caddy's TLS on 443."""
 
-    def __init__(self, name: str, args: ServerArgs, opts: pulumi.ResourceOptions | None = None) -> None:
-        super().__init__("gridctl:azure:NetworkService", name, args, opts)
+    def __init__(self, name: str, where: Location, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("gridctl:azure:NetworkService", name, where, opts)
 
 
 @dataclass

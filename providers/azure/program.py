@@ -90,6 +90,15 @@ def build(settings: CloudSettings) -> Callable[[], None]:
         where = Location(resource_group=group.name, location=settings.region, tags=tags)
         roles = ["node", "worker"] + (["network"] if settings.network else [])
 
+        # The machines' public addresses come first: with --network the subnet's NSG lets each of the Node and
+        # the Network machine reach the other's 443 at its public address, and nothing more.
+        node = Node(f"{name}-node", where)
+        service = NetworkService(f"{name}-network", where) if settings.network else None
+        peer_https: list[tuple[str, pulumi.Input[str], str]] = []
+        if service is not None:
+            peer_https = [("network-https-from-node", node.public_ip, cloud.NETWORK_PRIVATE_IP),
+                          ("node-https-from-network", service.public_ip, cloud.NODE_PRIVATE_IP)]
+
         network = PrivateNetwork(
             f"{name}-net",
             PrivateNetworkArgs(
@@ -103,6 +112,7 @@ def build(settings: CloudSettings) -> Callable[[], None]:
                 ssh_cidrs=settings.ssh_cidrs,
                 nat=settings.workers > 0,
                 acme=bool(settings.domain),
+                peer_https=peer_https,
             ),
         )
         identities = Identities(f"{name}-identity", IdentitiesArgs(where=where, roles=roles))
@@ -168,9 +178,7 @@ def build(settings: CloudSettings) -> Callable[[], None]:
                 depends_on=[*secret_store.grants, *storage.grants, *shipped],
             )
 
-        node = Node(
-            f"{name}-node", server_args("node", cloud.NODE_PRIVATE_IP, config.node_vm_size(settings), settings.disk_gb)
-        )
+        node.boot(server_args("node", cloud.NODE_PRIVATE_IP, config.node_vm_size(settings), settings.disk_gb))
         workers = WorkerPool(
             f"{name}-workers",
             WorkerPoolArgs(
@@ -203,10 +211,8 @@ def build(settings: CloudSettings) -> Callable[[], None]:
         pulumi.export("gridctl_wheel_sha256", build.wheel_sha256)
         if database is not None:
             pulumi.export("database_address", database.server.fully_qualified_domain_name)
-        if settings.network:
-            service = NetworkService(
-                f"{name}-network", server_args("network", cloud.NETWORK_PRIVATE_IP, config.NETWORK_VM_SIZE, 30)
-            )
+        if service is not None:
+            service.boot(server_args("network", cloud.NETWORK_PRIVATE_IP, config.NETWORK_VM_SIZE, 30))
             pulumi.export("network_url", service.public_ip.apply(lambda ip: f"https://{ip}"))
 
     return program
@@ -229,7 +235,7 @@ def offline_outputs(resource_type: str, name: str, inputs: Any) -> dict[str, Any
     if resource_type == "azure-native:managedidentity:UserAssignedIdentity":
         return {"principalId": f"principal-{name}"}
     if resource_type == "azure-native:network:PublicIPAddress":
-        return {"ipAddress": "192.0.2.10"}  # documentation range (RFC 5737)
+        return {"ipAddress": cloud.offline_public_address(name)}
     return {}
 
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_gcp as gcp
 
-from providers.cloud import RAY_PORTS, RayPorts
+from providers.cloud import RAY_PORTS, RayPorts, host_cidr
 
 
 def _ports(ranges: Sequence[tuple[int, int]]) -> list[str]:
@@ -158,8 +158,26 @@ class PrivateNetwork(pulumi.ComponentResource):
                 deletion_policy="ABANDON",
                 opts=child,
             )
+        self._name = name
         self.register_outputs(
             {"network": self.network.id, "public_subnet": self.public_subnet.id, "worker_subnet": self.worker_subnet.id}
+        )
+
+    def allow_https_from_peer(
+        self, rule: str, target_tag: str, address: pulumi.Input[str], description: str
+    ) -> gcp.compute.Firewall:
+        """443 on the machines tagged ``target_tag`` from one machine's external address (``a.b.c.d/32``): the
+        Node and its Network reach each other at their external addresses. A rule of its own, declared once the
+        address exists."""
+        return gcp.compute.Firewall(
+            f"{self._name}-{rule}",
+            network=self.network.id,
+            direction="INGRESS",
+            description=description,
+            allows=[{"protocol": "tcp", "ports": ["443"]}],
+            target_tags=[target_tag],
+            source_ranges=[pulumi.Output.from_input(address).apply(host_cidr)],
+            opts=pulumi.ResourceOptions(parent=self),
         )
 
 

@@ -223,6 +223,12 @@ def build(settings: CloudSettings) -> Callable[[], None]:
                 opts=with_provider,
             )
             pulumi.export("network_url", service.public_ip.apply(lambda ip: f"https://{ip}"))
+            # The Node joins its Network (deploy does it) and the Network reads the Node's statistics: each
+            # machine's 443 also accepts the other's external address, and nothing more.
+            network.allow_https_from_peer("network-https-from-node", tag("network"), node.public_ip,
+                                          "the Network's API over TLS from its Node")
+            network.allow_https_from_peer("node-https-from-network", tag("node"), service.public_ip,
+                                          "the Node's API over TLS from its Network")
 
     return program
 
@@ -244,7 +250,7 @@ def offline_outputs(settings: CloudSettings) -> Callable[[str, str, Any], dict[s
 
     def computed(resource_type: str, name: str, inputs: Any) -> dict[str, Any]:
         if resource_type == "gcp:compute/address:Address":
-            return {"address": "192.0.2.10"}  # documentation range (RFC 5737)
+            return {"address": cloud.offline_public_address(name)}
         if resource_type == "gcp:serviceaccount/account:Account":
             return {"email": f"{inputs['accountId']}@{settings.project}.iam.gserviceaccount.com"}
         return (

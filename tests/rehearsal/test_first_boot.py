@@ -12,6 +12,7 @@ import pytest
 from tests.rehearsal.machines import CLOUDS, TOOLS, machines, run, unit_root, written_files
 
 PUBLIC_ADDRESS = "192.0.2.10"  # what the programs' mocks give the Node's static address
+NETWORK_ADDRESS = "192.0.2.11"  # ... and the Network machine's (providers/cloud.py offline_public_address)
 
 
 @pytest.fixture(params=CLOUDS)
@@ -87,10 +88,11 @@ class TestSystemdUnits:
 
 
 class TestCaddy:
-    def _caddy(self, tmp_path: Path, caddyfile: str, *command: str) -> tuple[int, str, str]:
+    def _caddy(self, tmp_path: Path, caddyfile: str, *command: str,
+               address: str = PUBLIC_ADDRESS) -> tuple[int, str, str]:
         path = tmp_path / "Caddyfile"
         path.write_text(caddyfile)
-        env = {**os.environ, "GRID_PUBLIC_ADDRESS": PUBLIC_ADDRESS, "HOME": str(tmp_path),
+        env = {**os.environ, "GRID_PUBLIC_ADDRESS": address, "HOME": str(tmp_path),
                "XDG_DATA_HOME": str(tmp_path / "data"), "XDG_CONFIG_HOME": str(tmp_path / "config")}
         done = run("caddy", *command, "--config", str(path), "--adapter", "caddyfile", env=env, cwd=tmp_path)
         return done.returncode, done.stdout, done.stderr
@@ -123,14 +125,14 @@ class TestCaddy:
     ) -> None:
         """--domain names the Node: the Network machine must not ask ACME for it (port 80 is not open to it)."""
         files = written_files(machines(cloud, network=True, domain="grid.example.org").network)
-        assert files["/etc/gridctl/caddy.env"] == f"GRID_PUBLIC_ADDRESS={PUBLIC_ADDRESS}\n"
-        code, out, err = self._caddy(tmp_path, files["/etc/caddy/Caddyfile"], "adapt")
+        assert files["/etc/gridctl/caddy.env"] == f"GRID_PUBLIC_ADDRESS={NETWORK_ADDRESS}\n"
+        code, out, err = self._caddy(tmp_path, files["/etc/caddy/Caddyfile"], "adapt", address=NETWORK_ADDRESS)
         assert code == 0, err
         config = json.loads(out)
         assert "grid.example.org" not in out
         policies = config["apps"]["http"]["servers"]["srv0"]["tls_connection_policies"]
-        assert {p.get("default_sni") for p in policies} == {PUBLIC_ADDRESS}
+        assert {p.get("default_sni") for p in policies} == {NETWORK_ADDRESS}
         assert json.dumps(config).count("127.0.0.1:8000") == 1  # the Network's API, on loopback only
         assert config["apps"]["tls"]["automation"]["policies"][0]["issuers"][0]["module"] == "internal"
-        code, _, err = self._caddy(tmp_path, files["/etc/caddy/Caddyfile"], "validate")
+        code, _, err = self._caddy(tmp_path, files["/etc/caddy/Caddyfile"], "validate", address=NETWORK_ADDRESS)
         assert code == 0, err
