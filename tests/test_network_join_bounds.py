@@ -35,7 +35,8 @@ def body(name: str, **extra: Any) -> dict[str, Any]:
             "node_credential": "gnodepeer_" + "x" * 40 + name, **extra}
 
 
-def join(client: TestClient | httpx.Client, name: str, address: str | None = None, **extra: Any) -> httpx.Response:
+def join(client: TestClient | httpx.Client, name: str, address: str | None = None, **extra: Any) -> Any:
+    """The answer (httpx's or the TestClient's response)."""
     headers = {"X-Forwarded-For": address} if address else {}
     return client.post(f"{API}/associations", json=body(name, **extra), headers=headers)
 
@@ -54,7 +55,7 @@ def proxied(tmp_path: Path) -> Iterator[tuple[TestClient, NetworkFactory]]:
         yield client, NetworkFactory(client)
 
 
-def refused_for(response: httpx.Response, quota: str) -> int:
+def refused_for(response: Any, quota: str) -> int:
     """Assert a 429 for ``quota`` with a Retry-After; the wait in seconds."""
     assert response.status_code == 429, response.text
     answer = response.json()
@@ -64,7 +65,7 @@ def refused_for(response: httpx.Response, quota: str) -> int:
     return wait
 
 
-def decide(client: TestClient, factory: NetworkFactory, association_id: int, verdict: str) -> httpx.Response:
+def decide(client: TestClient, factory: NetworkFactory, association_id: int, verdict: str) -> Any:
     admin = factory.user("Administrator")
     return client.post(f"{API}/associations/{association_id}/{verdict}", json={}, headers=admin.headers)
 
@@ -210,6 +211,19 @@ class TestExpiry:
             states = dict(session.execute(select(Association.node_name, Association.state)).tuples().all())
         assert states == {"e1": "expired", "e2": "pending", "e3": "pending"}
 
+    def test_a_request_past_its_time_cannot_be_decided_even_unseen(
+        self, proxied: tuple[TestClient, NetworkFactory]
+    ) -> None:
+        client, factory = proxied
+        joined = join(client, "unseen", ATTACKER).json()
+        backdate(factory.sessions, "unseen", 15)
+        for verdict in ("approve", "deny"):  # nobody listed it since: deciding expires it first
+            late = decide(client, factory, joined["association_id"], verdict)
+            assert late.status_code == 409 and "is expired, not pending" in late.json()["message"], late.text
+        with factory.sessions.begin() as session:
+            row = session.get(Association, joined["association_id"])
+            assert row is not None and (row.state, row.decided_by) == ("expired", None)
+
     def test_a_node_asking_its_state_learns_it_expired(self, proxied: tuple[TestClient, NetworkFactory]) -> None:
         client, factory = proxied
         joined = join(client, "asking", ATTACKER).json()
@@ -222,7 +236,7 @@ class TestExpiry:
 
 
 class TestCors:
-    def preflight(self, client: TestClient, origin: str) -> httpx.Response:
+    def preflight(self, client: TestClient, origin: str) -> Any:
         return client.options(f"{API}/search", headers={"Origin": origin, "Access-Control-Request-Method": "GET",
                                                          "Access-Control-Request-Headers": "authorization"})
 

@@ -240,20 +240,29 @@ def list_associations(request: Request,
         return [_association_out(a, network) for a in associations.list_associations(session, state=state)]
 
 
+def _decide(request: Request, network: NetworkSettings, *, actor: Actor, association_id: int, approve: bool,
+            note: str) -> s.AssociationOut:
+    """Expire what is overdue in a transaction of its own (it stays expired when the decision is then refused),
+    then decide in another."""
+    _expire_overdue(request, network)
+    with transaction(_database(request).sessions) as session:
+        return _association_out(associations.decide(session, actor=actor, association_id=association_id,
+                                                    approve=approve, note=note, settings=network), network)
+
+
 @router.post("/associations/{association_id}/approve", tags=["associations"])
-def approve(association_id: Id, body: s.DecisionIn, session: DB, actor: Actor = Depends(ManageNodes),
+def approve(association_id: Id, body: s.DecisionIn, request: Request, actor: Actor = Depends(ManageNodes),
             network: NetworkSettings = Depends(settings)) -> s.AssociationOut:
-    """Approve a pending join request: the Node may push its catalogue from now on."""
-    return _association_out(associations.decide(session, actor=actor, association_id=association_id, approve=True,
-                                                note=body.note, settings=network), network)
+    """Approve a pending join request: the Node may push its catalogue from now on. One pending longer than
+    ``join_request_ttl_seconds`` has expired: 409."""
+    return _decide(request, network, actor=actor, association_id=association_id, approve=True, note=body.note)
 
 
 @router.post("/associations/{association_id}/deny", tags=["associations"])
-def deny(association_id: Id, body: s.DecisionIn, session: DB, actor: Actor = Depends(ManageNodes),
+def deny(association_id: Id, body: s.DecisionIn, request: Request, actor: Actor = Depends(ManageNodes),
          network: NetworkSettings = Depends(settings)) -> s.AssociationOut:
-    """Deny a pending join request."""
-    return _association_out(associations.decide(session, actor=actor, association_id=association_id, approve=False,
-                                                note=body.note, settings=network), network)
+    """Deny a pending join request (409 once it has expired)."""
+    return _decide(request, network, actor=actor, association_id=association_id, approve=False, note=body.note)
 
 
 @router.delete("/associations/{association_id}", tags=["associations"])
