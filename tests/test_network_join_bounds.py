@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -16,7 +17,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select, update
 
-from grid_runtime.core.database import utcnow
+from grid_runtime.core.database import create_database_engine, utcnow
 from grid_runtime.core.settings import NetworkSettings
 from grid_runtime.core.web import address_key
 from grid_runtime.network import associations
@@ -351,3 +352,36 @@ class TestOnALiveNetwork:
             assert again.status_code == 201 and again.json()["state"] == "pending", again.text
         finally:
             node.stop()
+
+
+class TestOnEveryDatabase:
+    def test_parallel_joins_from_one_address_never_pass_the_bound_and_expiry_frees_it(
+        self, tmp_path: Path, database_url: str
+    ) -> None:
+        """On SQLite and PostgreSQL, a live Network: eight joins at once from one address, two places; then the
+        oldest expires and one place frees."""
+        network = start_live_network(tmp_path / "network", {**LIVE_ENV, "GRID_NETWORK_DATABASE_URL": database_url,
+                                                             "GRID_NETWORK_JOIN_MAX_PER_HOUR": "50"})
+        try:
+            def one(n: int) -> int:
+                answer = httpx.post(f"{network.api}/associations", json=body(f"p{n}"),
+                                    headers={"X-Forwarded-For": "192.0.2.40"}, timeout=60)
+                return answer.status_code
+
+            with ThreadPoolExecutor(max_workers=8) as pool:
+                codes = sorted(pool.map(one, range(8)))
+            assert codes == [201, 201] + [429] * 6, codes
+            engine = create_database_engine(database_url)
+            try:
+                with engine.begin() as conn:
+                    oldest = conn.scalar(select(Association.id).where(Association.state == "pending")
+                                         .order_by(Association.id).limit(1))
+                    conn.execute(update(Association).where(Association.id == oldest)
+                                 .values(requested_at=utcnow() - timedelta(days=15)))
+            finally:
+                engine.dispose()
+            assert one(8) == 201 and one(9) == 429
+            listed = httpx.get(f"{network.api}/associations", headers=network.headers, timeout=30).json()
+            assert sorted(a["state"] for a in listed) == ["expired", "pending", "pending"]
+        finally:
+            network.stop()
