@@ -62,6 +62,8 @@ class TestTheNetworkMachine:
         network = NetworkSettings()
         assert network.state_dir == Path("/var/lib/gridctl/network")
         assert (network.host, network.port) == ("127.0.0.1", cloud.API_PORT)  # behind Caddy only
+        # Caddy forwards each client's address: per-address bounds count clients, not the proxy (docs/network.md).
+        assert network.trusted_proxies == ["127.0.0.1"]
         # SQLite on its own disk: the managed database is the Node's, never handed to the Network.
         assert "GRID_NETWORK_DATABASE_URL" not in env
         assert network.resolved_database_url == "sqlite:////var/lib/gridctl/network/network.db"

@@ -142,6 +142,20 @@ class NetworkSettings(BaseSettings):
     node_timeout_seconds: float = Field(default=5.0, gt=0, description="one call to a Node (its statistics)")
     invitation_ttl_seconds: int = Field(default=7 * 24 * 3600, gt=0, description="an unused invitation expires")
 
+    # The public join route (docs/network.md, "Abuse bounds"): besides the Network-wide cap on pending requests,
+    # each client address (an IPv6 client's /64) is bounded; a join with a valid invitation is never counted.
+    join_max_pending_per_address: int = Field(
+        default=5, ge=1, description="join requests from one client address waiting for a decision, at most")
+    join_max_per_hour: int = Field(
+        default=10, ge=1, description="join requests one client address may make in any hour (without invitation)")
+    join_request_ttl_seconds: int = Field(
+        default=14 * 24 * 3600, gt=0, description="a join request still pending after this long expires")
+
+    trusted_proxies: list[str] = Field(
+        default_factory=list, description="peer addresses whose X-Forwarded-For is believed (none by default)")
+    cors_origins: list[str] = Field(
+        default_factory=list, description="origins a browser may call the API from (an Admin hosted elsewhere)")
+
     @cached_property
     def resolved_database_url(self) -> str:
         if self.database_url:

@@ -15,6 +15,7 @@ from grid_runtime.core.database import create_database_engine, transaction
 from grid_runtime.core.handlers import install_error_handlers
 from grid_runtime.core.limits import BodyLimits, flat_routes
 from grid_runtime.core.settings import NetworkSettings
+from grid_runtime.core.web import allow_origins
 from grid_runtime.network import accounts
 from grid_runtime.network.database import upgrade_network
 from grid_runtime.network.deps import Database, Requires, RequiresNode
@@ -64,4 +65,5 @@ def create_app(settings: NetworkSettings | None = None) -> FastAPI:
     app.mount("/admin", AdminApp(), name="admin")  # the same Admin as a Node's (admin/serving.py): Network pages
     install_error_handlers(app, service="Network", log=log)
     app.add_middleware(BodyLimits, settings=settings, routes=lambda: flat_routes(app))
+    allow_origins(app, settings.cors_origins)  # the same CORS as a Node's (core/web.py)
     return app

@@ -16,6 +16,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session, sessionmaker
 
+from grid_runtime.core import web
 from grid_runtime.core.capabilities import NetworkCapability
 from grid_runtime.core.database import make_sessionmaker, read_engine, utcnow
 from grid_runtime.core.errors import Forbidden, Unauthorized
@@ -53,7 +54,9 @@ def settings(request: Request) -> NetworkSettings:
 
 
 def client_address(request: Request) -> str:
-    return (request.client.host if request.client else "unknown")[:64]
+    """The caller's address, behind the Network's ``trusted_proxies`` (``core.web.client_address``)."""
+    network: NetworkSettings = request.app.state.settings
+    return web.client_address(request, network.trusted_proxies)
 
 
 @dataclass(frozen=True)

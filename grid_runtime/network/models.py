@@ -90,7 +90,7 @@ class AuditEvent(NetworkBase):
     client_address: Mapped[str | None] = mapped_column(String(64))
 
 
-PENDING, APPROVED, DENIED, ENDED = "pending", "approved", "denied", "ended"
+PENDING, APPROVED, DENIED, ENDED, EXPIRED = "pending", "approved", "denied", "ended", "expired"
 
 
 class Association(NetworkBase):
@@ -101,10 +101,14 @@ class Association(NetworkBase):
     once); ``node_credential`` is the secret the Node made at join for this Network to present when it reads
     the Node's statistics (the Node keeps only its hash). Pushes are accepted only while ``state`` is approved.
     ``node_ca_pem``, when the Node gave it, pins the roots the Node's certificate must chain to when this Network
-    reads its statistics (docs/network.md, "Private certificates").
+    reads its statistics (docs/network.md, "Private certificates"). ``requester_address`` is the key of the client
+    address the join request came from (``core.web.address_key``; null for a join with an invitation, and for rows
+    older than migration n0003): per-address limits count it. A request still pending after
+    ``join_request_ttl_seconds`` becomes ``expired``.
     """
 
     __tablename__ = "associations"
+    __table_args__ = (Index("ix_associations_requester_requested", "requester_address", "requested_at"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     node_name: Mapped[str] = mapped_column(String(64), index=True)
@@ -120,6 +124,7 @@ class Association(NetworkBase):
     last_push_at: Mapped[datetime | None]
     sync_started_at: Mapped[datetime | None]
     node_ca_pem: Mapped[str | None] = mapped_column(Text)
+    requester_address: Mapped[str | None] = mapped_column(String(64))
 
 
 class Invitation(NetworkBase):

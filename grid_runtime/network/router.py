@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from functools import partial
 from typing import Annotated
 
@@ -21,7 +22,7 @@ from grid_runtime.core.tls import fingerprint
 from grid_runtime.network import accounts, associations, catalogue, peers
 from grid_runtime.network import schemas as s
 from grid_runtime.network.deps import DB, Actor, Database, Requires, RequiresNode, client_address, settings
-from grid_runtime.network.models import APPROVED, Association, AuditEvent, User
+from grid_runtime.network.models import APPROVED, PENDING, Association, AuditEvent, User
 
 DOCUMENTATION_ROUTES = {("GET", "/openapi.json"), ("GET", "/docs"), ("GET", "/docs/oauth2-redirect")}
 PUBLIC_ROUTES = {("GET", "/health"), ("GET", "/service"), ("POST", "/setup"), ("POST", "/auth/login"),
@@ -46,11 +47,24 @@ def _user_out(user: User) -> s.UserOut:
                      disabled=user.disabled, created_at=user.created_at)
 
 
-def _association_out(association: Association) -> s.AssociationOut:
+def _association_out(association: Association, network: NetworkSettings) -> s.AssociationOut:
     out = s.AssociationOut.model_validate(association)
     out.invited = association.invitation_id is not None
     out.node_ca_sha256 = fingerprint(association.node_ca_pem)
+    if association.state == PENDING:
+        out.expires_at = association.requested_at + timedelta(seconds=network.join_request_ttl_seconds)
     return out
+
+
+def _expire_overdue(request: Request, network: NetworkSettings) -> None:
+    """Expire the join requests past their time before a read shows them: a write transaction only when a cheap
+    read finds one."""
+    database = _database(request)
+    with transaction(database.read_sessions) as session:
+        if not associations.any_overdue(session, settings=network):
+            return
+    with transaction(database.sessions) as session:
+        associations.expire_overdue(session, settings=network)
 
 
 # --- public ------------------------------------------------------------------------------------------------
@@ -117,7 +131,9 @@ async def login(body: s.LoginIn, request: Request, network: NetworkSettings = De
 def request_join(body: s.JoinIn, request: Request, session: DB,
                  network: NetworkSettings = Depends(settings)) -> s.JoinOut:
     """A Node asks to join (its administrator ran ``gridctl network join``). Public; pending until an
-    administrator approves, or approved at once with a valid invitation. The push credential is shown once."""
+    administrator approves (or it expires after ``join_request_ttl_seconds``), or approved at once with a valid
+    invitation. The push credential is shown once. Without an invitation a join is bounded per client address
+    (``join_max_pending_per_address`` waiting, ``join_max_per_hour``) and Network-wide: 429 with ``Retry-After``."""
     association, secret = associations.request_join(
         session, node_name=body.node_name, node_url=body.node_url, node_credential=body.node_credential,
         invitation=body.invitation, settings=network, client_address=client_address(request),
@@ -213,32 +229,48 @@ def audit_log(session: DB, limit: int = Query(100, ge=1, le=500), offset: int = 
 # --- associations, for the Network's administrators --------------------------------------------------------
 
 @router.get("/associations", tags=["associations"])
-def list_associations(session: DB, state: str | None = Query(None, pattern="^(pending|approved|denied|ended)$"),
-                      actor: Actor = Depends(ManageNodes)) -> list[s.AssociationOut]:
-    """Association requests and associations, oldest first, optionally in one state."""
-    return [_association_out(a) for a in associations.list_associations(session, state=state)]
+def list_associations(request: Request,
+                      state: str | None = Query(None, pattern="^(pending|approved|denied|ended|expired)$"),
+                      actor: Actor = Depends(ManageNodes),
+                      network: NetworkSettings = Depends(settings)) -> list[s.AssociationOut]:
+    """Association requests and associations, oldest first, optionally in one state. A request pending longer
+    than ``join_request_ttl_seconds`` is shown ``expired`` (it is expired first)."""
+    _expire_overdue(request, network)
+    with transaction(_database(request).read_sessions) as session:
+        return [_association_out(a, network) for a in associations.list_associations(session, state=state)]
+
+
+def _decide(request: Request, network: NetworkSettings, *, actor: Actor, association_id: int, approve: bool,
+            note: str) -> s.AssociationOut:
+    """Expire what is overdue in a transaction of its own (it stays expired when the decision is then refused),
+    then decide in another."""
+    _expire_overdue(request, network)
+    with transaction(_database(request).sessions) as session:
+        return _association_out(associations.decide(session, actor=actor, association_id=association_id,
+                                                    approve=approve, note=note, settings=network), network)
 
 
 @router.post("/associations/{association_id}/approve", tags=["associations"])
-def approve(association_id: Id, body: s.DecisionIn, session: DB,
-            actor: Actor = Depends(ManageNodes)) -> s.AssociationOut:
-    """Approve a pending join request: the Node may push its catalogue from now on."""
-    return _association_out(associations.decide(session, actor=actor, association_id=association_id, approve=True,
-                                                 note=body.note))
+def approve(association_id: Id, body: s.DecisionIn, request: Request, actor: Actor = Depends(ManageNodes),
+            network: NetworkSettings = Depends(settings)) -> s.AssociationOut:
+    """Approve a pending join request: the Node may push its catalogue from now on. One pending longer than
+    ``join_request_ttl_seconds`` has expired: 409."""
+    return _decide(request, network, actor=actor, association_id=association_id, approve=True, note=body.note)
 
 
 @router.post("/associations/{association_id}/deny", tags=["associations"])
-def deny(association_id: Id, body: s.DecisionIn, session: DB,
-         actor: Actor = Depends(ManageNodes)) -> s.AssociationOut:
-    """Deny a pending join request."""
-    return _association_out(associations.decide(session, actor=actor, association_id=association_id, approve=False,
-                                                note=body.note))
+def deny(association_id: Id, body: s.DecisionIn, request: Request, actor: Actor = Depends(ManageNodes),
+         network: NetworkSettings = Depends(settings)) -> s.AssociationOut:
+    """Deny a pending join request (409 once it has expired)."""
+    return _decide(request, network, actor=actor, association_id=association_id, approve=False, note=body.note)
 
 
 @router.delete("/associations/{association_id}", tags=["associations"])
-def end_association(association_id: Id, session: DB, actor: Actor = Depends(ManageNodes)) -> s.AssociationOut:
+def end_association(association_id: Id, session: DB, actor: Actor = Depends(ManageNodes),
+                    network: NetworkSettings = Depends(settings)) -> s.AssociationOut:
     """End an association: the Node's catalogue entries are removed and its credentials stop working."""
-    return _association_out(associations.end_by_administrator(session, actor=actor, association_id=association_id))
+    return _association_out(associations.end_by_administrator(session, actor=actor, association_id=association_id),
+                            network)
 
 
 @router.post("/invitations", status_code=status.HTTP_201_CREATED, tags=["associations"])
@@ -294,10 +326,15 @@ async def node_statistics(association_id: Id, request: Request,
 # --- what an associated Node calls, with its push credential -----------------------------------------------
 
 @router.get("/peer/association", tags=["peer"])
-def peer_association(association: Association = Depends(Pushing),
+def peer_association(request: Request, association: Association = Depends(Pushing),
                      network: NetworkSettings = Depends(settings)) -> s.PeerAssociationOut:
-    """The calling Node's own association: its state (pending, approved, denied)."""
-    return s.PeerAssociationOut(association_id=association.id, state=association.state, network_name=network.name)
+    """The calling Node's own association: its state (pending, approved, denied, expired)."""
+    state = association.state
+    if state == PENDING:
+        _expire_overdue(request, network)
+        with transaction(_database(request).read_sessions) as session:
+            state = session.scalar(select(Association.state).where(Association.id == association.id)) or state
+    return s.PeerAssociationOut(association_id=association.id, state=state, network_name=network.name)
 
 
 @router.delete("/peer/association", tags=["peer"])

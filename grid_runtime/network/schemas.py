@@ -139,6 +139,10 @@ class AssociationOut(Out):
     invited: bool = False
     node_ca_sha256: str | None = Field(None, description="SHA-256 of the Node root(s) pinned for this association "
                                                           "(DER, hex, comma-separated); null: the public CAs")
+    requester_address: str | None = Field(None, description="the client address the join request came from (an "
+                                                             "IPv6 one's /64); null for a join with an invitation")
+    expires_at: datetime | None = Field(None, description="when a pending request expires without a decision "
+                                                          "(join_request_ttl_seconds); null once decided")
 
 
 class DecisionIn(Schema):

@@ -14,6 +14,7 @@ from grid_runtime.core.database import create_database_engine, transaction, upgr
 from grid_runtime.core.handlers import install_error_handlers
 from grid_runtime.core.limits import BodyLimits, flat_routes
 from grid_runtime.core.settings import NodeSettings
+from grid_runtime.core.web import allow_origins
 from grid_runtime.node import bootstrap
 from grid_runtime.node.api import api_router, document_errors
 from grid_runtime.node.deps import Database, RetryReadAsWrite
@@ -60,11 +61,7 @@ def create_app(settings: NodeSettings | None = None) -> FastAPI:
     _install_error_handlers(app)
     app.add_middleware(RetryReadAsWrite)
     app.add_middleware(BodyLimits, settings=settings, routes=lambda: flat_routes(app))
-    if settings.cors_origins:
-        from fastapi.middleware.cors import CORSMiddleware
-
-        app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["*"],
-                           allow_headers=["Authorization", "Content-Type"])
+    allow_origins(app, settings.cors_origins)
     return app
 
 

@@ -51,6 +51,7 @@ from sqlalchemy.orm import ORMExecuteState, Session, sessionmaker
 from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from grid_runtime.core import web
 from grid_runtime.core.capabilities import Capability
 from grid_runtime.core.database import (
     POSTGRES_REQUEST_SLOTS,
@@ -326,17 +327,9 @@ def settings(request: Request) -> NodeSettings:
 
 
 def client_address(request: Request) -> str:
-    """The caller's address: the peer's, or the ``X-Forwarded-For`` one when the peer is a trusted proxy
-    (``trusted_proxies``; none by default, so nobody can write what they like into the audit log)."""
-    peer = request.client.host if request.client else "unknown"
+    """The caller's address, behind the Node's ``trusted_proxies`` (``core.web.client_address``)."""
     node: NodeSettings = request.app.state.settings
-    if node.trusted_proxies and peer in node.trusted_proxies:
-        forwarded = request.headers.get("x-forwarded-for", "")
-        # The right-most address not itself a trusted proxy is the one the proxy saw.
-        for hop in reversed([h.strip() for h in forwarded.split(",") if h.strip()]):
-            if hop not in node.trusted_proxies:
-                return hop[:64]
-    return peer
+    return web.client_address(request, node.trusted_proxies)
 
 
 @dataclass(frozen=True)

@@ -218,7 +218,8 @@ def invite(note: Annotated[str, typer.Option(help="What the invitation is for.")
 
 @associations_app.command("list")
 def list_associations(
-    state: Annotated[str | None, typer.Option(help="pending, approved, denied or ended.", show_default=False)] = None,
+    state: Annotated[str | None, typer.Option(help="pending, approved, denied, expired or ended.",
+                                              show_default=False)] = None,
     network_name: NetworkOption = None, output: OutputOption = None,
 ) -> None:
     """Join requests and associations, oldest first."""

@@ -13,10 +13,10 @@ class NetworkAssociation(Base):
 
     ``push_credential`` is the secret the Node presents to push its catalogue (the Network keeps its hash);
     ``accept_hash`` is the SHA-256 of the secret the Network presents to read this Node's statistics (made here at
-    join; the Node never keeps it in clear). ``state`` is what the Network last said: pending, approved, denied;
-    ended when either side ended it. ``network_ca_pem`` pins the roots the Network's certificate must chain to (every
-    call to it verifies against them only; null: the public CAs); ``node_ca_pem`` is the root of this Node's own
-    certificate that was sent to the Network at join (docs/network.md, "Private certificates")."""
+    join; the Node never keeps it in clear). ``state`` is what the Network last said: pending, approved, denied,
+    expired; ended when either side ended it. ``network_ca_pem`` pins the roots the Network's certificate must chain
+    to (every call to it verifies against them only; null: the public CAs); ``node_ca_pem`` is the root of this
+    Node's own certificate that was sent to the Network at join (docs/network.md, "Private certificates")."""
 
     __tablename__ = "network_associations"
 

@@ -34,7 +34,7 @@ from grid_runtime.node.requests.models import Request
 from grid_runtime.node.tensors.models import Tensor, TensorTag
 from grid_runtime.node.users.models import User
 
-PENDING, APPROVED, DENIED, ENDED = "pending", "approved", "denied", "ended"
+PENDING, APPROVED, DENIED, ENDED, EXPIRED = "pending", "approved", "denied", "ended", "expired"
 LIVE_STATES = (PENDING, APPROVED)
 NODE_CREDENTIAL_PREFIX = "gnodepeer"
 API = "/api/v1"

@@ -4,8 +4,9 @@ A change to a tensor, its tags or a dataset (any committed write to those tables
 which pushes what changed (upserts and deletes, computed against what it last pushed to each Network); every
 ``network_sync_seconds``, and after a start or an error, it pushes the whole catalogue as a reconciliation
 (``begin_sync`` .. ``end_sync``: the Network drops what the run did not send). Before pushing it asks the Network
-for the association's state: a pending association is left alone until approved; one the Network ended (401) is
-marked ended here. Requests never wait for any of this.
+for the association's state: a pending association is left alone until approved; one the Network denied or let
+expire is marked so (and left alone: its administrator may join again); one the Network ended (401) is marked ended
+here. Requests never wait for any of this.
 """
 
 from __future__ import annotations
@@ -134,7 +135,7 @@ class CatalogueSync:
                     return 0, 0
                 raise
             state = str(answer.get("state", "")) if isinstance(answer, dict) else ""
-            if state in (service.PENDING, service.APPROVED, service.DENIED):
+            if state in (service.PENDING, service.APPROVED, service.DENIED, service.EXPIRED):
                 association.state = state
             if association.state != service.APPROVED:
                 return 0, 0

@@ -35,6 +35,7 @@ const STATES: Record<string, string> = {
   pending: "pending: waiting for the Network's administrators",
   approved: "approved: this Node's catalogue is searchable there",
   denied: "denied by the Network",
+  expired: "expired: the Network decided nothing in time; join again",
   ended: "ended",
 };
 
@@ -97,7 +98,7 @@ export function Networks() {
                 label: "Actions",
                 hideLabel: true,
                 cell: (a) =>
-                  a.state === "ended" || a.state === "denied" ? null : (
+                  a.state === "ended" || a.state === "denied" || a.state === "expired" ? null : (
                     <span class="confirm">
                       <button
                         type="button"
