@@ -118,6 +118,9 @@ class TestNodeEnv:
 
         assert node.ray_address == f"{NODE_PRIVATE_IP}:{RAY_PORTS.gcs_port}"  # ray-head.service's, not its own
         assert str(node.ray_token_file) == "/var/lib/gridctl/secrets/ray-token"
+        # Caddy on the machine forwards each client's address: login limits and the audit log see the client, not
+        # 127.0.0.1 for everyone (one address's failed logins would lock every user out).
+        assert node.trusted_proxies == ["127.0.0.1"]
         if cloud == "azure":  # adlfs needs the account; the VM's managed identity signs in
             assert node.object_store_options == {"account_name": node.object_store_options["account_name"],
                                                  "anon": False}
