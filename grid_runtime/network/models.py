@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import ForeignKey, Index, Integer, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from grid_runtime.core.accounts.models import RoleColumns, UserColumns
+from grid_runtime.core.accounts.models import RoleColumns, SetupTokenColumns, UserColumns
 from grid_runtime.core.database import utcnow
 from grid_runtime.network.database import NetworkBase
 
@@ -41,14 +41,8 @@ class Token(NetworkBase):
     revoked_at: Mapped[datetime | None]
 
 
-class SetupToken(NetworkBase):
-    """The one-time token that creates the Owner."""
-
+class SetupToken(SetupTokenColumns, NetworkBase):
     __tablename__ = "setup_tokens"
-
-    id: Mapped[int] = mapped_column(primary_key=True)
-    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
-    used_at: Mapped[datetime | None]
 
 
 class LoginFailures(NetworkBase):

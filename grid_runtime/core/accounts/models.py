@@ -23,8 +23,8 @@ class RoleColumns:
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
-FIRST = -1
-"""``sort_order`` of a user's shared columns: they come before the service's own, where the tables have them."""
+FIRST, LAST = -1, 1
+"""``sort_order`` of shared columns that come before (after) the service's own, where its table has them."""
 
 
 class UserColumns:
@@ -38,3 +38,11 @@ class UserColumns:
     @declared_attr
     def role_id(cls) -> Mapped[int]:
         return mapped_column(ForeignKey("roles.id", ondelete="RESTRICT"), index=True, sort_order=FIRST)
+
+
+class SetupTokenColumns:
+    """The one-time token that creates the Owner (only its SHA-256 is stored); consumed by the first setup."""
+
+    id: Mapped[int] = mapped_column(primary_key=True, sort_order=FIRST)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True, sort_order=FIRST)
+    used_at: Mapped[datetime | None] = mapped_column(sort_order=LAST)

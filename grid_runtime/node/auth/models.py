@@ -5,6 +5,7 @@ from datetime import datetime
 from sqlalchemy import ForeignKey, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
+from grid_runtime.core.accounts.models import SetupTokenColumns
 from grid_runtime.core.database import Base, utcnow
 
 SESSION = "session"
@@ -45,12 +46,7 @@ class LoginThrottle(Base):
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
-class SetupToken(Base):
-    """The one-time token that creates the Owner. Consumed by the first successful setup."""
-
+class SetupToken(SetupTokenColumns, Base):
     __tablename__ = "setup_tokens"
 
-    id: Mapped[int] = mapped_column(primary_key=True)
-    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
-    used_at: Mapped[datetime | None]

@@ -15,11 +15,12 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
-from grid_runtime.core.capabilities import OWNER_ROLE
+from grid_runtime.core.accounts import service as accounts
+from grid_runtime.core.accounts.service import LOGIN_FAILED, remove_setup_token_file  # noqa: F401  (re-exported)
 from grid_runtime.core.database import utcnow
 from grid_runtime.core.errors import AlreadyExists, Forbidden, NotFound, RateLimited
 from grid_runtime.core.schemas import as_id
-from grid_runtime.core.security import hash_token, new_token, write_private_file
+from grid_runtime.core.security import new_token
 from grid_runtime.core.settings import NodeSettings
 from grid_runtime.node.audit import service as audit
 from grid_runtime.node.auth.models import API, SESSION, LoginThrottle, SetupToken, Token
@@ -27,70 +28,34 @@ from grid_runtime.node.deps import Actor
 from grid_runtime.node.roles.models import Role
 from grid_runtime.node.users.models import User
 
-SETUP_TOKEN_FILE = "setup-token"  # noqa: S105  (a file name, not a secret)
-
-
-def owner_exists(session: Session) -> bool:
-    return session.scalar(select(User.id).join(Role).where(Role.name == OWNER_ROLE).limit(1)) is not None
-
 
 def issue_setup_token(session: Session, state_dir: Path) -> None:
-    """Before the Owner exists, make sure a one-time setup token is in force and in the state dir.
-
-    A token already in the file is adopted (a cloud deploy provisions it from the secret store before the
-    first start, so the operator who generated it can complete setup); otherwise a new one is written,
-    owner-only. Once the Owner exists the file is removed.
-    """
-    path = state_dir / SETUP_TOKEN_FILE
-    if owner_exists(session):
-        path.unlink(missing_ok=True)
-        return
-    provisioned = path.read_text().strip() if path.exists() else ""
-    if provisioned and session.scalar(select(SetupToken.id).where(SetupToken.token_hash == hash_token(provisioned))):
-        return
-    session.execute(delete(SetupToken))
-    if provisioned:
-        session.add(SetupToken(token_hash=hash_token(provisioned)))
-        path.chmod(0o600)
-        return
-    token, digest = new_token("gsetup")
-    session.add(SetupToken(token_hash=digest))
-    write_private_file(path, token + "\n")
+    """Before the Owner exists, a one-time setup token in force and in the state dir (``core.accounts``)."""
+    has_owner = accounts.owner_exists(session, users=User, roles=Role)
+    accounts.issue_setup_token(session, state_dir, setup_tokens=SetupToken, has_owner=has_owner, prefix="gsetup")
 
 
 def complete_setup(
     session: Session, *, setup_token: str, email: str, password_hash: str, full_name: str, state_dir: Path,
     client_address: str,
 ) -> User:
-    """Create the Owner with the one-time token; the token is consumed and its file removed.
+    """Create the Owner with the one-time token; the token is consumed (the caller removes its file after commit).
 
     ``password_hash`` is hashed by the caller before the transaction (argon2 never runs inside one)."""
-    row = session.scalar(
-        select(SetupToken).where(SetupToken.token_hash == hash_token(setup_token)).with_for_update()
-    )
-    if row is None or row.used_at is not None or owner_exists(session):
-        raise Forbidden("setup token is invalid or already used; this Node already has an Owner")
-    role = session.scalar(select(Role).where(Role.name == OWNER_ROLE))
-    assert role is not None, "preset roles are seeded at start"
+    role = accounts.claim_setup_token(session, setup_token=setup_token, setup_tokens=SetupToken, users=User,
+                                      roles=Role, service="Node")
     if session.scalar(select(User.id).where(User.email == email)):
         raise AlreadyExists(f"a user with email {email} already exists")
     owner = User(email=email, full_name=full_name, password_hash=password_hash, role=role)
     session.add(owner)
-    row.used_at = utcnow()
     session.flush()
     audit.record(session, actor=None, action="node.setup", target_type="user", target_id=owner.id,
                  details={"email": email}, client_address=client_address)
     return owner
 
 
-def remove_setup_token_file(state_dir: Path) -> None:
-    """After the setup transaction committed (file I/O never runs inside a transaction)."""
-    (state_dir / SETUP_TOKEN_FILE).unlink(missing_ok=True)
-
-
 # --- login ----------------------------------------------------------------------------------------------
 
-LOGIN_FAILED = "invalid email or password"
 ANY_ACCOUNT = ""
 """The throttle row of an address for every account (``email`` empty): it allows 4× an account's attempts."""
 

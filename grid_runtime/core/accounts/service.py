@@ -1,0 +1,93 @@
+"""What the Node and the Network do the same way for their people, on the table classes each passes in
+(``core.accounts.models``): preset roles, the one-time setup token, and claiming it to create the Owner.
+Audit events stay with the caller (each service has its own audit log), and so do login and tokens, which
+differ (the Node throttles with back-off and has session and API token kinds)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import TypeVar
+
+from sqlalchemy import delete, select
+from sqlalchemy.orm import Session
+
+from grid_runtime.core.accounts.models import RoleColumns, SetupTokenColumns, UserColumns
+from grid_runtime.core.capabilities import OWNER_ROLE
+from grid_runtime.core.database import utcnow
+from grid_runtime.core.errors import Forbidden
+from grid_runtime.core.security import hash_token, new_token, write_private_file
+
+SETUP_TOKEN_FILE = "setup-token"  # noqa: S105  (a file name, not a secret)
+LOGIN_FAILED = "invalid email or password"
+
+RoleT = TypeVar("RoleT", bound=RoleColumns)
+
+
+def seed_preset_roles(session: Session, *, roles: type[RoleColumns], presets: Mapping[str, Iterable[str]],
+                      descriptions: Mapping[str, str]) -> None:
+    """Create the preset roles, or bring them back to what this version says they hold."""
+    existing = {r.name: r for r in session.scalars(select(roles).where(roles.name.in_(presets)))}
+    for name, caps in presets.items():
+        role = existing.get(name) or roles()
+        role.name = name
+        role.capabilities = sorted(caps)
+        role.description = descriptions[name]
+        role.preset = True
+        session.add(role)
+
+
+def owner_exists(session: Session, *, users: type[UserColumns], roles: type[RoleColumns]) -> bool:
+    return session.scalar(select(users.id).join(roles).where(roles.name == OWNER_ROLE).limit(1)) is not None
+
+
+def issue_setup_token(session: Session, state_dir: Path, *, setup_tokens: type[SetupTokenColumns],
+                      has_owner: bool, prefix: str) -> None:
+    """Before the Owner exists, make sure a one-time setup token is in force and in ``state_dir/setup-token``.
+
+    A token already in the file is adopted (a cloud deploy provisions it from the secret store before the
+    first start, so the operator who generated it can complete setup) and the file made owner-only; otherwise
+    a new one (``prefix`` and a random secret) is written, owner-only. Once the Owner exists the file is removed.
+    """
+    path = state_dir / SETUP_TOKEN_FILE
+    if has_owner:
+        path.unlink(missing_ok=True)
+        return
+    provisioned = path.read_text().strip() if path.exists() else ""
+    adopted = select(setup_tokens.id).where(setup_tokens.token_hash == hash_token(provisioned))
+    if provisioned and session.scalar(adopted):
+        return
+    session.execute(delete(setup_tokens))
+    if provisioned:
+        session.add(_setup_token(setup_tokens, hash_token(provisioned)))
+        path.chmod(0o600)
+        return
+    token, digest = new_token(prefix)
+    session.add(_setup_token(setup_tokens, digest))
+    write_private_file(path, token + "\n")
+
+
+def _setup_token(setup_tokens: type[SetupTokenColumns], digest: str) -> SetupTokenColumns:
+    row = setup_tokens()
+    row.token_hash = digest
+    return row
+
+
+def claim_setup_token(session: Session, *, setup_token: str, setup_tokens: type[SetupTokenColumns],
+                      users: type[UserColumns], roles: type[RoleT], service: str) -> RoleT:
+    """Consume the one-time setup token (its row locked for the transaction) and return the Owner's role, for
+    the Owner the caller creates in this transaction; ``Forbidden`` if the token is unknown or used, or if
+    ``service`` (the Node, the Network) already has an Owner."""
+    row = session.scalar(select(setup_tokens).where(setup_tokens.token_hash == hash_token(setup_token))
+                         .with_for_update())
+    if row is None or row.used_at is not None or owner_exists(session, users=users, roles=roles):
+        raise Forbidden(f"setup token is invalid or already used; this {service} already has an Owner")
+    role = session.scalar(select(roles).where(roles.name == OWNER_ROLE))
+    assert role is not None, "preset roles are seeded at start"
+    row.used_at = utcnow()
+    return role
+
+
+def remove_setup_token_file(state_dir: Path) -> None:
+    """After the setup transaction committed (file I/O never runs inside a transaction)."""
+    (state_dir / SETUP_TOKEN_FILE).unlink(missing_ok=True)
