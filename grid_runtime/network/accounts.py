@@ -23,7 +23,6 @@ from grid_runtime.core.capabilities import (
 from grid_runtime.core.database import utcnow
 from grid_runtime.core.errors import AlreadyExists, Forbidden, NotFound, RateLimited
 from grid_runtime.core.schemas import as_id
-from grid_runtime.core.security import new_token
 from grid_runtime.core.settings import NetworkSettings
 from grid_runtime.network import audit
 from grid_runtime.network.deps import Actor
@@ -91,49 +90,38 @@ def finish_login(session: Session, *, email: str, seen_hash: str | None, passwor
         return None
     session.execute(delete(LoginFailures).where(LoginFailures.email == email,
                                                 LoginFailures.client_address == client_address))
-    secret, digest = new_token("gnsess")
-    token = Token(user_id=user.id, token_hash=digest,
-                  expires_at=utcnow() + timedelta(seconds=settings.session_ttl_seconds))
-    session.add(token)
-    session.flush()
+    token, secret = accounts.open_session(session, Token, prefix="gnsess", user_id=user.id,
+                                          ttl_seconds=settings.session_ttl_seconds)
     audit.record(session, actor_id=user.id, action="auth.login", target_type="user", target_id=user.id,
                  client_address=client_address)
     return token, secret
 
 
 def logout(session: Session, *, actor: Actor) -> None:
-    token = session.get(Token, actor.token_id)
-    if token is not None:
-        token.revoked_at = utcnow()
+    accounts.end_session(session, Token, actor.token_id)
+
+
+API_TOKENS = Token.name.is_not(None)
+"""A named token is an API token; a session has no name."""
 
 
 def create_api_token(session: Session, *, actor: Actor, name: str, expires_in_days: int | None) -> tuple[Token, str]:
-    live = select(Token.id).where(Token.user_id == actor.id, Token.name == name, Token.revoked_at.is_(None))
-    if session.scalar(live):
-        raise AlreadyExists(f"you already have an active token named {name!r}")
-    secret, digest = new_token("gnapi")
-    token = Token(user_id=actor.id, name=name, token_hash=digest,
-                  expires_at=utcnow() + timedelta(days=expires_in_days) if expires_in_days else None)
-    session.add(token)
-    session.flush()
+    token, secret = accounts.create_api_token(session, Token, api=API_TOKENS, prefix="gnapi", user_id=actor.id,
+                                              name=name, expires_in_days=expires_in_days)
     audit.record(session, actor_id=actor.id, action="token.created", target_type="token", target_id=token.id,
                  details={"name": name}, client_address=actor.client_address)
     return token, secret
 
 
 def list_api_tokens(session: Session, *, actor: Actor) -> list[Token]:
-    return list(session.scalars(select(Token).where(Token.user_id == actor.id, Token.name.is_not(None))
-                                .order_by(Token.id)))
+    return accounts.list_api_tokens(session, Token, api=API_TOKENS, user_id=actor.id)
 
 
 def revoke_api_token(session: Session, *, actor: Actor, ref: str) -> Token:
+    """Revoke one of the caller's own API tokens, named by id (digits) or else by name."""
     token_id = as_id(ref)
     match = (Token.id == token_id) if token_id is not None else (Token.name == ref)
-    token = session.scalar(select(Token).where(Token.user_id == actor.id, Token.name.is_not(None),
-                                               Token.revoked_at.is_(None), match))
-    if token is None:
-        raise NotFound(f"no active API token {ref!r}")
-    token.revoked_at = utcnow()
+    token = accounts.revoke_api_token(session, Token, api=API_TOKENS, user_id=actor.id, ref=ref, match=match)
     audit.record(session, actor_id=actor.id, action="token.revoked", target_type="token", target_id=token.id,
                  details={"name": token.name}, client_address=actor.client_address)
     return token

@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import ForeignKey, Index, Integer, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from grid_runtime.core.accounts.models import RoleColumns, SetupTokenColumns, UserColumns
+from grid_runtime.core.accounts.models import RoleColumns, SetupTokenColumns, TokenColumns, UserColumns
 from grid_runtime.core.database import utcnow
 from grid_runtime.network.database import NetworkBase
 
@@ -26,19 +26,10 @@ class User(UserColumns, NetworkBase):
     role: Mapped[Role] = relationship(lazy="joined")
 
 
-class Token(NetworkBase):
-    """A session from login (``name`` empty; expires), or a named API token for scripts and CI (expires only if
-    asked). Only the SHA-256 of the secret is stored."""
+class Token(TokenColumns, NetworkBase):
+    """A session from login (``name`` empty), or a named API token for scripts and CI."""
 
     __tablename__ = "tokens"
-
-    id: Mapped[int] = mapped_column(primary_key=True)
-    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
-    name: Mapped[str | None] = mapped_column(String(64))
-    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
-    created_at: Mapped[datetime] = mapped_column(default=utcnow)
-    expires_at: Mapped[datetime | None]
-    revoked_at: Mapped[datetime | None]
 
 
 class SetupToken(SetupTokenColumns, NetworkBase):

@@ -1,21 +1,23 @@
 """What the Node and the Network do the same way for their people, on the table classes each passes in
 (``core.accounts.models``): preset roles, the one-time setup token, and claiming it to create the Owner.
-Audit events stay with the caller (each service has its own audit log), and so do login and tokens, which
-differ (the Node throttles with back-off and has session and API token kinds)."""
+Sessions and named API tokens: opening, creating, listing and revoking them (each service says which of its
+tokens are API tokens, and which columns of its own a new one has). Audit events stay with the caller (each
+service has its own audit log), and so does the throttling of logins (the Node's backs off exponentially)."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TypeVar
 
-from sqlalchemy import delete, select
+from sqlalchemy import ColumnElement, delete, select
 from sqlalchemy.orm import Session
 
-from grid_runtime.core.accounts.models import RoleColumns, SetupTokenColumns, UserColumns
+from grid_runtime.core.accounts.models import RoleColumns, SetupTokenColumns, TokenColumns, UserColumns
 from grid_runtime.core.capabilities import OWNER_ROLE
 from grid_runtime.core.database import utcnow
-from grid_runtime.core.errors import Forbidden
+from grid_runtime.core.errors import AlreadyExists, Forbidden, NotFound
 from grid_runtime.core.security import hash_token, new_token, write_private_file
 
 SETUP_TOKEN_FILE = "setup-token"  # noqa: S105  (a file name, not a secret)
@@ -29,8 +31,7 @@ def seed_preset_roles(session: Session, *, roles: type[RoleColumns], presets: Ma
     """Create the preset roles, or bring them back to what this version says they hold."""
     existing = {r.name: r for r in session.scalars(select(roles).where(roles.name.in_(presets)))}
     for name, caps in presets.items():
-        role = existing.get(name) or roles()
-        role.name = name
+        role = existing.get(name) or roles(name=name)
         role.capabilities = sorted(caps)
         role.description = descriptions[name]
         role.preset = True
@@ -59,18 +60,12 @@ def issue_setup_token(session: Session, state_dir: Path, *, setup_tokens: type[S
         return
     session.execute(delete(setup_tokens))
     if provisioned:
-        session.add(_setup_token(setup_tokens, hash_token(provisioned)))
+        session.add(setup_tokens(token_hash=hash_token(provisioned)))
         path.chmod(0o600)
         return
     token, digest = new_token(prefix)
-    session.add(_setup_token(setup_tokens, digest))
+    session.add(setup_tokens(token_hash=digest))
     write_private_file(path, token + "\n")
-
-
-def _setup_token(setup_tokens: type[SetupTokenColumns], digest: str) -> SetupTokenColumns:
-    row = setup_tokens()
-    row.token_hash = digest
-    return row
 
 
 def claim_setup_token(session: Session, *, setup_token: str, setup_tokens: type[SetupTokenColumns],
@@ -91,3 +86,58 @@ def claim_setup_token(session: Session, *, setup_token: str, setup_tokens: type[
 def remove_setup_token_file(state_dir: Path) -> None:
     """After the setup transaction committed (file I/O never runs inside a transaction)."""
     (state_dir / SETUP_TOKEN_FILE).unlink(missing_ok=True)
+
+
+# --- sessions and API tokens ---------------------------------------------------------------------------------
+
+TokenT = TypeVar("TokenT", bound=TokenColumns)
+
+
+def _issue(session: Session, tokens: type[TokenT], *, prefix: str, user_id: int, name: str | None,
+           expires_at: datetime | None, columns: Mapping[str, object]) -> tuple[TokenT, str]:
+    secret, digest = new_token(prefix)
+    token = tokens(user_id=user_id, name=name, token_hash=digest, expires_at=expires_at, **columns)
+    session.add(token)
+    session.flush()
+    return token, secret
+
+
+def open_session(session: Session, tokens: type[TokenT], *, prefix: str, user_id: int, ttl_seconds: float,
+                 **columns: object) -> tuple[TokenT, str]:
+    """A new session of ``user_id`` after a successful login (flushed) and its secret, shown once."""
+    return _issue(session, tokens, prefix=prefix, user_id=user_id, name=None,
+                  expires_at=utcnow() + timedelta(seconds=ttl_seconds), columns=columns)
+
+
+def end_session(session: Session, tokens: type[TokenColumns], token_id: int) -> None:
+    """Revoke the token a caller logs out with."""
+    token = session.get(tokens, token_id)
+    if token is not None:
+        token.revoked_at = utcnow()
+
+
+def create_api_token(session: Session, tokens: type[TokenT], *, api: ColumnElement[bool], prefix: str,
+                     user_id: int, name: str, expires_in_days: int | None, **columns: object) -> tuple[TokenT, str]:
+    """A new named API token of ``user_id`` (flushed) and its secret, shown once; ``AlreadyExists`` while the user
+    has a live API token (``api``: what makes a row one) of that name."""
+    live = select(tokens.id).where(tokens.user_id == user_id, api, tokens.name == name, tokens.revoked_at.is_(None))
+    if session.scalar(live):
+        raise AlreadyExists(f"you already have an active token named {name!r}")
+    expires_at = utcnow() + timedelta(days=expires_in_days) if expires_in_days else None
+    return _issue(session, tokens, prefix=prefix, user_id=user_id, name=name, expires_at=expires_at, columns=columns)
+
+
+def list_api_tokens(session: Session, tokens: type[TokenT], *, api: ColumnElement[bool], user_id: int) -> list[TokenT]:
+    """A user's API tokens (live or not), oldest first."""
+    return list(session.scalars(select(tokens).where(tokens.user_id == user_id, api).order_by(tokens.id)))
+
+
+def revoke_api_token(session: Session, tokens: type[TokenT], *, api: ColumnElement[bool], user_id: int, ref: str,
+                     match: ColumnElement[bool]) -> TokenT:
+    """Revoke a user's live API token that ``match``es ``ref`` (the caller says how a ref names a token);
+    ``NotFound`` if there is none."""
+    token = session.scalar(select(tokens).where(tokens.user_id == user_id, api, tokens.revoked_at.is_(None), match))
+    if token is None:
+        raise NotFound(f"no active API token {ref!r}")
+    token.revoked_at = utcnow()
+    return token

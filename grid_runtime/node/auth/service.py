@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 
-from sqlalchemy import delete, or_, select, update
+from sqlalchemy import ColumnElement, delete, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -20,7 +20,6 @@ from grid_runtime.core.accounts.service import LOGIN_FAILED, remove_setup_token_
 from grid_runtime.core.database import utcnow
 from grid_runtime.core.errors import AlreadyExists, Forbidden, NotFound, RateLimited
 from grid_runtime.core.schemas import as_id
-from grid_runtime.core.security import new_token
 from grid_runtime.core.settings import NodeSettings
 from grid_runtime.node.audit import service as audit
 from grid_runtime.node.auth.models import API, SESSION, LoginThrottle, SetupToken, Token
@@ -139,10 +138,8 @@ def finish_login(
         audit.record(session, actor=None, action="auth.login_failed", target_type="user",
                      target_id=user.id if user else None, details={"email": email}, client_address=client_address)
         return None
-    secret, digest = new_token("gsess")
-    token = Token(user_id=user.id, kind=SESSION, token_hash=digest,
-                  expires_at=utcnow() + timedelta(seconds=settings.session_ttl_seconds))
-    session.add(token)
+    token, secret = accounts.open_session(session, Token, prefix="gsess", user_id=user.id,
+                                          ttl_seconds=settings.session_ttl_seconds, kind=SESSION)
     session.execute(delete(LoginThrottle).where(LoginThrottle.email == email,
                                                 LoginThrottle.client_address == client_address))
     # The address's row counted this attempt before the password was checked (so parallel guesses stop at the
@@ -158,9 +155,7 @@ def finish_login(
 
 
 def logout(session: Session, *, actor: Actor) -> None:
-    token = session.get(Token, actor.token_id)
-    if token is not None:
-        token.revoked_at = utcnow()
+    accounts.end_session(session, Token, actor.token_id)
     audit.record(session, actor=actor, action="auth.logout", target_type="token", target_id=actor.token_id)
 
 
@@ -193,38 +188,30 @@ def change_password(
 def create_api_token(
     session: Session, *, actor: Actor, name: str, expires_in_days: int | None
 ) -> tuple[Token, str]:
-    active = select(Token.id).where(Token.user_id == actor.id, Token.kind == API, Token.name == name,
-                                    Token.revoked_at.is_(None))
-    if session.scalar(active):
-        raise AlreadyExists(f"you already have an active token named {name!r}")
-    secret, digest = new_token("gapi")
-    expires = utcnow() + timedelta(days=expires_in_days) if expires_in_days else None
-    token = Token(user_id=actor.id, kind=API, name=name, token_hash=digest, expires_at=expires)
-    session.add(token)
-    session.flush()
+    token, secret = accounts.create_api_token(session, Token, api=Token.kind == API, prefix="gapi", user_id=actor.id,
+                                              name=name, expires_in_days=expires_in_days, kind=API)
     audit.record(session, actor=actor, action="token.created", target_type="token", target_id=token.id,
                  details={"name": name})
     return token, secret
 
 
 def list_api_tokens(session: Session, *, actor: Actor) -> list[Token]:
-    query = select(Token).where(Token.user_id == actor.id, Token.kind == API).order_by(Token.id)
-    return list(session.scalars(query))
+    return accounts.list_api_tokens(session, Token, api=Token.kind == API, user_id=actor.id)
 
 
 def revoke_api_token(session: Session, *, actor: Actor, ref: str) -> Token:
-    """Revoke one of the caller's own API tokens, named by id or by name."""
-    token_id = as_id(ref)
-    match = or_(Token.name == ref, Token.id == token_id) if token_id is not None else Token.name == ref
-    token = session.scalar(
-        select(Token).where(Token.user_id == actor.id, Token.kind == API, Token.revoked_at.is_(None), match)
-    )
-    if token is None:
-        raise NotFound(f"no active API token {ref!r}")
-    token.revoked_at = utcnow()
+    """Revoke one of the caller's own API tokens, named by id or by name (a name of digits too)."""
+    token = accounts.revoke_api_token(session, Token, api=Token.kind == API, user_id=actor.id, ref=ref,
+                                      match=_named(ref))
     audit.record(session, actor=actor, action="token.revoked", target_type="token", target_id=token.id,
                  details={"name": token.name})
     return token
+
+
+def _named(ref: str) -> ColumnElement[bool]:
+    """The tokens ``ref`` names: by name, or by id too when it is digits."""
+    token_id = as_id(ref)
+    return or_(Token.name == ref, Token.id == token_id) if token_id is not None else Token.name == ref
 
 
 # --- every token of a user, for manage_users -------------------------------------------------------------
@@ -250,9 +237,7 @@ def list_user_tokens(session: Session, *, actor: Actor, ref: str, active_only: b
 def revoke_user_token(session: Session, *, actor: Actor, ref: str, token_ref: str) -> Token:
     """Revoke one token of a user, by id or (API tokens) by name."""
     user = _managed_user(session, actor=actor, ref=ref, doing="managed")
-    token_id = as_id(token_ref)
-    match = or_(Token.name == token_ref, Token.id == token_id) if token_id is not None else Token.name == token_ref
-    token = session.scalar(select(Token).where(Token.user_id == user.id, Token.revoked_at.is_(None), match)
+    token = session.scalar(select(Token).where(Token.user_id == user.id, Token.revoked_at.is_(None), _named(token_ref))
                            .order_by(Token.id).limit(1))
     if token is None:
         raise NotFound(f"{user.email} has no active token {token_ref!r}")
