@@ -42,11 +42,9 @@ def prepare(session: Session, settings: NetworkSettings) -> None:
 
 def complete_setup(session: Session, *, setup_token: str, email: str, password_hash: str, full_name: str,
                    client_address: str) -> User:
-    role = accounts.claim_setup_token(session, setup_token=setup_token, setup_tokens=SetupToken, users=User,
-                                      roles=Role, service="Network")
-    owner = User(email=email, full_name=full_name, password_hash=password_hash, role=role)
-    session.add(owner)
-    session.flush()
+    """Create the Owner with the one-time token (``core.accounts.create_owner``)."""
+    owner = accounts.create_owner(session, setup_token=setup_token, setup_tokens=SetupToken, users=User, roles=Role,
+                                  service="Network", email=email, full_name=full_name, password_hash=password_hash)
     audit.record(session, actor_id=None, action="network.setup", target_type="user", target_id=owner.id,
                  details={"email": email}, client_address=client_address)
     return owner

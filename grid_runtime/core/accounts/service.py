@@ -1,5 +1,5 @@
 """What the Node and the Network do the same way for their people, on the table classes each passes in
-(``core.accounts.models``): preset roles, the one-time setup token, and claiming it to create the Owner.
+(``core.accounts.models``): preset roles, the one-time setup token, and creating the Owner with it.
 Sessions and named API tokens: opening, creating, listing and revoking them (each service says which of its
 tokens are API tokens, and which columns of its own a new one has). Audit events stay with the caller (each
 service has its own audit log), and so does the throttling of logins (the Node's backs off exponentially)."""
@@ -23,7 +23,7 @@ from grid_runtime.core.security import hash_token, new_token, write_private_file
 SETUP_TOKEN_FILE = "setup-token"  # noqa: S105  (a file name, not a secret)
 LOGIN_FAILED = "invalid email or password"
 
-RoleT = TypeVar("RoleT", bound=RoleColumns)
+UserT = TypeVar("UserT", bound=UserColumns)
 
 
 def seed_preset_roles(session: Session, *, roles: type[RoleColumns], presets: Mapping[str, Iterable[str]],
@@ -68,19 +68,26 @@ def issue_setup_token(session: Session, state_dir: Path, *, setup_tokens: type[S
     write_private_file(path, token + "\n")
 
 
-def claim_setup_token(session: Session, *, setup_token: str, setup_tokens: type[SetupTokenColumns],
-                      users: type[UserColumns], roles: type[RoleT], service: str) -> RoleT:
-    """Consume the one-time setup token (its row locked for the transaction) and return the Owner's role, for
-    the Owner the caller creates in this transaction; ``Forbidden`` if the token is unknown or used, or if
-    ``service`` (the Node, the Network) already has an Owner."""
+def create_owner(session: Session, *, setup_token: str, setup_tokens: type[SetupTokenColumns], users: type[UserT],
+                 roles: type[RoleColumns], service: str, email: str, full_name: str, password_hash: str) -> UserT:
+    """Consume the one-time setup token (its row locked for the transaction) and create the Owner (flushed);
+    ``Forbidden`` if the token is unknown or used, or if ``service`` (the Node, the Network) already has an Owner.
+
+    ``password_hash`` is hashed by the caller before the transaction (argon2 never runs inside one); the caller
+    records the audit event, and removes the token's file once the transaction committed."""
     row = session.scalar(select(setup_tokens).where(setup_tokens.token_hash == hash_token(setup_token))
                          .with_for_update())
     if row is None or row.used_at is not None or owner_exists(session, users=users, roles=roles):
         raise Forbidden(f"setup token is invalid or already used; this {service} already has an Owner")
     role = session.scalar(select(roles).where(roles.name == OWNER_ROLE))
     assert role is not None, "preset roles are seeded at start"
+    if session.scalar(select(users.id).where(users.email == email)):
+        raise AlreadyExists(f"a user with email {email} already exists")
+    owner = users(email=email, full_name=full_name, password_hash=password_hash, role=role)
+    session.add(owner)
     row.used_at = utcnow()
-    return role
+    session.flush()
+    return owner
 
 
 def remove_setup_token_file(state_dir: Path) -> None:

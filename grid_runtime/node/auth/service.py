@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 from grid_runtime.core.accounts import service as accounts
 from grid_runtime.core.accounts.service import LOGIN_FAILED, remove_setup_token_file  # noqa: F401  (re-exported)
 from grid_runtime.core.database import utcnow
-from grid_runtime.core.errors import AlreadyExists, Forbidden, NotFound, RateLimited
+from grid_runtime.core.errors import Forbidden, NotFound, RateLimited
 from grid_runtime.core.schemas import as_id
 from grid_runtime.core.settings import NodeSettings
 from grid_runtime.node.audit import service as audit
@@ -38,16 +38,9 @@ def complete_setup(
     session: Session, *, setup_token: str, email: str, password_hash: str, full_name: str, state_dir: Path,
     client_address: str,
 ) -> User:
-    """Create the Owner with the one-time token; the token is consumed (the caller removes its file after commit).
-
-    ``password_hash`` is hashed by the caller before the transaction (argon2 never runs inside one)."""
-    role = accounts.claim_setup_token(session, setup_token=setup_token, setup_tokens=SetupToken, users=User,
-                                      roles=Role, service="Node")
-    if session.scalar(select(User.id).where(User.email == email)):
-        raise AlreadyExists(f"a user with email {email} already exists")
-    owner = User(email=email, full_name=full_name, password_hash=password_hash, role=role)
-    session.add(owner)
-    session.flush()
+    """Create the Owner with the one-time token (``core.accounts.create_owner``)."""
+    owner = accounts.create_owner(session, setup_token=setup_token, setup_tokens=SetupToken, users=User, roles=Role,
+                                  service="Node", email=email, full_name=full_name, password_hash=password_hash)
     audit.record(session, actor=None, action="node.setup", target_type="user", target_id=owner.id,
                  details={"email": email}, client_address=client_address)
     return owner
