@@ -7,7 +7,9 @@ service has its own audit log), and so does the throttling of logins (the Node's
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from collections.abc import Set as AbstractSet
 from datetime import datetime, timedelta
+from enum import StrEnum
 from pathlib import Path
 from typing import TypeVar
 
@@ -17,13 +19,16 @@ from sqlalchemy.orm import Session
 from grid_runtime.core.accounts.models import RoleColumns, SetupTokenColumns, TokenColumns, UserColumns
 from grid_runtime.core.capabilities import OWNER_ROLE
 from grid_runtime.core.database import utcnow
-from grid_runtime.core.errors import AlreadyExists, Forbidden, NotFound
+from grid_runtime.core.errors import AlreadyExists, Forbidden, NotFound, Unauthorized
 from grid_runtime.core.security import hash_token, new_token, write_private_file
 
 SETUP_TOKEN_FILE = "setup-token"  # noqa: S105  (a file name, not a secret)
 LOGIN_FAILED = "invalid email or password"
+AUTHENTICATION_REQUIRED = "authentication required: send 'Authorization: Bearer <token>'"
+INVALID_TOKEN = "token is invalid, expired or revoked; log in again"  # noqa: S105  (a message)
 
 UserT = TypeVar("UserT", bound=UserColumns)
+CapabilityT = TypeVar("CapabilityT", bound=StrEnum)
 
 
 def seed_preset_roles(session: Session, *, roles: type[RoleColumns], presets: Mapping[str, Iterable[str]],
@@ -148,3 +153,20 @@ def revoke_api_token(session: Session, tokens: type[TokenT], *, api: ColumnEleme
         raise NotFound(f"no active API token {ref!r}")
     token.revoked_at = utcnow()
     return token
+
+
+# --- who calls -----------------------------------------------------------------------------------------------
+
+def check_token_live(token: TokenColumns, *, user_disabled: bool, now: datetime) -> None:
+    """``Unauthorized`` unless the token is neither revoked nor expired and its user is not disabled (the same
+    answer whichever it is; a disabled account's tokens are revoked anyway)."""
+    if token.revoked_at is not None or (token.expires_at and token.expires_at <= now) or user_disabled:
+        raise Unauthorized(INVALID_TOKEN)
+
+
+def check_capabilities(held: AbstractSet[CapabilityT], needed: AbstractSet[CapabilityT]) -> None:
+    """``Forbidden``, naming what is missing, unless ``held`` has every capability ``needed``."""
+    missing = sorted(needed - held)
+    if missing:
+        raise Forbidden(f"this needs the capability {', '.join(missing)}, which your role does not have",
+                        details={"missing": missing})
