@@ -1,7 +1,8 @@
 """The Network's own people: preset roles, the one-time setup of the Owner, login, users and roles.
 
-As on the Node (and with the same core: argon2id passwords, opaque tokens stored as SHA-256, capabilities as
-data): argon2 runs between transactions, never inside one; login failures are counted per account and address.
+As on the Node, and with the same core (``core.accounts``: the preset roles, the setup token and the Owner's
+creation, sessions and API tokens; argon2id passwords, opaque tokens stored as SHA-256, capabilities as data):
+argon2 runs between transactions, never inside one. Login failures are counted per account and address.
 """
 
 from __future__ import annotations
