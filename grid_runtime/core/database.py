@@ -229,6 +229,36 @@ def migrate(engine: Engine, *, migrations: Path = MIGRATIONS_DIR) -> None:
         command.upgrade(cfg, "head")
 
 
+def run_migrations(target_metadata: MetaData) -> None:
+    """The body of a service's Alembic ``env.py`` (the Node's, the Network's): run the migrations on the connection
+    ``migrate`` handed over, or else on a new one to ``sqlalchemy.url`` with SQLite's foreign keys off, comparing
+    against ``target_metadata`` in batch mode. What migrations create outside the ORM (tables and indexes named
+    with one of ``target_metadata.info["unmanaged_prefixes"]``: full-text search) is left alone."""
+    from alembic import context
+
+    prefixes = tuple(target_metadata.info.get("unmanaged_prefixes", ()))
+
+    def include_object(obj: object, name: str | None, type_: str, reflected: bool, compare_to: object) -> bool:
+        return not (reflected and compare_to is None and name is not None and prefixes and name.startswith(prefixes))
+
+    def run_on(connection: Connection) -> None:
+        context.configure(connection=connection, target_metadata=target_metadata, render_as_batch=True,
+                          include_object=include_object)
+        with context.begin_transaction():
+            context.run_migrations()
+
+    connection = context.config.attributes.get("connection")
+    if connection is not None:
+        run_on(connection)
+        return
+    engine = create_database_engine(context.config.get_main_option("sqlalchemy.url") or "")
+    try:
+        with engine.connect() as conn, sqlite_foreign_keys_off(conn):
+            run_on(conn)
+    finally:
+        engine.dispose()
+
+
 _REVISION_LINE = re.compile(r"^(revision|down_revision)\s*(?::[^=]+)?=\s*(.+?)\s*$", re.MULTILINE)
 
 

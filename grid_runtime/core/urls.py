@@ -1,4 +1,4 @@
-"""URLs of other servers this one calls (a Node calls its Networks; a Network calls its Nodes).
+"""URLs of other servers this one calls (a Node calls its Networks and its webhook; a Network calls its Nodes).
 
 A peer URL is refused (422 ``invalid_input``) unless it is ``https://`` (the operator may allow ``http://``) and
 names a public host (the operator may allow private, loopback and link-local addresses and names such as
@@ -25,6 +25,19 @@ def is_public(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
     return address.is_global and not address.is_multicast
 
 
+def private_host(host: str) -> str | None:
+    """What makes ``host`` (a lower-case name or a literal address) private, in words, or ``None`` when it is
+    public: a private name (``localhost``, ``*.internal``, one without a dot), or a private, loopback or
+    link-local address."""
+    try:
+        literal = ipaddress.ip_address(host)
+    except ValueError:
+        if host == PRIVATE_NAMES[0] or host.endswith(PRIVATE_NAMES[1:]) or "." not in host:
+            return "a private host"
+        return None
+    return None if is_public(literal) else "a private, loopback or link-local address"
+
+
 def check_peer_url(url: str, *, field: str, allow_insecure: bool, allow_private: bool,
                    insecure_setting: str, private_setting: str) -> str:
     """``url`` as ``scheme://host[:port]`` (no path, query or credentials), or ``InvalidInput`` naming
@@ -46,17 +59,9 @@ def check_peer_url(url: str, *, field: str, allow_insecure: bool, allow_private:
     if parts.scheme != "https" and not allow_insecure:
         raise InvalidInput(f"the {field} must use https:// (the operator may allow http:// with {insecure_setting})",
                            details={"field": field})
-    if not allow_private:
-        try:
-            literal = ipaddress.ip_address(host)
-        except ValueError:
-            if host == PRIVATE_NAMES[0] or host.endswith(PRIVATE_NAMES[1:]) or "." not in host:
-                raise InvalidInput(f"the {field} names a private host ({host}); the operator may allow it with "
-                                   f"{private_setting}", details={"field": field}) from None
-        else:
-            if not is_public(literal):
-                raise InvalidInput(f"the {field} names a private, loopback or link-local address ({host}); the "
-                                   f"operator may allow it with {private_setting}", details={"field": field})
+    if not allow_private and (private := private_host(host)):
+        raise InvalidInput(f"the {field} names {private} ({host}); the operator may allow it with {private_setting}",
+                           details={"field": field})
     netloc = f"[{host}]" if ":" in host else host
     return f"{parts.scheme}://{netloc}" + (f":{port}" if port is not None else "")
 

@@ -1,17 +1,19 @@
 """The Network's own people: preset roles, the one-time setup of the Owner, login, users and roles.
 
-As on the Node (and with the same core: argon2id passwords, opaque tokens stored as SHA-256, capabilities as
-data): argon2 runs between transactions, never inside one; login failures are counted per account and address.
+As on the Node, and with the same core (``core.accounts``: the preset roles, the setup token and the Owner's
+creation, sessions and API tokens; argon2id passwords, opaque tokens stored as SHA-256, capabilities as data):
+argon2 runs between transactions, never inside one. Login failures are counted per account and address.
 """
 
 from __future__ import annotations
 
 from datetime import timedelta
-from pathlib import Path
 
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
+from grid_runtime.core.accounts import service as accounts
+from grid_runtime.core.accounts.service import LOGIN_FAILED, SETUP_TOKEN_FILE  # noqa: F401  (re-exported)
 from grid_runtime.core.capabilities import (
     NETWORK_DEFAULT_ROLE,
     NETWORK_PRESET_DESCRIPTIONS,
@@ -22,67 +24,28 @@ from grid_runtime.core.capabilities import (
 from grid_runtime.core.database import utcnow
 from grid_runtime.core.errors import AlreadyExists, Forbidden, NotFound, RateLimited
 from grid_runtime.core.schemas import as_id
-from grid_runtime.core.security import hash_token, new_token, write_private_file
 from grid_runtime.core.settings import NetworkSettings
 from grid_runtime.network import audit
 from grid_runtime.network.deps import Actor
 from grid_runtime.network.models import LoginFailures, Role, SetupToken, Token, User
 
-SETUP_TOKEN_FILE = "setup-token"  # noqa: S105  (a file name)
-LOGIN_FAILED = "invalid email or password"
-
-
-def seed_preset_roles(session: Session) -> None:
-    existing = {r.name: r for r in session.scalars(select(Role).where(Role.name.in_(NETWORK_PRESET_ROLES)))}
-    for name, caps in NETWORK_PRESET_ROLES.items():
-        role = existing.get(name) or Role(name=name)
-        role.capabilities = sorted(caps)
-        role.description = NETWORK_PRESET_DESCRIPTIONS[name]
-        role.preset = True
-        session.add(role)
-
-
-def owner_exists(session: Session) -> bool:
-    return session.scalar(select(User.id).join(Role).where(Role.name == OWNER_ROLE).limit(1)) is not None
-
-
-def issue_setup_token(session: Session, state_dir: Path) -> None:
-    """Before the Owner exists, a one-time setup token in force and in ``state_dir/setup-token`` (owner-only);
-    one already in the file is adopted (a deploy may provision it). Once the Owner exists the file goes."""
-    path = state_dir / SETUP_TOKEN_FILE
-    if owner_exists(session):
-        path.unlink(missing_ok=True)
-        return
-    provisioned = path.read_text().strip() if path.exists() else ""
-    if provisioned and session.scalar(select(SetupToken.id).where(SetupToken.token_hash == hash_token(provisioned))):
-        return
-    session.execute(delete(SetupToken))
-    if provisioned:
-        session.add(SetupToken(token_hash=hash_token(provisioned)))
-        return
-    token, digest = new_token("gnsetup")
-    session.add(SetupToken(token_hash=digest))
-    write_private_file(path, token + "\n")
-
 
 def prepare(session: Session, settings: NetworkSettings) -> None:
-    """What the Network does at each start, after migrations."""
-    seed_preset_roles(session)
+    """What the Network does at each start, after migrations: its preset roles, and before the Owner exists a
+    one-time setup token in ``state_dir/setup-token`` (``core.accounts``)."""
+    accounts.seed_preset_roles(session, roles=Role, presets=NETWORK_PRESET_ROLES,
+                               descriptions=NETWORK_PRESET_DESCRIPTIONS)
     session.flush()
-    issue_setup_token(session, settings.state_dir)
+    has_owner = accounts.owner_exists(session, users=User, roles=Role)
+    accounts.issue_setup_token(session, settings.state_dir, setup_tokens=SetupToken, has_owner=has_owner,
+                               prefix="gnsetup")
 
 
 def complete_setup(session: Session, *, setup_token: str, email: str, password_hash: str, full_name: str,
                    client_address: str) -> User:
-    row = session.scalar(select(SetupToken).where(SetupToken.token_hash == hash_token(setup_token)))
-    if row is None or row.used_at is not None or owner_exists(session):
-        raise Forbidden("setup token is invalid or already used; this Network already has an Owner")
-    role = session.scalar(select(Role).where(Role.name == OWNER_ROLE))
-    assert role is not None, "preset roles are seeded at start"
-    owner = User(email=email, full_name=full_name, password_hash=password_hash, role=role)
-    session.add(owner)
-    row.used_at = utcnow()
-    session.flush()
+    """Create the Owner with the one-time token (``core.accounts.create_owner``)."""
+    owner = accounts.create_owner(session, setup_token=setup_token, setup_tokens=SetupToken, users=User, roles=Role,
+                                  service="Network", email=email, full_name=full_name, password_hash=password_hash)
     audit.record(session, actor_id=None, action="network.setup", target_type="user", target_id=owner.id,
                  details={"email": email}, client_address=client_address)
     return owner
@@ -126,49 +89,38 @@ def finish_login(session: Session, *, email: str, seen_hash: str | None, passwor
         return None
     session.execute(delete(LoginFailures).where(LoginFailures.email == email,
                                                 LoginFailures.client_address == client_address))
-    secret, digest = new_token("gnsess")
-    token = Token(user_id=user.id, token_hash=digest,
-                  expires_at=utcnow() + timedelta(seconds=settings.session_ttl_seconds))
-    session.add(token)
-    session.flush()
+    token, secret = accounts.open_session(session, Token, prefix="gnsess", user_id=user.id,
+                                          ttl_seconds=settings.session_ttl_seconds)
     audit.record(session, actor_id=user.id, action="auth.login", target_type="user", target_id=user.id,
                  client_address=client_address)
     return token, secret
 
 
 def logout(session: Session, *, actor: Actor) -> None:
-    token = session.get(Token, actor.token_id)
-    if token is not None:
-        token.revoked_at = utcnow()
+    accounts.end_session(session, Token, actor.token_id)
+
+
+API_TOKENS = Token.name.is_not(None)
+"""A named token is an API token; a session has no name."""
 
 
 def create_api_token(session: Session, *, actor: Actor, name: str, expires_in_days: int | None) -> tuple[Token, str]:
-    live = select(Token.id).where(Token.user_id == actor.id, Token.name == name, Token.revoked_at.is_(None))
-    if session.scalar(live):
-        raise AlreadyExists(f"you already have an active token named {name!r}")
-    secret, digest = new_token("gnapi")
-    token = Token(user_id=actor.id, name=name, token_hash=digest,
-                  expires_at=utcnow() + timedelta(days=expires_in_days) if expires_in_days else None)
-    session.add(token)
-    session.flush()
+    token, secret = accounts.create_api_token(session, Token, api=API_TOKENS, prefix="gnapi", user_id=actor.id,
+                                              name=name, expires_in_days=expires_in_days)
     audit.record(session, actor_id=actor.id, action="token.created", target_type="token", target_id=token.id,
                  details={"name": name}, client_address=actor.client_address)
     return token, secret
 
 
 def list_api_tokens(session: Session, *, actor: Actor) -> list[Token]:
-    return list(session.scalars(select(Token).where(Token.user_id == actor.id, Token.name.is_not(None))
-                                .order_by(Token.id)))
+    return accounts.list_api_tokens(session, Token, api=API_TOKENS, user_id=actor.id)
 
 
 def revoke_api_token(session: Session, *, actor: Actor, ref: str) -> Token:
+    """Revoke one of the caller's own API tokens, named by id (digits) or else by name."""
     token_id = as_id(ref)
     match = (Token.id == token_id) if token_id is not None else (Token.name == ref)
-    token = session.scalar(select(Token).where(Token.user_id == actor.id, Token.name.is_not(None),
-                                               Token.revoked_at.is_(None), match))
-    if token is None:
-        raise NotFound(f"no active API token {ref!r}")
-    token.revoked_at = utcnow()
+    token = accounts.revoke_api_token(session, Token, api=API_TOKENS, user_id=actor.id, ref=ref, match=match)
     audit.record(session, actor_id=actor.id, action="token.revoked", target_type="token", target_id=token.id,
                  details={"name": token.name}, client_address=actor.client_address)
     return token

@@ -17,15 +17,20 @@ from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from grid_runtime.core import web
+from grid_runtime.core.accounts.service import (
+    AUTHENTICATION_REQUIRED,
+    INVALID_TOKEN,
+    check_capabilities,
+    check_token_live,
+)
 from grid_runtime.core.capabilities import NetworkCapability
 from grid_runtime.core.database import make_sessionmaker, read_engine, utcnow
-from grid_runtime.core.errors import Forbidden, Unauthorized
+from grid_runtime.core.errors import Unauthorized
 from grid_runtime.core.security import hash_token
 from grid_runtime.core.settings import NetworkSettings
 from grid_runtime.network.models import ENDED, Association, Token, User
 
 READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
-INVALID_TOKEN = "token is invalid, expired or revoked; log in again"  # noqa: S105  (a message)
 _bearer = HTTPBearer(auto_error=False, description="a session token from login, or a Node's push credential")
 
 
@@ -75,7 +80,7 @@ def current_actor(request: Request, credentials: HTTPAuthorizationCredentials | 
     """The user a session token names, read in a short read transaction of its own (never the request's: a route
     that hashes a password between transactions holds none while it does)."""
     if credentials is None or credentials.scheme.lower() != "bearer":
-        raise Unauthorized("authentication required: send 'Authorization: Bearer <token>'")
+        raise Unauthorized(AUTHENTICATION_REQUIRED)
     database: Database = request.app.state.database
     with database.read_sessions() as session, session.begin():
         row = session.execute(select(Token, User).join(User, User.id == Token.user_id)
@@ -83,8 +88,7 @@ def current_actor(request: Request, credentials: HTTPAuthorizationCredentials | 
     if row is None:
         raise Unauthorized(INVALID_TOKEN)
     token, user = row[0], row[1]
-    if token.revoked_at is not None or (token.expires_at and token.expires_at <= utcnow()) or user.disabled:
-        raise Unauthorized(INVALID_TOKEN)
+    check_token_live(token, user_disabled=user.disabled, now=utcnow())
     caps = frozenset(NetworkCapability(c) for c in user.role.capabilities if c in NetworkCapability.__members__)
     return Actor(user=user, capabilities=caps, token_id=token.id, client_address=client_address(request))
 
@@ -96,10 +100,7 @@ class Requires:
         self.capabilities = frozenset(capabilities)
 
     async def __call__(self, actor: Actor = Depends(current_actor)) -> Actor:
-        missing = sorted(self.capabilities - actor.capabilities)
-        if missing:
-            raise Forbidden(f"this needs the capability {', '.join(missing)}, which your role does not have",
-                            details={"missing": missing})
+        check_capabilities(actor.capabilities, self.capabilities)
         return actor
 
 

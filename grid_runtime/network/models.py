@@ -8,58 +8,32 @@ from typing import Any
 from sqlalchemy import ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
+from grid_runtime.core.accounts.models import RoleColumns, SetupTokenColumns, TokenColumns, UserColumns
 from grid_runtime.core.database import utcnow
 from grid_runtime.network.database import NetworkBase
 
 
-class Role(NetworkBase):
+class Role(RoleColumns, NetworkBase):
     __tablename__ = "roles"
 
-    id: Mapped[int] = mapped_column(primary_key=True)
-    name: Mapped[str] = mapped_column(String(64), unique=True)
-    description: Mapped[str] = mapped_column(String(500), default="")
-    capabilities: Mapped[list[str]] = mapped_column(default=list)
-    preset: Mapped[bool] = mapped_column(default=False)
-    created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
-
-class User(NetworkBase):
+class User(UserColumns, NetworkBase):
     __tablename__ = "users"
 
-    id: Mapped[int] = mapped_column(primary_key=True)
-    email: Mapped[str] = mapped_column(String(254), unique=True)
-    full_name: Mapped[str] = mapped_column(String(128), default="")
-    password_hash: Mapped[str] = mapped_column(String(255))
-    role_id: Mapped[int] = mapped_column(ForeignKey("roles.id", ondelete="RESTRICT"), index=True)
     disabled: Mapped[bool] = mapped_column(default=False)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     role: Mapped[Role] = relationship(lazy="joined")
 
 
-class Token(NetworkBase):
-    """A session from login (``name`` empty; expires), or a named API token for scripts and CI (expires only if
-    asked). Only the SHA-256 of the secret is stored."""
+class Token(TokenColumns, NetworkBase):
+    """A session from login (``name`` empty), or a named API token for scripts and CI."""
 
     __tablename__ = "tokens"
 
-    id: Mapped[int] = mapped_column(primary_key=True)
-    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
-    name: Mapped[str | None] = mapped_column(String(64))
-    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
-    created_at: Mapped[datetime] = mapped_column(default=utcnow)
-    expires_at: Mapped[datetime | None]
-    revoked_at: Mapped[datetime | None]
 
-
-class SetupToken(NetworkBase):
-    """The one-time token that creates the Owner."""
-
+class SetupToken(SetupTokenColumns, NetworkBase):
     __tablename__ = "setup_tokens"
-
-    id: Mapped[int] = mapped_column(primary_key=True)
-    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
-    used_at: Mapped[datetime | None]
 
 
 class LoginFailures(NetworkBase):

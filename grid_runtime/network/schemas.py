@@ -7,6 +7,7 @@ from typing import Annotated, Literal
 
 from pydantic import BeforeValidator, Field, StringConstraints
 
+from grid_runtime.core.accounts.schemas import LoginIn, RoleOut, SessionOut, SetupIn, TokenCreateIn  # noqa: F401  (re-exported)
 from grid_runtime.core.capabilities import NetworkCapability
 from grid_runtime.core.levels import Visibility
 from grid_runtime.core.schemas import Email, Id, Name, Out, Password, Schema
@@ -24,29 +25,6 @@ NodeName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]
 
 # --- accounts ------------------------------------------------------------------------------------------------
 
-class SetupIn(Schema):
-    setup_token: str = Field(min_length=1, max_length=200)
-    email: Email
-    password: Password
-    full_name: str = Field("", max_length=128)
-
-
-class LoginIn(Schema):
-    email: Email
-    password: str = Field(min_length=1, max_length=1024)
-
-
-class SessionOut(Out):
-    token: str
-    expires_at: datetime
-    user_id: int
-
-
-class TokenCreateIn(Schema):
-    name: Name
-    expires_in_days: int | None = Field(None, ge=1, le=3650)
-
-
 class TokenOut(Out):
     id: int
     name: str | None
@@ -57,14 +35,6 @@ class TokenOut(Out):
 
 class TokenCreatedOut(TokenOut):
     token: str = Field(description="the secret; shown only in this response")
-
-
-class RoleOut(Out):
-    id: int
-    name: str
-    description: str
-    capabilities: list[str]
-    preset: bool
 
 
 class RoleCreateIn(Schema):

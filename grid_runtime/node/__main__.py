@@ -14,25 +14,12 @@ import gc
 if __name__ == "__main__":  # run as the Node, not imported
     gc.disable()
 
-import logging  # noqa: E402  (after pausing the collector, which is the point)
-import os  # noqa: E402
+import os  # noqa: E402  (after pausing the collector, which is the point)
 import sys  # noqa: E402
 
-import uvicorn  # noqa: E402
-
+from grid_runtime.core.server import log_to_stderr, serve  # noqa: E402
 from grid_runtime.core.settings import NodeSettings  # noqa: E402
 from grid_runtime.node.app import create_app  # noqa: E402
-
-
-def log_to_stderr() -> None:
-    """The Node's own messages from INFO up (the start-up sweep, the Ray head, Workers warmed) go to stderr beside
-    uvicorn's; without a handler Python would print only warnings."""
-    logger = logging.getLogger("grid_runtime")
-    if not logger.handlers:
-        handler = logging.StreamHandler()
-        handler.setFormatter(logging.Formatter("%(levelname)s:     [%(name)s] %(message)s"))
-        logger.addHandler(handler)
-        logger.setLevel(logging.INFO)
 
 
 def main() -> None:
@@ -45,12 +32,10 @@ def main() -> None:
     sys.setswitchinterval(0.001)
     settings = NodeSettings()
     log_to_stderr()
-    # Slow clients: idle keep-alive connections close after keep_alive_seconds, request heads are capped at
-    # 16 KiB by h11/httptools, and bodies must keep a minimum pace (grid_runtime.core.limits).
-    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="info",
-                access_log=False, timeout_keep_alive=max(1, round(settings.keep_alive_seconds)),
-                h11_max_incomplete_event_size=16 * 1024, timeout_graceful_shutdown=10,
-                proxy_headers=False, server_header=False)
+    # Slow clients: idle keep-alive connections close after keep_alive_seconds, and bodies must keep a minimum
+    # pace (grid_runtime.core.limits).
+    serve(create_app(settings), host=settings.host, port=settings.port,
+          timeout_keep_alive=max(1, round(settings.keep_alive_seconds)))
 
 
 if __name__ == "__main__":

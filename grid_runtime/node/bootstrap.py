@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from grid_runtime.core.accounts import service as accounts
 from grid_runtime.core.capabilities import PRESET_DESCRIPTIONS, PRESET_ROLES
 from grid_runtime.core.settings import NodeSettings
 from grid_runtime.core.storage import ObjectStore, ObjectStoreError
@@ -40,16 +41,6 @@ TENSORS_PREFIX = "tensors/"
 RESULTS_PREFIX = "results/"
 WEIGHTS_PREFIX = "weights/"
 FL_CHECKPOINTS_PREFIX = "fl/checkpoints/"
-
-
-def seed_preset_roles(session: Session) -> None:
-    existing = {r.name: r for r in session.scalars(select(Role).where(Role.name.in_(PRESET_ROLES)))}
-    for name, caps in PRESET_ROLES.items():
-        role = existing.get(name) or Role(name=name)
-        role.capabilities = sorted(caps)
-        role.description = PRESET_DESCRIPTIONS[name]
-        role.preset = True
-        session.add(role)
 
 
 @dataclass
@@ -176,7 +167,7 @@ def recover(session: Session, settings: NodeSettings, store: ObjectStore | None 
 
 
 def prepare(session: Session, settings: NodeSettings) -> None:
-    seed_preset_roles(session)
+    accounts.seed_preset_roles(session, roles=Role, presets=PRESET_ROLES, descriptions=PRESET_DESCRIPTIONS)
     session.flush()
     issue_setup_token(session, settings.state_dir)
     recover(session, settings)

@@ -52,6 +52,12 @@ from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from grid_runtime.core import web
+from grid_runtime.core.accounts.service import (
+    AUTHENTICATION_REQUIRED,
+    INVALID_TOKEN,
+    check_capabilities,
+    check_token_live,
+)
 from grid_runtime.core.capabilities import Capability
 from grid_runtime.core.database import (
     POSTGRES_REQUEST_SLOTS,
@@ -61,7 +67,7 @@ from grid_runtime.core.database import (
     read_engine,
     utcnow,
 )
-from grid_runtime.core.errors import Forbidden, Unauthorized
+from grid_runtime.core.errors import Unauthorized
 from grid_runtime.core.security import hash_token
 from grid_runtime.core.settings import NodeSettings
 from grid_runtime.node.auth.models import Token
@@ -359,7 +365,6 @@ class Actor:
 _ACTOR_QUERY = (select(Token, User).join(User, User.id == Token.user_id)
                 .where(Token.token_hash == bindparam("token_hash")))
 """Built once: authentication runs on every request."""
-INVALID_TOKEN = "token is invalid, expired or revoked; log in again"  # noqa: S105  (a message)
 
 
 def current_actor(
@@ -368,15 +373,13 @@ def current_actor(
     credentials: HTTPAuthorizationCredentials | None = Depends(_bearer),
 ) -> Actor:
     if credentials is None or credentials.scheme.lower() != "bearer":
-        raise Unauthorized("authentication required: send 'Authorization: Bearer <token>'")
+        raise Unauthorized(AUTHENTICATION_REQUIRED)
     row = session.execute(_ACTOR_QUERY, {"token_hash": hash_token(credentials.credentials)}).first()
     now = utcnow()
     if row is None:
         raise Unauthorized(INVALID_TOKEN)
     token, user = row[0], row[1]
-    if token.revoked_at is not None or (token.expires_at and token.expires_at <= now) or user.disabled:
-        # A disabled account's tokens are revoked; the same answer whichever it is.
-        raise Unauthorized(INVALID_TOKEN)
+    check_token_live(token, user_disabled=user.disabled, now=now)
     if token.last_used_at is None or now - token.last_used_at > _TOUCH_INTERVAL:
         if session.info.get(_READ_ONLY):
             request.state.db_lease.touches.add(token.id)
@@ -394,10 +397,5 @@ class Requires:
 
     async def __call__(self, actor: Actor = Depends(current_actor)) -> Actor:
         # async: a pure check, run on the event loop rather than a worker thread
-        missing = sorted(self.capabilities - actor.capabilities)
-        if missing:
-            raise Forbidden(
-                f"this needs the capability {', '.join(missing)}, which your role does not have",
-                details={"missing": missing},
-            )
+        check_capabilities(actor.capabilities, self.capabilities)
         return actor

@@ -20,9 +20,9 @@ from __future__ import annotations
 
 import os
 import tempfile
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Generic, TypeVar, overload
 
 from gridctl.sdk import transfer
 from gridctl.sdk.errors import Forbidden, GridctlError
@@ -106,17 +106,85 @@ def _target(http: Http, *, tensor: int | str | TensorPointer | None = None,
 
 # --- pointers -----------------------------------------------------------------------------------------
 
+T = TypeVar("T")
 
-class TensorPointer:
+
+def _as_is(value: Any) -> Any:
+    return value
+
+
+def _text(value: Any) -> str:
+    return str(value or "")
+
+
+def _listed(value: Any) -> list[Any]:
+    return list(value or [])
+
+
+def _mapping(value: Any) -> Json:
+    return dict(value or {})
+
+
+def _ints(value: Any) -> list[int]:
+    return [int(d) for d in value or []]
+
+
+class _Record:
+    """Something the Node described in JSON (``_json()``); its common fields are read-only ``_Field``s."""
+
+    def _json(self) -> Json:
+        raise NotImplementedError
+
+    @property
+    def id(self) -> int:
+        return int(self._json()["id"])
+
+
+class _Field(Generic[T]):
+    """A read-only attribute of a ``_Record``: ``convert`` of the value at ``key`` of its JSON (None if missing)."""
+
+    def __init__(self, key: str, convert: Callable[[Any], T] = _as_is, *, doc: str | None = None) -> None:
+        self.key, self.convert = key, convert
+        self.__doc__ = doc
+
+    @overload
+    def __get__(self, record: None, owner: type) -> _Field[T]: ...
+
+    @overload
+    def __get__(self, record: _Record, owner: type) -> T: ...
+
+    def __get__(self, record: _Record | None, owner: type) -> _Field[T] | T:
+        return self if record is None else self.convert(record._json().get(self.key))
+
+    def __set__(self, record: _Record, value: object) -> None:
+        raise AttributeError(f"{self.key} is read from the Node; refresh() re-reads it")
+
+
+class _Pointer(_Record):
+    """Data that stays on the Node: ``metadata`` is the Node's JSON, ``http`` the client that reads it."""
+
+    def __init__(self, http: Http, metadata: Json) -> None:
+        self.http = http
+        self.metadata = dict(metadata)
+
+    def _json(self) -> Json:
+        return self.metadata
+
+    name = _Field("name", _text)
+    description = _Field("description", _text)
+    tags = _Field("tags", _listed)
+    visibility = _Field[str | None]("visibility")
+    level = _Field[str | None]("level", doc="Your effective level: ``search``, ``compute``, ``download`` or ``deny`` "
+                               "(as of the last refresh).")
+
+
+
+class TensorPointer(_Pointer):
     """A tensor on the Node: its metadata, and what you may do with it (``level``).
 
     ``ptr.metadata`` is the Node's JSON; the common fields are attributes (``id``, ``name``, ``shape``,
     ``dtype``, ``tags``, ``visibility``, ``sha256``, ``size_bytes``, ``level``).
     """
-
-    def __init__(self, http: Http, metadata: Json) -> None:
-        self.http = http
-        self.metadata = dict(metadata)
 
     def __repr__(self) -> str:
         shape = "x".join(str(d) for d in self.shape) or "scalar"
@@ -130,50 +198,11 @@ class TensorPointer:
     def __hash__(self) -> int:
         return hash((self.http.url, "tensor", self.id))
 
-    @property
-    def id(self) -> int:
-        return int(self.metadata["id"])
-
-    @property
-    def name(self) -> str:
-        return str(self.metadata.get("name", ""))
-
-    @property
-    def description(self) -> str:
-        return str(self.metadata.get("description") or "")
-
-    @property
-    def shape(self) -> list[int]:
-        return [int(d) for d in self.metadata.get("shape") or []]
-
-    @property
-    def dtype(self) -> str | None:
-        return self.metadata.get("dtype")
-
-    @property
-    def tags(self) -> Tags:
-        return list(self.metadata.get("tags") or [])
-
-    @property
-    def visibility(self) -> str | None:
-        return self.metadata.get("visibility")
-
-    @property
-    def sha256(self) -> str | None:
-        return self.metadata.get("sha256")
-
-    @property
-    def size_bytes(self) -> int | None:
-        return self.metadata.get("size_bytes")
-
-    @property
-    def columns(self) -> Tags | None:
-        return self.metadata.get("columns")
-
-    @property
-    def level(self) -> str | None:
-        """Your effective level: ``search``, ``compute``, ``download`` or ``deny`` (as of the last refresh)."""
-        return self.metadata.get("level")
+    shape = _Field("shape", _ints)
+    dtype = _Field[str | None]("dtype")
+    sha256 = _Field[str | None]("sha256")
+    size_bytes = _Field[int | None]("size_bytes")
+    columns = _Field[Tags | None]("columns")
 
     @property
     def can_download(self) -> bool:
@@ -262,48 +291,15 @@ def file_name(name: str, tensor_id: int) -> str:
     return "".join(c if c.isalnum() or c in "-_." else "_" for c in name).strip(".") or f"tensor-{tensor_id}"
 
 
-class DatasetPointer:
+class DatasetPointer(_Pointer):
     """A dataset on the Node: its members by role (``ds["features"]`` is a ``TensorPointer``), declared
     bounds, and your ``level`` on it."""
-
-    def __init__(self, http: Http, metadata: Json) -> None:
-        self.http = http
-        self.metadata = dict(metadata)
 
     def __repr__(self) -> str:
         return f"<DatasetPointer {self.id} {self.name!r} roles={self.roles}, your level: {self.level}>"
 
-    @property
-    def id(self) -> int:
-        return int(self.metadata["id"])
-
-    @property
-    def name(self) -> str:
-        return str(self.metadata.get("name", ""))
-
-    @property
-    def description(self) -> str:
-        return str(self.metadata.get("description") or "")
-
-    @property
-    def tags(self) -> Tags:
-        return list(self.metadata.get("tags") or [])
-
-    @property
-    def visibility(self) -> str | None:
-        return self.metadata.get("visibility")
-
-    @property
-    def bounds(self) -> Json:
-        return dict(self.metadata.get("bounds") or {})
-
-    @property
-    def level(self) -> str | None:
-        return self.metadata.get("level")
-
-    @property
-    def members(self) -> JsonList:
-        return list(self.metadata.get("members") or [])
+    bounds = _Field("bounds", _mapping)
+    members = _Field[JsonList]("members", _listed)
 
     @property
     def roles(self) -> Tags:
@@ -334,7 +330,7 @@ class DatasetPointer:
         return Permissions(self.http).explain(dataset=self.id, user=user)
 
 
-class Request:
+class Request(_Record):
     """A request on the Node (any kind): ``id``, ``status``, ``kind``, ``reason``, the decision, ``events``.
 
     ``refresh()`` re-reads it; ``withdraw()`` withdraws it (requester only); ``approve()``/``deny()`` decide it
@@ -345,56 +341,30 @@ class Request:
         self.http = http
         self.data = dict(data)
 
+    def _json(self) -> Json:
+        return self.data
+
     def __repr__(self) -> str:
         target = f" on {self.target_type} {self.target_id}" if self.target_type else ""
         return f"<Request {self.id} {self.kind}{target}: {self.status}>"
 
-    @property
-    def id(self) -> int:
-        return int(self.data["id"])
-
-    @property
-    def kind(self) -> str | None:
-        return self.data.get("kind")
-
-    @property
-    def status(self) -> str | None:
-        """``pending``, ``approved``, ``denied``, ``withdrawn``, ``expired``, ``auto_approved``, ``auto_denied``."""
-        return self.data.get("state")
-
-    @property
-    def state(self) -> str | None:
-        return self.status
-
-    @property
-    def reason(self) -> str | None:
-        return self.data.get("reason")
-
-    @property
-    def target_type(self) -> str | None:
-        return self.data.get("target_type")
-
-    @property
-    def target_id(self) -> int | None:
-        return self.data.get("target_id")
-
-    @property
-    def payload(self) -> Json:
-        return dict(self.data.get("payload") or {})
+    kind = _Field[str | None]("kind")
+    status = _Field[str | None]("state", doc="``pending``, ``approved``, ``denied``, ``withdrawn``, ``expired``, "
+                                "``auto_approved``, ``auto_denied``.")
+    state = status
+    reason = _Field[str | None]("reason")
+    target_type = _Field[str | None]("target_type")
+    target_id = _Field[int | None]("target_id")
+    payload = _Field("payload", _mapping)
+    decision_note = _Field[str | None]("decision_note", doc="The officer's note on approval, or the reason for a "
+                                       "denial.")
+    events = _Field[JsonList]("events", _listed)
+    card = _Field[Json | None]("card", doc="For a release, seen by an officer: the cost card (see docs/privacy.md).")
 
     @property
     def level(self) -> str | None:
         """For an access request, the level asked for."""
         return self.payload.get("level")
-
-    @property
-    def decision_note(self) -> str | None:
-        """The officer's note on approval, or the reason for a denial."""
-        return self.data.get("decision_note")
-
-    @property
-    def events(self) -> JsonList:
-        return list(self.data.get("events") or [])
 
     @property
     def pending(self) -> bool:
@@ -426,11 +396,6 @@ class Request:
         """For a release, seen by an officer: the fingerprint of the exact artifact (an HMAC-SHA256 under the
         Node's secret; the requester does not see it)."""
         return self.payload.get("fingerprint")
-
-    @property
-    def card(self) -> Json | None:
-        """For a release, seen by an officer: the cost card (see docs/privacy.md)."""
-        return self.data.get("card")
 
     def wait(self, timeout: float | None = None, *, poll: float = 1.0) -> Request:
         """Wait until the request is decided (or withdrawn, or expired); GridctlError ``timeout`` after

@@ -2,29 +2,23 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, String, UniqueConstraint
+from sqlalchemy import String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
+from grid_runtime.core.accounts.models import LAST, SetupTokenColumns, TokenColumns
 from grid_runtime.core.database import Base, utcnow
 
 SESSION = "session"
 API = "api"
 
 
-class Token(Base):
-    """A session (from login) or a named API token. Only the SHA-256 of the secret is stored."""
+class Token(TokenColumns, Base):
+    """A session (``kind`` session, from login) or a named API token (``kind`` api)."""
 
     __tablename__ = "tokens"
 
-    id: Mapped[int] = mapped_column(primary_key=True)
-    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
     kind: Mapped[str] = mapped_column(String(16))
-    name: Mapped[str | None] = mapped_column(String(64))
-    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
-    created_at: Mapped[datetime] = mapped_column(default=utcnow)
-    expires_at: Mapped[datetime | None]
-    revoked_at: Mapped[datetime | None]
-    last_used_at: Mapped[datetime | None]
+    last_used_at: Mapped[datetime | None] = mapped_column(sort_order=LAST)
 
 
 class LoginThrottle(Base):
@@ -45,12 +39,7 @@ class LoginThrottle(Base):
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
-class SetupToken(Base):
-    """The one-time token that creates the Owner. Consumed by the first successful setup."""
-
+class SetupToken(SetupTokenColumns, Base):
     __tablename__ = "setup_tokens"
 
-    id: Mapped[int] = mapped_column(primary_key=True)
-    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
-    used_at: Mapped[datetime | None]

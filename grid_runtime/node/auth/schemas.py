@@ -4,35 +4,13 @@ from datetime import datetime
 
 from pydantic import Field
 
-from grid_runtime.core.schemas import Email, Name, Out, Password, Schema
-
-
-class SetupIn(Schema):
-    setup_token: str = Field(min_length=1, max_length=200)
-    email: Email
-    password: Password
-    full_name: str = Field("", max_length=128)
-
-
-class LoginIn(Schema):
-    email: Email
-    password: str = Field(min_length=1, max_length=1024)
-
-
-class SessionOut(Out):
-    token: str
-    expires_at: datetime
-    user_id: int
+from grid_runtime.core.accounts.schemas import LoginIn, SessionOut, SetupIn, TokenCreateIn  # noqa: F401  (re-exported)
+from grid_runtime.core.schemas import Out, Password, Schema
 
 
 class PasswordChangeIn(Schema):
     current_password: str = Field(min_length=1, max_length=1024)
     new_password: Password
-
-
-class TokenCreateIn(Schema):
-    name: Name
-    expires_in_days: int | None = Field(None, ge=1, le=3650)
 
 
 class TokenOut(Out):

@@ -10,16 +10,16 @@ from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 
-from sqlalchemy import delete, or_, select, update
+from sqlalchemy import ColumnElement, delete, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
-from grid_runtime.core.capabilities import OWNER_ROLE
+from grid_runtime.core.accounts import service as accounts
+from grid_runtime.core.accounts.service import LOGIN_FAILED, remove_setup_token_file  # noqa: F401  (re-exported)
 from grid_runtime.core.database import utcnow
-from grid_runtime.core.errors import AlreadyExists, Forbidden, NotFound, RateLimited
+from grid_runtime.core.errors import Forbidden, NotFound, RateLimited
 from grid_runtime.core.schemas import as_id
-from grid_runtime.core.security import hash_token, new_token, write_private_file
 from grid_runtime.core.settings import NodeSettings
 from grid_runtime.node.audit import service as audit
 from grid_runtime.node.auth.models import API, SESSION, LoginThrottle, SetupToken, Token
@@ -27,70 +27,27 @@ from grid_runtime.node.deps import Actor
 from grid_runtime.node.roles.models import Role
 from grid_runtime.node.users.models import User
 
-SETUP_TOKEN_FILE = "setup-token"  # noqa: S105  (a file name, not a secret)
-
-
-def owner_exists(session: Session) -> bool:
-    return session.scalar(select(User.id).join(Role).where(Role.name == OWNER_ROLE).limit(1)) is not None
-
 
 def issue_setup_token(session: Session, state_dir: Path) -> None:
-    """Before the Owner exists, make sure a one-time setup token is in force and in the state dir.
-
-    A token already in the file is adopted (a cloud deploy provisions it from the secret store before the
-    first start, so the operator who generated it can complete setup); otherwise a new one is written,
-    owner-only. Once the Owner exists the file is removed.
-    """
-    path = state_dir / SETUP_TOKEN_FILE
-    if owner_exists(session):
-        path.unlink(missing_ok=True)
-        return
-    provisioned = path.read_text().strip() if path.exists() else ""
-    if provisioned and session.scalar(select(SetupToken.id).where(SetupToken.token_hash == hash_token(provisioned))):
-        return
-    session.execute(delete(SetupToken))
-    if provisioned:
-        session.add(SetupToken(token_hash=hash_token(provisioned)))
-        path.chmod(0o600)
-        return
-    token, digest = new_token("gsetup")
-    session.add(SetupToken(token_hash=digest))
-    write_private_file(path, token + "\n")
+    """Before the Owner exists, a one-time setup token in force and in the state dir (``core.accounts``)."""
+    has_owner = accounts.owner_exists(session, users=User, roles=Role)
+    accounts.issue_setup_token(session, state_dir, setup_tokens=SetupToken, has_owner=has_owner, prefix="gsetup")
 
 
 def complete_setup(
     session: Session, *, setup_token: str, email: str, password_hash: str, full_name: str, state_dir: Path,
     client_address: str,
 ) -> User:
-    """Create the Owner with the one-time token; the token is consumed and its file removed.
-
-    ``password_hash`` is hashed by the caller before the transaction (argon2 never runs inside one)."""
-    row = session.scalar(
-        select(SetupToken).where(SetupToken.token_hash == hash_token(setup_token)).with_for_update()
-    )
-    if row is None or row.used_at is not None or owner_exists(session):
-        raise Forbidden("setup token is invalid or already used; this Node already has an Owner")
-    role = session.scalar(select(Role).where(Role.name == OWNER_ROLE))
-    assert role is not None, "preset roles are seeded at start"
-    if session.scalar(select(User.id).where(User.email == email)):
-        raise AlreadyExists(f"a user with email {email} already exists")
-    owner = User(email=email, full_name=full_name, password_hash=password_hash, role=role)
-    session.add(owner)
-    row.used_at = utcnow()
-    session.flush()
+    """Create the Owner with the one-time token (``core.accounts.create_owner``)."""
+    owner = accounts.create_owner(session, setup_token=setup_token, setup_tokens=SetupToken, users=User, roles=Role,
+                                  service="Node", email=email, full_name=full_name, password_hash=password_hash)
     audit.record(session, actor=None, action="node.setup", target_type="user", target_id=owner.id,
                  details={"email": email}, client_address=client_address)
     return owner
 
 
-def remove_setup_token_file(state_dir: Path) -> None:
-    """After the setup transaction committed (file I/O never runs inside a transaction)."""
-    (state_dir / SETUP_TOKEN_FILE).unlink(missing_ok=True)
-
-
 # --- login ----------------------------------------------------------------------------------------------
 
-LOGIN_FAILED = "invalid email or password"
 ANY_ACCOUNT = ""
 """The throttle row of an address for every account (``email`` empty): it allows 4× an account's attempts."""
 
@@ -174,10 +131,8 @@ def finish_login(
         audit.record(session, actor=None, action="auth.login_failed", target_type="user",
                      target_id=user.id if user else None, details={"email": email}, client_address=client_address)
         return None
-    secret, digest = new_token("gsess")
-    token = Token(user_id=user.id, kind=SESSION, token_hash=digest,
-                  expires_at=utcnow() + timedelta(seconds=settings.session_ttl_seconds))
-    session.add(token)
+    token, secret = accounts.open_session(session, Token, prefix="gsess", user_id=user.id,
+                                          ttl_seconds=settings.session_ttl_seconds, kind=SESSION)
     session.execute(delete(LoginThrottle).where(LoginThrottle.email == email,
                                                 LoginThrottle.client_address == client_address))
     # The address's row counted this attempt before the password was checked (so parallel guesses stop at the
@@ -193,9 +148,7 @@ def finish_login(
 
 
 def logout(session: Session, *, actor: Actor) -> None:
-    token = session.get(Token, actor.token_id)
-    if token is not None:
-        token.revoked_at = utcnow()
+    accounts.end_session(session, Token, actor.token_id)
     audit.record(session, actor=actor, action="auth.logout", target_type="token", target_id=actor.token_id)
 
 
@@ -228,38 +181,30 @@ def change_password(
 def create_api_token(
     session: Session, *, actor: Actor, name: str, expires_in_days: int | None
 ) -> tuple[Token, str]:
-    active = select(Token.id).where(Token.user_id == actor.id, Token.kind == API, Token.name == name,
-                                    Token.revoked_at.is_(None))
-    if session.scalar(active):
-        raise AlreadyExists(f"you already have an active token named {name!r}")
-    secret, digest = new_token("gapi")
-    expires = utcnow() + timedelta(days=expires_in_days) if expires_in_days else None
-    token = Token(user_id=actor.id, kind=API, name=name, token_hash=digest, expires_at=expires)
-    session.add(token)
-    session.flush()
+    token, secret = accounts.create_api_token(session, Token, api=Token.kind == API, prefix="gapi", user_id=actor.id,
+                                              name=name, expires_in_days=expires_in_days, kind=API)
     audit.record(session, actor=actor, action="token.created", target_type="token", target_id=token.id,
                  details={"name": name})
     return token, secret
 
 
 def list_api_tokens(session: Session, *, actor: Actor) -> list[Token]:
-    query = select(Token).where(Token.user_id == actor.id, Token.kind == API).order_by(Token.id)
-    return list(session.scalars(query))
+    return accounts.list_api_tokens(session, Token, api=Token.kind == API, user_id=actor.id)
 
 
 def revoke_api_token(session: Session, *, actor: Actor, ref: str) -> Token:
-    """Revoke one of the caller's own API tokens, named by id or by name."""
-    token_id = as_id(ref)
-    match = or_(Token.name == ref, Token.id == token_id) if token_id is not None else Token.name == ref
-    token = session.scalar(
-        select(Token).where(Token.user_id == actor.id, Token.kind == API, Token.revoked_at.is_(None), match)
-    )
-    if token is None:
-        raise NotFound(f"no active API token {ref!r}")
-    token.revoked_at = utcnow()
+    """Revoke one of the caller's own API tokens, named by id or by name (a name of digits too)."""
+    token = accounts.revoke_api_token(session, Token, api=Token.kind == API, user_id=actor.id, ref=ref,
+                                      match=_named(ref))
     audit.record(session, actor=actor, action="token.revoked", target_type="token", target_id=token.id,
                  details={"name": token.name})
     return token
+
+
+def _named(ref: str) -> ColumnElement[bool]:
+    """The tokens ``ref`` names: by name, or by id too when it is digits."""
+    token_id = as_id(ref)
+    return or_(Token.name == ref, Token.id == token_id) if token_id is not None else Token.name == ref
 
 
 # --- every token of a user, for manage_users -------------------------------------------------------------
@@ -285,9 +230,7 @@ def list_user_tokens(session: Session, *, actor: Actor, ref: str, active_only: b
 def revoke_user_token(session: Session, *, actor: Actor, ref: str, token_ref: str) -> Token:
     """Revoke one token of a user, by id or (API tokens) by name."""
     user = _managed_user(session, actor=actor, ref=ref, doing="managed")
-    token_id = as_id(token_ref)
-    match = or_(Token.name == token_ref, Token.id == token_id) if token_id is not None else Token.name == token_ref
-    token = session.scalar(select(Token).where(Token.user_id == user.id, Token.revoked_at.is_(None), match)
+    token = session.scalar(select(Token).where(Token.user_id == user.id, Token.revoked_at.is_(None), _named(token_ref))
                            .order_by(Token.id).limit(1))
     if token is None:
         raise NotFound(f"{user.email} has no active token {token_ref!r}")

@@ -20,11 +20,9 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import ipaddress
 import json
 import logging
 import secrets
-import socket
 import threading
 import time
 from pathlib import Path
@@ -33,6 +31,7 @@ from urllib.parse import urlsplit
 
 from grid_runtime.core.errors import InvalidInput
 from grid_runtime.core.security import write_private_file
+from grid_runtime.core.urls import private_host, resolves_public
 
 log = logging.getLogger("grid_runtime.node.notifications")
 
@@ -99,15 +98,6 @@ def decision_payload(request: Any) -> dict[str, Any]:
     }
 
 
-_PRIVATE_NAMES = ("localhost", ".localhost", ".local", ".internal", ".localdomain", ".home.arpa")
-
-
-def _is_public(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        address = address.ipv4_mapped
-    return address.is_global and not address.is_multicast
-
-
 def check_url(url: str, *, allow_private: bool) -> None:
     """Refuse (422) a webhook URL this Node must not call: not https, or naming a private address or name."""
     parts = urlsplit(url)
@@ -121,27 +111,8 @@ def check_url(url: str, *, allow_private: bool) -> None:
     if parts.scheme != "https":
         raise InvalidInput("the webhook URL must use https:// (the operator may allow http:// with "
                            "GRID_NODE_WEBHOOK_ALLOW_PRIVATE)", details={"field": "webhook_url"})
-    try:
-        literal = ipaddress.ip_address(host)
-    except ValueError:
-        if host == _PRIVATE_NAMES[0] or host.endswith(_PRIVATE_NAMES[1:]) or "." not in host:
-            raise InvalidInput(f"the webhook URL names a private host ({host})",
-                               details={"field": "webhook_url"}) from None
-        return
-    if not _is_public(literal):
-        raise InvalidInput(f"the webhook URL names a private, loopback or link-local address ({host})",
-                           details={"field": "webhook_url"})
-
-
-def _resolves_public(url: str) -> bool:
-    """Whether every address the URL's host resolves to now is public (checked before each delivery)."""
-    parts = urlsplit(url)
-    try:
-        infos = socket.getaddrinfo(parts.hostname or "", parts.port or 443, proto=socket.IPPROTO_TCP)
-    except OSError:
-        return False
-    addresses = {ipaddress.ip_address(info[4][0]) for info in infos}
-    return bool(addresses) and all(_is_public(a) for a in addresses)
+    if private := private_host(host):
+        raise InvalidInput(f"the webhook URL names {private} ({host})", details={"field": "webhook_url"})
 
 
 class _RateLimit:
@@ -177,7 +148,7 @@ def deliver(url: str, secret: str, payload: dict[str, Any], *, timeout: float = 
     except InvalidInput as exc:
         log.warning("webhook not delivered: %s", exc.message)
         return False
-    if not allow_private and not _resolves_public(url):
+    if not allow_private and not resolves_public(url):
         log.warning("webhook not delivered: its host does not resolve to public addresses only")
         return False
     if not RATE_LIMIT.allow(max_per_minute):

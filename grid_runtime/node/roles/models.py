@@ -1,19 +1,8 @@
 from __future__ import annotations
 
-from datetime import datetime
-
-from sqlalchemy import String
-from sqlalchemy.orm import Mapped, mapped_column
-
-from grid_runtime.core.database import Base, utcnow
+from grid_runtime.core.accounts.models import RoleColumns
+from grid_runtime.core.database import Base
 
 
-class Role(Base):
+class Role(RoleColumns, Base):
     __tablename__ = "roles"
-
-    id: Mapped[int] = mapped_column(primary_key=True)
-    name: Mapped[str] = mapped_column(String(64), unique=True)
-    description: Mapped[str] = mapped_column(String(500), default="")
-    capabilities: Mapped[list[str]] = mapped_column(default=list)
-    preset: Mapped[bool] = mapped_column(default=False)
-    created_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -6,6 +6,7 @@ from typing import Annotated
 
 from pydantic import AfterValidator, Field, StrictInt
 
+from grid_runtime.core.accounts import schemas as accounts
 from grid_runtime.core.capabilities import Capability
 from grid_runtime.core.schemas import Description, Name, Out, Schema
 
@@ -42,10 +43,5 @@ class RoleBrief(Out):
     name: str
 
 
-class RoleOut(Out):
-    id: int
-    name: str
-    description: str
-    capabilities: list[str]
-    preset: bool
+class RoleOut(accounts.RoleOut):
     user_count: int
