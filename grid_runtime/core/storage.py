@@ -118,6 +118,20 @@ class ObjectStore:
         """Remove a blob; a missing one is not an error (deletes are retried after partial failures)."""
         self._remove_quietly(self._path(key))
 
+    def delete_prefix(self, prefix: str) -> list[str]:
+        """Remove every blob under ``prefix`` (a folder-like key ending in ``/``) and, on a local store, the folder
+        itself; returns the keys removed."""
+        if not prefix.endswith("/"):
+            raise ValueError(f"a prefix to delete must end with '/': {prefix!r}")
+        removed = self.keys(prefix)
+        for key in removed:
+            self.delete(key)
+        if self.local:
+            import shutil
+
+            shutil.rmtree(self._path(prefix.rstrip("/")), ignore_errors=True)
+        return removed
+
     def keys(self, prefix: str = "") -> list[str]:
         """Every committed key under ``prefix`` (temporary objects excluded), sorted."""
         base = self.root + "/"
