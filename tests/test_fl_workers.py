@@ -347,3 +347,27 @@ class TestOnAWorker:
             np.testing.assert_allclose(load(quiet)[name], start[name] + mean[name], atol=1e-4)
         noise = np.concatenate([(load(loud)[n] - start[n] - mean[n]).ravel() for n in SHAPES])
         assert 0.5 < float(np.std(noise)) < 2.0  # σ·C / 3 reports = 1, drawn on the Worker
+
+
+@pytest.mark.timeout(900)
+def test_a_ray_node_without_a_worker_averages_on_the_node_with_the_same_bytes(
+    tmp_path: Path, client: TestClient, factory: Factory
+) -> None:
+    """A Node with its Ray head (which has no CPU and no Worker resource) but no Worker joined: the stored cycle
+    is averaged by the Node itself, to the bytes the fold gives."""
+    from tests.ray_cluster import start_ray_node
+
+    lonely = start_ray_node(tmp_path / "no-workers", workers=0)
+    try:
+        with httpx.Client(base_url=lonely.url, timeout=120) as http:
+            owner = {"Authorization": f"Bearer {lonely.owner_token}"}
+            assert ok(http.get("/api/v1/workers", headers=owner))["workers"] == []
+            updates = random_updates(4, seed=21)
+            on_node, detail = run_cycle(http, owner, "lonely", updates)
+            events = ok(http.get("/api/v1/audit", params={"action": "fl.cycle.aggregated"}, headers=owner))["items"]
+        folded, _ = run_cycle(client, factory.owner().headers, "lonely", updates)
+        assert on_node == folded and detail["cycles"][0]["aggregated_on"] == "node"
+        assert [(e["details"]["on"], e["details"]["attempts"]) for e in events] == [("node", 0)]
+        assert stored_updates(lonely.state_dir) == []
+    finally:
+        lonely.stop()

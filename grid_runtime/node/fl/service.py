@@ -445,16 +445,16 @@ def accept_report(session: Session, *, client: FLClientToken, process: FLProcess
 
 def record_report(session: Session, *, client: FLClientToken, process: FLProcess, cycle_number: int, examples: int,
                   loss: float | None, settings: NodeSettings, store: ObjectStore, source: Path) -> tuple[FLCycle, str]:
-    """``accept_report``, then, for a cycle that stores its updates, the checked update (the file ``source``)
-    written to the object store before this transaction commits: an accepted report always has its update stored
-    (a Node killed in between leaves an update without a report, which the next start removes, and the client's
-    retry writes the same key again). Returns the cycle and its mode; a FOLD cycle's update is folded by the caller
-    after the commit (``fold``)."""
+    """``accept_report``, then, for a cycle that stores its updates, the checked update (the file ``source``,
+    moved: a rename on a local store) put in the object store before this transaction commits: an accepted report
+    always has its update stored (a Node killed in between leaves an update without a report, which the next start
+    removes, and the client's retry puts the same key again). Returns the cycle and its mode; a FOLD cycle's update
+    is folded by the caller after the commit (``fold``)."""
     cycle = accept_report(session, client=client, process=process, cycle_number=cycle_number, examples=examples,
                           loss=loss)
     mode = cycle_mode(settings, store, cycle)
     if mode == STORE:
-        store.put_file(update_key(process.id, cycle.id, client.id), source)
+        store.move_file(update_key(process.id, cycle.id, client.id), source)
     _CYCLE_MODES[accumulator_path(settings, cycle)] = mode
     return cycle, mode
 
