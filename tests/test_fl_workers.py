@@ -357,6 +357,7 @@ def test_a_ray_node_without_a_worker_averages_on_the_node_with_the_same_bytes(
     is averaged by the Node itself, to the bytes the fold gives."""
     from tests.ray_cluster import start_ray_node
 
+    (tmp_path / "no-workers").mkdir()
     lonely = start_ray_node(tmp_path / "no-workers", workers=0)
     try:
         with httpx.Client(base_url=lonely.url, timeout=120) as http:
