@@ -6,7 +6,8 @@ the Node's own fold (``fl_aggregation=fold``, the default without Ray) stays as 
   store when the cycle closes or the process stops; a restart mid-aggregation loses no report; the start-up sweep
   removes stored updates nothing names.
 - The failure rule (``aggregation.aggregate``), with the Worker's attempt replaced: a lost Worker is retried up to
-  ``job_max_attempts``, then the Node aggregates; no Worker alive: the Node at once.
+  ``job_max_attempts``, then the Node aggregates; no Worker alive: the Node at once. On a Ray Node of its own: with
+  no Worker the Node averages at once; with a Worker whose tasks never answer in time, after two attempts.
 - On the session's Ray cluster (a Node with its head and 2 Workers): the average is made on one of the Workers
   (its Ray node id is in the audit log, ``aggregated_on`` is ``worker``), its bytes equal the Node's fold of the
   same updates, central DP's noise is added there, and the stored updates are gone once the cycle closed.
@@ -238,9 +239,12 @@ class TestTheFailureRule:
                                output_key="fl/checkpoints/new.safetensors", max_abs=1e4)
         return job, store, settings, updates
 
-    def _check(self, store: ObjectStore, updates: list[tuple[bytes, int]]) -> None:
-        with store.open("fl/checkpoints/new.safetensors") as reader:
+    def _check(self, store: ObjectStore, updates: list[tuple[bytes, int]], done: Any) -> None:
+        with store.open(done.key) as reader:
             new = load(reader.read())
+        with store.open(done.key) as reader:
+            assert hashlib.sha256(reader.read()).hexdigest() == done.sha256
+        assert store.keys("fl/checkpoints/") == sorted(["fl/checkpoints/start.safetensors", done.key])
         for name, value in expected_fedavg(updates).items():
             np.testing.assert_allclose(new[name], value, rtol=1e-6, atol=1e-7)
 
@@ -252,12 +256,14 @@ class TestTheFailureRule:
 
         def lost(task: Any, node: NodeSettings) -> dict[str, Any]:
             tried.append(task.cycle_id)
+            store.put_stream(task.output_key, io.BytesIO(b"half"))  # written before the Worker went away
             raise aggregation.WorkerLost("NodeDiedError")
 
         done = aggregation.aggregate(work, store=store, settings=settings, cluster=True, on_worker=lost,
                                      workers=lambda: 1)
         assert tried == [1, 1] and (done.on, done.attempts, done.worker, done.updates) == ("node", 2, None, 4)
-        self._check(store, updates)
+        assert done.key == "fl/checkpoints/new.safetensors"
+        self._check(store, updates, done)  # the lost attempts' keys are gone
 
     def test_a_worker_lost_once_is_retried_on_a_worker(self, job: Any) -> None:
         from grid_runtime.compute.fedavg import aggregate_stored
@@ -274,7 +280,8 @@ class TestTheFailureRule:
         done = aggregation.aggregate(work, store=store, settings=settings, cluster=True, on_worker=flaky,
                                      workers=lambda: 1)
         assert (done.on, done.attempts, done.worker) == ("worker", 2, "f" * 56)
-        self._check(store, updates)
+        assert done.key == "fl/checkpoints/new-2.safetensors"
+        self._check(store, updates, done)
 
     def test_without_a_live_worker_or_a_cluster_the_node_aggregates_at_once(self, job: Any) -> None:
         from grid_runtime.node.fl import aggregation
@@ -288,7 +295,7 @@ class TestTheFailureRule:
             done = aggregation.aggregate(work, store=store, settings=settings, cluster=cluster, on_worker=never,
                                          workers=workers)
             assert (done.on, done.attempts) == ("node", 0)
-            self._check(store, updates)
+            self._check(store, updates, done)
 
     def test_ray_errors_that_mean_a_lost_worker_are_told_from_failures(self) -> None:
         from ray import exceptions
@@ -350,25 +357,35 @@ class TestOnAWorker:
 
 
 @pytest.mark.timeout(900)
-def test_a_ray_node_without_a_worker_averages_on_the_node_with_the_same_bytes(
-    tmp_path: Path, client: TestClient, factory: Factory
+def test_a_ray_node_averages_on_itself_without_a_worker_and_after_its_worker_is_given_up_on(
+    tmp_path: Path, client: TestClient, factory: Factory, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A Node with its Ray head (which has no CPU and no Worker resource) but no Worker joined: the stored cycle
-    is averaged by the Node itself, to the bytes the fold gives."""
+    """A Node with its Ray head (no CPU, no Worker resource): with no Worker joined, the stored cycle is averaged by
+    the Node itself at once, to the bytes the fold gives. Then a Worker joins, but every task on it counts as lost
+    (the Node waits 1 ms for an answer): each cycle is tried on the Worker ``job_max_attempts`` (2) times, then
+    averaged by the Node, with all its reports."""
     from tests.ray_cluster import start_ray_node
 
-    (tmp_path / "no-workers").mkdir()
-    lonely = start_ray_node(tmp_path / "no-workers", workers=0)
+    monkeypatch.setenv("GRID_NODE_FL_AGGREGATION_TIMEOUT_SECONDS", "0.001")  # the Node subprocess's environment
+    (tmp_path / "ray").mkdir()
+    ray = start_ray_node(tmp_path / "ray", workers=0)
     try:
-        with httpx.Client(base_url=lonely.url, timeout=120) as http:
-            owner = {"Authorization": f"Bearer {lonely.owner_token}"}
+        with httpx.Client(base_url=ray.url, timeout=120) as http:
+            owner = {"Authorization": f"Bearer {ray.owner_token}"}
             assert ok(http.get("/api/v1/workers", headers=owner))["workers"] == []
             updates = random_updates(4, seed=21)
-            on_node, detail = run_cycle(http, owner, "lonely", updates)
+            alone, alone_detail = run_cycle(http, owner, "alone", updates)
+            ray.start_worker()
+            ray.wait_for_workers(1)
+            given_up, given_up_detail = run_cycle(http, owner, "given-up", updates)
             events = ok(http.get("/api/v1/audit", params={"action": "fl.cycle.aggregated"}, headers=owner))["items"]
-        folded, _ = run_cycle(client, factory.owner().headers, "lonely", updates)
-        assert on_node == folded and detail["cycles"][0]["aggregated_on"] == "node"
-        assert [(e["details"]["on"], e["details"]["attempts"]) for e in events] == [("node", 0)]
-        assert stored_updates(lonely.state_dir) == []
+        folded, _ = run_cycle(client, factory.owner().headers, "folded", updates)
+        assert alone == given_up == folded
+        assert alone_detail["cycles"][0]["aggregated_on"] == given_up_detail["cycles"][0]["aggregated_on"] == "node"
+        by_process = {e["target_id"]: e["details"] for e in events}
+        assert (by_process[str(alone_detail["id"])]["attempts"], by_process[str(given_up_detail["id"])]["attempts"]) \
+            == (0, 2)
+        assert given_up_detail["cycles"][0]["reports"] == 4 and by_process[str(given_up_detail["id"])]["updates"] == 4
+        assert stored_updates(ray.state_dir) == []
     finally:
-        lonely.stop()
+        ray.stop()

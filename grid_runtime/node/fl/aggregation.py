@@ -7,8 +7,10 @@
 - **A Worker lost** mid-aggregation (Ray's NodeDiedError, WorkerCrashedError and the like, as the job runner counts
   them) or a task silent for ``fl_aggregation_timeout_seconds`` is retried on a Worker, up to ``job_max_attempts``
   attempts in all, like a job. After that, or when no Worker is alive, or when the task failed for another reason,
-  **the Node aggregates the same stored updates itself** (the same function, ``fedavg.aggregate_stored``). Every
-  attempt writes the same output key, so a Worker that died after writing leaves nothing behind.
+  **the Node aggregates the same stored updates itself** (the same function, ``fedavg.aggregate_stored``). Each
+  attempt writes a key of its own (a task given up on may still be running and write later: it can never replace
+  the checkpoint that is recorded), and the keys of the attempts given up on are deleted; one written after that
+  names no row and is removed at the next start.
 - Ray's own retries are off (``max_retries=0``): a retry is decided here and counted in ``Aggregated.attempts``.
 
 Nothing here holds the database: the caller reads what to aggregate in one transaction and records the result in
@@ -18,6 +20,7 @@ another (``service.pending_aggregation``, ``service.settle``), under the process
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -119,6 +122,24 @@ def aggregate(job: fedavg.CycleAggregation, *, store: ObjectStore, settings: Nod
     """Aggregate ``job`` on a Worker when ``cluster`` has one alive (retrying a lost one), else on the Node (see the
     module's docstring). Raises what the Node's own attempt raises (a stored update unreadable: the cycle stays
     open and the next settling tries again)."""
+    abandoned: list[str] = []
+    try:
+        return _aggregate(job, store=store, settings=settings, cluster=cluster, on_worker=on_worker, workers=workers,
+                          abandoned=abandoned)
+    finally:
+        for key in abandoned:
+            with contextlib.suppress(Exception):
+                store.delete(key)
+
+
+def attempt_key(job: fedavg.CycleAggregation, attempt: int) -> str:
+    """The key a Worker's ``attempt`` writes (the Node's own attempt writes ``job.output_key``)."""
+    return f"{job.output_key.removesuffix('.safetensors')}-{attempt}.safetensors"
+
+
+def _aggregate(job: fedavg.CycleAggregation, *, store: ObjectStore, settings: NodeSettings, cluster: bool,
+               on_worker: Callable[[fedavg.CycleAggregation, NodeSettings], dict[str, Any]],
+               workers: Callable[[], int], abandoned: list[str]) -> Aggregated:
     attempts = 0
     while cluster and attempts < settings.job_max_attempts:
         try:
@@ -129,13 +150,16 @@ def aggregate(job: fedavg.CycleAggregation, *, store: ObjectStore, settings: Nod
                         exc_info=True)
             break
         attempts += 1
+        task = dataclasses.replace(job, output_key=attempt_key(job, attempts))
         try:
-            done = on_worker(job, settings)
+            done = on_worker(task, settings)
         except WorkerLost as exc:
+            abandoned.append(task.output_key)
             log.warning("the Worker aggregating cycle %s was lost (%s) on attempt %d of %d", job.cycle_id, exc,
                         attempts, settings.job_max_attempts)
             continue
         except Exception:  # noqa: BLE001 - not the Worker's loss: the Node tries the same updates itself
+            abandoned.append(task.output_key)
             log.warning("aggregating cycle %s on a Worker failed; the Node aggregates it", job.cycle_id,
                         exc_info=True)
             break
