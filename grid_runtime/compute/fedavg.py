@@ -8,7 +8,12 @@ only central DP's Gaussian noise imports torch, for the same secure generator DP
   hold exactly these names with exactly these shapes, as float32 or float64, every value finite.
 - ``Accumulator``: a file holding ``size + 2`` float64 values (the weighted sum of the updates, the sum of the
   weights, and the number of updates folded), opened as a memory map, so memory stays the same whatever the
-  number of clients: one update and the running sum, never all the updates.
+  number of clients: one update and the running sum, never all the updates. Without a path it is an array in
+  memory (a Worker's, for the one cycle it aggregates).
+- ``aggregate_stored``: a cycle whose updates were stored one object each (``CycleAggregation``), streamed one at a
+  time into an in-memory ``Accumulator``, finished and written as the new checkpoint. The same code runs in a
+  Worker's Ray task (``compute.tasks.aggregate_fl_cycle``) and, as the fallback, on the Node; it folds the updates
+  in the order given, with the same arithmetic as ``Accumulator.add`` on the Node, so both give the same bytes.
 - ``finish``: the new parameters. Without DP: checkpoint + Σ wᵢ·Δᵢ / Σ wᵢ (FedAvg weighted by the examples each
   client reported). With central DP each update is clipped to L2 norm C as it is folded, every client weighs 1
   (a weight a client reports would change the sensitivity), and the sum gets Gaussian noise of std σ·C before it
@@ -18,9 +23,12 @@ only central DP's Gaussian noise imports torch, for the same secure generator DP
 
 from __future__ import annotations
 
+import hashlib
+import io
 import math
 import os
-from dataclasses import dataclass
+import time
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -112,11 +120,17 @@ def to_safetensors(layout: Layout, vector: np.ndarray) -> bytes:
 
 
 class Accumulator:
-    """The running sum of one cycle, in a file (float64): ``[Σ wᵢ·Δᵢ ..., Σ wᵢ, count]``."""
+    """The running sum of one cycle, in a file (float64): ``[Σ wᵢ·Δᵢ ..., Σ wᵢ, count]``; in memory when
+    ``path`` is None."""
 
-    def __init__(self, path: Path, size: int) -> None:
+    _map: np.ndarray
+
+    def __init__(self, path: Path | None, size: int) -> None:
         self.path = path
         self.size = size
+        if path is None:
+            self._map = np.zeros(size + 2, dtype=np.float64)
+            return
         if not path.exists():
             path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
             fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
@@ -178,4 +192,66 @@ def gaussian_noise(size: int, std: float) -> np.ndarray:
     return torch.normal(0.0, std, size=(size,), generator=secure_generator(), dtype=torch.float64).numpy()
 
 
-__all__ = ["Accumulator", "Layout", "UpdateError", "gaussian_noise", "read_tensors", "to_safetensors"]
+class StoredInputError(UpdateError):
+    """A stored checkpoint or update is missing or does not match what the Node recorded."""
+
+
+@dataclass(frozen=True)
+class CycleAggregation:
+    """What aggregating one cycle from the object store needs (all public to the Node and its Workers): the
+    model's layout, the checkpoint the cycle started from (key and sha256), each stored update's key and weight in
+    the order they were accepted, the clipping norm and noise's standard deviation under central DP, the bound every
+    value was checked against, and the key to write the new checkpoint to."""
+
+    process_id: int
+    cycle_id: int
+    parameters: list[list[Any]]
+    checkpoint_key: str
+    checkpoint_sha256: str
+    updates: list[tuple[str, float]]
+    output_key: str
+    clip_norm: float | None = None
+    noise_std: float | None = None
+    max_abs: float | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> CycleAggregation:
+        return cls(**{**data, "updates": [(str(key), float(weight)) for key, weight in data["updates"]]})
+
+
+def _read(store: Any, key: str, what: str) -> bytes:
+    try:
+        with store.open(key) as reader:
+            return bytes(reader.read())
+    except (FileNotFoundError, OSError) as exc:
+        raise StoredInputError(f"the {what} {key} cannot be read: {type(exc).__name__}") from None
+
+
+def aggregate_stored(store: Any, job: CycleAggregation) -> dict[str, Any]:
+    """Aggregate a cycle whose updates are in ``store`` (see ``CycleAggregation``): stream the updates one at a time
+    into an in-memory sum (memory: the sum and one update, whatever their number), add the noise (central DP),
+    write the new checkpoint to ``job.output_key``. Returns its ``key``, ``sha256`` and ``size``, how many updates
+    were folded and the seconds it took."""
+    started = time.perf_counter()
+    layout = Layout.from_json(job.parameters)
+    checkpoint = _read(store, job.checkpoint_key, "checkpoint")
+    if hashlib.sha256(checkpoint).hexdigest() != job.checkpoint_sha256:
+        raise StoredInputError(f"the checkpoint {job.checkpoint_key} does not match its recorded sha256")
+    current = layout.flatten(read_tensors(checkpoint, layout, what="checkpoint"))
+    del checkpoint
+    running = Accumulator(None, layout.size)
+    for key, weight in job.updates:
+        parts = layout.parts(read_tensors(_read(store, key, "update"), layout, max_abs=job.max_abs))
+        running.add(parts, weight=weight, clip_norm=job.clip_norm)
+        del parts
+    new = running.finish(current, noise_std=job.noise_std)
+    stored = store.put_stream(job.output_key, io.BytesIO(to_safetensors(layout, new)))
+    return {"key": job.output_key, "sha256": stored.sha256, "size": stored.size, "updates": running.count,
+            "seconds": time.perf_counter() - started}
+
+
+__all__ = ["Accumulator", "CycleAggregation", "Layout", "StoredInputError", "UpdateError", "aggregate_stored",
+           "gaussian_noise", "read_tensors", "to_safetensors"]

@@ -238,6 +238,21 @@ def warm_up() -> dict[str, Any]:
             "seconds": time.perf_counter() - started, "cpu_seconds": time.process_time() - cpu}
 
 
+def aggregate_fl_cycle(payload: dict[str, Any], store_url: str, store_options: dict[str, Any]) -> dict[str, Any]:
+    """Aggregate one federated-learning cycle on a Worker (docs/fl.md, "Where"): its stored updates streamed one at
+    a time into the average (`fedavg.aggregate_stored`, central DP's noise drawn here from the trainer's secure
+    generator), the new checkpoint written to the object store. Returns the checkpoint's key, sha256 and size, the
+    number of updates folded, the seconds taken, and the Ray node and pid it ran on. A Ray task (no retries of
+    Ray's own: the Node decides, `grid_runtime.node.fl.aggregation`)."""
+    import ray
+
+    from grid_runtime.compute import fedavg
+    from grid_runtime.core.storage import open_store
+
+    done = fedavg.aggregate_stored(open_store(store_url, store_options), fedavg.CycleAggregation.from_json(payload))
+    return {**done, "node_id": ray.get_runtime_context().get_node_id(), "pid": os.getpid()}
+
+
 def run_job(payload: dict[str, Any]) -> Iterator[dict[str, Any]]:
     """Run one job (see the module docstring); a Ray streaming generator on a Worker."""
     import ray

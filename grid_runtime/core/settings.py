@@ -86,6 +86,15 @@ class NodeSettings(BaseSettings):
     job_max_per_day: int = Field(default=50, ge=0, description="default quota: jobs a user may submit in 24 h")
     job_max_run_seconds: int = Field(default=3600, gt=0, description="default quota: run-time limit of a job")
 
+    # Federated learning (docs/fl.md, "Aggregation"): where a cycle's updates go and where its average is made.
+    fl_aggregation: Literal["auto", "fold", "store"] = Field(
+        default="auto", description="fold: each update is added to a running sum on the Node as it arrives; store: "
+        "each is written to the object store and the cycle is averaged on a Worker (on the Node if none is alive); "
+        "auto: store when Ray is enabled, else fold")
+    fl_aggregation_timeout_seconds: float = Field(
+        default=300.0, gt=0, description="a Worker's aggregation silent this long counts as lost (then retried "
+                                         "up to job_max_attempts, then done on the Node)")
+
     # Networks (docs/network.md): which Network URLs a join may name, and how the catalogue is kept up to date.
     public_url: str | None = Field(
         default=None, description="the URL a Network reaches this Node at (sent when joining; a join may name one)")

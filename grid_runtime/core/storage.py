@@ -72,6 +72,21 @@ class ObjectStore:
         with open(source, "rb") as reader:
             return self.put_stream(key, reader)
 
+    def move_file(self, key: str, source: Path) -> None:
+        """Put a local file at ``key`` and remove it from where it was: on a local store on the same filesystem a
+        rename (atomic, no copy, no digest: for blobs whose digest nobody records), otherwise ``put_file``."""
+        if self.local:
+            final = self._path(key)
+            os.makedirs(os.path.dirname(final), mode=0o700, exist_ok=True)
+            os.chmod(source, 0o600)
+            try:
+                os.replace(source, final)
+                return
+            except OSError:  # another filesystem: copied below
+                pass
+        self.put_file(key, source)
+        Path(source).unlink(missing_ok=True)
+
     def put_stream(self, key: str, reader: IO[bytes]) -> StoredObject:
         """Write everything ``reader`` yields to ``key`` atomically: a temporary object, then a rename."""
         final = self._path(key)
@@ -117,6 +132,20 @@ class ObjectStore:
     def delete(self, key: str) -> None:
         """Remove a blob; a missing one is not an error (deletes are retried after partial failures)."""
         self._remove_quietly(self._path(key))
+
+    def delete_prefix(self, prefix: str) -> list[str]:
+        """Remove every blob under ``prefix`` (a folder-like key ending in ``/``) and, on a local store, the folder
+        itself; returns the keys removed."""
+        if not prefix.endswith("/"):
+            raise ValueError(f"a prefix to delete must end with '/': {prefix!r}")
+        removed = self.keys(prefix)
+        for key in removed:
+            self.delete(key)
+        if self.local:
+            import shutil
+
+            shutil.rmtree(self._path(prefix.rstrip("/")), ignore_errors=True)
+        return removed
 
     def keys(self, prefix: str = "") -> list[str]:
         """Every committed key under ``prefix`` (temporary objects excluded), sorted."""

@@ -11,6 +11,10 @@ serves a request:
   or the row went with its owner (a deleted user's results and federated learning processes);
 - a federated learning cycle's running sum (``state_dir/fl/cycle-N.sum``) whose cycle is no longer open is
   removed: the Node died after the cycle closed and before the file was;
+- a stored federated learning update (``fl/updates/<process>/<cycle>/<client>.safetensors``) is removed unless its
+  cycle is open and its client's report committed: the Node died after its cycle closed and before its updates
+  were removed, or after writing the update and before the report's row committed (the client was not answered
+  and may send it again);
 - a tensor or result row whose blob is missing is reported (an error in the log): nothing the Node does loses
   a blob whose row committed (deletes remove the blob only after the row's deletion committed), so this means
   the store was changed from outside, and the operator must decide.
@@ -41,6 +45,7 @@ TENSORS_PREFIX = "tensors/"
 RESULTS_PREFIX = "results/"
 WEIGHTS_PREFIX = "weights/"
 FL_CHECKPOINTS_PREFIX = "fl/checkpoints/"
+FL_UPDATES_PREFIX = "fl/updates/"
 
 
 @dataclass
@@ -93,12 +98,24 @@ def _fl_checkpoint_keys(session: Session) -> set[str]:
     return set(session.scalars(select(FLCheckpoint.object_key)))
 
 
+def _fl_update_keys(session: Session) -> set[str]:
+    """The stored updates of open cycles whose reports committed."""
+    from grid_runtime.node.fl.models import FLAssignment, FLCycle
+    from grid_runtime.node.fl.service import OPEN, update_key
+
+    rows = session.execute(select(FLCycle.process_id, FLCycle.id, FLAssignment.client_id)
+                           .join(FLAssignment, FLAssignment.cycle_id == FLCycle.id)
+                           .where(FLCycle.state == OPEN, FLAssignment.reported_at.is_not(None)))
+    return {update_key(process_id, cycle_id, client_id) for process_id, cycle_id, client_id in rows}
+
+
 # prefix -> (the keys rows name, whether a named key must exist: initial weights are deleted after their job)
 _MANAGED: dict[str, tuple[Callable[[Session], set[str]], bool]] = {
     TENSORS_PREFIX: (_tensor_keys, True),
     RESULTS_PREFIX: (_result_keys, True),
     WEIGHTS_PREFIX: (_weights_keys, False),
     FL_CHECKPOINTS_PREFIX: (_fl_checkpoint_keys, True),
+    FL_UPDATES_PREFIX: (_fl_update_keys, False),  # a folded cycle's reports have none
 }
 
 

@@ -30,7 +30,8 @@ app.add_typer(tokens_app, name="tokens")
 
 ProcessArgument = Annotated[str, typer.Argument(help="The process's name or id.", show_default=False)]
 PROCESS_COLUMNS = ["id", "name", "state", "cycles_done", "parameter_count", "epsilon", "delta", "created_at"]
-CYCLE_COLUMNS = ["number", "state", "joined", "reports", "examples", "mean_loss", "seconds", "opened_at"]
+CYCLE_COLUMNS = ["number", "state", "joined", "reports", "examples", "mean_loss", "seconds", "aggregated_on",
+                 "opened_at"]
 CHECKPOINT_COLUMNS = ["number", "sha256", "size", "created_at"]
 TOKEN_COLUMNS = ["id", "name", "created_at", "revoked_at"]
 

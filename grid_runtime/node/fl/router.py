@@ -31,7 +31,7 @@ from grid_runtime.core.schemas import Id
 from grid_runtime.core.settings import NodeSettings
 from grid_runtime.core.storage import ObjectStore
 from grid_runtime.node.deps import DB, Actor, Database, Requires, current_actor, in_thread, released_session, settings
-from grid_runtime.node.fl import schemas, service
+from grid_runtime.node.fl import aggregation, schemas, service
 from grid_runtime.node.fl.models import FLClientToken
 from grid_runtime.node.tensors.router import receive_body
 
@@ -58,13 +58,35 @@ def process_lock(app: Any, process_id: int) -> asyncio.Lock:
 
 
 async def settle_now(app: Any, process_id: int) -> None:
-    """Settle one process in a transaction of its own; its closed cycle's running sum is removed only once that
-    has committed (the caller holds the process's lock)."""
+    """Settle one process (the caller holds the process's lock). A due cycle whose updates are stored is averaged
+    first, outside any transaction, on a Worker when one is alive (else on the Node: ``aggregation.aggregate``);
+    then the closing commits in a transaction of its own, and only then are the closed cycle's running sum and
+    stored updates removed. An aggregation that fails on the Node too leaves the cycle open for the next round."""
     database: Database = app.state.database
-    finished = await database.run(lambda s: service.settle(
-        s, process=service.get_process(s, process_id), store=store_of(app), settings=app.state.settings))
-    if finished is not None:
-        await run_in_threadpool(service.discard_accumulator, finished)
+    node: NodeSettings = app.state.settings
+    store = store_of(app)
+    job = await database.run(lambda s: service.pending_aggregation(
+        s, process=service.get_process(s, process_id), store=store, settings=node), write=False)
+    done = None
+    if job is not None:
+        try:
+            done = await run_in_threadpool(lambda: aggregation.aggregate(
+                job, store=store, settings=node, cluster=getattr(app.state, "ray_head", None) is not None))
+        except Exception:  # noqa: BLE001 - the cycle stays open; the periodic settling tries again
+            log.exception("could not aggregate cycle %s of FL process %s", job.cycle_id, process_id)
+            await run_in_threadpool(store.delete, job.output_key)
+            return
+    try:
+        closed = await database.run(lambda s: service.settle(
+            s, process=service.get_process(s, process_id), store=store, settings=node, aggregated=done))
+    except BaseException:
+        if done is not None:
+            await run_in_threadpool(store.delete, done.key)
+        raise
+    if done is not None and (closed is None or closed.checkpoint_key != done.key):
+        await run_in_threadpool(store.delete, done.key)  # not recorded: nothing names it
+    if closed is not None:
+        await run_in_threadpool(service.discard_cycle, store, closed)
 
 
 async def settle_due(app: Any) -> None:
@@ -168,12 +190,12 @@ async def stop_process(ref: str, request: Request, session: DB, actor: Actor = D
     async with released_session(request), process_lock(request.app, process_id):
         stopped, finished = await database.run(lambda s: _stopped(s, actor, process_id, node))
         if finished is not None:
-            await run_in_threadpool(service.discard_accumulator, finished)
+            await run_in_threadpool(service.discard_cycle, store_of(request.app), finished)
         return stopped
 
 
 def _stopped(session: Session, actor: Actor, process_id: int,
-             node: NodeSettings) -> tuple[schemas.ProcessOut, Path | None]:
+             node: NodeSettings) -> tuple[schemas.ProcessOut, service.ClosedCycle | None]:
     process, finished = service.stop_process(session, actor=actor, process=service.get_process(session, process_id),
                                              settings=node)
     return service.process_out(process), finished
@@ -288,12 +310,15 @@ async def report(
             await receive_body(request, workdir / "update", service.update_limit(process))
             delta = await run_in_threadpool(
                 lambda: service.check_update(process, (workdir / "update").read_bytes()))
+            store = store_of(request.app)
             async with process_lock(request.app, process.id):
-                cycle_row = await database.run(lambda s: service.accept_report(
+                cycle_row, mode = await database.run(lambda s: service.record_report(
                     s, client=s.get(FLClientToken, client.id), process=service.get_process(s, process.id),  # type: ignore[arg-type]
-                    cycle_number=cycle, examples=examples, loss=loss))
-                await run_in_threadpool(lambda: service.fold(node, process=process, cycle=cycle_row, delta=delta,
-                                                             examples=examples))
+                    cycle_number=cycle, examples=examples, loss=loss, settings=node, store=store,
+                    source=workdir / "update"))
+                if mode == service.FOLD:
+                    await run_in_threadpool(lambda: service.fold(node, process=process, cycle=cycle_row, delta=delta,
+                                                                 examples=examples))
                 await settle_now(request.app, process.id)
         return schemas.ReportOut(status="accepted", cycle=cycle)
     finally:

@@ -93,6 +93,8 @@ class CycleOut(Out):
     examples: int
     mean_loss: float | None = None
     seconds: float | None = Field(None, description="from opening to closing")
+    aggregated_on: Literal["node", "worker"] | None = Field(
+        None, description="where the cycle's average was made: on a Worker, or on the Node itself")
 
 
 class ProcessOut(Out):

@@ -1,11 +1,16 @@
 """Model-centric federated learning (docs/fl.md): hosting processes, client tokens, cycles and aggregation.
 
 A cycle's life: open → a client joins (at most ``clients_per_cycle``), downloads the checkpoint, trains, reports
-its update once → the update is checked against the model's layout and folded into the cycle's running sum
-(``compute.fedavg.Accumulator``, one file per cycle under ``state_dir/fl/``) → when ``min_reports`` have
-arrived, or the cycle's time is up with at least one report, ``settle`` writes the new checkpoint to the object
-store and opens the next cycle; time up with no report expires the cycle (the next starts from the same
-checkpoint). After ``cycles`` aggregations the process is completed.
+its update once → the update is checked against the model's layout and kept, in one of two ways (the cycle's
+**mode**, fixed by its first report, ``cycle_mode``): *fold*, added to the cycle's running sum on the Node
+(``compute.fedavg.Accumulator``, one file per cycle under ``state_dir/fl/``); or *store*, written to the object
+store (``fl/updates/<process>/<cycle>/<client>.safetensors``) before its report's row commits → when
+``min_reports`` have arrived, or the cycle's time is up with at least one report, the cycle is averaged: a folded
+one by ``settle`` on the Node; a stored one first by a Worker, or by the Node when none is alive
+(``pending_aggregation``, then ``aggregation.aggregate`` outside any transaction), and ``settle`` records the new
+checkpoint. ``settle`` opens the next cycle; time up with no report expires the cycle (the next starts from the
+same checkpoint). After ``cycles`` aggregations the process is completed. A closed cycle's running sum and stored
+updates are removed once its closing has committed (``discard_cycle``).
 
 A client learns its own place in the current cycle, the plan and the checkpoint, nothing about other clients
 (their number, examples or losses). The process's managers see per-cycle figures.
@@ -35,18 +40,24 @@ from grid_runtime.core.security import hash_token, new_token
 from grid_runtime.core.settings import NodeSettings
 from grid_runtime.core.storage import ObjectStore
 from grid_runtime.node.audit import service as audit
+from grid_runtime.node.audit.models import AuditEvent
 from grid_runtime.node.deps import Actor
 from grid_runtime.node.fl import schemas
 from grid_runtime.node.fl.models import FLAssignment, FLCheckpoint, FLClientToken, FLCycle, FLProcess
 
 if TYPE_CHECKING:
     from grid_runtime.compute import fedavg
+    from grid_runtime.node.fl.aggregation import Aggregated
 else:
     fedavg = LazyModule("grid_runtime.compute.fedavg")  # numpy: off the Node's start path, loaded by the first use
 
 CLIENT_TOKEN_PREFIX = "gflclient"  # noqa: S105  (a prefix, not a secret)
 CHECKPOINT_PREFIX = "fl/checkpoints/"
 ACCUMULATOR_DIR = "fl"
+UPDATES_PREFIX = "fl/updates/"
+"""Where a stored cycle's updates are kept until it closes (never served by any route)."""
+FOLD, STORE = "fold", "store"
+AGGREGATED_ACTION = "fl.cycle.aggregated"
 MAX_UPDATE_VALUE = MAX_INITIAL_WEIGHT
 """An update's values must satisfy |Δ| <= this, as initial weights do: the average stays finite as float32."""
 RUNNING, COMPLETED, STOPPED = "running", "completed", "stopped"
@@ -183,17 +194,28 @@ def process_out(process: FLProcess) -> schemas.ProcessOut:
         epsilon=process.epsilon, delta=process.delta, created_at=process.created_at, ended_at=process.ended_at)
 
 
-def cycle_out(cycle: FLCycle) -> schemas.CycleOut:
+def cycle_out(cycle: FLCycle, aggregated_on: str | None = None) -> schemas.CycleOut:
     seconds = (cycle.closed_at - cycle.opened_at).total_seconds() if cycle.closed_at else None
     mean = cycle.loss_sum / cycle.loss_reports if cycle.loss_reports else None
     return schemas.CycleOut(number=cycle.number, state=cycle.state, opened_at=cycle.opened_at,
                             deadline=cycle.deadline, closed_at=cycle.closed_at, joined=cycle.joined,
-                            reports=cycle.reports, examples=cycle.examples, mean_loss=mean, seconds=seconds)
+                            reports=cycle.reports, examples=cycle.examples, mean_loss=mean, seconds=seconds,
+                            aggregated_on=aggregated_on)  # type: ignore[arg-type]
+
+
+def aggregated_on(session: Session, process: FLProcess) -> dict[int, str]:
+    """Cycle number -> where its average was made (``node`` or ``worker``), from the audit log's records."""
+    events = session.scalars(select(AuditEvent.details).where(
+        AuditEvent.action == AGGREGATED_ACTION, AuditEvent.target_type == "fl_process",
+        AuditEvent.target_id == str(process.id)))
+    return {int(d["cycle"]): str(d["on"]) for d in events if isinstance(d, dict) and "cycle" in d and "on" in d}
 
 
 def process_detail(session: Session, process: FLProcess) -> schemas.ProcessDetailOut:
     cycles = session.scalars(select(FLCycle).where(FLCycle.process_id == process.id).order_by(FLCycle.number))
-    return schemas.ProcessDetailOut(**process_out(process).model_dump(), cycles=[cycle_out(c) for c in cycles])
+    where = aggregated_on(session, process)
+    return schemas.ProcessDetailOut(**process_out(process).model_dump(),
+                                    cycles=[cycle_out(c, where.get(c.number)) for c in cycles])
 
 
 def list_checkpoints(session: Session, process: FLProcess) -> list[FLCheckpoint]:
@@ -213,9 +235,9 @@ def get_checkpoint(session: Session, process: FLProcess, number: int | None = No
 
 
 def stop_process(session: Session, *, actor: Actor, process: FLProcess,
-                 settings: NodeSettings) -> tuple[FLProcess, Path | None]:
+                 settings: NodeSettings) -> tuple[FLProcess, ClosedCycle | None]:
     """End a running process: its open cycle is cancelled; clients are refused. Returns the process and the
-    cancelled cycle's running sum, which the caller discards once this has committed."""
+    cancelled cycle, whose running sum and stored updates the caller discards once this has committed."""
     if process.state != RUNNING:
         raise Conflict(f"process {process.name!r} is {process.state} already", details={"state": process.state})
     now = utcnow()
@@ -223,7 +245,7 @@ def stop_process(session: Session, *, actor: Actor, process: FLProcess,
     finished = None
     if cycle is not None:
         cycle.state, cycle.closed_at = CANCELLED, now
-        finished = accumulator_path(settings, cycle)
+        finished = closed_cycle(settings, cycle)
     process.state, process.ended_at = STOPPED, now
     audit.record(session, actor=actor, action="fl.process.stopped", target_type="fl_process", target_id=process.id)
     return process, finished
@@ -300,6 +322,65 @@ def discard_accumulator(path: Path) -> None:
     path.unlink(missing_ok=True)
 
 
+def updates_prefix(process_id: int, cycle_id: int) -> str:
+    return f"{UPDATES_PREFIX}{process_id}/{cycle_id}/"
+
+
+def update_key(process_id: int, cycle_id: int, client_id: int) -> str:
+    """Where a stored cycle keeps one client's update (one report per client and cycle: one key)."""
+    return f"{updates_prefix(process_id, cycle_id)}{client_id}.safetensors"
+
+
+def default_mode(settings: NodeSettings) -> str:
+    """How a cycle's updates are kept when its first report arrives (``fl_aggregation``; ``auto``: stored for
+    the Workers when the Node has a Ray cluster, folded on the Node otherwise)."""
+    if settings.fl_aggregation == "auto":
+        return STORE if settings.ray_enabled else FOLD
+    return settings.fl_aggregation
+
+
+_CYCLE_MODES: dict[Path, str] = {}
+"""A cycle's mode once its first report fixed it, by its running sum's path (unique per state dir and cycle)."""
+
+
+def cycle_mode(settings: NodeSettings, store: ObjectStore, cycle: FLCycle) -> str:
+    """FOLD or STORE for this cycle: what its first report did (a running sum on the Node's disk, or updates in
+    the object store: also after a restart, or a change of setting), or the setting while nothing was reported."""
+    path = accumulator_path(settings, cycle)
+    found = _CYCLE_MODES.get(path)
+    if found is None:
+        if path.exists():
+            found = FOLD
+        elif store.keys(updates_prefix(cycle.process_id, cycle.id)):
+            found = STORE
+        else:
+            return default_mode(settings)
+        _CYCLE_MODES[path] = found
+    return found
+
+
+@dataclass(frozen=True)
+class ClosedCycle:
+    """A cycle that closed (aggregated, expired or cancelled): what to remove once that has committed, and the
+    checkpoint it recorded, if any."""
+
+    sum_path: Path
+    updates_prefix: str
+    checkpoint_key: str | None = None
+
+
+def closed_cycle(settings: NodeSettings, cycle: FLCycle, checkpoint_key: str | None = None) -> ClosedCycle:
+    return ClosedCycle(sum_path=accumulator_path(settings, cycle),
+                       updates_prefix=updates_prefix(cycle.process_id, cycle.id), checkpoint_key=checkpoint_key)
+
+
+def discard_cycle(store: ObjectStore, closed: ClosedCycle) -> None:
+    """Remove a closed cycle's running sum and its stored updates (after its closing committed)."""
+    discard_accumulator(closed.sum_path)
+    _CYCLE_MODES.pop(closed.sum_path, None)
+    store.delete_prefix(closed.updates_prefix)
+
+
 def _refuse_unless_running(process: FLProcess) -> None:
     if process.state != RUNNING:
         raise Conflict(f"process {process.name!r} is {process.state}: it takes no more clients",
@@ -362,6 +443,22 @@ def accept_report(session: Session, *, client: FLClientToken, process: FLProcess
     return cycle
 
 
+def record_report(session: Session, *, client: FLClientToken, process: FLProcess, cycle_number: int, examples: int,
+                  loss: float | None, settings: NodeSettings, store: ObjectStore, source: Path) -> tuple[FLCycle, str]:
+    """``accept_report``, then, for a cycle that stores its updates, the checked update (the file ``source``,
+    moved: a rename on a local store) put in the object store before this transaction commits: an accepted report
+    always has its update stored (a Node killed in between leaves an update without a report, which the next start
+    removes, and the client's retry puts the same key again). Returns the cycle and its mode; a FOLD cycle's update
+    is folded by the caller after the commit (``fold``)."""
+    cycle = accept_report(session, client=client, process=process, cycle_number=cycle_number, examples=examples,
+                          loss=loss)
+    mode = cycle_mode(settings, store, cycle)
+    if mode == STORE:
+        store.move_file(update_key(process.id, cycle.id, client.id), source)
+    _CYCLE_MODES[accumulator_path(settings, cycle)] = mode
+    return cycle, mode
+
+
 def check_update(process: FLProcess, data: bytes) -> list[Any]:
     """The update as flat arrays in the model's layout, or InvalidInput (wrong names, shapes, dtype, not finite,
     too large)."""
@@ -381,23 +478,85 @@ def fold(settings: NodeSettings, *, process: FLProcess, cycle: FLCycle, delta: l
         running.add(delta, weight=float(examples))
 
 
-def settle(session: Session, *, process: FLProcess, store: ObjectStore, settings: NodeSettings,
-           now: datetime | None = None) -> Path | None:
-    """Close the open cycle when it has its reports, or its time is up; then open the next or complete the
-    process. Returns the closed cycle's running sum, which the caller discards (``discard_accumulator``) once
-    this transaction has committed, or None when nothing closed. Callers hold the process's lock (the router's)."""
+def _due_cycle(session: Session, process: FLProcess, now: datetime, *, for_update: bool) -> FLCycle | None:
+    """The open cycle when it has its reports or its time is up, else None."""
     if process.state != RUNNING:
         return None
-    now = now or utcnow()
-    cycle = open_cycle(session, process, for_update=True)
+    cycle = open_cycle(session, process, for_update=for_update)
     if cycle is None:
         return None
     enough = cycle.reports >= int(process.server_config["min_reports"])
     if not enough and now < cycle.deadline:
         return None
+    return cycle
+
+
+def _noise_std(process: FLProcess) -> float | None:
+    return (float(process.dp["noise_multiplier"]) * float(process.dp["clip_norm"])) if process.dp else None
+
+
+def _stored_updates(session: Session, store: ObjectStore, process: FLProcess,
+                    cycle: FLCycle) -> list[tuple[str, float]]:
+    """The stored updates of the cycle's reports, with their weights, in the order they were accepted (the order a
+    folded cycle adds them in)."""
+    present = set(store.keys(updates_prefix(process.id, cycle.id)))
+    rows = session.execute(select(FLAssignment.client_id, FLAssignment.examples)
+                           .where(FLAssignment.cycle_id == cycle.id, FLAssignment.reported_at.is_not(None))
+                           .order_by(FLAssignment.reported_at, FLAssignment.id))
+    updates = []
+    for client_id, examples in rows:
+        key = update_key(process.id, cycle.id, client_id)
+        if key in present:
+            updates.append((key, 1.0 if process.dp else float(examples or 0)))
+    return updates
+
+
+def pending_aggregation(session: Session, *, process: FLProcess, store: ObjectStore, settings: NodeSettings,
+                        now: datetime | None = None) -> fedavg.CycleAggregation | None:
+    """What to aggregate when the open cycle is due and its updates are stored (``aggregation.aggregate`` runs it
+    outside any transaction, then ``settle`` records it), or None (nothing due, or a folded cycle: ``settle`` alone
+    closes it)."""
+    cycle = _due_cycle(session, process, now or utcnow(), for_update=False)
+    if cycle is None or not cycle.reports or cycle_mode(settings, store, cycle) != STORE:
+        return None
+    updates = _stored_updates(session, store, process, cycle)
+    if not updates:
+        return None
+    previous = get_checkpoint(session, process)
+    return fedavg.CycleAggregation(
+        process_id=process.id, cycle_id=cycle.id, parameters=process.parameters, checkpoint_key=previous.object_key,
+        checkpoint_sha256=previous.sha256, updates=updates,
+        output_key=f"{CHECKPOINT_PREFIX}{uuid.uuid4().hex}.safetensors",
+        clip_norm=float(process.dp["clip_norm"]) if process.dp else None, noise_std=_noise_std(process),
+        max_abs=MAX_UPDATE_VALUE)
+
+
+def settle(session: Session, *, process: FLProcess, store: ObjectStore, settings: NodeSettings,
+           now: datetime | None = None, aggregated: Aggregated | None = None) -> ClosedCycle | None:
+    """Close the open cycle when it has its reports, or its time is up; then open the next or complete the
+    process. A folded cycle is averaged here, on the Node; a stored one needs its ``aggregated`` checkpoint (from
+    ``pending_aggregation``), without which it stays open. Returns the closed cycle, whose running sum and stored
+    updates the caller discards (``discard_cycle``) once this transaction has committed, or None when nothing
+    closed. Callers hold the process's lock (the router's)."""
+    now = now or utcnow()
+    cycle = _due_cycle(session, process, now, for_update=True)
+    if cycle is None:
+        return None
     path = accumulator_path(settings, cycle)
-    if cycle.reports and path.exists():
-        _aggregate(session, process=process, cycle=cycle, path=path, store=store)
+    mode = cycle_mode(settings, store, cycle)
+    checkpoint_key = None
+    if cycle.reports and mode == FOLD and path.exists():
+        checkpoint_key = _aggregate(session, process=process, cycle=cycle, path=path, store=store)
+    elif cycle.reports and mode == STORE and aggregated is not None and aggregated.cycle_id == cycle.id:
+        previous = get_checkpoint(session, process)
+        session.add(FLCheckpoint(process_id=process.id, number=previous.number + 1, object_key=aggregated.key,
+                                 sha256=aggregated.sha256, size=aggregated.size))
+        audit.record(session, actor=None, action=AGGREGATED_ACTION, target_type="fl_process", target_id=process.id,
+                     details={"cycle": cycle.number, **aggregated.figures()})
+        checkpoint_key = aggregated.key
+    elif cycle.reports and mode == STORE and store.keys(updates_prefix(process.id, cycle.id)):
+        return None  # its updates are waiting for their aggregation (pending_aggregation)
+    if checkpoint_key is not None:
         cycle.state = AGGREGATED
         process.cycles_done += 1
     else:
@@ -409,27 +568,35 @@ def settle(session: Session, *, process: FLProcess, store: ObjectStore, settings
         session.flush()
         _open_cycle(session, process, number=cycle.number + 1, now=now)
     session.flush()
-    return path
+    return closed_cycle(settings, cycle, checkpoint_key)
 
 
-def _aggregate(session: Session, *, process: FLProcess, cycle: FLCycle, path: Path, store: ObjectStore) -> None:
+def _aggregate(session: Session, *, process: FLProcess, cycle: FLCycle, path: Path, store: ObjectStore) -> str:
+    """A folded cycle's average, on the Node: the new checkpoint's row (its key is returned)."""
     layout = fedavg.Layout.from_json(process.parameters)
     previous = get_checkpoint(session, process)
     with store.open(previous.object_key) as reader:
         current = layout.flatten(fedavg.read_tensors(reader.read(), layout, what="checkpoint"))
-    noise = (float(process.dp["noise_multiplier"]) * float(process.dp["clip_norm"])) if process.dp else None
-    new = accumulator(path, layout.size).finish(current, noise_std=noise)
+    running = accumulator(path, layout.size)
+    new = running.finish(current, noise_std=_noise_std(process))
     key, sha256, size = store_checkpoint(store, fedavg.to_safetensors(layout, new))
     session.add(FLCheckpoint(process_id=process.id, number=previous.number + 1, object_key=key, sha256=sha256,
                              size=size))
+    audit.record(session, actor=None, action=AGGREGATED_ACTION, target_type="fl_process", target_id=process.id,
+                 details={"cycle": cycle.number, "on": "node", "worker": None, "attempts": 0,
+                          "updates": running.count})
+    return key
 
 
 def due_processes(session: Session, now: datetime | None = None) -> list[int]:
-    """Running processes whose open cycle's time is up (the periodic check settles them)."""
+    """Running processes whose open cycle's time is up, or that has its reports (a stored cycle whose aggregation
+    was interrupted by a restart): the periodic check settles them."""
     now = now or utcnow()
-    query = (select(FLProcess.id).join(FLCycle, FLCycle.process_id == FLProcess.id)
-             .where(FLProcess.state == RUNNING, FLCycle.state == OPEN, FLCycle.deadline <= now))
-    return list(session.scalars(query))
+    query = (select(FLProcess.id, FLProcess.server_config, FLCycle.reports, FLCycle.deadline)
+             .join(FLCycle, FLCycle.process_id == FLProcess.id)
+             .where(FLProcess.state == RUNNING, FLCycle.state == OPEN))
+    return [process_id for process_id, server, reports, deadline in session.execute(query)
+            if deadline <= now or reports >= int(server["min_reports"])]
 
 
 def update_limit(process: FLProcess) -> int:
