@@ -6,9 +6,8 @@ from __future__ import annotations
 
 import io
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import httpx
 import numpy as np
@@ -17,21 +16,11 @@ import pytest
 import gridctl
 from gridctl.sdk.errors import GridctlError
 from tests.live import LiveNode, start_live_node
-from tests.networks import LiveNetwork, start_live_network
+from tests.networks import LiveNetwork, start_live_network, wait_for
 
 NODE_ENV = {"GRID_NODE_NETWORK_ALLOW_INSECURE": "true", "GRID_NODE_NETWORK_ALLOW_PRIVATE": "true",
             "GRID_NODE_NETWORK_SYNC_SECONDS": "600"}
 STALE_AFTER = 4.0
-
-
-def wait_for(check: Callable[[], Any], what: str, timeout: float = 30.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        result = check()
-        if result:
-            return result
-        time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def upload(node: LiveNode, name: str, *, tags: list[str], visibility: str, description: str = "") -> int:

@@ -7,8 +7,7 @@ from __future__ import annotations
 
 import io
 import json
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,6 +22,7 @@ import gridctl
 from grid_runtime.core.tls import MAX_CERTIFICATES, pinned_ssl_context
 from tests.clitools import Gridctl
 from tests.live import LiveNode
+from tests.networks import wait_for
 from tests.tls import CA, make_ca, start_tls
 
 NODE_NAME = "alpha"
@@ -96,16 +96,6 @@ def ended_afterwards(pair: Pair) -> Iterator[None]:
     for association in pair.network_associations():
         if association["state"] in ("pending", "approved"):
             pair.network_call("DELETE", f"/associations/{association['id']}")
-
-
-def wait_for(check: Callable[[], Any], what: str, timeout: float = 30.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        result = check()
-        if result:
-            return result
-        time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def upload(pair: Pair, name: str) -> int:
