@@ -42,6 +42,23 @@ def screenshot(page: Any, name: str) -> None:
         page.screenshot(path=str(Path(shots) / f"{name}-1280.png"), full_page=True)
 
 
+def on_page(network: LiveNetwork, open_tab: Any, title: str) -> tuple[Tab, Any]:
+    """A tab signed in to the Network's Admin as its Owner, and its page, on the one the navigation calls ``title``."""
+    tab: Tab = open_tab()
+    sign_in(tab, f"{network.url}/admin/")
+    tab.page.get_by_role("navigation", name="Pages").get_by_role("link", name=title).click()
+    return tab, tab.page
+
+
+def signed_in_as(network: LiveNetwork, open_tab: Any, email: str, role: str | None = None) -> Tab:
+    """A user of the Network made through its API (its default role, or ``role``), signed in to its Admin."""
+    body = {"email": email, "password": PASSWORD, **({"role": role} if role else {})}
+    httpx.post(f"{network.api}/users", headers=network.headers, timeout=30, json=body).raise_for_status()
+    tab: Tab = open_tab()
+    sign_in(tab, f"{network.url}/admin/", email, PASSWORD)
+    return tab
+
+
 @pytest.fixture(scope="module")
 def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[LiveNetwork, LiveNode]]:
     require_bundle()
@@ -55,6 +72,11 @@ def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[LiveN
             node.stop()
     finally:
         network.stop()
+
+
+@pytest.fixture(scope="module")
+def network(deployment: tuple[LiveNetwork, LiveNode]) -> LiveNetwork:
+    return deployment[0]
 
 
 @pytest.fixture(scope="module")
@@ -208,13 +230,9 @@ class TestTheNetworksAdmin:
         on_network.assert_no_errors()
 
     def test_an_invitation_code_is_shown_once_and_approves_a_join_at_once(
-        self, deployment: tuple[LiveNetwork, LiveNode], open_tab: Any
+        self, network: LiveNetwork, open_tab: Any
     ) -> None:
-        network, _ = deployment
-        tab = open_tab()
-        sign_in(tab, f"{network.url}/admin/")
-        page = tab.page
-        page.get_by_role("navigation", name="Pages").get_by_role("link", name="Invitations").click()
+        tab, page = on_page(network, open_tab, "Invitations")
         form = page.get_by_role("form", name="Create an invitation")
         form.get_by_label("Note (who it is for, optional)").fill("for beta")
         form.get_by_role("button", name="Create an invitation").click()
@@ -231,12 +249,8 @@ class TestTheNetworksAdmin:
         expect(page.get_by_test_id("approved")).to_contain_text("(invited)")
         tab.assert_no_errors()
 
-    def test_users_are_created_and_given_a_role(self, deployment: tuple[LiveNetwork, LiveNode], open_tab: Any) -> None:
-        network, _ = deployment
-        tab = open_tab()
-        sign_in(tab, f"{network.url}/admin/")
-        page = tab.page
-        page.get_by_role("navigation", name="Pages").get_by_role("link", name="Users").click()
+    def test_users_are_created_and_given_a_role(self, network: LiveNetwork, open_tab: Any) -> None:
+        tab, page = on_page(network, open_tab, "Users")
         create = page.get_by_role("form", name="Create a user")
         create.get_by_label("Email").fill("searcher@example.com")
         create.get_by_label("Password").fill(PASSWORD)
@@ -256,13 +270,9 @@ class TestTheNetworksAdmin:
         tab.assert_no_errors()
 
     def test_a_member_sees_search_and_nodes_and_a_refusal_in_words(
-        self, deployment: tuple[LiveNetwork, LiveNode], open_tab: Any
+        self, network: LiveNetwork, open_tab: Any
     ) -> None:
-        network, _ = deployment
-        httpx.post(f"{network.api}/users", headers=network.headers, timeout=30,
-                   json={"email": "member@example.com", "password": PASSWORD}).raise_for_status()
-        tab = open_tab()
-        sign_in(tab, f"{network.url}/admin/", "member@example.com", PASSWORD)
+        tab = signed_in_as(network, open_tab, "member@example.com")
         page = tab.page
         expect(page.get_by_role("navigation", name="Pages").get_by_role("link")).to_have_text(
             ["Search", "Nodes", "Account"])
@@ -276,13 +286,9 @@ class TestTheNetworksAdmin:
         assert network_refusals_only(tab) == []
 
     def test_a_custom_role_is_created_on_the_roles_page_with_the_networks_capabilities(
-        self, deployment: tuple[LiveNetwork, LiveNode], open_tab: Any
+        self, network: LiveNetwork, open_tab: Any
     ) -> None:
-        network, _ = deployment
-        tab = open_tab()
-        sign_in(tab, f"{network.url}/admin/")
-        page = tab.page
-        page.get_by_role("navigation", name="Pages").get_by_role("link", name="Roles").click()
+        tab, page = on_page(network, open_tab, "Roles")
         expect(page.get_by_role("heading", name="Roles", level=1)).to_be_visible()
         matrix = page.get_by_test_id("matrix")
         expect(matrix.locator("thead th")).to_have_text(
@@ -316,13 +322,9 @@ class TestTheNetworksAdmin:
         assert network_refusals_only(tab) == []  # the second Auditor's 409 only
 
     def test_an_administrator_without_edit_roles_neither_sees_roles_nor_creates_one(
-        self, deployment: tuple[LiveNetwork, LiveNode], open_tab: Any
+        self, network: LiveNetwork, open_tab: Any
     ) -> None:
-        network, _ = deployment
-        httpx.post(f"{network.api}/users", headers=network.headers, timeout=30, json={
-            "email": "no-roles@example.com", "password": PASSWORD, "role": "Administrator"}).raise_for_status()
-        tab = open_tab()
-        sign_in(tab, f"{network.url}/admin/", "no-roles@example.com", PASSWORD)
+        tab = signed_in_as(network, open_tab, "no-roles@example.com", "Administrator")
         page = tab.page
         expect(page.get_by_role("navigation", name="Pages").get_by_role("link")).to_have_text(
             ["Search", "Associations", "Invitations", "Nodes", "Users", "Audit log", "Account"])
@@ -341,14 +343,10 @@ class TestTheNetworksAdmin:
         tab.assert_no_errors()
 
     def test_an_api_token_made_on_the_account_page_works_until_revoked_and_signing_out_ends_the_session(
-        self, deployment: tuple[LiveNetwork, LiveNode], open_tab: Any
+        self, network: LiveNetwork, open_tab: Any
     ) -> None:
-        network, _ = deployment
-        tab = open_tab()
-        sign_in(tab, f"{network.url}/admin/")
-        page = tab.page
+        tab, page = on_page(network, open_tab, "Account")
         page.context.grant_permissions(["clipboard-read", "clipboard-write"])
-        page.get_by_role("navigation", name="Pages").get_by_role("link", name="Account").click()
         you = page.get_by_role("region", name="You", exact=True)
         expect(you).to_contain_text(OWNER_EMAIL)
         expect(you).to_contain_text("Owner")
