@@ -4,7 +4,9 @@ joins from the Node's Networks page (a refused URL explained in words first); on
 bundle, served by the Network at /admin/) the request is approved; the Node's page then shows it approved after a
 sync; the Network's Nodes page shows the Node, fresh, with the statistics the Network reads from it; a search finds
 the Node's tensor naming the Node, its URL and its id there; an invitation's code is shown once and works; a user is
-created; every new page loads at 1280 and 800 px with no console error; and the Node leaves after a confirmation.
+created; a custom role is created on the Roles page (the Node's page, with the Network's capabilities) and only by a
+holder of Edit roles; an API token made on the Account page works against the API until it is revoked; every new
+page loads at 1280 and 800 px with no console error; and the Node leaves after a confirmation.
 
 The tests of this module run in order on one deployment (one Node, one Network, one browser)."""
 
@@ -22,13 +24,13 @@ from playwright.sync_api import expect
 
 from tests.admin.conftest import Tab, require_bundle
 from tests.admin.test_admin_e2e import PASSWORD, network_refusals_only, sign_in
-from tests.live import LiveNode, start_live_node
+from tests.live import OWNER_EMAIL, LiveNode, start_live_node
 from tests.networks import LiveNetwork, start_live_network
 from tests.test_network_e2e import NODE_ENV, upload
 
 NODE_NAME = "alpha"
 NETWORK_PAGES = {"/": "Search", "/associations": "Associations", "/invitations": "Invitations", "/nodes": "Nodes",
-                 "/users": "Users", "/audit": "Audit log"}
+                 "/users": "Users", "/roles": "Roles", "/audit": "Audit log", "/account": "Account"}
 NETWORK_ROUTES_FILE = Path(__file__).resolve().parents[2] / "grid_runtime" / "admin" / "src" / "networkRoutes.ts"
 
 
@@ -38,6 +40,23 @@ def screenshot(page: Any, name: str) -> None:
     if shots:
         Path(shots).mkdir(parents=True, exist_ok=True)
         page.screenshot(path=str(Path(shots) / f"{name}-1280.png"), full_page=True)
+
+
+def on_page(network: LiveNetwork, open_tab: Any, title: str) -> tuple[Tab, Any]:
+    """A tab signed in to the Network's Admin as its Owner, and its page, on the one the navigation calls ``title``."""
+    tab: Tab = open_tab()
+    sign_in(tab, f"{network.url}/admin/")
+    tab.page.get_by_role("navigation", name="Pages").get_by_role("link", name=title).click()
+    return tab, tab.page
+
+
+def signed_in_as(network: LiveNetwork, open_tab: Any, email: str, role: str | None = None) -> Tab:
+    """A user of the Network made through its API (its default role, or ``role``), signed in to its Admin."""
+    body = {"email": email, "password": PASSWORD, **({"role": role} if role else {})}
+    httpx.post(f"{network.api}/users", headers=network.headers, timeout=30, json=body).raise_for_status()
+    tab: Tab = open_tab()
+    sign_in(tab, f"{network.url}/admin/", email, PASSWORD)
+    return tab
 
 
 @pytest.fixture(scope="module")
@@ -53,6 +72,11 @@ def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[LiveN
             node.stop()
     finally:
         network.stop()
+
+
+@pytest.fixture(scope="module")
+def network(deployment: tuple[LiveNetwork, LiveNode]) -> LiveNetwork:
+    return deployment[0]
 
 
 @pytest.fixture(scope="module")
@@ -143,7 +167,7 @@ class TestTheNetworksAdmin:
         expect(net_page.get_by_role("heading", name="Search", level=1)).to_be_visible()
         expect(net_page.get_by_test_id("service")).to_have_text(f"gridctl Admin · Network {network_name}")
         expect(net_page.get_by_role("navigation", name="Pages").get_by_role("link")).to_have_text(
-            ["Search", "Associations", "Invitations", "Nodes", "Users", "Audit log"])
+            ["Search", "Associations", "Invitations", "Nodes", "Users", "Roles", "Audit log", "Account"])
         net_page.get_by_role("navigation", name="Pages").get_by_role("link", name="Associations").click()
         pending = net_page.get_by_test_id("pending")
         expect(pending).to_contain_text(NODE_NAME)
@@ -206,13 +230,9 @@ class TestTheNetworksAdmin:
         on_network.assert_no_errors()
 
     def test_an_invitation_code_is_shown_once_and_approves_a_join_at_once(
-        self, deployment: tuple[LiveNetwork, LiveNode], open_tab: Any
+        self, network: LiveNetwork, open_tab: Any
     ) -> None:
-        network, _ = deployment
-        tab = open_tab()
-        sign_in(tab, f"{network.url}/admin/")
-        page = tab.page
-        page.get_by_role("navigation", name="Pages").get_by_role("link", name="Invitations").click()
+        tab, page = on_page(network, open_tab, "Invitations")
         form = page.get_by_role("form", name="Create an invitation")
         form.get_by_label("Note (who it is for, optional)").fill("for beta")
         form.get_by_role("button", name="Create an invitation").click()
@@ -229,12 +249,8 @@ class TestTheNetworksAdmin:
         expect(page.get_by_test_id("approved")).to_contain_text("(invited)")
         tab.assert_no_errors()
 
-    def test_users_are_created_and_given_a_role(self, deployment: tuple[LiveNetwork, LiveNode], open_tab: Any) -> None:
-        network, _ = deployment
-        tab = open_tab()
-        sign_in(tab, f"{network.url}/admin/")
-        page = tab.page
-        page.get_by_role("navigation", name="Pages").get_by_role("link", name="Users").click()
+    def test_users_are_created_and_given_a_role(self, network: LiveNetwork, open_tab: Any) -> None:
+        tab, page = on_page(network, open_tab, "Users")
         create = page.get_by_role("form", name="Create a user")
         create.get_by_label("Email").fill("searcher@example.com")
         create.get_by_label("Password").fill(PASSWORD)
@@ -254,15 +270,12 @@ class TestTheNetworksAdmin:
         tab.assert_no_errors()
 
     def test_a_member_sees_search_and_nodes_and_a_refusal_in_words(
-        self, deployment: tuple[LiveNetwork, LiveNode], open_tab: Any
+        self, network: LiveNetwork, open_tab: Any
     ) -> None:
-        network, _ = deployment
-        httpx.post(f"{network.api}/users", headers=network.headers, timeout=30,
-                   json={"email": "member@example.com", "password": PASSWORD}).raise_for_status()
-        tab = open_tab()
-        sign_in(tab, f"{network.url}/admin/", "member@example.com", PASSWORD)
+        tab = signed_in_as(network, open_tab, "member@example.com")
         page = tab.page
-        expect(page.get_by_role("navigation", name="Pages").get_by_role("link")).to_have_text(["Search", "Nodes"])
+        expect(page.get_by_role("navigation", name="Pages").get_by_role("link")).to_have_text(
+            ["Search", "Nodes", "Account"])
         page.goto(f"{network.url}/admin/#/associations")
         expect(page.get_by_role("alert").first).to_contain_text(
             "it needs the capability “Manage Nodes” (decide association requests, invite Nodes and end associations),"
@@ -271,6 +284,112 @@ class TestTheNetworksAdmin:
         expect(page.get_by_test_id("nodes")).to_contain_text(NODE_NAME)
         expect(page.get_by_role("link", name=f"Statistics of {NODE_NAME}")).to_have_count(0)
         assert network_refusals_only(tab) == []
+
+    def test_a_custom_role_is_created_on_the_roles_page_with_the_networks_capabilities(
+        self, network: LiveNetwork, open_tab: Any
+    ) -> None:
+        tab, page = on_page(network, open_tab, "Roles")
+        expect(page.get_by_role("heading", name="Roles", level=1)).to_be_visible()
+        matrix = page.get_by_test_id("matrix")
+        expect(matrix.locator("thead th")).to_have_text(
+            ["Role", "Manage Nodes", "Manage users", "Edit roles", "Edit settings", "View statistics"])
+        expect(page.get_by_role("checkbox", name="Owner: Edit roles")).to_be_checked()
+        expect(page.get_by_role("checkbox", name="Owner: Edit roles")).to_be_disabled()  # a preset
+        expect(page.get_by_role("checkbox", name="Administrator: Edit roles")).not_to_be_checked()
+        expect(page.get_by_role("checkbox", name="Member: Manage Nodes")).not_to_be_checked()
+        rules = page.get_by_role("region", name="The rules")
+        expect(rules).to_contain_text("are not changed or deleted once made")
+        expect(rules).to_contain_text("only capabilities you hold yourself")
+        form = page.get_by_role("region", name="Create a role")
+        form.get_by_label("Name").fill("Auditor")
+        form.get_by_label("Description").fill("reads Node statistics and the audit log")
+        form.get_by_role("checkbox", name="View statistics").check()
+        form.get_by_role("button", name="Create role").click()
+        expect(page.get_by_test_id("status")).to_have_text("Created the role Auditor.")
+        expect(page.get_by_role("checkbox", name="Auditor: View statistics")).to_be_checked()
+        expect(page.get_by_role("checkbox", name="Auditor: View statistics")).to_be_disabled()  # no PATCH on a Network
+        expect(page.get_by_role("checkbox", name="Auditor: Manage Nodes")).not_to_be_checked()
+        # what a Network's API cannot do is not offered: no saving, no deleting
+        expect(matrix.get_by_role("button")).to_have_count(0)
+        listed = httpx.get(f"{network.api}/roles", headers=network.headers, timeout=30).json()
+        auditor = [r for r in listed if r["name"] == "Auditor"]
+        assert [(r["capabilities"], r["description"], r["preset"]) for r in auditor] == [
+            (["view_statistics"], "reads Node statistics and the audit log", False)]
+        screenshot(page, "network-roles")
+        form.get_by_label("Name").fill("Auditor")
+        form.get_by_role("button", name="Create role").click()
+        expect(form.get_by_role("alert")).to_contain_text("a role named 'Auditor' already exists")
+        assert network_refusals_only(tab) == []  # the second Auditor's 409 only
+
+    def test_an_administrator_without_edit_roles_neither_sees_roles_nor_creates_one(
+        self, network: LiveNetwork, open_tab: Any
+    ) -> None:
+        tab = signed_in_as(network, open_tab, "no-roles@example.com", "Administrator")
+        page = tab.page
+        expect(page.get_by_role("navigation", name="Pages").get_by_role("link")).to_have_text(
+            ["Search", "Associations", "Invitations", "Nodes", "Users", "Audit log", "Account"])
+        page.goto(f"{network.url}/admin/#/roles")  # by its address: the roles are read, nothing more
+        expect(page.get_by_role("checkbox", name="Owner: Edit roles")).to_be_checked()
+        expect(page.get_by_role("region", name="The rules")).to_contain_text(
+            "Editing roles needs the capability “Edit roles”, which your role does not include.")
+        expect(page.get_by_role("region", name="Create a role")).to_have_count(0)
+        session = str(page.evaluate("sessionStorage.getItem('gridctl.admin.token')"))
+        refused = httpx.post(f"{network.api}/roles", timeout=30, headers={"Authorization": f"Bearer {session}"},
+                             json={"name": "Self-made", "capabilities": []})
+        assert refused.status_code == 403
+        assert refused.json()["details"]["missing"] == ["edit_roles"]
+        listed = httpx.get(f"{network.api}/roles", headers=network.headers, timeout=30).json()
+        assert "Self-made" not in [r["name"] for r in listed]
+        tab.assert_no_errors()
+
+    def test_an_api_token_made_on_the_account_page_works_until_revoked_and_signing_out_ends_the_session(
+        self, network: LiveNetwork, open_tab: Any
+    ) -> None:
+        tab, page = on_page(network, open_tab, "Account")
+        page.context.grant_permissions(["clipboard-read", "clipboard-write"])
+        you = page.get_by_role("region", name="You", exact=True)
+        expect(you).to_contain_text(OWNER_EMAIL)
+        expect(you).to_contain_text("Owner")
+        expect(you).to_contain_text("decide association requests, invite Nodes and end associations")
+        expect(page.get_by_role("region", name="Change your password")).to_have_count(0)  # no such call on a Network
+        tokens = page.get_by_role("region", name="API tokens")
+        expect(tokens).to_contain_text("GRIDCTL_NETWORK_TOKEN")
+        expect(page.get_by_text("You have no API token.")).to_be_visible()
+        tokens.get_by_label("Token name").fill("nightly-search")
+        tokens.get_by_label("Expires after (days, empty: never)").fill("30")
+        tokens.get_by_role("button", name="Create token").click()
+        expect(page.get_by_test_id("status")).to_have_text("Token nightly-search created.")
+        expect(tokens.get_by_text("Copy the secret now: it is not shown again.")).to_be_visible()
+        secret = tokens.get_by_label("New token's secret").input_value()
+        assert len(secret) >= 20
+        tokens.get_by_role("button", name="Copy").click()
+        expect(tokens.get_by_test_id("copied")).to_have_text("Copied.")
+        assert page.evaluate("navigator.clipboard.readText()") == secret
+        bearer = {"Authorization": f"Bearer {secret}"}
+        mine = httpx.get(f"{network.api}/users/me", headers=bearer, timeout=30)
+        assert mine.status_code == 200
+        assert mine.json()["email"] == OWNER_EMAIL
+        assert httpx.get(f"{network.api}/associations", headers=bearer, timeout=30).status_code == 200
+        table = page.get_by_test_id("tokens")
+        expect(table.locator("thead th")).to_have_text(["Name", "Created", "Expires", "State", "Actions"])
+        row = table.get_by_role("row").filter(has_text="nightly-search")
+        expect(row).to_contain_text("active")
+        screenshot(page, "network-account")
+        listed = httpx.get(f"{network.api}/tokens", headers=network.headers, timeout=30).json()
+        assert [(t["name"], t["revoked_at"]) for t in listed] == [("nightly-search", None)]
+        tokens.get_by_role("button", name="Revoke nightly-search").click()
+        expect(page.get_by_test_id("status")).to_have_text("Token nightly-search revoked.")
+        expect(row).to_contain_text("revoked")
+        assert httpx.get(f"{network.api}/users/me", headers=bearer, timeout=30).status_code == 401
+        assert httpx.get(f"{network.api}/associations", headers=bearer, timeout=30).status_code == 401
+        session = str(page.evaluate("sessionStorage.getItem('gridctl.admin.token')"))
+        assert httpx.get(f"{network.api}/users/me", timeout=30,
+                         headers={"Authorization": f"Bearer {session}"}).status_code == 200
+        page.get_by_role("button", name="Sign out").click()
+        expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
+        assert httpx.get(f"{network.api}/users/me", timeout=30,
+                         headers={"Authorization": f"Bearer {session}"}).status_code == 401
+        tab.assert_no_errors()
 
     @pytest.mark.parametrize("width", [1280, 800])
     def test_every_new_page_loads_without_console_errors_or_sideways_scrolling(

@@ -92,7 +92,7 @@ export interface Token {
   created_at: string;
   expires_at: string | null;
   revoked_at: string | null;
-  last_used_at: string | null;
+  last_used_at?: string | null; // a Node's; a Network does not keep it
 }
 
 export interface Session {

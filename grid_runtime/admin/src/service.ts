@@ -32,6 +32,54 @@ export function serviceWord(): string {
   return kind === "network" ? "Network" : "Node";
 }
 
+/** What a service's accounts API offers beyond what both share (GET and POST /roles, GET /users/me, /tokens), and
+ * its rules in words: the Roles and Account pages show only what the service has. */
+export interface Accounts {
+  /** PATCH and DELETE /roles/{id}, and each role's user_count */
+  rolesEditable: boolean;
+  /** PUT /users/me/password */
+  password: boolean;
+  /** each token's last_used_at */
+  tokenLastUse: boolean;
+  /** the rules of the Roles page */
+  roleRules: string[];
+  /** what a role without capabilities lets you do */
+  baseline: string;
+  /** how scripts use an API token */
+  tokenUse: string;
+}
+
+const ACCOUNTS: Record<Kind, Accounts> = {
+  node: {
+    rolesEditable: true,
+    password: true,
+    tokenLastUse: true,
+    roleRules: [
+      "Preset roles (Owner, Administrator, Compliance Officer, Data Scientist) cannot be changed or deleted; a custom role can be deleted once no user holds it.",
+      "You can put in a role, or take out of it, only capabilities you hold yourself; a role with capabilities you lack cannot be edited by you.",
+      "Nobody changes their own role, and the Owner role is only ever transferred.",
+    ],
+    baseline: "search metadata, submit jobs on data you may compute on, and file requests",
+    tokenUse: "For scripts and CI: use one as GRIDCTL_TOKEN, or with gridctl.connect(url, token=...).",
+  },
+  network: {
+    rolesEditable: false,
+    password: false,
+    tokenLastUse: false,
+    roleRules: [
+      "Roles, the presets (Member, Administrator, Owner) and custom ones alike, are not changed or deleted once made: create a role and give it to users on the Users page.",
+      "You can put in a new role only capabilities you hold yourself.",
+      "Nobody changes their own role, and nobody is given the Owner role.",
+    ],
+    baseline: "search the catalogue of every associated Node and list the Nodes",
+    tokenUse: "For scripts and CI: use one as GRIDCTL_NETWORK_TOKEN, with GRIDCTL_NETWORK_URL, for gridctl's network commands.",
+  },
+};
+
+export function accounts(): Accounts {
+  return ACCOUNTS[kind];
+}
+
 interface NetworkUser {
   id: number;
   email: string;

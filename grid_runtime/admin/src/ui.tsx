@@ -1,5 +1,6 @@
 // The pieces every page repeats: a table from its columns, a list paginated by the Node (its range, its table, its
-// pager), a section's loading state, a page's status line, and an action whose refusal is shown in words.
+// pager), a section's loading state, a page's status line, an action whose refusal is shown in words, and a Copy
+// button.
 import type { ComponentChildren } from "preact";
 import { useState } from "preact/hooks";
 import type { Page } from "./api";
@@ -228,5 +229,31 @@ export function Fingerprint({ sha256, none }: { sha256: string | null; none: str
     <code title={`SHA-256 ${sha256}`} data-testid="fingerprint">
       {shown}
     </code>
+  );
+}
+
+/** A Copy button for what the page shows once or spells out (a secret, a code, a command), and what became of the
+ * copy, read out. ``what`` names it for the sentence when the browser does not allow copying. */
+export function CopyButton({ text, what }: { text: string; what: string }) {
+  const [copied, setCopied] = useState("");
+  return (
+    <>
+      <button
+        type="button"
+        onClick={async () => {
+          try {
+            await navigator.clipboard.writeText(text);
+            setCopied("Copied.");
+          } catch {
+            setCopied(`The browser did not allow copying: select the ${what} and copy it.`);
+          }
+        }}
+      >
+        Copy
+      </button>
+      <span role="status" data-testid="copied">
+        {copied}
+      </span>
+    </>
   );
 }

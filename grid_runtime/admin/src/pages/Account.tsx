@@ -1,19 +1,21 @@
-// Your account: who you are and what your role lets you do, your password, and your API tokens for scripts and CI
-// (a new token's secret is shown once).
+// Your account: who you are and what your role lets you do, your password (on a Node: a Network's API has no call
+// for it), and your API tokens for scripts and CI (a new token's secret is shown once, with a Copy button).
 import { useState } from "preact/hooks";
 import { api } from "../api";
 import type { Token } from "../api";
-import { CAPABILITIES } from "../capabilities";
+import { capabilityWords } from "../capabilities";
 import { useSigned } from "../context";
 import { useLoad, when } from "../data";
 import { ErrorNote } from "../explain";
 import { Field } from "../form";
-import { Status, Table, useAction } from "../ui";
+import { accounts } from "../service";
+import { CopyButton, Status, Table, useAction } from "../ui";
 
 export function Account() {
   const { me } = useSigned();
   const [status, setStatus] = useState("");
   if (!me) return null;
+  const words = capabilityWords();
   return (
     <>
       <h1>Account</h1>
@@ -28,12 +30,12 @@ export function Account() {
           <dt>Your role lets you</dt>
           <dd>
             {me.capabilities.length === 0
-              ? "search metadata, submit jobs on data you may compute on, and file requests"
-              : me.capabilities.map((c) => CAPABILITIES[c]?.lets ?? c).join("; ")}
+              ? accounts().baseline
+              : me.capabilities.map((c) => words[c]?.lets ?? c).join("; ")}
           </dd>
         </dl>
       </section>
-      <Password onChanged={setStatus} />
+      {accounts().password ? <Password onChanged={setStatus} /> : null}
       <Tokens onChanged={setStatus} />
     </>
   );
@@ -87,7 +89,7 @@ function Tokens({ onChanged }: { onChanged: (m: string) => void }) {
   return (
     <section aria-labelledby="tokens-title" class="card">
       <h2 id="tokens-title">API tokens</h2>
-      <p class="muted">For scripts and CI: use one as GRIDCTL_TOKEN, or with gridctl.connect(url, token=...).</p>
+      <p class="muted">{accounts().tokenUse}</p>
       <ErrorNote error={tokens.error} me={me} />
       {tokens.data && tokens.data.length > 0 ? (
         <Table
@@ -97,7 +99,9 @@ function Tokens({ onChanged }: { onChanged: (m: string) => void }) {
             { label: "Name", cell: (t) => t.name },
             { label: "Created", cell: (t) => when(t.created_at) },
             { label: "Expires", cell: (t) => (t.expires_at ? when(t.expires_at) : "never") },
-            { label: "Last used", cell: (t) => (t.last_used_at ? when(t.last_used_at) : "never") },
+            ...(accounts().tokenLastUse
+              ? [{ label: "Last used", cell: (t: Token) => (t.last_used_at ? when(t.last_used_at) : "never") }]
+              : []),
             { label: "State", cell: (t) => (t.revoked_at ? "revoked" : "active") },
             {
               label: "Actions",
@@ -144,7 +148,10 @@ function Tokens({ onChanged }: { onChanged: (m: string) => void }) {
         <div class="note" role="status">
           <p>Copy the secret now: it is not shown again.</p>
           <label for="token-secret">New token's secret</label>
-          <input id="token-secret" class="secret" readOnly value={secret} onFocus={(e) => e.currentTarget.select()} />
+          <div class="command">
+            <input id="token-secret" class="secret" readOnly value={secret} onFocus={(e) => e.currentTarget.select()} />
+            <CopyButton key={secret} text={secret} what="secret" />
+          </div>
         </div>
       ) : null}
       <ErrorNote error={action.error} me={me} />

@@ -6,7 +6,7 @@ import { useSigned } from "../context";
 import { when } from "../data";
 import { ErrorNote } from "../explain";
 import { Field } from "../form";
-import { useAction } from "../ui";
+import { CopyButton, useAction } from "../ui";
 
 interface Invitation {
   id: number;
@@ -18,7 +18,6 @@ export function NetworkInvitations() {
   const { me } = useSigned();
   const [note, setNote] = useState("");
   const [made, setMade] = useState<Invitation | null>(null);
-  const [copied, setCopied] = useState("");
   const action = useAction();
   return (
     <>
@@ -37,7 +36,6 @@ export function NetworkInvitations() {
             const invitation = await action.attempt(() => api<Invitation>("POST", "/invitations", { body: { note: note.trim() } }));
             if (invitation) {
               setMade(invitation);
-              setCopied("");
               setNote("");
             }
           }}
@@ -53,20 +51,7 @@ export function NetworkInvitations() {
             </p>
             <div class="command">
               <code data-testid="invitation-code">{made.code}</code>
-              <button
-                type="button"
-                onClick={async () => {
-                  try {
-                    await navigator.clipboard.writeText(made.code);
-                    setCopied("Copied.");
-                  } catch {
-                    setCopied("The browser did not allow copying: select the code and copy it.");
-                  }
-                }}
-              >
-                Copy
-              </button>
-              <span data-testid="copied">{copied}</span>
+              <CopyButton key={made.code} text={made.code} what="code" />
             </div>
           </div>
         ) : null}

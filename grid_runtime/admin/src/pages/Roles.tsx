@@ -1,16 +1,16 @@
-// Roles: the capability matrix (every role against every capability), custom roles edited in place, new roles made,
-// with the Node's anti-escalation rules stated and applied to what can be ticked (the Node still decides).
+// Roles: the capability matrix (every role against every capability of the service), new roles made, and on a Node
+// custom roles edited in place and deleted (a Network's API has neither), with the service's anti-escalation rules
+// stated and applied to what can be ticked (the service still decides).
 import { useState } from "preact/hooks";
 import { api } from "../api";
 import type { Role } from "../api";
-import { CAPABILITIES } from "../capabilities";
+import { capabilityWords } from "../capabilities";
 import { useSigned } from "../context";
 import { useLoad } from "../data";
 import { ErrorNote } from "../explain";
 import { Field } from "../form";
+import { accounts } from "../service";
 import { ConfirmButton, LoadState, Status, useAction } from "../ui";
-
-const ALL = Object.keys(CAPABILITIES);
 
 export function Roles() {
   const { me } = useSigned();
@@ -18,6 +18,8 @@ export function Roles() {
   const [status, setStatus] = useState("");
   const held = me?.capabilities ?? [];
   const editor = held.includes("edit_roles");
+  const { rolesEditable, roleRules } = accounts();
+  const words = capabilityWords();
   function done(message: string) {
     setStatus(message);
     roles.reload();
@@ -29,9 +31,9 @@ export function Roles() {
       <section aria-labelledby="rules-title" class="note">
         <h2 id="rules-title">The rules</h2>
         <ul>
-          <li>Preset roles (Owner, Administrator, Compliance Officer, Data Scientist) cannot be changed or deleted; a custom role can be deleted once no user holds it.</li>
-          <li>You can put in a role, or take out of it, only capabilities you hold yourself; a role with capabilities you lack cannot be edited by you.</li>
-          <li>Nobody changes their own role, and the Owner role is only ever transferred.</li>
+          {roleRules.map((rule) => (
+            <li key={rule}>{rule}</li>
+          ))}
           {editor ? null : <li>Editing roles needs the capability “Edit roles”, which your role does not include.</li>}
         </ul>
       </section>
@@ -44,15 +46,19 @@ export function Roles() {
               <thead>
                 <tr>
                   <th scope="col">Role</th>
-                  {ALL.map((c) => (
-                    <th scope="col" key={c} title={CAPABILITIES[c].lets}>
-                      {CAPABILITIES[c].label}
+                  {Object.entries(words).map(([c, word]) => (
+                    <th scope="col" key={c} title={word.lets}>
+                      {word.label}
                     </th>
                   ))}
-                  <th scope="col">Users</th>
-                  <th scope="col">
-                    <span class="visually-hidden">Actions</span>
-                  </th>
+                  {rolesEditable ? (
+                    <>
+                      <th scope="col">Users</th>
+                      <th scope="col">
+                        <span class="visually-hidden">Actions</span>
+                      </th>
+                    </>
+                  ) : null}
                 </tr>
               </thead>
               <tbody>
@@ -74,8 +80,10 @@ function RoleRow(props: { role: Role; held: string[]; editor: boolean; onSaved: 
   const { role, held } = props;
   const [caps, setCaps] = useState(role.capabilities);
   const action = useAction(props.onSaved);
+  const { rolesEditable } = accounts();
+  const words = capabilityWords();
   const lacking = role.capabilities.filter((c) => !held.includes(c));
-  const editable = props.editor && !role.preset && lacking.length === 0;
+  const editable = rolesEditable && props.editor && !role.preset && lacking.length === 0;
   const changed = [...caps].sort().join() !== [...role.capabilities].sort().join();
   return (
     <tr>
@@ -83,48 +91,52 @@ function RoleRow(props: { role: Role; held: string[]; editor: boolean; onSaved: 
         {role.name}
         {role.preset ? <span class="muted"> (preset)</span> : null}
       </th>
-      {ALL.map((c) => (
+      {Object.entries(words).map(([c, word]) => (
         <td key={c}>
           <input
             type="checkbox"
-            aria-label={`${role.name}: ${CAPABILITIES[c].label}`}
+            aria-label={`${role.name}: ${word.label}`}
             checked={caps.includes(c)}
             disabled={!editable || !held.includes(c)}
             onChange={(e) => setCaps(e.currentTarget.checked ? [...caps, c] : caps.filter((x) => x !== c))}
           />
         </td>
       ))}
-      <td>{role.user_count}</td>
-      <td class="actions">
-        {editable ? (
-          <button
-            type="button"
-            disabled={!changed}
-            aria-label={`Save ${role.name}`}
-            onClick={() => void action.run(() => api("PATCH", `/roles/${role.id}`, { body: { capabilities: caps } }),
-                                           `Saved ${role.name}.`)}
-          >
-            Save
-          </button>
-        ) : !role.preset && props.editor && lacking.length > 0 ? (
-          <span class="muted">has capabilities you lack</span>
-        ) : null}{" "}
-        {!props.editor ? null : role.preset ? (
-          <span class="muted" data-testid={`undeletable-${role.id}`}>preset: cannot be deleted</span>
-        ) : role.user_count > 0 ? (
-          <span class="muted" data-testid={`undeletable-${role.id}`}>
-            held by {role.user_count} user{role.user_count === 1 ? "" : "s"}: give them another role to delete it
-          </span>
-        ) : (
-          <ConfirmButton
-            label="Delete"
-            name={`Delete ${role.name}`}
-            question={`Delete the role ${role.name}?`}
-            onConfirm={() => void action.run(() => api("DELETE", `/roles/${role.id}`), `Deleted the role ${role.name}.`)}
-          />
-        )}
-        <ErrorNote error={action.error} me={me} />
-      </td>
+      {rolesEditable ? (
+        <>
+          <td>{role.user_count}</td>
+          <td class="actions">
+            {editable ? (
+              <button
+                type="button"
+                disabled={!changed}
+                aria-label={`Save ${role.name}`}
+                onClick={() => void action.run(() => api("PATCH", `/roles/${role.id}`, { body: { capabilities: caps } }),
+                                               `Saved ${role.name}.`)}
+              >
+                Save
+              </button>
+            ) : !role.preset && props.editor && lacking.length > 0 ? (
+              <span class="muted">has capabilities you lack</span>
+            ) : null}{" "}
+            {!props.editor ? null : role.preset ? (
+              <span class="muted" data-testid={`undeletable-${role.id}`}>preset: cannot be deleted</span>
+            ) : role.user_count > 0 ? (
+              <span class="muted" data-testid={`undeletable-${role.id}`}>
+                held by {role.user_count} user{role.user_count === 1 ? "" : "s"}: give them another role to delete it
+              </span>
+            ) : (
+              <ConfirmButton
+                label="Delete"
+                name={`Delete ${role.name}`}
+                question={`Delete the role ${role.name}?`}
+                onConfirm={() => void action.run(() => api("DELETE", `/roles/${role.id}`), `Deleted the role ${role.name}.`)}
+              />
+            )}
+            <ErrorNote error={action.error} me={me} />
+          </td>
+        </>
+      ) : null}
     </tr>
   );
 }
@@ -155,7 +167,7 @@ function CreateRole({ held, onCreated }: { held: string[]; onCreated: (m: string
         <fieldset>
           <legend>Capabilities (only those you hold)</legend>
           <div class="checks">
-            {ALL.map((c) => (
+            {Object.entries(capabilityWords()).map(([c, word]) => (
               <label key={c} class="check">
                 <input
                   type="checkbox"
@@ -163,7 +175,7 @@ function CreateRole({ held, onCreated }: { held: string[]; onCreated: (m: string
                   disabled={!held.includes(c)}
                   onChange={(e) => setCaps(e.currentTarget.checked ? [...caps, c] : caps.filter((x) => x !== c))}
                 />{" "}
-                {CAPABILITIES[c].label}
+                {word.label}
               </label>
             ))}
           </div>

@@ -5,7 +5,7 @@ import { useState } from "preact/hooks";
 import { api } from "../api";
 import { useLoad } from "../data";
 import { Field } from "../form";
-import { LoadState, Table } from "../ui";
+import { CopyButton, LoadState, Table } from "../ui";
 
 interface Worker {
   node_id: string;
@@ -85,7 +85,6 @@ export function Workers() {
 function Scale() {
   const [name, setName] = useState("");
   const [count, setCount] = useState("2");
-  const [copied, setCopied] = useState("");
   const number = Number(count);
   const validCount = count.trim() !== "" && Number.isInteger(number) && number >= 0;
   const validName = NAME.test(name.trim());
@@ -99,8 +98,8 @@ function Scale() {
         or processes itself.
       </p>
       <form class="inline" aria-label="Scale the Workers" onSubmit={(e) => e.preventDefault()}>
-        <Field name="deployment" label="Deployment name" value={name} onInput={(v) => { setName(v); setCopied(""); }} autoComplete="off" />
-        <Field name="worker_count" label="Number of Workers" type="number" value={count} onInput={(v) => { setCount(v); setCopied(""); }} />
+        <Field name="deployment" label="Deployment name" value={name} onInput={setName} autoComplete="off" />
+        <Field name="worker_count" label="Number of Workers" type="number" value={count} onInput={setCount} />
       </form>
       {name.trim() && !validName ? (
         <p class="error" role="alert">
@@ -111,20 +110,7 @@ function Scale() {
       {!validCount ? <p class="error" role="alert">The number of Workers is a whole number, 0 or more.</p> : null}
       <div class="command">
         <code data-testid="scale-command">{command}</code>
-        <button
-          type="button"
-          onClick={async () => {
-            try {
-              await navigator.clipboard.writeText(command);
-              setCopied("Copied.");
-            } catch {
-              setCopied("The browser did not allow copying: select the command and copy it.");
-            }
-          }}
-        >
-          Copy
-        </button>
-        <span role="status" data-testid="copied">{copied}</span>
+        <CopyButton key={command} text={command} what="command" />
       </div>
     </section>
   );
