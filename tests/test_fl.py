@@ -105,6 +105,8 @@ class TestHostingAProcess:
         np.testing.assert_array_equal(latest(client, owner)["0.weight"], initial()["0.weight"])
         detail = show(client, owner)
         assert [(c["number"], c["state"], c["reports"]) for c in detail["cycles"]] == [(1, "open", 0)]
+        assert detail["layers"] == [{"index": 0, "layer": "Linear", "args": {"in_features": 4, "out_features": 3},
+                                     "output_shape": [3], "parameters": 15}]  # the Admin's layer table
 
     def test_without_upload_data_hosting_is_refused(self, client: TestClient, factory: Factory) -> None:
         scientist = factory.user().headers

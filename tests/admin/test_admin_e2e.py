@@ -26,7 +26,8 @@ ROUTES_FILE = Path(__file__).resolve().parents[2] / "grid_runtime" / "admin" / "
 PAGES = {"/sign-in": "Sign in", "/setup": "First-run setup", "/": "Dashboard", "/requests": "Requests",
          "/jobs": "Jobs", "/users": "Users", "/groups": "Groups",
          "/data": "Tensors and datasets", "/roles": "Roles", "/workers": "Workers", "/audit": "Audit log",
-         "/settings": "Settings", "/account": "Account", "/networks": "Networks"}
+         "/settings": "Settings", "/account": "Account", "/networks": "Networks",
+         "/fl": "Federated learning"}
 PASSWORD = "a long password 1"
 
 

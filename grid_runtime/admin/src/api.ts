@@ -180,3 +180,23 @@ export async function api<T>(method: string, path: string, options: { body?: unk
 function isErrorBody(value: unknown): value is ErrorBody {
   return typeof value === "object" && value !== null && "code" in value && "message" in value;
 }
+
+/** A file the Node serves (a checkpoint), fetched with the bearer token and saved by the browser as ``filename``. */
+export async function download(path: string, filename: string): Promise<void> {
+  const secret = token();
+  const response = await fetch(new URL(`${nodeUrl}/api/v1${path}`, window.location.href), {
+    headers: secret ? { Authorization: `Bearer ${secret}` } : {},
+    credentials: "omit",
+  }).catch(() => null);
+  if (response === null) throw new ApiError(0, { code: "unreachable", message: `The Node at ${nodeLocation()} could not be reached.`, details: null });
+  if (!response.ok) {
+    const parsed: unknown = await response.json().catch(() => null);
+    throw new ApiError(response.status, isErrorBody(parsed) ? parsed : { code: "error", message: `The Node answered ${response.status}.`, details: null });
+  }
+  const url = URL.createObjectURL(await response.blob());
+  const link = document.createElement("a");
+  link.href = url;
+  link.download = filename;
+  link.click();
+  window.setTimeout(() => URL.revokeObjectURL(url), 10_000);
+}

@@ -7,6 +7,7 @@ import { Account } from "./pages/Account";
 import { Audit } from "./pages/Audit";
 import { Dashboard } from "./pages/Dashboard";
 import { Data } from "./pages/Data";
+import { FederatedLearning } from "./pages/FederatedLearning";
 import { Groups } from "./pages/Groups";
 import { Jobs } from "./pages/Jobs";
 import { Networks } from "./pages/Networks";
@@ -37,6 +38,7 @@ export const ROUTES: PageRoute[] = [
   { path: "/users", title: "Users", component: Users, anyOf: ["manage_users"] },
   { path: "/groups", title: "Groups", component: Groups, anyOf: ["manage_groups"] },
   { path: "/data", title: "Tensors and datasets", component: Data, anyOf: ["manage_permissions", "upload_data"] },
+  { path: "/fl", title: "Federated learning", component: FederatedLearning, anyOf: ["upload_data"] },
   { path: "/roles", title: "Roles", component: Roles, anyOf: ["edit_roles", "manage_users"] },
   { path: "/workers", title: "Workers", component: Workers, anyOf: ["view_statistics"] },
   { path: "/networks", title: "Networks", component: Networks, anyOf: ["manage_infrastructure"] },

@@ -115,6 +115,8 @@ class ProcessOut(Out):
 
 class ProcessDetailOut(ProcessOut):
     cycles: list[CycleOut]
+    layers: list[dict[str, Any]] = Field(
+        default_factory=list, description="the spec as a layer table: each layer's arguments, output shape, parameters")
 
 
 class CheckpointOut(Out):

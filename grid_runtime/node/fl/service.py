@@ -32,6 +32,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from grid_runtime.compute.contracts import MAX_INITIAL_WEIGHT
+from grid_runtime.compute.spec import layer_table
 from grid_runtime.core.database import utcnow
 from grid_runtime.core.errors import AlreadyExists, Conflict, Forbidden, InvalidInput, NotFound
 from grid_runtime.core.lazy import LazyModule
@@ -215,7 +216,8 @@ def process_detail(session: Session, process: FLProcess) -> schemas.ProcessDetai
     cycles = session.scalars(select(FLCycle).where(FLCycle.process_id == process.id).order_by(FLCycle.number))
     where = aggregated_on(session, process)
     return schemas.ProcessDetailOut(**process_out(process).model_dump(),
-                                    cycles=[cycle_out(c, where.get(c.number)) for c in cycles])
+                                    cycles=[cycle_out(c, where.get(c.number)) for c in cycles],
+                                    layers=layer_table(process.spec))
 
 
 def list_checkpoints(session: Session, process: FLProcess) -> list[FLCheckpoint]:
