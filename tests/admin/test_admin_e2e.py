@@ -89,8 +89,8 @@ class TestSignIn:
         expect(page.get_by_role("heading", name="Dashboard")).to_be_visible()
         nav = page.get_by_role("navigation", name="Pages")
         expect(nav.get_by_role("link")).to_have_text(["Dashboard", "Requests", "Jobs", "Users", "Groups",
-                                                      "Tensors and datasets", "Roles", "Workers", "Networks",
-                                                      "Audit log", "Settings", "Account"])
+                                                      "Tensors and datasets", "Federated learning", "Roles",
+                                                      "Workers", "Networks", "Audit log", "Settings", "Account"])
         assert network_refusals_only(tab) == []
 
     def test_sign_out_forgets_the_session_and_revokes_it(self, admin_node: AdminNode, open_tab: Any) -> None:
@@ -433,14 +433,14 @@ class TestEveryPage:
         page.keyboard.press("Enter")
         expect(page.get_by_role("heading", name="Dashboard")).to_be_visible()
         focused = []
-        for _ in range(14):
+        for _ in range(15):
             page.keyboard.press("Tab")
             focused.append(page.evaluate(
                 "[document.activeElement.textContent.trim(), getComputedStyle(document.activeElement).outlineStyle,"
                 " getComputedStyle(document.activeElement).outlineWidth]"))
         assert [f[0] for f in focused] == ["Skip to content", "Dashboard", "Requests", "Jobs", "Users", "Groups",
-                                           "Tensors and datasets", "Roles", "Workers", "Networks", "Audit log",
-                                           "Settings", "Account", "Sign out"]
+                                           "Tensors and datasets", "Federated learning", "Roles", "Workers",
+                                           "Networks", "Audit log", "Settings", "Account", "Sign out"]
         assert all(style != "none" and width != "0px" for _, style, width in focused), focused
         tab.assert_no_errors()
 

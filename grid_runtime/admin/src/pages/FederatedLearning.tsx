@@ -5,7 +5,6 @@
 import { Fragment } from "preact";
 import { useState } from "preact/hooks";
 import { api, download } from "../api";
-import { CopyButton } from "../CopyButton";
 import { useSigned } from "../context";
 import { epsilon, useLoad, when } from "../data";
 import { ErrorNote } from "../explain";
@@ -13,7 +12,7 @@ import { Field, TextAreaField } from "../form";
 import { LayerTable } from "../LayerTable";
 import type { Layer } from "../LayerTable";
 import { href, useLocation } from "../router";
-import { ConfirmButton, DetailCard, LoadState, Status, Table, queryNumber, useAction } from "../ui";
+import { ConfirmButton, CopyButton, DetailCard, LoadState, Status, Table, queryNumber, useAction } from "../ui";
 
 interface Process {
   id: number;
@@ -301,7 +300,7 @@ function ClientTokens({ process, onChanged }: { process: Process; onChanged: (me
           <p>Give it to that client now: it is not shown again.</p>
           <label for="client-token-secret">New client token</label>
           <input id="client-token-secret" class="secret" readOnly value={secret} onFocus={(e) => e.currentTarget.select()} />
-          <CopyButton text={secret} />
+          <CopyButton key={secret} text={secret} what="token" />
         </div>
       ) : null}
       <LoadState load={list} />
