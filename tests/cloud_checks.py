@@ -17,7 +17,7 @@ import pytest
 
 from providers.build import MachineBuild
 from providers.cloud import CloudSettings, DeploymentSecrets
-from providers.stack import DeclaredResource
+from providers.stack import REDACTED, DeclaredResource
 
 SECRETS = DeploymentSecrets(
     setup_token="gsetup_TEST-SETUP-TOKEN-0123456789",
@@ -177,3 +177,18 @@ def installs_the_build_by_hash(spec: CloudSettings, user_data: str, storage_extr
     assert build is not None
     return (build.wheel_sha256 in user_data and build.constraints_sha256 in user_data
             and f'"gridctl[{storage_extra}]"' not in user_data and "bin/pip, install" not in user_data)
+
+
+def store_entries(secret_type: str) -> set[tuple[str, str]]:
+    """(type, name) of the entries of the cloud's secret store (``secret_type``) a deployment with a managed database
+    and --network holds: the Node's setup token, Ray's token, the Network's setup token, the database's URL."""
+    keys = ("setup-token", "ray-token", "network-setup-token", "database-url")
+    return {(secret_type, f"demo-secrets-{key}") for key in keys}
+
+
+def assert_the_plan_redacts_every_secret(program: ModuleType, spec: CloudSettings, secret_type: str) -> None:
+    """``program``'s plan as ``gridctl deploy --plan`` shows it holds no secret value anywhere, and the Ray token's
+    entry in the cloud's secret store (``secret_type``) reads as redacted."""
+    redacted = program.plan(spec)
+    assert not secret_holders(redacted)
+    assert REDACTED in text(one(redacted, secret_type, "demo-secrets-ray-token"))
