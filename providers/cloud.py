@@ -186,6 +186,22 @@ def new_suffix() -> str:
     return secrets_module.token_hex(3)
 
 
+# The objects of the bucket where a machine publishes the root of the CA its Caddy serves with (a deployment
+# without --domain): the Node's, and the Network machine's beside it.
+CA_OBJECT = "gridctl/tls-root.crt"
+NETWORK_CA_OBJECT = "gridctl/network-tls-root.crt"
+
+
+def ca_object(role: str) -> str:
+    """The object ``role``'s machine publishes its TLS root to (Workers serve nothing: the Node's)."""
+    return NETWORK_CA_OBJECT if role == "network" else CA_OBJECT
+
+
+def roles(settings: CloudSettings) -> list[str]:
+    """The roles of a deployment's machines: the Node and its Workers, and the Network machine with --network."""
+    return ["node", "worker"] + (["network"] if settings.network else [])
+
+
 # The Node keeps tensors in the deployment's bucket: its fsspec driver comes with this extra of gridctl.
 STORAGE_EXTRA = {"aws": "s3", "gcp": "gcs", "azure": "azure-storage"}
 
@@ -197,15 +213,15 @@ def require_build(settings: CloudSettings) -> MachineBuild:
 
 
 def machine_context(
-    settings: CloudSettings, *, cloud: str, secrets: list[dict[str, str]], bucket: str,
-    object_store_options: dict[str, Any] | None = None, public_address: str = "", role: str = "node",
-    **cloud_context: Any
+    settings: CloudSettings, *, cloud: str, role: str, secret_reference: Callable[[str], str], bucket: str,
+    object_store_options: dict[str, Any] | None = None, public_address: str = "", **cloud_context: Any
 ) -> dict[str, Any]:
     """The context cloud-init templates are rendered with: names and addresses only, never a secret value.
-    ``object_store_options`` are the Node's fsspec options for its bucket (credentials come from the
-    machine's identity, never from here). ``public_address`` is the machine's public IP as the program knows
-    it (Caddy serves on it); empty for Workers, which have none. ``--domain`` names the Node: the Network's
-    machine (``role`` "network") always serves its address with its own CA, published to its own object."""
+    ``secret_reference(key)`` names a secret in the cloud's store (:func:`role_secrets`). ``object_store_options``
+    are the Node's fsspec options for its bucket (credentials come from the machine's identity, never from here).
+    ``public_address`` is the machine's public IP as the program knows it (Caddy serves on it); empty for Workers,
+    which have none. ``--domain`` names the Node: the Network's machine (``role`` "network") always serves its
+    address with its own CA, published to its own object."""
     return {
         "object_store_options": object_store_options or {},
         "cloud": cloud,
@@ -220,8 +236,9 @@ def machine_context(
         "worker_resource": WORKER_RESOURCE,
         "head_object_store_bytes": HEAD_OBJECT_STORE_BYTES,
         "public_address": public_address,
-        "secrets": secrets,
+        "secrets": role_secrets(role, settings, secret_reference),
         "bucket": bucket,
+        "ca_object": ca_object(role),
         **cloud_context,
     }
 

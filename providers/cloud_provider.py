@@ -150,16 +150,23 @@ class CloudProvider(Provider):
     """A cloud target driven through Pulumi. Subclasses set the class attributes and the four hooks."""
 
     unsupported: ClassVar[Mapping[Feature, str]] = {}
-    #: The cloud's ``config.py`` module (names and defaults, no Pulumi).
+    #: The cloud's ``config.py`` module (names and defaults such as ``DEFAULT_REGION``, no Pulumi).
     config: ClassVar[ModuleType]
-    #: The module whose ``build(settings)`` and ``plan(settings)`` make the Pulumi program.
-    program_module: ClassVar[str]
-    default_region: ClassVar[str]
 
     def __init__(self, deployments_dir: Path) -> None:
         super().__init__(deployments_dir)
         #: Where progress goes (the CLI renders it); ``None``: nowhere.
         self.on_progress: ProgressCallback | None = None
+
+    @property
+    def program_module(self) -> str:
+        """The module whose ``build(settings)``, ``plan(settings)`` and ``CLOUD_INIT`` make the Pulumi program
+        (providers/cloud_program.py): ``providers/<name>/program.py``."""
+        return f"providers.{self.name}.program"
+
+    @property
+    def default_region(self) -> str:
+        return str(self.config.DEFAULT_REGION)
 
     # --- the hooks each cloud implements -----------------------------------------------------------------
 
@@ -293,7 +300,8 @@ class CloudProvider(Provider):
 
     def node_user_data_digest(self, settings: CloudSettings) -> str:
         """A digest of the Node's user-data (its address aside): when it changes, only a new machine runs it."""
-        text = importlib.import_module(self.program_module).user_data("node", settings, "0.0.0.0")  # noqa: S104
+        program = importlib.import_module(self.program_module)
+        text = program.CLOUD_INIT.user_data("node", settings, "0.0.0.0")  # noqa: S104
         return hashlib.sha256(text.encode()).hexdigest()
 
     def _check_node_replacement(self, record: DeploymentRecord, settings: CloudSettings,

@@ -10,11 +10,14 @@ import json
 import tempfile
 from functools import cache
 from pathlib import Path
+from types import ModuleType
 from typing import Any
+
+import pytest
 
 from providers.build import MachineBuild
 from providers.cloud import CloudSettings, DeploymentSecrets
-from providers.stack import DeclaredResource
+from providers.stack import REDACTED, DeclaredResource
 
 SECRETS = DeploymentSecrets(
     setup_token="gsetup_TEST-SETUP-TOKEN-0123456789",
@@ -122,3 +125,70 @@ def secret_holders(plan: list[DeclaredResource]) -> set[tuple[str, str]]:
     """(type, name) of the resources whose inputs contain one of the generated secrets."""
     values = SECRETS.values()
     return {(r.type, r.name) for r in plan if any(value in text(r) for value in values)}
+
+
+def plan_fixtures(program: ModuleType, region: str) -> tuple[Any, Any, Any]:
+    """The module-scoped fixtures of a cloud program's tests, for ``spec, plan, ssh_plan = plan_fixtures(...)``:
+    ``spec``, the settings of a deployment with everything on (managed database, --network, two Workers); ``plan``,
+    what ``program`` declares for it, secrets unredacted; ``ssh_plan``, a deployment open to SSH from
+    ``WIDER_CIDR`` whose API ingress is widened to it."""
+
+    @pytest.fixture(scope="module")
+    def spec() -> CloudSettings:
+        return settings(region=region, managed_database=True, network=True)
+
+    @pytest.fixture(scope="module")
+    def plan(spec: CloudSettings) -> list[DeclaredResource]:
+        return program.plan(spec, redact=False)
+
+    @pytest.fixture(scope="module")
+    def ssh_plan() -> list[DeclaredResource]:
+        return program.plan(settings(region=region, ssh_cidrs=(WIDER_CIDR,), ssh_public_key=SSH_KEY,
+                                     allow_cidrs=(OPERATOR_CIDR, WIDER_CIDR)), redact=False)
+
+    return spec, plan, ssh_plan
+
+
+def unlabelled(plan: list[DeclaredResource], field: str) -> tuple[int, list[str]]:
+    """How many of a plan's resources take ``field`` (tags or labels), and the names of those whose ``field``
+    does not name the deployment ``demo``."""
+    labelable = [r for r in cloud_resources(plan) if takes(r, field)]
+    return len(labelable), [r.name for r in labelable if label(r, field) != "demo"]
+
+
+def build_objects(plan: list[DeclaredResource], spec: CloudSettings, object_type: str,
+                  key_field: str) -> dict[str, dict[str, Any]]:
+    """The inputs, by name, of the two objects ``plan`` ships the operator's build as (``object_type``, its key in
+    ``key_field``), after checking they are the build's wheel and constraints under the build's keys."""
+    build = spec.build
+    assert build is not None
+    objects = {r.name: r.inputs for r in of_type(plan, object_type)}
+    assert set(objects) == {"demo-build-wheel", "demo-build-constraints"}
+    assert objects["demo-build-wheel"][key_field] == build.object_key("wheel")
+    assert objects["demo-build-wheel"]["source"].path == build.wheel_path
+    assert objects["demo-build-constraints"]["source"].path == build.constraints_path
+    return objects
+
+
+def installs_the_build_by_hash(spec: CloudSettings, user_data: str, storage_extra: str) -> bool:
+    """Whether a machine's user-data names the sha256 of the wheel and constraints it installs, and never has pip
+    install gridctl (with its ``storage_extra``) by name from an index."""
+    build = spec.build
+    assert build is not None
+    return (build.wheel_sha256 in user_data and build.constraints_sha256 in user_data
+            and f'"gridctl[{storage_extra}]"' not in user_data and "bin/pip, install" not in user_data)
+
+
+def store_entries(secret_type: str) -> set[tuple[str, str]]:
+    """(type, name) of the entries of the cloud's secret store (``secret_type``) a deployment with a managed database
+    and --network holds: the Node's setup token, Ray's token, the Network's setup token, the database's URL."""
+    keys = ("setup-token", "ray-token", "network-setup-token", "database-url")
+    return {(secret_type, f"demo-secrets-{key}") for key in keys}
+
+
+def assert_the_plan_redacts_every_secret(program: ModuleType, spec: CloudSettings, secret_type: str) -> None:
+    """``program``'s plan as ``gridctl deploy --plan`` shows it holds no secret value anywhere, and the Ray token's
+    entry in the cloud's secret store (``secret_type``) reads as redacted."""
+    redacted = program.plan(spec)
+    assert not secret_holders(redacted)
+    assert REDACTED in text(one(redacted, secret_type, "demo-secrets-ray-token"))

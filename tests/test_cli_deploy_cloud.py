@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import importlib
 import json
-import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,7 +29,7 @@ from providers.gcp.provider import GcpProvider
 from providers.stack import DeclaredResource, ProgressEvent, StackOutcome, plan
 from tests.clitools import Gridctl
 from tests.cloud_checks import fake_build, text
-from tests.test_providers import CLOUD_ENV, install_fake_pulumi, tls_node_fixture  # noqa: F401  (a fixture)
+from tests.test_providers import cloudless_home, install_fake_pulumi, tls_node_fixture  # noqa: F401  (a fixture)
 
 OPERATOR = "203.0.113.7/32"
 CLOUDS = ("aws", "gcp", "azure")
@@ -157,12 +156,7 @@ def network_ca_pem(tmp_path: Path) -> bytes:
 @pytest.fixture
 def machine(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """An operator's machine: no cloud variables, an empty HOME; GRIDCTL_HOME inside it."""
-    for variable in list(os.environ):
-        if variable.startswith(CLOUD_ENV):
-            monkeypatch.delenv(variable)
-    home = tmp_path / "home"
-    (home / "bin").mkdir(parents=True)
-    monkeypatch.setenv("HOME", str(home))
+    home = cloudless_home(tmp_path, monkeypatch)
     monkeypatch.setenv("GOOGLE_CLOUD_PROJECT", "demo-project")
     return home
 
@@ -197,6 +191,17 @@ def owner_setups(monkeypatch: pytest.MonkeyPatch) -> OwnerSetups:
 @pytest.fixture
 def gridctl(machine: Path) -> Gridctl:
     return Gridctl(home=machine / "gridctl")
+
+
+def network_never_answers(backend: FakeBackend) -> Callable[[str, Any, float], None]:
+    """A ``wait_until_healthy`` under which the Node answers and the Network machine never does."""
+    from providers.base import ProviderError
+
+    def node_only(url: str, verify: Any, timeout: float) -> None:
+        if url == backend.network_url:
+            raise ProviderError("the Network did not answer")
+
+    return node_only
 
 
 def contexts(gridctl: Gridctl) -> dict[str, Any]:
@@ -303,13 +308,7 @@ class TestDeploy:
     def test_a_network_whose_owner_is_not_set_up_is_not_joined_and_the_deploy_says_so(
         self, gridctl: Gridctl, backend: FakeBackend, owner_setups: OwnerSetups, monkeypatch: pytest.MonkeyPatch
     ) -> None:
-        from providers.base import ProviderError
-
-        def node_only(url: str, verify: Any, timeout: float) -> None:
-            if url == backend.network_url:
-                raise ProviderError("the Network did not answer")
-
-        monkeypatch.setattr(cloud_provider, "wait_until_healthy", node_only)
+        monkeypatch.setattr(cloud_provider, "wait_until_healthy", network_never_answers(backend))
         result = deploy(gridctl, "aws", "--network")
         assert backend.associations == []
         assert "not associated with the Network yet" in result["network_association"]
@@ -327,13 +326,7 @@ class TestDeploy:
     def test_a_network_that_fails_to_start_keeps_the_nodes_owner_and_is_finished_by_the_next_deploy(
         self, gridctl: Gridctl, backend: FakeBackend, owner_setups: OwnerSetups, monkeypatch: pytest.MonkeyPatch
     ) -> None:
-        from providers.base import ProviderError
-
-        def node_only(url: str, verify: Any, timeout: float) -> None:
-            if url == backend.network_url:
-                raise ProviderError("the Network did not answer")
-
-        monkeypatch.setattr(cloud_provider, "wait_until_healthy", node_only)
+        monkeypatch.setattr(cloud_provider, "wait_until_healthy", network_never_answers(backend))
         result = deploy(gridctl, "gcp", "--network")
         assert [call["url"] for call in owner_setups.calls] == ["https://192.0.2.10"]
         assert result["owner_password"] and result["context"] == "demo"  # the Node's password is still shown

@@ -9,51 +9,16 @@ import pytest
 from providers import cloud
 from providers.azure import program
 from providers.azure.config import KEY_VAULT_SECRETS_USER
-from providers.stack import REDACTED
 from templates.render import render
-from tests.cloud_checks import (
-    OPERATOR_CIDR,
-    SECRETS,
-    SSH_KEY,
-    THROWAWAY_KEY,
-    WIDER_CIDR,
-    changed,
-    cloud_resources,
-    label,
-    of_type,
-    one,
-    secret_holders,
-    settings,
-    takes,
-    text,
-)
+from tests import cloud_checks as checks
+from tests.cloud_checks import OPERATOR_CIDR, THROWAWAY_KEY, WIDER_CIDR, of_type, one, settings
 
 NSG = "azure-native:network:NetworkSecurityGroup"
 VM = "azure-native:compute:VirtualMachine"
 VMSS = "azure-native:compute:VirtualMachineScaleSet"
 
 
-@pytest.fixture(scope="module")
-def spec():
-    return settings(region="westeurope", managed_database=True, network=True)
-
-
-@pytest.fixture(scope="module")
-def plan(spec):
-    return program.plan(spec, redact=False)
-
-
-@pytest.fixture(scope="module")
-def ssh_plan():
-    return program.plan(
-        settings(
-            region="westeurope",
-            ssh_cidrs=(WIDER_CIDR,),
-            ssh_public_key=SSH_KEY,
-            allow_cidrs=(OPERATOR_CIDR, WIDER_CIDR),
-        ),
-        redact=False,
-    )
+spec, plan, ssh_plan = checks.plan_fixtures(program, "westeurope")
 
 
 def rules(plan, name):
@@ -67,9 +32,8 @@ def custom_data(resource_inputs) -> str:
 
 class TestLabels:
     def test_every_taggable_resource_carries_the_deployment_name(self, plan):
-        taggable = [r for r in cloud_resources(plan) if takes(r, "tags")]
-        assert len(taggable) >= 20
-        assert [r.name for r in taggable if label(r, "tags") != "demo"] == []
+        taggable, untagged = checks.unlabelled(plan, "tags")
+        assert taggable >= 20 and untagged == []
 
 
 class TestIngress:
@@ -154,7 +118,7 @@ class TestWorkers:
 
     def test_changing_the_worker_count_changes_only_the_worker_pool(self, spec, plan):
         bigger = program.plan(spec.with_workers(3), redact=False)
-        assert changed(plan, bigger) == {(VMSS, "demo-workers-vmss")}
+        assert checks.changed(plan, bigger) == {(VMSS, "demo-workers-vmss")}
 
     def test_password_login_is_disabled_everywhere(self, plan):
         for resource in [*of_type(plan, VM), one(plan, VMSS, "demo-workers-vmss")]:
@@ -166,12 +130,7 @@ class TestWorkers:
 
 class TestSecrets:
     def test_secrets_go_to_key_vault_and_nowhere_else(self, plan):
-        secret = "azure-native:keyvault:Secret"
-        assert secret_holders(plan) == {
-            (secret, "demo-secrets-setup-token"),
-            (secret, "demo-secrets-ray-token"),
-            (secret, "demo-secrets-network-setup-token"),
-            (secret, "demo-secrets-database-url"),
+        assert checks.secret_holders(plan) == checks.store_entries("azure-native:keyvault:Secret") | {
             ("azure-native:dbforpostgresql:Server", "demo-db-postgres"),  # the admin password, as Azure requires
         }
 
@@ -179,7 +138,7 @@ class TestSecrets:
         data = [custom_data(r.inputs) for r in [*of_type(plan, VM), one(plan, VMSS, "demo-workers-vmss")]]
         assert len(data) == 3
         for text_ in data:
-            assert not [value for value in SECRETS.values() if value in text_]
+            assert not [value for value in checks.SECRETS.values() if value in text_]
 
     def test_the_vault_uses_rbac_and_each_identity_reads_only_its_own_secrets(self, plan):
         vault = one(plan, "azure-native:keyvault:Vault", "demo-secrets-vault").inputs
@@ -225,9 +184,7 @@ class TestUserData:
 
 class TestPlan:
     def test_plan_redacts_every_secret_value(self, spec):
-        redacted = program.plan(spec)
-        assert not secret_holders(redacted)
-        assert REDACTED in text(one(redacted, "azure-native:keyvault:Secret", "demo-secrets-ray-token"))
+        checks.assert_the_plan_redacts_every_secret(program, spec, "azure-native:keyvault:Secret")
 
 
 def node_custom_data(plan) -> str:
@@ -238,17 +195,12 @@ class TestTheOperatorsBuild:
     """Issue 12, Measured 1: machines install the operator's own wheel, by hash, never 'gridctl' from an index."""
 
     def test_the_wheel_and_constraints_are_blobs_of_the_container(self, spec, plan):
-        blobs = {r.name: r.inputs for r in of_type(plan, "azure-native:storage:Blob")}
-        assert set(blobs) == {"demo-build-wheel", "demo-build-constraints"}
-        assert blobs["demo-build-wheel"]["blobName"] == spec.build.object_key("wheel")
-        assert blobs["demo-build-wheel"]["source"].path == spec.build.wheel_path
-        assert blobs["demo-build-constraints"]["source"].path == spec.build.constraints_path
+        blobs = checks.build_objects(plan, spec, "azure-native:storage:Blob", key_field="blobName")
         assert {b["containerName"] for b in blobs.values()} == {"tensors"}
 
     def test_every_machine_is_told_the_sha256_of_what_it_installs(self, spec, plan):
         for data in (node_custom_data(plan), custom_data(one(plan, VMSS, "demo-workers-vmss").inputs)):
-            assert spec.build.wheel_sha256 in data and spec.build.constraints_sha256 in data
-            assert '"gridctl[azure-storage]"' not in data and "bin/pip, install" not in data
+            assert checks.installs_the_build_by_hash(spec, data, "azure-storage")
 
     def test_machines_boot_after_their_grants_and_the_objects_exist(self, plan):
         for machine in (one(plan, VM, "demo-node-vm"), one(plan, VMSS, "demo-workers-vmss")):

@@ -6,49 +6,15 @@ import pytest
 
 from providers import cloud
 from providers.gcp import program
-from providers.stack import REDACTED
 from templates.render import render
-from tests.cloud_checks import (
-    OPERATOR_CIDR,
-    SECRETS,
-    SSH_KEY,
-    WIDER_CIDR,
-    changed,
-    cloud_resources,
-    label,
-    of_type,
-    one,
-    secret_holders,
-    settings,
-    takes,
-    text,
-)
+from tests import cloud_checks as checks
+from tests.cloud_checks import OPERATOR_CIDR, WIDER_CIDR, of_type, one, settings
 
 FIREWALL = "gcp:compute/firewall:Firewall"
 TEMPLATE = "gcp:compute/instanceTemplate:InstanceTemplate"
 
 
-@pytest.fixture(scope="module")
-def spec():
-    return settings(region="europe-west1", managed_database=True, network=True)
-
-
-@pytest.fixture(scope="module")
-def plan(spec):
-    return program.plan(spec, redact=False)
-
-
-@pytest.fixture(scope="module")
-def ssh_plan():
-    return program.plan(
-        settings(
-            region="europe-west1",
-            ssh_cidrs=(WIDER_CIDR,),
-            ssh_public_key=SSH_KEY,
-            allow_cidrs=(OPERATOR_CIDR, WIDER_CIDR),
-        ),
-        redact=False,
-    )
+spec, plan, ssh_plan = checks.plan_fixtures(program, "europe-west1")
 
 
 def firewalls(plan):
@@ -57,9 +23,8 @@ def firewalls(plan):
 
 class TestLabels:
     def test_every_labelable_resource_carries_the_deployment_name(self, plan):
-        labelable = [r for r in cloud_resources(plan) if takes(r, "labels")]
-        assert len(labelable) >= 8
-        assert [r.name for r in labelable if label(r, "labels") != "demo"] == []
+        labelable, unlabelled_names = checks.unlabelled(plan, "labels")
+        assert labelable >= 8 and unlabelled_names == []
 
     def test_disks_and_the_database_are_labelled_too(self, plan):
         node = one(plan, "gcp:compute/instance:Instance", "demo-node-instance").inputs
@@ -146,19 +111,14 @@ class TestWorkers:
 
     def test_changing_the_worker_count_changes_only_the_worker_pool(self, spec, plan):
         bigger = program.plan(spec.with_workers(3), redact=False)
-        assert changed(plan, bigger) == {
+        assert checks.changed(plan, bigger) == {
             ("gcp:compute/instanceGroupManager:InstanceGroupManager", "demo-workers-group")
         }
 
 
 class TestSecrets:
     def test_secrets_go_to_secret_manager_and_nowhere_else(self, plan):
-        version = "gcp:secretmanager/secretVersion:SecretVersion"
-        assert secret_holders(plan) == {
-            (version, "demo-secrets-setup-token"),
-            (version, "demo-secrets-ray-token"),
-            (version, "demo-secrets-network-setup-token"),
-            (version, "demo-secrets-database-url"),
+        assert checks.secret_holders(plan) == checks.store_entries("gcp:secretmanager/secretVersion:SecretVersion") | {
             ("gcp:sql/user:User", "demo-db-gridctl"),  # the database user's password, as Cloud SQL requires
         }
 
@@ -167,7 +127,7 @@ class TestSecrets:
         metadata.append(one(plan, TEMPLATE, "demo-workers-template").inputs["metadata"])
         assert len(metadata) == 3
         for data in metadata:
-            assert not [value for value in SECRETS.values() if value in text_of(data)]
+            assert not [value for value in checks.SECRETS.values() if value in text_of(data)]
             assert data["block-project-ssh-keys"] == "TRUE"
 
     def test_each_role_may_read_only_its_own_secrets(self, plan):
@@ -199,11 +159,7 @@ class TestUserData:
 
 class TestPlan:
     def test_plan_redacts_every_secret_value(self, spec):
-        redacted = program.plan(spec)
-        assert not secret_holders(redacted)
-        assert REDACTED in text(
-            one(redacted, "gcp:secretmanager/secretVersion:SecretVersion", "demo-secrets-ray-token")
-        )
+        checks.assert_the_plan_redacts_every_secret(program, spec, "gcp:secretmanager/secretVersion:SecretVersion")
 
     def test_plan_needs_a_project(self):
         with pytest.raises(ValueError, match="project"):
@@ -218,18 +174,13 @@ class TestTheOperatorsBuild:
     """Issue 12, Measured 1: machines install the operator's own wheel, by hash, never 'gridctl' from an index."""
 
     def test_the_wheel_and_constraints_are_stack_objects_of_the_bucket(self, spec, plan):
-        objects = {r.name: r.inputs for r in of_type(plan, "gcp:storage/bucketObject:BucketObject")}
-        assert set(objects) == {"demo-build-wheel", "demo-build-constraints"}
-        assert objects["demo-build-wheel"]["name"] == spec.build.object_key("wheel")
-        assert objects["demo-build-wheel"]["source"].path == spec.build.wheel_path
-        assert objects["demo-build-constraints"]["source"].path == spec.build.constraints_path
+        objects = checks.build_objects(plan, spec, "gcp:storage/bucketObject:BucketObject", key_field="name")
         assert {o["bucket"] for o in objects.values()} == {"gridctl-demo-tensors-abc123"}
 
     def test_every_machine_is_told_the_sha256_of_what_it_installs(self, spec, plan):
         worker = one(plan, TEMPLATE, "demo-workers-template").inputs["metadata"]["user-data"]
         for data in (node_user_data(plan), worker):
-            assert spec.build.wheel_sha256 in data and spec.build.constraints_sha256 in data
-            assert '"gridctl[gcs]"' not in data and "bin/pip, install" not in data
+            assert checks.installs_the_build_by_hash(spec, data, "gcs")
 
     def test_machines_boot_after_the_objects_exist(self, plan):
         for machine in (one(plan, "gcp:compute/instance:Instance", "demo-node-instance"),

@@ -78,9 +78,8 @@ class TestTheNetworkMachine:
 
     def test_its_tls_root_goes_to_its_own_object(self, cloud_name: str) -> None:
         files = written_files(machines(cloud_name, network=True).network)
-        ca_object = PROGRAMS[cloud_name].config.NETWORK_CA_OBJECT
-        assert f"CA_OBJECT = {json.dumps(ca_object)}" in files["/opt/gridctl/bootstrap.py"]
-        assert ca_object != PROGRAMS[cloud_name].config.CA_OBJECT
+        assert f"CA_OBJECT = {json.dumps(cloud.NETWORK_CA_OBJECT)}" in files["/opt/gridctl/bootstrap.py"]
+        assert cloud.NETWORK_CA_OBJECT != cloud.CA_OBJECT
 
 
 class TestTheNode:

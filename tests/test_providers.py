@@ -35,15 +35,21 @@ CLOUD_ENV = ("AWS_", "GOOGLE_", "CLOUDSDK_", "ARM_", "AZURE_")
 PROVIDERS: dict[str, type[CloudProvider]] = {"aws": AwsProvider, "gcp": GcpProvider, "azure": AzureProvider}
 
 
-@pytest.fixture
-def bare_machine(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """No cloud credentials in the environment, an empty HOME, and a PATH without the Pulumi CLI."""
+def cloudless_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """No cloud variable in the environment and an empty HOME (with an empty ``bin/``), returned."""
     for variable in list(os.environ):
         if variable.startswith(CLOUD_ENV):
             monkeypatch.delenv(variable)
     home = tmp_path / "home"
     (home / "bin").mkdir(parents=True)
     monkeypatch.setenv("HOME", str(home))
+    return home
+
+
+@pytest.fixture
+def bare_machine(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """No cloud credentials in the environment, an empty HOME, and a PATH without the Pulumi CLI."""
+    home = cloudless_home(tmp_path, monkeypatch)
     monkeypatch.setenv("PATH", str(home / "bin"))
     return home
 

@@ -30,7 +30,7 @@ PUBLIC_ADDRESS = "192.0.2.10"  # what the program passes: the machine's static p
 
 def rendered(cloud: str, role: str, **overrides) -> str:
     spec = settings(region=REGIONS[cloud], managed_database=True, network=True, **overrides)
-    return PROGRAMS[cloud].user_data(role, spec, "" if role == "worker" else PUBLIC_ADDRESS)
+    return PROGRAMS[cloud].CLOUD_INIT.user_data(role, spec, "" if role == "worker" else PUBLIC_ADDRESS)
 
 
 def embedded_file(cloud_init: str, path: str) -> str:

@@ -12,8 +12,6 @@ NETWORK_INSTANCE_TYPE = "t3.small"
 DATABASE_INSTANCE_CLASS = "db.t4g.micro"
 # Canonical publishes the current Ubuntu 24.04 image id under this public SSM parameter in every region.
 UBUNTU_IMAGE_PARAMETER = "/aws/service/canonical/ubuntu/server/24.04/stable/current/amd64/hvm/ebs-gp3/ami-id"
-CA_OBJECT = "gridctl/tls-root.crt"
-NETWORK_CA_OBJECT = "gridctl/network-tls-root.crt"
 CREDENTIAL_ENV = (
     "AWS_ACCESS_KEY_ID",
     "AWS_PROFILE",
@@ -28,11 +26,3 @@ def secret_prefix(settings: CloudSettings) -> str:
 
 def bucket_name(settings: CloudSettings) -> str:
     return settings.global_name("tensors", max_length=63)
-
-
-def node_instance_type(settings: CloudSettings) -> str:
-    return settings.node_instance_type or NODE_INSTANCE_TYPE
-
-
-def worker_instance_type(settings: CloudSettings) -> str:
-    return settings.worker_instance_type or WORKER_INSTANCE_TYPE

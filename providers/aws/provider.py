@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from types import ModuleType
 from typing import Any, ClassVar
 
+from providers import cloud
 from providers.aws import config
 from providers.cloud import CloudSettings
 from providers.cloud_provider import CloudProvider, any_env, home_file, require_modules
@@ -20,8 +21,6 @@ require_modules("aws", "pulumi", "pulumi_aws")
 class AwsProvider(CloudProvider):
     name = "aws"
     config: ClassVar[ModuleType] = config
-    program_module = "providers.aws.program"
-    default_region: ClassVar[str] = config.DEFAULT_REGION
 
     def credential_problem(self) -> str | None:
         if any_env(config.CREDENTIAL_ENV):
@@ -68,7 +67,7 @@ class AwsProvider(CloudProvider):
 
         from providers.base import ProviderError
 
-        key = config.NETWORK_CA_OBJECT if role == "network" else config.CA_OBJECT
+        key = cloud.ca_object(role)
         bucket = str(outputs.get("bucket") or config.bucket_name(settings))
         try:
             body = boto3.client("s3", region_name=settings.region).get_object(Bucket=bucket, Key=key)

@@ -14,8 +14,6 @@ NETWORK_VM_SIZE = "Standard_B2s"
 DATABASE_SKU = ("Standard_B1ms", "Burstable")
 IMAGE = {"publisher": "Canonical", "offer": "ubuntu-24_04-lts", "sku": "server", "version": "latest"}
 ADMIN_USER = "gridadmin"
-CA_OBJECT = "gridctl/tls-root.crt"
-NETWORK_CA_OBJECT = "gridctl/network-tls-root.crt"
 CONTAINER = "tensors"
 # Built-in role definition ids (the same in every tenant).
 STORAGE_BLOB_DATA_CONTRIBUTOR = "ba92f5b4-2d11-453d-a403-e96b0029c9fe"
@@ -45,11 +43,3 @@ def vault_url(settings: CloudSettings) -> str:
 
 def database_server(settings: CloudSettings) -> str:
     return settings.global_name("db", max_length=63)
-
-
-def node_vm_size(settings: CloudSettings) -> str:
-    return settings.node_instance_type or NODE_VM_SIZE
-
-
-def worker_vm_size(settings: CloudSettings) -> str:
-    return settings.worker_instance_type or WORKER_VM_SIZE

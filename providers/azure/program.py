@@ -1,8 +1,6 @@
-"""The Azure Pulumi program of a deployment, and its offline plan.
-
-``build(settings)`` returns the inline program the StackRunner hands to the Automation API;
-``plan(settings)`` runs the same program under Pulumi's mocks. Imports Pulumi: only the runner and plan
-paths import this module.
+"""The Azure Pulumi program of a deployment: a resource group with a virtual network and a NAT gateway for the
+Workers, a storage account, Key Vault, a managed identity per machine, the Node's and the Network's VMs and the
+Workers' scale set. What every cloud's program shares is in providers/cloud_program.py.
 """
 
 from __future__ import annotations
@@ -13,43 +11,17 @@ from typing import Any
 import pulumi
 from pulumi_azure_native import authorization, resources
 
-from providers import cloud
-from providers.azure import config
-from providers.azure.components import (
-    Database,
-    DatabaseArgs,
-    Identities,
-    IdentitiesArgs,
-    Location,
-    NetworkService,
-    Node,
-    PrivateNetwork,
-    PrivateNetworkArgs,
-    SecretStore,
-    SecretStoreArgs,
-    ServerArgs,
-    Storage,
-    StorageArgs,
-    WorkerPool,
-    WorkerPoolArgs,
-)
+from providers import cloud, cloud_program
+from providers.azure import components, config
 from providers.cloud import CloudSettings
 from providers.stack import DeclaredResource
-from providers.stack import plan as plan_offline
-from templates.render import render
 
 
 def machine_context(role: str, settings: CloudSettings, public_address: str = "") -> dict[str, Any]:
     return cloud.machine_context(
-        settings,
-        public_address=public_address,
-        role=role,
-        cloud=config.CLOUD,
-        secrets=cloud.role_secrets(role, settings, lambda key: key),
-        bucket=config.CONTAINER,
-        storage_account=config.storage_account(settings),
+        settings, cloud=config.CLOUD, role=role, secret_reference=lambda key: key, bucket=config.CONTAINER,
+        public_address=public_address, storage_account=config.storage_account(settings),
         vault_url=config.vault_url(settings),
-        ca_object=config.NETWORK_CA_OBJECT if role == "network" else config.CA_OBJECT,
         # adlfs: the container as az://, the account (and the managed identity, anon false) as options
         object_store_url=f"az://{config.CONTAINER}",
         object_store_options={"account_name": config.storage_account(settings), "anon": False},
@@ -57,14 +29,7 @@ def machine_context(role: str, settings: CloudSettings, public_address: str = ""
     )
 
 
-def user_data(role: str, settings: CloudSettings, public_address: str = "") -> str:
-    """The cloud-init a ``role`` machine boots with, rendered from ``templates/cloud-init/<role>.yaml.j2``."""
-    return render(f"cloud-init/{role}.yaml.j2", **machine_context(role, settings, public_address))
-
-
-def user_data_output(role: str, settings: CloudSettings, public_address: pulumi.Input[str]) -> pulumi.Output[str]:
-    """The user-data of a machine whose public address the program allocates (Caddy serves on it)."""
-    return pulumi.Output.from_input(public_address).apply(lambda address: user_data(role, settings, address))
+CLOUD_INIT = cloud_program.CloudInit(machine_context)
 
 
 def _admin_key(settings: CloudSettings) -> str:
@@ -81,27 +46,26 @@ def build(settings: CloudSettings) -> Callable[[], None]:
     """The inline Pulumi program for ``settings``."""
 
     def program() -> None:
-        name = settings.name
-        tags = settings.labels
+        name, tags = settings.name, settings.labels
         client = authorization.get_client_config_output()
         group = resources.ResourceGroup(
             f"{name}-rg", resource_group_name=config.resource_group(settings), location=settings.region, tags=tags
         )
-        where = Location(resource_group=group.name, location=settings.region, tags=tags)
-        roles = ["node", "worker"] + (["network"] if settings.network else [])
+        where = components.Location(resource_group=group.name, location=settings.region, tags=tags)
+        roles = cloud.roles(settings)
 
         # The machines' public addresses come first: with --network the subnet's NSG lets each of the Node and
         # the Network machine reach the other's 443 at its public address, and nothing more.
-        node = Node(f"{name}-node", where)
-        service = NetworkService(f"{name}-network", where) if settings.network else None
+        node = components.Node(f"{name}-node", where)
+        service = components.NetworkService(f"{name}-network", where) if settings.network else None
         peer_https: list[tuple[str, pulumi.Input[str], str]] = []
         if service is not None:
             peer_https = [("network-https-from-node", node.public_ip, cloud.NETWORK_PRIVATE_IP),
                           ("node-https-from-network", service.public_ip, cloud.NODE_PRIVATE_IP)]
 
-        network = PrivateNetwork(
+        network = components.PrivateNetwork(
             f"{name}-net",
-            PrivateNetworkArgs(
+            components.PrivateNetworkArgs(
                 where=where,
                 cidr=cloud.NETWORK_CIDR,
                 public_subnet_cidr=cloud.PUBLIC_SUBNET_CIDR,
@@ -115,12 +79,12 @@ def build(settings: CloudSettings) -> Callable[[], None]:
                 peer_https=peer_https,
             ),
         )
-        identities = Identities(f"{name}-identity", IdentitiesArgs(where=where, roles=roles))
+        identities = components.Identities(f"{name}-identity", components.IdentitiesArgs(where=where, roles=roles))
         principals = {role: identity.principal_id for role, identity in identities.by_role.items()}
         writers = [principals["node"]] + ([principals["network"]] if settings.network else [])
-        storage = Storage(
+        storage = components.Storage(
             f"{name}-storage",
-            StorageArgs(
+            components.StorageArgs(
                 where=where,
                 account_name=config.storage_account(settings),
                 container=config.CONTAINER,
@@ -130,90 +94,61 @@ def build(settings: CloudSettings) -> Callable[[], None]:
                 machine_readers=[principals["worker"]],
             ),
         )
-        build = cloud.require_build(settings)
-        shipped = [storage.put_file(f"{name}-build-wheel", build.object_key("wheel"), build.wheel_path, group.name),
-                   storage.put_file(f"{name}-build-constraints", build.object_key("constraints"),
-                                    build.constraints_path, group.name)]
+        shipped = cloud_program.ship_build(
+            settings, lambda resource_name, key, path: storage.put_file(resource_name, key, path, group.name))
 
-        values: dict[str, pulumi.Input[str]] = dict(cloud.stored_secrets(settings))
         database = None
         if settings.managed_database:
             assert network.database_subnet is not None
-            database = Database(
-                f"{name}-db",
-                DatabaseArgs(
-                    where=where,
-                    server_name=config.database_server(settings),
-                    subnet_id=network.database_subnet.id,
-                    vnet_id=network.vnet.id,
-                    password=settings.secrets.database_password,
-                    sku=config.DATABASE_SKU,
-                ),
-            )
-            values[cloud.DATABASE_URL] = database.url
-        secret_store = SecretStore(
+            database = components.Database(f"{name}-db", components.DatabaseArgs(
+                where=where, server_name=config.database_server(settings), subnet_id=network.database_subnet.id,
+                vnet_id=network.vnet.id, password=settings.secrets.database_password, sku=config.DATABASE_SKU,
+            ))
+        values = cloud_program.stored_values(settings, database.url if database else None)
+        secret_store = components.SecretStore(
             f"{name}-secrets",
-            SecretStoreArgs(
-                where=where,
-                vault_name=config.vault_name(settings),
-                tenant_id=client.tenant_id,
-                subscription_id=client.subscription_id,
-                values=values,
+            components.SecretStoreArgs(
+                where=where, vault_name=config.vault_name(settings), tenant_id=client.tenant_id,
+                subscription_id=client.subscription_id, values=values,
                 readers={role: (principals[role], cloud.role_secret_keys(role, settings)) for role in roles},
             ),
         )
 
-        def server_args(role: str, private_ip: str, vm_size: str, disk_gb: int) -> ServerArgs:
-            return ServerArgs(
-                where=where,
-                subnet_id=network.public_subnet.id,
-                private_ip=private_ip,
-                vm_size=vm_size,
-                image=config.IMAGE,
-                identity_id=identities.by_role[role].id,
-                admin_user=config.ADMIN_USER,
-                admin_public_key=_admin_key(settings),
-                user_data=lambda address: user_data_output(role, settings, address),
-                disk_gb=disk_gb,
-                depends_on=[*secret_store.grants, *storage.grants, *shipped],
+        def server_args(role: str, private_ip: str, vm_size: str, disk_gb: int) -> components.ServerArgs:
+            return components.ServerArgs(
+                where=where, subnet_id=network.public_subnet.id, private_ip=private_ip, vm_size=vm_size,
+                image=config.IMAGE, identity_id=identities.by_role[role].id, admin_user=config.ADMIN_USER,
+                admin_public_key=_admin_key(settings), user_data=CLOUD_INIT.server_user_data(role, settings),
+                disk_gb=disk_gb, depends_on=[*secret_store.grants, *storage.grants, *shipped],
             )
 
-        node.boot(server_args("node", cloud.NODE_PRIVATE_IP, config.node_vm_size(settings), settings.disk_gb))
-        workers = WorkerPool(
+        node.boot(server_args("node", cloud.NODE_PRIVATE_IP, settings.node_instance_type or config.NODE_VM_SIZE,
+                              settings.disk_gb))
+        workers = components.WorkerPool(
             f"{name}-workers",
-            WorkerPoolArgs(
+            components.WorkerPoolArgs(
                 where=where,
                 count=settings.workers,
                 subnet_id=network.worker_subnet.id,
-                vm_size=config.worker_vm_size(settings),
+                vm_size=settings.worker_instance_type or config.WORKER_VM_SIZE,
                 image=config.IMAGE,
                 identity_id=identities.by_role["worker"].id,
                 admin_user=config.ADMIN_USER,
                 admin_public_key=_admin_key(settings),
-                user_data=user_data("worker", settings),
+                user_data=CLOUD_INIT.user_data("worker", settings),
                 disk_gb=settings.disk_gb,
                 depends_on=[*secret_store.grants, *storage.grants, *shipped],
             ),
         )
 
-        pulumi.export("url", node.public_ip.apply(lambda ip: f"https://{settings.domain or ip}"))
-        pulumi.export("node_public_ip", node.public_ip)
-        pulumi.export("storage_account", storage.account.name)
-        pulumi.export("bucket", config.CONTAINER)
-        pulumi.export("tls_root_object", config.CA_OBJECT)
-        pulumi.export("workers", settings.workers)
-        pulumi.export("worker_group", workers.scale_set.name)
-        pulumi.export("region", settings.region)
-        pulumi.export("subscription_id", client.subscription_id)
-        pulumi.export("resource_group", group.name)
-        pulumi.export("node_vm", node.vm.name)
-        pulumi.export("gridctl_version", build.version)
-        pulumi.export("gridctl_wheel_sha256", build.wheel_sha256)
-        if database is not None:
-            pulumi.export("database_address", database.server.fully_qualified_domain_name)
         if service is not None:
             service.boot(server_args("network", cloud.NETWORK_PRIVATE_IP, config.NETWORK_VM_SIZE, 30))
-            pulumi.export("network_url", service.public_ip.apply(lambda ip: f"https://{ip}"))
+        cloud_program.export_outputs(
+            settings, node_public_ip=node.public_ip, bucket=config.CONTAINER, worker_group=workers.scale_set.name,
+            database_address=database.server.fully_qualified_domain_name if database else None,
+            network_public_ip=service.public_ip if service else None, storage_account=storage.account.name,
+            subscription_id=client.subscription_id, resource_group=group.name, node_vm=node.vm.name,
+        )
 
     return program
 
@@ -241,12 +176,5 @@ def offline_outputs(resource_type: str, name: str, inputs: Any) -> dict[str, Any
 
 def plan(settings: CloudSettings, *, redact: bool = True) -> list[DeclaredResource]:
     """The resources ``build(settings)`` declares, computed offline."""
-    return plan_offline(
-        build(settings),
-        project="gridctl",
-        stack=settings.name,
-        calls=offline_calls(settings),
-        secret_values=settings.secrets.values(),
-        redact=redact,
-        computed=offline_outputs,
-    )
+    return cloud_program.offline_plan(build(settings), settings, calls=offline_calls(settings),
+                                      computed=offline_outputs, redact=redact)

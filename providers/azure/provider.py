@@ -12,6 +12,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any, ClassVar
 
+from providers import cloud
 from providers.azure import config
 from providers.base import DeploymentRecord, DeploymentSpec, ProviderError
 from providers.cloud import CloudSettings
@@ -40,8 +41,6 @@ def throwaway_public_key() -> str:
 class AzureProvider(CloudProvider):
     name = "azure"
     config: ClassVar[ModuleType] = config
-    program_module = "providers.azure.program"
-    default_region: ClassVar[str] = config.DEFAULT_REGION
 
     def credential_problem(self) -> str | None:
         if any_env(config.CREDENTIAL_ENV):
@@ -116,7 +115,7 @@ class AzureProvider(CloudProvider):
         from azure.core.exceptions import ClientAuthenticationError
         from azure.identity import DefaultAzureCredential
 
-        key = config.NETWORK_CA_OBJECT if role == "network" else config.CA_OBJECT
+        key = cloud.ca_object(role)
         account = str(outputs.get("storage_account") or config.storage_account(settings))
         try:
             token = DefaultAzureCredential().get_token("https://storage.azure.com/.default").token

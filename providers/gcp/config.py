@@ -13,8 +13,6 @@ WORKER_MACHINE_TYPE = "c3-standard-4"  # 4 vCPU, 16 GiB per Worker
 NETWORK_MACHINE_TYPE = "e2-small"
 DATABASE_TIER = "db-custom-1-3840"
 IMAGE = "ubuntu-os-cloud/ubuntu-2404-lts-amd64"  # the image family: the current Ubuntu 24.04
-CA_OBJECT = "gridctl/tls-root.crt"
-NETWORK_CA_OBJECT = "gridctl/network-tls-root.crt"
 SERVICES_RANGE = ("10.43.0.0", 20)  # private services access for Cloud SQL
 CREDENTIAL_ENV = ("GOOGLE_APPLICATION_CREDENTIALS", "GOOGLE_CREDENTIALS", "CLOUDSDK_AUTH_ACCESS_TOKEN")
 PROJECT_ENV = ("GOOGLE_CLOUD_PROJECT", "GOOGLE_PROJECT", "CLOUDSDK_CORE_PROJECT")
@@ -26,14 +24,6 @@ def secret_id(settings: CloudSettings, key: str) -> str:
 
 def bucket_name(settings: CloudSettings) -> str:
     return settings.global_name("tensors", max_length=63)
-
-
-def node_machine_type(settings: CloudSettings) -> str:
-    return settings.node_instance_type or NODE_MACHINE_TYPE
-
-
-def worker_machine_type(settings: CloudSettings) -> str:
-    return settings.worker_instance_type or WORKER_MACHINE_TYPE
 
 
 SERVICE_ACCOUNT_ID_MAX = 30  # GCP: 6-30 characters, [a-z][-a-z0-9]*[a-z0-9]

@@ -1,8 +1,6 @@
-"""The GCP Pulumi program of a deployment, and its offline plan.
-
-``build(settings)`` returns the inline program the StackRunner hands to the Automation API;
-``plan(settings)`` runs the same program under Pulumi's mocks. Imports Pulumi: only the runner and plan
-paths import this module.
+"""The GCP Pulumi program of a deployment: a VPC network with Cloud NAT for the Workers, a Cloud Storage bucket,
+Secret Manager, a service account per machine, the Node's and the Network's instances and the Workers' managed
+instance group. What every cloud's program shares is in providers/cloud_program.py.
 """
 
 from __future__ import annotations
@@ -13,29 +11,10 @@ from typing import Any
 import pulumi
 import pulumi_gcp as gcp
 
-from providers import cloud
+from providers import cloud, cloud_program
 from providers.cloud import CloudSettings
-from providers.gcp import config
-from providers.gcp.components import (
-    Database,
-    DatabaseArgs,
-    MachineIdentity,
-    MachineIdentityArgs,
-    NetworkService,
-    Node,
-    PrivateNetwork,
-    PrivateNetworkArgs,
-    SecretStore,
-    SecretStoreArgs,
-    ServerArgs,
-    Storage,
-    StorageArgs,
-    WorkerPool,
-    WorkerPoolArgs,
-)
+from providers.gcp import components, config
 from providers.stack import DeclaredResource
-from providers.stack import plan as plan_offline
-from templates.render import render
 
 
 def _project(settings: CloudSettings) -> str:
@@ -46,35 +25,20 @@ def _project(settings: CloudSettings) -> str:
 
 def machine_context(role: str, settings: CloudSettings, public_address: str = "") -> dict[str, Any]:
     return cloud.machine_context(
-        settings,
-        public_address=public_address,
-        role=role,
-        cloud=config.CLOUD,
-        secrets=cloud.role_secrets(role, settings, lambda key: config.secret_id(settings, key)),
-        bucket=config.bucket_name(settings),
-        project=_project(settings),
-        ca_object=config.NETWORK_CA_OBJECT if role == "network" else config.CA_OBJECT,
-        object_store_url=f"gs://{config.bucket_name(settings)}",
-        identity_note="the instance's service account",
+        settings, cloud=config.CLOUD, role=role, secret_reference=lambda key: config.secret_id(settings, key),
+        bucket=config.bucket_name(settings), public_address=public_address, project=_project(settings),
+        object_store_url=f"gs://{config.bucket_name(settings)}", identity_note="the instance's service account",
     )
 
 
-def user_data(role: str, settings: CloudSettings, public_address: str = "") -> str:
-    """The cloud-init a ``role`` machine boots with, rendered from ``templates/cloud-init/<role>.yaml.j2``."""
-    return render(f"cloud-init/{role}.yaml.j2", **machine_context(role, settings, public_address))
-
-
-def user_data_output(role: str, settings: CloudSettings, public_address: pulumi.Input[str]) -> pulumi.Output[str]:
-    """The user-data of a machine whose public address the program allocates (Caddy serves on it)."""
-    return pulumi.Output.from_input(public_address).apply(lambda address: user_data(role, settings, address))
+CLOUD_INIT = cloud_program.CloudInit(machine_context)
 
 
 def build(settings: CloudSettings) -> Callable[[], None]:
     """The inline Pulumi program for ``settings``."""
 
     def program() -> None:
-        name = settings.name
-        labels = settings.labels
+        name, labels = settings.name, settings.labels
         project = _project(settings)
         provider = gcp.Provider(f"{name}-gcp", project=project, region=settings.region, default_labels=labels)
         with_provider = pulumi.ResourceOptions(provider=provider)
@@ -83,65 +47,50 @@ def build(settings: CloudSettings) -> Callable[[], None]:
         ).names[0]
         tag = lambda role: config.network_tag(settings, role)  # noqa: E731
 
-        network = PrivateNetwork(
+        network = components.PrivateNetwork(
             f"{name}-net",
-            PrivateNetworkArgs(
-                public_subnet_cidr=cloud.PUBLIC_SUBNET_CIDR,
-                worker_subnet_cidr=cloud.WORKER_SUBNET_CIDR,
-                region=settings.region,
-                allow_cidrs=settings.allow_cidrs,
-                ssh_cidrs=settings.ssh_cidrs,
-                node_tag=tag("node"),
-                worker_tag=tag("worker"),
-                network_service_tag=tag("network"),
-                private_services=settings.managed_database,
-                services_range=config.SERVICES_RANGE,
-                labels=labels,
-                acme=bool(settings.domain),
-                nat=settings.workers > 0,
+            components.PrivateNetworkArgs(
+                public_subnet_cidr=cloud.PUBLIC_SUBNET_CIDR, worker_subnet_cidr=cloud.WORKER_SUBNET_CIDR,
+                region=settings.region, allow_cidrs=settings.allow_cidrs, ssh_cidrs=settings.ssh_cidrs,
+                node_tag=tag("node"), worker_tag=tag("worker"), network_service_tag=tag("network"),
+                private_services=settings.managed_database, services_range=config.SERVICES_RANGE, labels=labels,
+                acme=bool(settings.domain), nat=settings.workers > 0,
             ),
             opts=with_provider,
         )
-        storage = Storage(
+        storage = components.Storage(
             f"{name}-storage",
-            StorageArgs(bucket_name=config.bucket_name(settings), location=settings.region, labels=labels),
+            components.StorageArgs(bucket_name=config.bucket_name(settings), location=settings.region, labels=labels),
             opts=with_provider,
         )
-        build = cloud.require_build(settings)
-        shipped = [storage.put_file(f"{name}-build-wheel", build.object_key("wheel"), build.wheel_path),
-                   storage.put_file(f"{name}-build-constraints", build.object_key("constraints"),
-                                    build.constraints_path)]
+        shipped = cloud_program.ship_build(settings, storage.put_file)
 
-        values: dict[str, pulumi.Input[str]] = dict(cloud.stored_secrets(settings))
         database = None
         if settings.managed_database:
             assert network.services_connection is not None
-            database = Database(
+            database = components.Database(
                 f"{name}-db",
-                DatabaseArgs(
-                    region=settings.region,
-                    network_id=network.network.id,
-                    password=settings.secrets.database_password,
-                    labels=labels,
-                    tier=config.DATABASE_TIER,
+                components.DatabaseArgs(
+                    region=settings.region, network_id=network.network.id,
+                    password=settings.secrets.database_password, labels=labels, tier=config.DATABASE_TIER,
                     depends_on=[network.services_connection],
                 ),
                 opts=with_provider,
             )
-            values[cloud.DATABASE_URL] = database.url
-        secrets = SecretStore(
+        values = cloud_program.stored_values(settings, database.url if database else None)
+        secrets = components.SecretStore(
             f"{name}-secrets",
-            SecretStoreArgs(ids={key: config.secret_id(settings, key) for key in values}, values=values, labels=labels),
+            components.SecretStoreArgs(ids={key: config.secret_id(settings, key) for key in values}, values=values,
+                                       labels=labels),
             opts=with_provider,
         )
 
-        identities: dict[str, MachineIdentity] = {}
-        roles = ["node", "worker"] + (["network"] if settings.network else [])
-        for role in roles:
-            identity = MachineIdentity(
+        identities: dict[str, components.MachineIdentity] = {}
+        for role in cloud.roles(settings):
+            identity = components.MachineIdentity(
                 f"{name}-{role}",
-                MachineIdentityArgs(account_id=config.service_account_id(settings, role),
-                                    description=f"gridctl {name} {role}"),
+                components.MachineIdentityArgs(account_id=config.service_account_id(settings, role),
+                                               description=f"gridctl {name} {role}"),
                 opts=with_provider,
             )
             secrets.grant(f"{name}-{role}", identity.member, *cloud.role_secret_keys(role, settings))
@@ -150,35 +99,31 @@ def build(settings: CloudSettings) -> Callable[[], None]:
         # Workers read the build they install and the tensors their jobs use; they write nothing.
         storage.grant(f"{name}-worker", identities["worker"].member, role="roles/storage.objectViewer")
 
-        node = Node(
+        def server_args(role: str, private_ip: str, machine_type: str, disk_gb: int) -> components.ServerArgs:
+            return components.ServerArgs(
+                zone=zone, region=settings.region, subnet_id=network.public_subnet.id, private_ip=private_ip,
+                machine_type=machine_type, image=config.IMAGE, service_account=identities[role].email,
+                user_data=CLOUD_INIT.server_user_data(role, settings), disk_gb=disk_gb, network_tag=tag(role),
+                labels=labels, depends_on=shipped,
+            )
+
+        node = components.Node(
             f"{name}-node",
-            ServerArgs(
-                zone=zone,
-                region=settings.region,
-                subnet_id=network.public_subnet.id,
-                private_ip=cloud.NODE_PRIVATE_IP,
-                machine_type=config.node_machine_type(settings),
-                image=config.IMAGE,
-                service_account=identities["node"].email,
-                user_data=lambda address: user_data_output("node", settings, address),
-                disk_gb=settings.disk_gb,
-                network_tag=tag("node"),
-                labels=labels,
-                depends_on=shipped,
-            ),
+            server_args("node", cloud.NODE_PRIVATE_IP, settings.node_instance_type or config.NODE_MACHINE_TYPE,
+                        settings.disk_gb),
             opts=with_provider,
         )
-        workers = WorkerPool(
+        workers = components.WorkerPool(
             f"{name}-workers",
-            WorkerPoolArgs(
+            components.WorkerPoolArgs(
                 count=settings.workers,
                 zone=zone,
                 region=settings.region,
                 subnet_id=network.worker_subnet.id,
-                machine_type=config.worker_machine_type(settings),
+                machine_type=settings.worker_instance_type or config.WORKER_MACHINE_TYPE,
                 image=config.IMAGE,
                 service_account=identities["worker"].email,
-                user_data=user_data("worker", settings),
+                user_data=CLOUD_INIT.user_data("worker", settings),
                 disk_gb=settings.disk_gb,
                 network_tag=tag("worker"),
                 labels=labels,
@@ -187,48 +132,27 @@ def build(settings: CloudSettings) -> Callable[[], None]:
             opts=with_provider,
         )
 
-        pulumi.export("url", node.public_ip.apply(lambda ip: f"https://{settings.domain or ip}"))
-        pulumi.export("node_public_ip", node.public_ip)
-        pulumi.export("bucket", storage.bucket.name)
-        pulumi.export("tls_root_object", config.CA_OBJECT)
-        pulumi.export("workers", settings.workers)
-        pulumi.export("worker_group", workers.group.name)
-        pulumi.export("region", settings.region)
-        pulumi.export("project", project)
-        pulumi.export("zone", zone)
-        pulumi.export("node_instance", node.instance.name)
-        pulumi.export("gridctl_version", build.version)
-        pulumi.export("gridctl_wheel_sha256", build.wheel_sha256)
-        if database is not None:
-            pulumi.export("database_address", database.instance.private_ip_address)
-
+        service = None
         if settings.network:
             storage.grant(f"{name}-network", identities["network"].member)
-            service = NetworkService(
+            service = components.NetworkService(
                 f"{name}-network",
-                ServerArgs(
-                    zone=zone,
-                    region=settings.region,
-                    subnet_id=network.public_subnet.id,
-                    private_ip=cloud.NETWORK_PRIVATE_IP,
-                    machine_type=config.NETWORK_MACHINE_TYPE,
-                    image=config.IMAGE,
-                    service_account=identities["network"].email,
-                    user_data=lambda address: user_data_output("network", settings, address),
-                    disk_gb=20,
-                    network_tag=tag("network"),
-                    labels=labels,
-                    depends_on=shipped,
-                ),
+                server_args("network", cloud.NETWORK_PRIVATE_IP, config.NETWORK_MACHINE_TYPE, 20),
                 opts=with_provider,
             )
-            pulumi.export("network_url", service.public_ip.apply(lambda ip: f"https://{ip}"))
             # The Node joins its Network (deploy does it) and the Network reads the Node's statistics: each
             # machine's 443 also accepts the other's external address, and nothing more.
             network.allow_https_from_peer("network-https-from-node", tag("network"), node.public_ip,
                                           "the Network's API over TLS from its Node")
             network.allow_https_from_peer("node-https-from-network", tag("node"), service.public_ip,
                                           "the Node's API over TLS from its Network")
+
+        cloud_program.export_outputs(
+            settings, node_public_ip=node.public_ip, bucket=storage.bucket.name, worker_group=workers.group.name,
+            database_address=database.instance.private_ip_address if database else None,
+            network_public_ip=service.public_ip if service else None, project=project, zone=zone,
+            node_instance=node.instance.name,
+        )
 
     return program
 
@@ -262,12 +186,5 @@ def offline_outputs(settings: CloudSettings) -> Callable[[str, str, Any], dict[s
 
 def plan(settings: CloudSettings, *, redact: bool = True) -> list[DeclaredResource]:
     """The resources ``build(settings)`` declares, computed offline."""
-    return plan_offline(
-        build(settings),
-        project="gridctl",
-        stack=settings.name,
-        calls=offline_calls(settings),
-        secret_values=settings.secrets.values(),
-        redact=redact,
-        computed=offline_outputs(settings),
-    )
+    return cloud_program.offline_plan(build(settings), settings, calls=offline_calls(settings),
+                                      computed=offline_outputs(settings), redact=redact)

@@ -13,6 +13,7 @@ from types import ModuleType
 from typing import Any, ClassVar
 from urllib.parse import quote
 
+from providers import cloud
 from providers.base import DeploymentSpec, ProviderError
 from providers.cloud import CloudSettings
 from providers.cloud_provider import PLACEHOLDER_PROJECT, CloudProvider, any_env, home_file, require_modules
@@ -46,8 +47,6 @@ def default_project() -> str | None:
 class GcpProvider(CloudProvider):
     name = "gcp"
     config: ClassVar[ModuleType] = config
-    program_module = "providers.gcp.program"
-    default_region: ClassVar[str] = config.DEFAULT_REGION
 
     def credential_problem(self) -> str | None:
         if any_env(config.CREDENTIAL_ENV) or (gcloud_dir() / "application_default_credentials.json").is_file():
@@ -116,7 +115,7 @@ class GcpProvider(CloudProvider):
         import google.auth.transport.requests
         import httpx
 
-        key = config.NETWORK_CA_OBJECT if role == "network" else config.CA_OBJECT
+        key = cloud.ca_object(role)
         bucket = str(outputs.get("bucket") or config.bucket_name(settings))
         try:
             credentials, _ = google.auth.default(scopes=["https://www.googleapis.com/auth/devstorage.read_only"])
