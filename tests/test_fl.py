@@ -450,3 +450,34 @@ class TestRecoveryAtStart:
         assert orphan not in store.keys("fl/checkpoints/") and len(list(store.keys("fl/checkpoints/"))) == 1
         assert checkpoints(client, owner) == [kept]
         assert report_.rows_without_blob == []
+
+
+class TestShutdown:
+    def test_a_node_stopping_while_a_settling_round_queries_waits_for_it_and_stops(
+        self, node_settings: Any, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        """A round's query runs in a worker thread; cancelling the loop under it closed its session from another
+        thread, and the error that raised was taken for a failed round: the loop went on and shutdown hung."""
+        import threading
+
+        from grid_runtime.node.app import create_app
+        from grid_runtime.node.fl import router, service
+
+        querying, finished = threading.Event(), threading.Event()
+        due = service.due_processes
+
+        def slow_due(session: Any) -> list[int]:
+            querying.set()
+            time.sleep(1.0)  # the shutdown arrives while this runs
+            found = due(session)
+            finished.set()
+            return found
+
+        monkeypatch.setattr(router, "SETTLE_INTERVAL_SECONDS", 0.05)
+        monkeypatch.setattr(service, "due_processes", slow_due)
+        started = time.monotonic()
+        with TestClient(create_app(node_settings)):
+            assert querying.wait(10)
+        assert finished.is_set()  # the round under way finished before the Node stopped
+        assert time.monotonic() - started < 10
+        assert "could not settle FL cycles" not in caplog.text

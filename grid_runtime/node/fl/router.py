@@ -99,12 +99,21 @@ async def settle_due(app: Any) -> None:
 
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-    """The periodic settling of cycles whose time is up."""
+    """The periodic settling of cycles whose time is up.
+
+    At shutdown the loop is asked to stop, never cancelled: a cancellation landing while a round's query runs in a
+    worker thread would close its session under that thread (and an error raised by that must not be taken for a
+    failed round, looping on after shutdown). A round under way finishes first; the wait between rounds ends at
+    once."""
     app.state.fl_locks = {}
+    stopping = asyncio.Event()
 
     async def loop() -> None:
-        while True:
-            await asyncio.sleep(SETTLE_INTERVAL_SECONDS)
+        while not stopping.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stopping.wait(), SETTLE_INTERVAL_SECONDS)
+            if stopping.is_set():
+                return
             try:
                 await settle_due(app)
             except Exception:  # the next round tries again; a request settles its own process meanwhile
@@ -114,9 +123,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     try:
         yield
     finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        stopping.set()
+        await task
 
 
 router = APIRouter(tags=["federated learning"], lifespan=lifespan)
