@@ -4,6 +4,21 @@ import { useState } from "preact/hooks";
 
 let counter = 0;
 
+/** A control's id (unique on the page) and its hint's id (when it has a hint). */
+function useFieldIds(name: string, hint?: string): [string, string | undefined] {
+  const [id] = useState(() => `field-${name}-${(counter += 1)}`);
+  return [id, hint ? `${id}-hint` : undefined];
+}
+
+/** A control's hint, which the control names with aria-describedby. */
+function Hint({ id, text }: { id?: string; text?: string }) {
+  return text ? (
+    <small id={id} class="hint">
+      {text}
+    </small>
+  ) : null;
+}
+
 export function Field(props: {
   label: string;
   hint?: string;
@@ -16,8 +31,7 @@ export function Field(props: {
   step?: string;
   name: string;
 }) {
-  const [id] = useState(() => `field-${props.name}-${(counter += 1)}`);
-  const hintId = props.hint ? `${id}-hint` : undefined;
+  const [id, hintId] = useFieldIds(props.name, props.hint);
   return (
     <div class="field">
       <label for={id}>{props.label}</label>
@@ -33,11 +47,7 @@ export function Field(props: {
         aria-describedby={hintId}
         onInput={(e: JSX.TargetedEvent<HTMLInputElement>) => props.onInput(e.currentTarget.value)}
       />
-      {props.hint ? (
-        <small id={hintId} class="hint">
-          {props.hint}
-        </small>
-      ) : null}
+      <Hint id={hintId} text={props.hint} />
     </div>
   );
 }
@@ -52,8 +62,7 @@ export function TextAreaField(props: {
   rows?: number;
   placeholder?: string;
 }) {
-  const [id] = useState(() => `field-${props.name}-${(counter += 1)}`);
-  const hintId = props.hint ? `${id}-hint` : undefined;
+  const [id, hintId] = useFieldIds(props.name, props.hint);
   return (
     <div class="field">
       <label for={id}>{props.label}</label>
@@ -67,11 +76,7 @@ export function TextAreaField(props: {
         aria-describedby={hintId}
         onInput={(e: JSX.TargetedEvent<HTMLTextAreaElement>) => props.onInput(e.currentTarget.value)}
       />
-      {props.hint ? (
-        <small id={hintId} class="hint">
-          {props.hint}
-        </small>
-      ) : null}
+      <Hint id={hintId} text={props.hint} />
     </div>
   );
 }
