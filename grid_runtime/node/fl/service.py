@@ -32,7 +32,6 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from grid_runtime.compute.contracts import MAX_INITIAL_WEIGHT
-from grid_runtime.compute.spec import layer_table
 from grid_runtime.core.database import utcnow
 from grid_runtime.core.errors import AlreadyExists, Conflict, Forbidden, InvalidInput, NotFound
 from grid_runtime.core.lazy import LazyModule
@@ -213,6 +212,8 @@ def aggregated_on(session: Session, process: FLProcess) -> dict[int, str]:
 
 
 def process_detail(session: Session, process: FLProcess) -> schemas.ProcessDetailOut:
+    from grid_runtime.compute.spec import layer_table  # off the Node's start path (tests/test_node_startup.py)
+
     cycles = session.scalars(select(FLCycle).where(FLCycle.process_id == process.id).order_by(FLCycle.number))
     where = aggregated_on(session, process)
     return schemas.ProcessDetailOut(**process_out(process).model_dump(),
