@@ -80,7 +80,7 @@ export function accounts(): Accounts {
   return ACCOUNTS[kind];
 }
 
-interface NetworkUser {
+export interface NetworkUser {
   id: number;
   email: string;
   full_name: string;
@@ -89,7 +89,7 @@ interface NetworkUser {
   created_at: string;
 }
 
-interface NetworkRole {
+export interface NetworkRole {
   id: number;
   name: string;
   capabilities: string[];

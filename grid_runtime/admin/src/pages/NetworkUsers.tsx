@@ -6,21 +6,8 @@ import { useSigned } from "../context";
 import { useLoad, when } from "../data";
 import { ErrorNote } from "../explain";
 import { Field, SelectField } from "../form";
+import type { NetworkRole, NetworkUser } from "../service";
 import { LoadState, Status, Table, useAction } from "../ui";
-
-interface NetworkUser {
-  id: number;
-  email: string;
-  full_name: string;
-  role: string;
-  disabled: boolean;
-  created_at: string;
-}
-
-interface NetworkRole {
-  id: number;
-  name: string;
-}
 
 export function NetworkUsers() {
   const { me } = useSigned();
