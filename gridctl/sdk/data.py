@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Generic, TypeVar, overload
@@ -129,11 +130,12 @@ def _ints(value: Any) -> list[int]:
     return [int(d) for d in value or []]
 
 
-class _Record:
+class _Record(ABC):
     """Something the Node described in JSON (``_json()``); its common fields are read-only ``_Field``s."""
 
+    @abstractmethod
     def _json(self) -> Json:
-        raise NotImplementedError
+        """The Node's JSON for this record, as last read."""
 
     @property
     def id(self) -> int:
